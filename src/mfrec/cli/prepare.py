@@ -1,0 +1,119 @@
+"""``Data_processing.py`` / ``mfrec prepare``: a MovieLens or synthetic dataset into Training_data/."""
+
+from __future__ import annotations
+
+import click
+
+from mfrec.cli.common import echo_table, friendly_errors
+
+DATASETS = (
+    "synthetic", "ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "ml-latest-small", "ml-latest",
+)
+SPLITS = ("random", "user-last", "time", "none", "u1", "u2", "u3", "u4", "u5", "ua", "ub")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--dataset", type=click.Choice(DATASETS), default="synthetic", show_default=True,
+              help="Which dataset. 'synthetic' is generated here and needs no files.")
+@click.option("--source", type=click.Path(), default=None,
+              help="An extracted MovieLens folder or the GroupLens zip. Without it, the dataset is downloaded into --data-dir.")
+@click.option("--data-dir", type=click.Path(), default="Data", show_default=True, help="Where downloads go.")
+@click.option("--split", "split_method", type=click.Choice(SPLITS), default="random", show_default=True,
+              help="random: by --test-fraction; user-last: each user's latest --holdout ratings; "
+                   "time: a global --cutoff; u1..u5, ua, ub: ml-100k's canonical files; none: all train.")
+@click.option("--test-fraction", type=float, default=0.2, show_default=True, help="Test share (random, time).")
+@click.option("--val-fraction", type=float, default=0.0, show_default=True,
+              help="Validation share (random, time), or with user-last a validation block as large as the test one.")
+@click.option("--holdout", type=float, default=1.0, show_default=True,
+              help="user-last: ratings per user held out (>= 1) or a fraction of each user's ratings (< 1).")
+@click.option("--cutoff", type=float, default=None, help="time: unix timestamp; ratings at or after it are test.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed for the split and the synthetic generator.")
+@click.option("--name", default=None, help="Folder name under Training_data/ (default: DATASET-SPLIT).")
+@click.option("--root", type=click.Path(), default="Training_data", show_default=True, help="Where prepared datasets go.")
+@click.option("--min-user-ratings", type=int, default=0, show_default=True, help="Drop users with fewer ratings (iterated with the movie filter).")
+@click.option("--min-movie-ratings", type=int, default=0, show_default=True, help="Drop movies with fewer ratings.")
+@click.option("--shape", type=click.Choice(["ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m"]), default="ml-1m",
+              show_default=True, help="synthetic: size preset (users, movies, ratings) of a real dataset.")
+@click.option("--ratings", "n_ratings", type=int, default=None, help="synthetic: number of ratings (overrides --shape).")
+@click.option("--users", "n_users", type=int, default=None, help="synthetic: number of users (overrides --shape).")
+@click.option("--movies", "n_movies", type=int, default=None, help="synthetic: number of movies (overrides --shape).")
+@click.option("--half-stars/--whole-stars", default=None,
+              help="synthetic: ratings 0.5..5 in half stars (default for ml-20m shapes and larger) or 1..5.")
+@click.option("--write-raw", type=click.Path(), default=None,
+              help="synthetic: also write the raw files into this folder in --raw-format, so the real readers can be exercised.")
+@click.option("--raw-format", type=click.Choice(["ml-25m", "ml-1m"]), default="ml-25m", show_default=True,
+              help="Layout for --write-raw: ml-25m CSV files or ml-1m '::' .dat files.")
+@click.option("--analyze", is_flag=True, help="Afterwards, print statistics and write figures (same as `mfrec analyze`).")
+@click.option("--quiet", is_flag=True, help="Only the summary.")
+@friendly_errors
+def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction, holdout, cutoff, seed, name, root,
+            min_user_ratings, min_movie_ratings, shape, n_ratings, n_users, n_movies, half_stars, write_raw,
+            raw_format, analyze, quiet):
+    """Prepare a dataset into Training_data/<name>/ and print a short summary.
+
+    \b
+    Examples:
+      python Data_processing.py                                  # ~1M synthetic ratings (ML-1M shape)
+      python Data_processing.py --dataset ml-100k --source ../shared/data/ml-100k --split u1
+      python Data_processing.py --dataset ml-1m --source ml-1m.zip --split user-last --holdout 5
+      python Data_processing.py --shape ml-25m --write-raw Data/synth-25m   # 25M ratings + raw CSVs
+    """
+    import time
+
+    from mfrec.data.prepare import prepare as run_prepare
+    from mfrec.data.splits import SplitSpec
+    from mfrec.errors import DataError
+
+    t0 = time.perf_counter()
+    say = (lambda msg: None) if quiet else (lambda msg: click.echo(f"[{time.perf_counter() - t0:6.1f}s] {msg}", err=True))
+    spec = SplitSpec(split_method, test_fraction, val_fraction, holdout, cutoff, seed)
+    spec.validate()
+    canonical_test = None
+    if dataset == "synthetic":
+        from mfrec.data.synthetic import SHAPES, SyntheticSpec, generate
+
+        if source is not None:
+            raise DataError("--source is for MovieLens datasets; the synthetic dataset is generated")
+        su, sm, sr = SHAPES[shape]
+        hs = half_stars if half_stars is not None else shape in ("ml-20m", "ml-25m", "ml-32m")
+        synth = SyntheticSpec(n_users or su, n_movies or sm, n_ratings or sr, seed, half_stars=hs)
+        try:
+            synth.validate()
+        except ValueError as e:
+            raise DataError(str(e)) from None
+        say(f"generating {synth.n_ratings:,} synthetic ratings ({synth.n_users:,} users, {synth.n_movies:,} movies)")
+        raw = generate(synth)
+        if write_raw:
+            from mfrec.data.writers import write_raw as write_raw_files
+
+            path = write_raw_files(raw, write_raw, raw_format)
+            say(f"wrote raw {raw_format} files to {path}")
+    else:
+        from mfrec.data.movielens import canonical_test_pairs, read_dataset
+
+        if write_raw:
+            raise DataError("--write-raw is for the synthetic dataset")
+        raw = read_dataset(dataset, source=source, data_dir=data_dir, progress=say)
+        canonical_test = lambda split_name: canonical_test_pairs(raw, split_name)  # noqa: E731
+    out, summary = run_prepare(
+        raw, spec, name=name, root=root, min_user_ratings=min_user_ratings, min_movie_ratings=min_movie_ratings,
+        canonical_test=canonical_test, progress=say,
+    )
+    rows = [
+        ("dataset", f"{summary['dataset']} ({raw.source})"),
+        ("users", f"{summary['users']:,}"),
+        ("movies", f"{summary['movies']:,}"),
+        ("ratings", f"{summary['ratings']:,}"),
+        ("density", f"{summary['density']:.4%}"),
+        ("rating scale", f"{summary['rating_scale']}, mean {summary['mean_rating']:.3f}"),
+        ("genres", f"{summary['genres']}"),
+        ("split", f"{summary['split']}: train {summary['train']:,} / val {summary['val']:,} / test {summary['test']:,}"),
+        ("duplicates dropped", f"{summary['duplicates_dropped']:,}"),
+        ("filtered out", f"{summary['filtered_out']:,}"),
+        ("seconds", f"{time.perf_counter() - t0:.1f}"),
+    ]
+    echo_table(rows, title=f"Prepared {out}")
+    if analyze:
+        from mfrec.cli.analyze import run_analysis
+
+        run_analysis(str(out))

@@ -1,0 +1,38 @@
+"""Raw data as read from a source, before index mapping: what every reader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# The 18 ML-1M genres, in MovieLens' order. Later datasets add "IMAX" (and "(no genres listed)",
+# which mfrec reads as an empty genre list).
+ML_GENRES = (
+    "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War",
+    "Western",
+)
+NO_GENRES = {"(no genres listed)", "unknown", ""}
+
+
+@dataclass
+class RawData:
+    """Ratings and side tables keyed by the source's original ids.
+
+    ratings: polars frame ``userId`` Int64, ``movieId`` Int64, ``rating`` Float32, ``timestamp`` Int64.
+    movies:  ``movieId`` Int64, ``title`` Utf8, ``year`` Int32 (null when absent), ``genres`` List(Utf8).
+    users:   ``userId`` Int64 and demographics (``gender``, ``age``, ``occupation``, ``zip``) or None.
+    """
+
+    dataset: str
+    ratings: Any
+    movies: Any
+    users: Any | None
+    rating_scale: tuple[float, float]
+    rating_step: float
+    source: str
+    ratings_file: str = "ratings"
+    # canonical splits shipped with the source (ml-100k: u1..u5, ua, ub): name -> (base, test) files
+    canonical_splits: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)

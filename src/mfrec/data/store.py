@@ -1,0 +1,357 @@
+"""The ``Training_data/<name>/`` store: writing a prepared dataset atomically and loading it back.
+
+Layout (format version 1)::
+
+    manifest.json          source, counts, split, seed, rating scale, genres, checksums, offsets
+    user.npy   int32       user index of every rating        \\
+    movie.npy  int32       movie index                        | sorted by (split, user, timestamp):
+    rating.npy float32     rating                             | each split is one contiguous slice,
+    timestamp.npy int64    seconds since the epoch            / train first, then val, then test
+    train_user_indptr.npy  int64 (n_users+1)   CSR of the train split by user: the train slice of
+                                               movie.npy / rating.npy are its indices / values
+    train_movie_indptr.npy int64 (n_movies+1)  CSR of the train split by movie:
+    train_movie_user.npy   int32                 user indices, sorted by user within a movie
+    train_movie_rating.npy float32               ratings
+    genre_indptr.npy       int64 (n_movies+1)  movie x genre incidence (CSR)
+    genre_indices.npy      int32               genre indices into manifest["genres"]
+    movies.parquet         movie, movieId, title, year, genres (list of str)
+    users.parquet          user, userId, and gender/age/occupation/zip where the source has them
+
+Everything is ``.npy`` so that ``load`` memory-maps it; the split arrays are views of the mapped
+files, not copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mfrec.errors import DataError, UnknownIdError
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+DEFAULT_ROOT = Path("Training_data")
+
+_RATING_ARRAYS = {"user": np.int32, "movie": np.int32, "rating": np.float32, "timestamp": np.int64}
+
+
+class IdMap:
+    """Original ids (``userId``/``movieId``) <-> contiguous indices.
+
+    ``ids[index]`` is the original id; ``index_of`` raises ``UnknownIdError`` for an id it does not
+    know rather than returning -1.
+    """
+
+    def __init__(self, ids: np.ndarray, kind: str = "id"):
+        ids = np.asarray(ids, dtype=np.int64)
+        self.ids = ids
+        self.kind = kind
+        self._order = np.argsort(ids, kind="stable")
+        self._sorted = ids[self._order]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, original_id: object) -> bool:
+        try:
+            self.index_of(original_id)  # type: ignore[arg-type]
+        except (UnknownIdError, TypeError, ValueError):
+            return False
+        return True
+
+    def index_of(self, original_ids: Any) -> Any:
+        """Index (or array of indices) of original id(s); raises on any unknown id."""
+        scalar = np.ndim(original_ids) == 0
+        query = np.atleast_1d(np.asarray(original_ids, dtype=np.int64))
+        pos = np.searchsorted(self._sorted, query)
+        pos_clipped = np.minimum(pos, len(self._sorted) - 1)
+        ok = (pos < len(self._sorted)) & (self._sorted[pos_clipped] == query) if len(self._sorted) else np.zeros(len(query), bool)
+        if not np.all(ok):
+            bad = query[~ok][:5].tolist()
+            raise UnknownIdError(f"unknown {self.kind} id{'s' if len(bad) > 1 else ''}: {', '.join(map(str, bad))}")
+        idx = self._order[pos_clipped].astype(np.int32)
+        return int(idx[0]) if scalar else idx
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of the ratings: parallel arrays of user index, movie index, rating, timestamp."""
+
+    name: str
+    user: np.ndarray
+    movie: np.ndarray
+    rating: np.ndarray
+    timestamp: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rating)
+
+
+@dataclass(frozen=True)
+class CSR:
+    """Compressed rows: row r's entries are ``indices[indptr[r]:indptr[r+1]]`` with ``values``."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.indptr) - 1
+
+    def row_counts(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+
+class Dataset:
+    """A prepared dataset loaded from ``Training_data/<name>/``; arrays are memory-mapped."""
+
+    def __init__(self, path: str | os.PathLike, mmap: bool = True):
+        self.path = Path(path)
+        manifest_path = self.path / "manifest.json"
+        if not manifest_path.is_file():
+            raise DataError(f"{self.path} is not a prepared dataset (no manifest.json); run Data_processing.py first")
+        self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        version = self.manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise DataError(f"{manifest_path} has format version {version}; this mfrec reads version {FORMAT_VERSION}: prepare the data again")
+        mode = "r" if mmap else None
+        arrays = {k: self._npy(f"{k}.npy", mode) for k in _RATING_ARRAYS}
+        self.name: str = self.manifest["name"]
+        self.n_users: int = int(self.manifest["counts"]["users"])
+        self.n_movies: int = int(self.manifest["counts"]["movies"])
+        self.genres: list[str] = list(self.manifest["genres"])
+        self.rating_scale: tuple[float, float] = tuple(self.manifest["rating_scale"])  # type: ignore[assignment]
+        offsets = self.manifest["split_offsets"]  # name -> [start, stop]
+        self._splits: dict[str, Split] = {}
+        for split in SPLITS:
+            if split in offsets:
+                a, b = offsets[split]
+                self._splits[split] = Split(split, *(arrays[k][a:b] for k in _RATING_ARRAYS))
+        self.ratings = Split("all", *(arrays[k] for k in _RATING_ARRAYS))
+        train = self._splits["train"]
+        self.train_by_user = CSR(self._npy("train_user_indptr.npy", mode), train.movie, train.rating)
+        self.train_by_movie = CSR(
+            self._npy("train_movie_indptr.npy", mode),
+            self._npy("train_movie_user.npy", mode),
+            self._npy("train_movie_rating.npy", mode),
+        )
+        self.movie_genres = CSR(
+            self._npy("genre_indptr.npy", mode),
+            self._npy("genre_indices.npy", mode),
+            np.ones(0, np.float32),
+        )
+        self._movies = None
+        self._users = None
+        self._user_ids: IdMap | None = None
+        self._movie_ids: IdMap | None = None
+
+    # -- arrays -------------------------------------------------------------------------------
+    def _npy(self, fname: str, mode: str | None) -> np.ndarray:
+        f = self.path / fname
+        if not f.is_file():
+            raise DataError(f"{f} is missing: the prepared dataset is incomplete; prepare it again")
+        return np.load(f, mmap_mode=mode, allow_pickle=False)
+
+    @property
+    def train(self) -> Split:
+        return self._splits["train"]
+
+    @property
+    def test(self) -> Split | None:
+        return self._splits.get("test")
+
+    @property
+    def val(self) -> Split | None:
+        return self._splits.get("val")
+
+    def split(self, name: str) -> Split | None:
+        return self._splits.get(name)
+
+    @property
+    def genre_matrix(self):
+        """The movie x genre incidence as a ``scipy.sparse.csr_matrix`` of float32 ones."""
+        import scipy.sparse as sp
+
+        g = self.movie_genres
+        return sp.csr_matrix(
+            (np.ones(len(g.indices), np.float32), np.asarray(g.indices), np.asarray(g.indptr)),
+            shape=(self.n_movies, len(self.genres)),
+        )
+
+    # -- tables -------------------------------------------------------------------------------
+    @property
+    def movies(self):
+        """Polars table: movie (index), movieId, title, year, genres (list of str)."""
+        if self._movies is None:
+            import polars as pl
+
+            self._movies = pl.read_parquet(self.path / "movies.parquet")
+        return self._movies
+
+    @property
+    def users(self):
+        """Polars table: user (index), userId, and demographics where the source has them."""
+        if self._users is None:
+            import polars as pl
+
+            self._users = pl.read_parquet(self.path / "users.parquet")
+        return self._users
+
+    @property
+    def user_ids(self) -> IdMap:
+        if self._user_ids is None:
+            self._user_ids = IdMap(self.users["userId"].to_numpy(), "user")
+        return self._user_ids
+
+    @property
+    def movie_ids(self) -> IdMap:
+        if self._movie_ids is None:
+            self._movie_ids = IdMap(self.movies["movieId"].to_numpy(), "movie")
+        return self._movie_ids
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{s}={len(v):,}" for s, v in self._splits.items())
+        return f"Dataset({self.name!r}: {self.n_users:,} users, {self.n_movies:,} movies, {parts})"
+
+
+def resolve(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """A dataset folder from a path, or a name under ``Training_data/``."""
+    p = Path(name_or_path)
+    if (p / "manifest.json").is_file():
+        return p
+    base = Path(root) if root is not None else DEFAULT_ROOT
+    q = base / str(name_or_path)
+    if (q / "manifest.json").is_file():
+        return q
+    available = sorted(d.name for d in base.glob("*") if (d / "manifest.json").is_file()) if base.is_dir() else []
+    hint = f"; prepared datasets: {', '.join(available)}" if available else "; run Data_processing.py to prepare one"
+    raise DataError(f"no prepared dataset {str(name_or_path)!r} (looked for {p} and {q}){hint}")
+
+
+def load(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None, mmap: bool = True) -> Dataset:
+    """Load a prepared dataset by folder path or by name under ``Training_data/``."""
+    return Dataset(resolve(name_or_path, root), mmap=mmap)
+
+
+# -- writing -----------------------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def csr_from_rows(rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """indptr of a CSR whose entries are already grouped by row (rows sorted ascending)."""
+    counts = np.bincount(rows, minlength=n_rows)
+    indptr = np.zeros(n_rows + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return indptr
+
+
+def transpose_csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_cols: int):
+    """Regroup entries by column with a stable counting sort: (indptr, row_indices, values)."""
+    order = np.argsort(cols, kind="stable")
+    return csr_from_rows(cols, n_cols), rows[order].astype(np.int32), values[order]
+
+
+def write_dataset(
+    out_dir: str | os.PathLike,
+    *,
+    user: np.ndarray,
+    movie: np.ndarray,
+    rating: np.ndarray,
+    timestamp: np.ndarray,
+    split: np.ndarray,
+    n_users: int,
+    n_movies: int,
+    movies,
+    users,
+    genres: list[str],
+    genre_indptr: np.ndarray,
+    genre_indices: np.ndarray,
+    manifest: dict[str, Any],
+    presorted: bool = False,
+) -> Path:
+    """Write a dataset folder atomically: everything goes to a temporary sibling, renamed at the end.
+
+    ``split`` holds 0/1/2 (train/val/test) per rating. Unless ``presorted``, the ratings are sorted
+    by (split, user, timestamp) here. An existing ``out_dir`` is replaced only once the new one is
+    complete.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        if not presorted:
+            order = np.lexsort((timestamp, user, split))
+            user, movie, rating, timestamp, split = (a[order] for a in (user, movie, rating, timestamp, split))
+        counts = np.bincount(split, minlength=3)
+        bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
+        offsets = {name: [int(bounds[c]), int(bounds[c + 1])] for name, c in SPLIT_CODES.items() if counts[c] or name != "val"}
+        arrays = {
+            "user": user.astype(np.int32, copy=False),
+            "movie": movie.astype(np.int32, copy=False),
+            "rating": rating.astype(np.float32, copy=False),
+            "timestamp": timestamp.astype(np.int64, copy=False),
+        }
+        a, b = offsets["train"]
+        tu, tm, tr = arrays["user"][a:b], arrays["movie"][a:b], arrays["rating"][a:b]
+        arrays["train_user_indptr"] = csr_from_rows(tu, n_users)
+        mptr, muser, mrating = transpose_csr(tu, tm, tr, n_movies)
+        arrays["train_movie_indptr"], arrays["train_movie_user"], arrays["train_movie_rating"] = mptr, muser, mrating
+        arrays["genre_indptr"] = np.asarray(genre_indptr, np.int64)
+        arrays["genre_indices"] = np.asarray(genre_indices, np.int32)
+        checksums = {}
+        for key, arr in arrays.items():
+            np.save(tmp / f"{key}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+        movies.write_parquet(tmp / "movies.parquet")
+        users.write_parquet(tmp / "users.parquet")
+        for f in sorted(tmp.iterdir()):
+            checksums[f.name] = _sha256(f)
+        full = {
+            "format_version": FORMAT_VERSION,
+            **manifest,
+            "counts": {
+                "users": int(n_users),
+                "movies": int(n_movies),
+                "ratings": int(len(rating)),
+                **{name: stop - start for name, (start, stop) in offsets.items()},
+                **manifest.get("counts", {}),
+            },
+            "genres": list(genres),
+            "split_offsets": offsets,
+            "checksums": checksums,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(full, indent=2, default=_json_default) + "\n")
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
