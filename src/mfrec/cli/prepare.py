@@ -43,12 +43,15 @@ SPLITS = ("random", "user-last", "time", "none", "u1", "u2", "u3", "u4", "u5", "
               help="synthetic: also write the raw files into this folder in --raw-format, so the real readers can be exercised.")
 @click.option("--raw-format", type=click.Choice(["ml-25m", "ml-1m"]), default="ml-25m", show_default=True,
               help="Layout for --write-raw: ml-25m CSV files or ml-1m '::' .dat files.")
+@click.option("--ids-from", type=click.Path(), default=None,
+              help="synthetic: take movie ids, titles, genres and user ids, demographics from this ML-1M folder's "
+                   "movies.dat and users.dat, so --write-raw --raw-format ml-1m writes a ratings.dat over the real ids.")
 @click.option("--analyze", is_flag=True, help="Afterwards, print statistics and write figures (same as `mfrec analyze`).")
 @click.option("--quiet", is_flag=True, help="Only the summary.")
 @friendly_errors
 def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction, holdout, cutoff, seed, name, root,
             min_user_ratings, min_movie_ratings, shape, n_ratings, n_users, n_movies, half_stars, write_raw,
-            raw_format, analyze, quiet):
+            raw_format, ids_from, analyze, quiet):
     """Prepare a dataset into Training_data/<name>/ and print a short summary.
 
     \b
@@ -76,13 +79,21 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
             raise DataError("--source is for MovieLens datasets; the synthetic dataset is generated")
         su, sm, sr = SHAPES[shape]
         hs = half_stars if half_stars is not None else shape in ("ml-20m", "ml-25m", "ml-32m")
+        template_movies = template_users = None
+        if ids_from is not None:
+            from mfrec.data.movielens import read_id_template
+
+            if n_users is not None or n_movies is not None:
+                raise DataError("--ids-from takes the users and movies from its files; leave out --users and --movies")
+            template_movies, template_users = read_id_template(ids_from)
+            su, sm = template_users.height, template_movies.height
         synth = SyntheticSpec(n_users or su, n_movies or sm, n_ratings or sr, seed, half_stars=hs)
         try:
             synth.validate()
         except ValueError as e:
             raise DataError(str(e)) from None
         say(f"generating {synth.n_ratings:,} synthetic ratings ({synth.n_users:,} users, {synth.n_movies:,} movies)")
-        raw = generate(synth)
+        raw = generate(synth, movies=template_movies, users=template_users)
         if write_raw:
             from mfrec.data.writers import write_raw as write_raw_files
 
@@ -91,8 +102,8 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
     else:
         from mfrec.data.movielens import canonical_test_pairs, read_dataset
 
-        if write_raw:
-            raise DataError("--write-raw is for the synthetic dataset")
+        if write_raw or ids_from:
+            raise DataError("--write-raw and --ids-from are for the synthetic dataset")
         raw = read_dataset(dataset, source=source, data_dir=data_dir, progress=say)
         canonical_test = lambda split_name: canonical_test_pairs(raw, split_name)  # noqa: E731
     out, summary = run_prepare(

@@ -124,6 +124,17 @@ def canonical_test_pairs(raw: RawData, split_name: str):
     return pairs.with_columns(pl.col("userId").cast(pl.Int64), pl.col("movieId").cast(pl.Int64))
 
 
+def read_id_template(folder: str | Path):
+    """The movies and users tables of an ML-1M-style folder (movies.dat and users.dat; no ratings needed)."""
+    root = Path(folder)
+    movies_path, users_path = root / "movies.dat", root / "users.dat"
+    for p in (movies_path, users_path):
+        if not p.is_file():
+            raise DataError(f"--ids-from {root} has no {p.name} (it needs an ML-1M movies.dat and users.dat)")
+    movies, _ = read_dat_movies(movies_path, str(movies_path))
+    return movies, read_dat_users(users_path, str(users_path))
+
+
 # -- finding the files -------------------------------------------------------------------------
 def _find_root(dataset: str, folder: Path) -> Path:
     """The folder holding the release's files: ``folder`` itself or its single subfolder."""

@@ -199,11 +199,21 @@ def _activity(rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
     return counts
 
 
-def generate(spec: SyntheticSpec) -> RawData:
-    """Generate a synthetic dataset as :class:`RawData` (userId = user + 1, movieId = movie + 1)."""
+def generate(spec: SyntheticSpec, movies=None, users=None) -> RawData:
+    """Generate a synthetic dataset as :class:`RawData` (userId = user + 1, movieId = movie + 1).
+
+    ``movies`` / ``users`` (polars tables as a reader returns them, e.g. a real ML-1M movies.dat and
+    users.dat) replace the generated catalogue and users: the ratings then use their ids, and the
+    generating model's genre effects follow the given genres. ``spec.n_movies`` / ``spec.n_users``
+    must equal their heights.
+    """
     import polars as pl
 
     spec.validate()
+    if movies is not None and movies.height != spec.n_movies:
+        raise ValueError(f"the movies table has {movies.height:,} movies but the spec asks for {spec.n_movies:,}")
+    if users is not None and users.height != spec.n_users:
+        raise ValueError(f"the users table has {users.height:,} users but the spec asks for {spec.n_users:,}")
     rng = np.random.default_rng(spec.seed)
     nu, nm, k = spec.n_users, spec.n_movies, spec.rank
     n_genres = len(ML_GENRES)
@@ -214,6 +224,9 @@ def generate(spec: SyntheticSpec) -> RawData:
     genre_sets = [np.sort(rng.choice(n_genres, n_g[i], replace=False, p=g_prob)) for i in range(nm)]
     years = np.clip(np.round(2015 - rng.gamma(2.0, 9.0, nm)), 1919, 2019).astype(np.int32)
     titles = _titles(rng, nm, years)
+    if movies is not None:  # the given catalogue's genres drive the genre effects
+        gpos = {g: i for i, g in enumerate(ML_GENRES)}
+        genre_sets = [np.array(sorted({gpos[g] for g in gs if g in gpos}), dtype=np.int64) for gs in movies["genres"].to_list()]
 
     # users: demographics
     gender = np.where(rng.random(nu) < 0.717, "M", "F")
@@ -233,7 +246,8 @@ def generate(spec: SyntheticSpec) -> RawData:
     z = rng.normal(0.0, scale * 1.2, (n_genres, k))
     q_eff = q.copy()
     for i, gs in enumerate(genre_sets):
-        q_eff[i] += z[gs].sum(axis=0) / np.sqrt(len(gs))
+        if len(gs):
+            q_eff[i] += z[gs].sum(axis=0) / np.sqrt(len(gs))
     counts = _activity(rng, spec)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     total = int(counts.sum())
@@ -252,25 +266,37 @@ def generate(spec: SyntheticSpec) -> RawData:
     )
     user = np.repeat(np.arange(nu, dtype=np.int64), counts)
 
+    user_id = user + 1 if users is None else users["userId"].to_numpy().astype(np.int64)[user]
+    movie_id = movie.astype(np.int64) + 1 if movies is None else movies["movieId"].to_numpy().astype(np.int64)[movie]
     ratings = pl.DataFrame({
-        "userId": user + 1,
-        "movieId": movie.astype(np.int64) + 1,
+        "userId": user_id,
+        "movieId": movie_id,
         "rating": rating,
         "timestamp": ts,
     })
-    movies = pl.DataFrame({
+    movies_gen = pl.DataFrame({
         "movieId": np.arange(1, nm + 1, dtype=np.int64),
         "title": titles,
         "year": years,
         "genres": [[ML_GENRES[g] for g in gs] for gs in genre_sets],
     })
-    users = pl.DataFrame({
+    users_gen = pl.DataFrame({
         "userId": np.arange(1, nu + 1, dtype=np.int64),
         "gender": gender,
         "age": age.astype(np.int32),
         "occupation": occupation.astype(np.int32),
         "zip": zips,
     })
+    if movies is not None:
+        movies = movies.select(
+            pl.col("movieId").cast(pl.Int64), "title", pl.col("year").cast(pl.Int32), pl.col("genres").cast(pl.List(pl.String))
+        )
+    else:
+        movies = movies_gen
+    if users is not None:
+        users = users.with_columns(pl.col("userId").cast(pl.Int64))
+    else:
+        users = users_gen
     return RawData(
         dataset="synthetic",
         ratings=ratings,
