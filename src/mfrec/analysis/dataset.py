@@ -118,8 +118,9 @@ def main_genre(ds) -> np.ndarray:
 
 
 def ratings_over_time(ds, period: str | None = None):
-    """Polars frame: start (date of the period), ratings, mean_rating — one row per month (or day
-    when all ratings fall within 120 days; pass ``period="M"`` or ``"D"`` to choose)."""
+    """Polars frame: start (date of the period), ratings, mean_rating — one row per month when the
+    ratings span at least two years, per week when at least 60 days, else per day (``period="M"``,
+    ``"W"`` or ``"D"`` chooses)."""
     import polars as pl
 
     ts = np.asarray(ds.ratings.timestamp)
@@ -127,7 +128,8 @@ def ratings_over_time(ds, period: str | None = None):
     if ts.size == 0:
         return pl.DataFrame({"start": [], "ratings": [], "mean_rating": []})
     if period is None:
-        period = "M" if (int(ts.max()) - int(ts.min())) >= 120 * _DAY else "D"
+        span = int(ts.max()) - int(ts.min())
+        period = "M" if span >= 730 * _DAY else "W" if span >= 60 * _DAY else "D"
     bucket = ts.astype("datetime64[s]").astype(f"datetime64[{period}]")
     starts, inverse = np.unique(bucket, return_inverse=True)
     n = np.bincount(inverse)

@@ -107,11 +107,11 @@ def ratings_over_time_figure(ds, path) -> Path:
     period = "month"
     if t.height > 1:
         step = (t["start"][1] - t["start"][0]).days
-        period = "day" if step < 28 else "month"
+        period = "day" if step < 7 else "week" if step < 28 else "month"
     with styled():
         fig, (ax, ax2) = figure(2, 1, figsize=(8.0, 6.0), sharex=True, height_ratios=[2, 1])
         x = t["start"].to_numpy()
-        ax.bar(x, t["ratings"].to_numpy(), width=20 if period == "month" else 0.8, color=PALETTE[0],
+        ax.bar(x, t["ratings"].to_numpy(), width={"month": 20, "week": 5, "day": 0.8}[period], color=PALETTE[0],
                label=f"ratings per {period}")
         ax.yaxis.set_major_formatter(thousands)
         ax.set_ylabel(f"ratings per {period}")
