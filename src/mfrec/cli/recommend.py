@@ -1,0 +1,92 @@
+"""``mfrec recommend`` / ``Inference.py``: recommendations from a trained run into Predictions/.
+
+    python Inference.py --like "Star Wars" --like Alien --rate "Titanic=2" --explain
+    python Inference.py --experiment RUN --user 12 --genre Comedy --years 1990-1999
+    python Inference.py --users 12,345 --top 20
+    python Inference.py --similar "Godfather, The"
+    python Inference.py interactive --experiment RUN
+
+numpy/numba/polars load inside the command bodies so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+from mfrec.cli.common import friendly_errors
+
+_EXPERIMENT = click.option(
+    "--experiment", "-e", metavar="RUN_OR_PATH", default=None,
+    help="Run folder, its name under Experiments_/, or a training --name (latest). Default: the most recent successful run.",
+)
+_RUNS = click.option("--runs-dir", default="Experiments_", show_default=True, type=click.Path(file_okay=False),
+                     help="Where the runs live.")
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@_EXPERIMENT
+@click.option("--like", "likes", multiple=True, metavar="TITLE_OR_ID", help="A movie the made-up user likes (rated at the top of the scale). Repeatable.")
+@click.option("--rate", "rates", multiple=True, metavar='"TITLE=4.5"', help="A movie and its rating for the made-up user. Repeatable.")
+@click.option("--user", default=None, metavar="ID", help="An existing user (original MovieLens userId).")
+@click.option("--users", default=None, metavar="ID,ID", help="A pair or group of existing users: one list, ranked by the least-satisfied member.")
+@click.option("--similar", default=None, metavar="TITLE", help="Movies nearest to this one (cosine of the movie factors).")
+@click.option("--top", "-n", default=10, show_default=True, type=int, help="How many movies to list.")
+@click.option("--genre", "genres", multiple=True, metavar="G", help="Only movies of this genre (repeat for any of several).")
+@click.option("--years", default=None, metavar="1990-1999", help="Only movies from these years (1995, 1990-1999, 1990-, -1980).")
+@click.option("--explain", is_flag=True, help="For each movie, the user's rated movies that contributed most, with shares.")
+@click.option("--label", default=None, help="File name under Predictions/<run>/ (default: made-up-user, user-ID, users-ID-ID, similar-ID).")
+@click.option("--exclude", type=click.Choice(["all", "train"]), default="all", show_default=True,
+              help="Existing users: exclude the movies they rated in any split (all) or in training only.")
+@_RUNS
+@click.option("--out-dir", default="Predictions", show_default=True, type=click.Path(file_okay=False), help="Where the lists are written.")
+@click.pass_context
+@friendly_errors
+def recommend(ctx, experiment, likes, rates, user, users, similar, top, genres, years, explain, label, exclude, runs_dir, out_dir):
+    """Recommend movies for a made-up user (--like/--rate), an existing user (--user), a pair or
+    group (--users) or nearest to a movie (--similar); print a table and write
+    Predictions/<run>/<label>.csv and .parquet. `interactive` starts the interactive loop."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mfrec.inference import open_run, recommender
+    from mfrec.inference.api import run_request
+    from mfrec.inference.output import format_table, safe_label, write_predictions
+
+    if label is not None:
+        safe_label(label)  # a bad label fails before any work
+    if not (likes or rates or user or users or similar):
+        raise _usage()
+    exp, how = open_run(experiment, runs_dir)
+    click.echo(how)
+    rec = recommender(exp)
+    result = run_request(rec, like=likes, rate=rates, user=user, users=users, similar=similar, n=top,
+                         genre=genres, years=years, explain=explain, exclude=exclude)
+    if explain and (users or similar):
+        result.notes.append("--explain applies to a made-up or existing user; this list shows its own 'why'")
+    click.echo(format_table(result))
+    csv, parquet = write_predictions(result, exp.name, label, out_dir)
+    click.echo(f"wrote {csv} and {parquet.name}")
+
+
+def _usage():
+    from mfrec.errors import DataError
+
+    return DataError(
+        "nothing to recommend for: give --like/--rate (a made-up user), --user ID, --users ID,ID or "
+        "--similar TITLE, or run `Inference.py interactive`"
+    )
+
+
+@recommend.command()
+@_EXPERIMENT
+@_RUNS
+@click.option("--top", "-n", default=10, show_default=True, type=int, help="List length for recommend/similar/popular.")
+@friendly_errors
+def interactive(experiment, runs_dir, top):
+    """An interactive loop: search, add/remove ratings, recommend, similar, popular (type help)."""
+    from mfrec.inference import open_run, recommender
+    from mfrec.inference.interactive import run_loop
+
+    exp, how = open_run(experiment, runs_dir)
+    click.echo(how)
+    rec = recommender(exp)
+    run_loop(rec, click.get_text_stream("stdin"), click.echo, top=top)

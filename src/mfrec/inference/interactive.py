@@ -1,0 +1,177 @@
+"""The interactive loop of ``Inference.py interactive``: build a profile, get recommendations.
+
+Commands (one per line; ``help`` lists them): ``search <query>``, ``add <id|title> [rating]``,
+``remove <id|index>``, ``clear``, ``show``, ``recommend [N]``, ``similar <title>``, ``popular``,
+``help``, ``exit``. A bad command prints a one-line hint; no input ends the loop with a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Callable, TextIO
+
+from mfrec.errors import MfrecError
+from mfrec.inference.output import format_table
+from mfrec.inference.recommend import Recommender
+
+HELP = """commands:
+  search <query>            find movies by title words (shows their ids)
+  add <id|title> [rating]   rate a movie (no rating = a like, the top of the scale)
+  remove <id|index>         drop a rating: a movieId in your list, else its position in `show`
+  clear                     drop all ratings
+  show                      your ratings
+  recommend [N]             top N (default 10) for your ratings, with why
+  similar <title>           movies nearest to a title
+  popular                   the most-rated movies (to find some to rate)
+  help                      this list
+  exit                      leave (also quit, or end of input)"""
+
+COMMANDS = ("search", "add", "remove", "clear", "show", "recommend", "similar", "popular", "help", "exit", "quit")
+
+
+class Session:
+    """A made-up user's ratings and the commands that act on them; ``handle`` returns text."""
+
+    def __init__(self, rec: Recommender, top: int = 10):
+        self.rec = rec
+        self.top = top
+        self.ratings: dict[int, float] = {}  # movie index -> rating, in the order added
+
+    def handle(self, line: str) -> str | None:
+        """Run one command line; the text to print, or None to end the loop."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return ""
+        cmd, _, arg = line.partition(" ")
+        cmd, arg = cmd.lower(), arg.strip()
+        if cmd in ("exit", "quit"):
+            return None
+        handler: Callable[[str], str] | None = getattr(self, f"cmd_{cmd}", None)
+        if cmd not in COMMANDS or handler is None:
+            import difflib
+
+            close = difflib.get_close_matches(cmd, COMMANDS, n=1)
+            hint = f" — did you mean `{close[0]}`?" if close else ""
+            return f"unknown command {cmd!r}{hint} (type `help` for the list)"
+        try:
+            return handler(arg)
+        except MfrecError as e:
+            return f"error: {e}"
+        except Exception as e:  # never a traceback in the loop
+            return f"error: {type(e).__name__}: {e} (type `help` for the commands)"
+
+    # -- commands --------------------------------------------------------------------------------
+    def cmd_help(self, arg: str) -> str:
+        return HELP
+
+    def cmd_search(self, arg: str) -> str:
+        if not arg:
+            return "usage: search <query>, e.g. search star wars"
+        hits = self.rec.titles.search(arg, limit=15)
+        if not hits:
+            return f"no title matches {arg!r}"
+        return "\n".join(
+            f"  id {int(self.rec.movie_id_array[m]):>7}  {self.rec.title(m)}  ({int(self.rec.popularity[m])} ratings)" for m in hits
+        )
+
+    def cmd_add(self, arg: str) -> str:
+        if not arg:
+            return "usage: add <id|title> [rating], e.g. add Star Wars 4.5"
+        name, rating = arg, self.rec.scale[1]
+        m = re.fullmatch(r"(.+?)\s+(\d+(?:\.\d+)?)", arg)
+        if m:  # "Title 4.5": a trailing number is a rating when the rest is a known movie
+            try:
+                movie = self.rec.movie(m.group(1))
+            except MfrecError:
+                movie = None
+            if movie is not None:
+                value = float(m.group(2))
+                self.ratings[movie] = self.rec.check_rating(value, self.rec.title(movie))
+                return f"added {self.rec.title(movie)} = {value:g}  ({len(self.ratings)} rated)"
+        movie = self.rec.movie(_unquote(name))
+        self.ratings[movie] = rating
+        return f"added {self.rec.title(movie)} = {rating:g}  ({len(self.ratings)} rated)"
+
+    def cmd_remove(self, arg: str) -> str:
+        if not arg:
+            return "usage: remove <id|index> (see `show`)"
+        order = list(self.ratings)
+        target = None
+        if arg.isdigit():
+            n = int(arg)
+            by_id = [m for m in order if int(self.rec.movie_id_array[m]) == n]
+            if by_id:
+                target = by_id[0]
+            elif 1 <= n <= len(order):
+                target = order[n - 1]
+        if target is None:
+            movie = self.rec.movie(_unquote(arg))
+            if movie not in self.ratings:
+                return f"{self.rec.title(movie)} is not in your ratings (see `show`)"
+            target = movie
+        del self.ratings[target]
+        return f"removed {self.rec.title(target)}  ({len(self.ratings)} rated)"
+
+    def cmd_clear(self, arg: str) -> str:
+        n = len(self.ratings)
+        self.ratings.clear()
+        return f"cleared {n} rating{'s' if n != 1 else ''}"
+
+    def cmd_show(self, arg: str) -> str:
+        if not self.ratings:
+            return "no ratings yet: `search` for a title, then `add` it"
+        return "\n".join(
+            f"  {i:>2}. {self.rec.title(m)} [id {int(self.rec.movie_id_array[m])}]  {r:g}"
+            for i, (m, r) in enumerate(self.ratings.items(), 1)
+        )
+
+    def cmd_recommend(self, arg: str) -> str:
+        n = self.top
+        if arg:
+            if not arg.isdigit() or int(arg) < 1:
+                return "usage: recommend [N] with N a positive whole number"
+            n = int(arg)
+        if not self.ratings:
+            return "no ratings yet: `add` a few movies you like first (or try `popular`)"
+        return format_table(self.rec.recommend(list(self.ratings.items()), n=n))
+
+    def cmd_similar(self, arg: str) -> str:
+        if not arg:
+            return "usage: similar <title>"
+        return format_table(self.rec.similar(_unquote(arg), n=self.top))
+
+    def cmd_popular(self, arg: str) -> str:
+        return format_table(self.rec.popular(n=self.top, exclude=list(self.ratings)))
+
+
+def _unquote(text: str) -> str:
+    try:
+        parts = shlex.split(text)
+    except ValueError:
+        return text
+    return " ".join(parts) if parts else text
+
+
+def run_loop(rec: Recommender, stdin: TextIO, echo: Callable[..., None], top: int = 10, prompt: str = "mfrec> ") -> int:
+    """Read commands until ``exit`` or end of input; returns the number of commands run.
+
+    ``echo(text, nl=True)`` prints (``click.echo``).
+    """
+    session = Session(rec, top)
+    echo(f"{len(rec.titles_list)} movies; type `help` for the commands, `exit` to leave")
+    count = 0
+    while True:
+        echo(prompt, nl=False)
+        line = stdin.readline()
+        if not line:
+            echo("")
+            break
+        count += 1
+        out = session.handle(line)
+        if out is None:
+            break
+        if out:
+            echo(out)
+    return count
+

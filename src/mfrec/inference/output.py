@@ -1,0 +1,76 @@
+"""Showing a ``Result`` in the terminal and writing it to ``Predictions/<run>/<label>.csv|.parquet``."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+from mfrec.errors import DataError
+
+DEFAULT_ROOT = Path("Predictions")
+
+
+def _cut(text: str, width: int) -> str:
+    text = "" if text is None else str(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_table(result, title_width: int = 42, genre_width: int = 26, why_width: int = 70) -> str:
+    """The list as fixed-width text: rank, title, year, genres, predicted rating, why (+ --explain lines)."""
+    t = result.table
+    score_head = {"similar": "cosine", "popular": "ratings"}.get(result.kind)
+    lines = list(result.notes)
+    head = f"{'#':>3}  {'title':<{title_width}}  {'year':>4}  {'genres':<{genre_width}}  {'rating':>6}"
+    if score_head:
+        head += f"  {score_head:>7}"
+    head += "  why"
+    lines.append(head)
+    lines.append("-" * min(len(head) + why_width - 3, 200))
+    for row in t.iter_rows(named=True):
+        pred = row["predicted_rating"]
+        year = row["year"]
+        line = (
+            f"{row['rank']:>3}  {_cut(row['title'], title_width):<{title_width}}  {'' if year is None else year:>4}  "
+            f"{_cut(row['genres'].replace('|', ', '), genre_width):<{genre_width}}  "
+            f"{'' if pred is None else f'{pred:.2f}':>6}"
+        )
+        if score_head:
+            s = row["score"]
+            line += f"  {s:>7.3f}" if result.kind == "similar" else f"  {int(s):>7d}"
+        line += f"  {_cut(row['why'], why_width)}"
+        lines.append(line)
+        for extra in result.details.get(row["rank"], []):
+            lines.append(" " * 8 + extra)
+    if t.height == 0:
+        lines.append("  (no movie is left after the filters and exclusions)")
+    return "\n".join(lines)
+
+
+def safe_label(label: str) -> str:
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "-", str(label)).strip("-.")
+    if not clean:
+        raise DataError(f"--label {label!r} has no usable characters (letters, digits, . _ -)")
+    return clean
+
+
+def write_predictions(result, run_name: str, label: str | None = None, root: str | os.PathLike = DEFAULT_ROOT) -> tuple[Path, Path]:
+    """``<root>/<run>/<label>.csv`` and ``.parquet`` (same columns), each written to a temporary
+    name and renamed into place, so a reader never sees half a file."""
+    label = safe_label(label or result.label)
+    out = Path(root) / safe_label(run_name)
+    out.mkdir(parents=True, exist_ok=True)
+    csv, parquet = out / f"{label}.csv", out / f"{label}.parquet"
+    tag = secrets.token_hex(4)
+    tmp_csv, tmp_parquet = out / f".{label}.csv.tmp-{tag}", out / f".{label}.parquet.tmp-{tag}"
+    try:
+        result.table.write_csv(tmp_csv)
+        result.table.write_parquet(tmp_parquet)
+        os.replace(tmp_csv, csv)
+        os.replace(tmp_parquet, parquet)
+    finally:
+        for tmp in (tmp_csv, tmp_parquet):
+            if tmp.exists():
+                tmp.unlink()
+    return csv, parquet

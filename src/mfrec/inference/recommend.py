@@ -1,0 +1,443 @@
+"""Recommendation lists: a made-up user, an existing user, a group, similar movies, popular movies.
+
+Everything Inference.py, the interactive loop and the notebook API show comes from one
+``Recommender`` built on a trained run. Each method returns a ``Result``: a polars table with the
+columns ``rank, movieId, title, year, genres, predicted_rating, score, why`` (``score`` is what
+the list is ranked by: the predicted rating, a group's least-satisfied member's rating, a cosine
+or a rating count) plus the notes printed above it (what was excluded, which rule ranked the
+list) and, with ``explain``, per-row detail lines.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from mfrec.errors import DataError, MfrecError, ModelError, UnknownIdError
+from mfrec.inference.foldin import explain_contributions, fold_in_rows
+from mfrec.inference.model import FactorModel
+from mfrec.inference.titles import TitleIndex
+from mfrec.inference.topk import topk_rows
+
+COLUMNS = ("rank", "movieId", "title", "year", "genres", "predicted_rating", "score", "why")
+GROUP_RULE = "least misery: a movie's group score is the lowest predicted rating among the members"
+WHY_TOP = 3  # rated movies named in the "why" column
+EXPLAIN_TOP = 5  # rated movies listed per recommendation with --explain
+MAX_EXPLAINED_RATINGS = 3000  # the decomposition costs (#ratings)^2 * k^2; beyond this it is skipped
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which movies may be listed: any of ``genres`` (names, case-insensitive) and ``years``."""
+
+    genres: tuple[str, ...] = ()
+    years: tuple[int | None, int | None] | None = None
+
+    @staticmethod
+    def parse_years(text: str | None) -> tuple[int | None, int | None] | None:
+        """"1990-1999", "1995", "1990-" or "-1980" -> (lo, hi) inclusive."""
+        if text is None or str(text).strip() == "":
+            return None
+        m = re.fullmatch(r"\s*(\d{4})?\s*(-|–|\.\.)?\s*(\d{4})?\s*", str(text))
+        if not m or (m.group(1) is None and m.group(3) is None):
+            raise DataError(f"--years {text!r} is not a year range like 1990-1999, 1995, 1990- or -1980")
+        lo = int(m.group(1)) if m.group(1) else None
+        hi = int(m.group(3)) if m.group(3) else None
+        if m.group(2) is None:
+            hi = lo
+        if lo is not None and hi is not None and lo > hi:
+            raise DataError(f"--years {text!r} runs backwards ({lo} > {hi})")
+        return lo, hi
+
+    def describe(self) -> str:
+        parts = []
+        if self.genres:
+            parts.append("genre " + " or ".join(self.genres))
+        if self.years:
+            lo, hi = self.years
+            parts.append(f"years {lo or '…'}-{hi or '…'}" if lo != hi else f"year {lo}")
+        return ", ".join(parts)
+
+
+@dataclass
+class Result:
+    """A ranked list and what to say about it."""
+
+    table: Any  # polars DataFrame with COLUMNS
+    notes: list[str] = field(default_factory=list)
+    details: dict[int, list[str]] = field(default_factory=dict)  # rank -> explanation lines
+    label: str = "recommendations"
+    kind: str = "recommend"
+
+    def __len__(self) -> int:
+        return self.table.height
+
+
+@dataclass(frozen=True)
+class UserVector:
+    """A user as the model sees them: bias and factor vector (folded in or stored)."""
+
+    bias: float
+    vector: np.ndarray
+
+
+class Recommender:
+    """Recommendations from one trained ALS run and the dataset it was trained on."""
+
+    def __init__(self, model: FactorModel, dataset, run_name: str = "run"):
+        self.model = model
+        self.dataset = dataset
+        self.run_name = run_name
+        if model.n_movies != dataset.n_movies or model.n_users != dataset.n_users:
+            raise ModelError(
+                f"run {run_name} has {model.n_users} users x {model.n_movies} movies but dataset "
+                f"{dataset.name} has {dataset.n_users} x {dataset.n_movies}: was the data prepared again since?"
+            )
+        if not np.array_equal(model.movie_ids, dataset.movie_ids.ids):
+            raise ModelError(f"run {run_name}'s movie ids differ from dataset {dataset.name}'s: prepare and train again")
+        self.scale = tuple(float(x) for x in dataset.rating_scale)
+        movies = dataset.movies.sort("movie")
+        self.movies = movies
+        self.titles_list = movies["title"].to_list()
+        self.years = movies["year"].to_list() if "year" in movies.columns else [None] * model.n_movies
+        self.genre_lists = [list(g) if g is not None else [] for g in movies["genres"].to_list()]
+        self.movie_id_array = movies["movieId"].to_numpy().astype(np.int64)
+        self.popularity = np.diff(np.asarray(dataset.train_by_movie.indptr)).astype(np.int64)
+        self._titles: TitleIndex | None = None
+
+    # -- lookups ---------------------------------------------------------------------------------
+    @property
+    def titles(self) -> TitleIndex:
+        if self._titles is None:
+            self._titles = TitleIndex(self.movie_id_array, self.titles_list, self.years, self.popularity)
+        return self._titles
+
+    def movie(self, query: str | int) -> int:
+        """Movie index of a title or movieId (forgiving; raises on ambiguous or unknown)."""
+        return self.titles.resolve(query)
+
+    def user(self, user_id: str | int) -> int:
+        text = str(user_id).strip()
+        if not re.fullmatch(r"-?\d+", text):
+            raise UnknownIdError(f"user id {text!r} is not a number: give the original MovieLens userId")
+        try:
+            return int(self.dataset.user_ids.index_of(int(text)))
+        except UnknownIdError:
+            ids = self.dataset.user_ids.ids
+            raise UnknownIdError(
+                f"user {text} is not in dataset {self.dataset.name} (user ids run {ids.min()}..{ids.max()}, {len(ids)} users)"
+            ) from None
+
+    def title(self, m: int) -> str:
+        return self.titles_list[m]
+
+    def filter_mask(self, filters: Filters | None) -> np.ndarray | None:
+        if filters is None or (not filters.genres and not filters.years):
+            return None
+        mask = np.ones(self.model.n_movies, bool)
+        if filters.genres:
+            names = {g.lower(): g for g in self.dataset.genres}
+            wanted = []
+            for g in filters.genres:
+                if g.lower() not in names:
+                    raise DataError(f"unknown genre {g!r}; the genres are: {', '.join(self.dataset.genres)}")
+                wanted.append(names[g.lower()])
+            mask &= np.array([any(w in gs for w in wanted) for gs in self.genre_lists], bool)
+        if filters.years:
+            lo, hi = filters.years
+            y = np.array([-1 if v is None else v for v in self.years], np.int64)
+            mask &= y >= 0
+            if lo is not None:
+                mask &= y >= lo
+            if hi is not None:
+                mask &= y <= hi
+        return mask
+
+    # -- profiles of a made-up user ----------------------------------------------------------------
+    def check_rating(self, value: float, what: str) -> float:
+        lo, hi = self.scale
+        if not np.isfinite(value) or value < lo or value > hi:
+            raise DataError(f"rating {value:g} for {what} is outside the rating scale {lo:g}-{hi:g}")
+        return float(value)
+
+    def profile(self, likes: Iterable[str] = (), rates: Iterable[str] = ()) -> list[tuple[int, float]]:
+        """(movie index, rating) pairs from ``--like TITLE`` (top of the scale) and ``--rate "TITLE=4.5"``.
+
+        A movie given twice keeps its last rating.
+        """
+        out: dict[int, float] = {}
+        for q in likes:
+            out[self.movie(q)] = self.scale[1]
+        for item in rates:
+            text = str(item)
+            if "=" not in text:
+                raise DataError(f"--rate {text!r} needs the form \"TITLE=RATING\", e.g. \"Star Wars=4.5\"")
+            name, _, value = text.rpartition("=")
+            try:
+                r = float(value)
+            except ValueError:
+                raise DataError(f"--rate {text!r}: {value.strip()!r} is not a number") from None
+            m = self.movie(name)
+            out[m] = self.check_rating(r, repr(name.strip()))
+        return list(out.items())
+
+    def fold_in(self, ratings: Sequence[tuple[int, float]]) -> UserVector:
+        """A made-up user's bias and factors: the model's own per-row ALS step on their ratings."""
+        if not ratings:
+            return UserVector(0.0, np.zeros(self.model.k, np.float32))
+        idx = np.array([m for m, _ in ratings], np.int32)
+        val = np.array([r for _, r in ratings], np.float32)
+        bias, vec = fold_in_rows(self.model, np.array([0, len(idx)], np.int64), idx, val)
+        return UserVector(float(bias[0]), vec[0])
+
+    # -- lists -----------------------------------------------------------------------------------
+    def _top(self, scores: np.ndarray, n: int, exclude: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        excl = np.unique(np.asarray(exclude, np.int32))
+        idx, sc = topk_rows(
+            scores[None, :], n, allowed=mask,
+            exclude_indptr=np.array([0, len(excl)], np.int64), exclude_indices=excl,
+        )
+        keep = idx[0] >= 0
+        return idx[0][keep], sc[0][keep]
+
+    def _clip(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(x, *self.scale)
+
+    def _table(self, movies: np.ndarray, predicted, score, why: list[str]):
+        import polars as pl
+
+        movies = np.asarray(movies, np.int64)
+        return pl.DataFrame(
+            {
+                "rank": np.arange(1, len(movies) + 1, dtype=np.int32),
+                "movieId": self.movie_id_array[movies],
+                "title": [self.titles_list[m] for m in movies],
+                "year": pl.Series([self.years[m] for m in movies], dtype=pl.Int32),
+                "genres": ["|".join(self.genre_lists[m]) for m in movies],
+                "predicted_rating": pl.Series(
+                    [None if p is None or not np.isfinite(p) else round(float(p), 3) for p in predicted], dtype=pl.Float64
+                ),
+                "score": pl.Series([round(float(s), 4) for s in score], dtype=pl.Float64),
+                "why": why,
+            },
+        )
+
+    def _explained(
+        self, ratings: Sequence[tuple[int, float]], recs: np.ndarray, vec: UserVector | None, explain: bool
+    ) -> tuple[list[str], dict[int, list[str]], list[str]]:
+        """The "why" cells, the --explain lines and notes for a list recommended from ``ratings``."""
+        notes: list[str] = []
+        if not ratings or len(recs) == 0:
+            return ["popular with everyone (no ratings given)" if not ratings else ""] * len(recs), {}, notes
+        if len(ratings) > MAX_EXPLAINED_RATINGS:
+            notes.append(f"explanations skipped: {len(ratings)} ratings (at most {MAX_EXPLAINED_RATINGS} are decomposed)")
+            return [""] * len(recs), {}, notes
+        rated = np.array([m for m, _ in ratings], np.int32)
+        values = np.array([r for _, r in ratings], np.float32)
+        contrib, user_part = explain_contributions(self.model, rated, values, recs)
+        why, details = [], {}
+        for row, m in enumerate(recs):
+            c = contrib[row]
+            total_abs = float(np.abs(c).sum())
+            order = np.argsort(-np.abs(c), kind="stable")
+            shares = c / total_abs if total_abs > 0 else np.zeros_like(c)
+            named = [j for j in order if c[j] > 0][:WHY_TOP] or list(order[:1])
+            why.append(", ".join(f"{self._short(rated[j])} {100 * shares[j]:.0f}%" for j in named))
+            if explain:
+                base = self.model.mu + float(self.model.movie_bias[m])
+                lines = [
+                    f"baseline mu + movie bias = {self.model.mu:.2f} {float(self.model.movie_bias[m]):+.2f} = {base:.2f}; "
+                    f"from your ratings {float(c.sum()):+.2f} (user bias and taste together)"
+                ]
+                for j in order[:EXPLAIN_TOP]:
+                    lines.append(
+                        f"{100 * shares[j]:+5.0f}%  {c[j]:+.3f}  {self.titles_list[rated[j]]} (rated {values[j]:g})"
+                    )
+                if len(order) > EXPLAIN_TOP:
+                    rest = c[order[EXPLAIN_TOP:]]
+                    lines.append(f"{100 * rest.sum() / total_abs if total_abs else 0:+5.0f}%  {rest.sum():+.3f}  {len(rest)} other ratings")
+                details[row + 1] = lines
+        if explain:
+            notes.append(
+                "explanation: the folded-in user (bias, factors) is linear in the ratings, so each rated movie j "
+                "adds (r_j - mu - b_j) [1,q_j]^T A^-1 [1,q_i] to movie i's score; shares are of the sum of |contributions|"
+            )
+        return why, details, notes
+
+    def explanation(self, ratings: Sequence[tuple[int, float]], targets: Sequence[int]):
+        """Long table of every rated movie's exact contribution to each target movie's score.
+
+        Columns: movieId, title, rated_movieId, rated_title, rating, contribution, share (signed,
+        of the sum of |contributions| for that target), baseline (mu + b_i), score.
+        """
+        import polars as pl
+
+        targets = np.asarray(list(targets), np.int64)
+        rated = np.array([m for m, _ in ratings], np.int32)
+        values = np.array([r for _, r in ratings], np.float32)
+        contrib, _ = explain_contributions(self.model, rated, values, targets)
+        rows = []
+        for t, m in enumerate(targets):
+            c = contrib[t]
+            total = float(np.abs(c).sum()) or 1.0
+            base = self.model.mu + float(self.model.movie_bias[m])
+            for j in np.argsort(-np.abs(c), kind="stable"):
+                rows.append((int(self.movie_id_array[m]), self.titles_list[m], int(self.movie_id_array[rated[j]]),
+                             self.titles_list[rated[j]], float(values[j]), float(c[j]), float(c[j]) / total,
+                             base, base + float(c.sum())))
+        names = ["movieId", "title", "rated_movieId", "rated_title", "rating", "contribution", "share", "baseline", "score"]
+        return pl.DataFrame(rows, schema=names, orient="row")
+
+    def _short(self, m: int, width: int = 28) -> str:
+        t = self.titles_list[m]
+        return t if len(t) <= width else t[: width - 1] + "…"
+
+    def recommend(
+        self,
+        ratings: Sequence[tuple[int, float]],
+        n: int = 10,
+        filters: Filters | None = None,
+        explain: bool = False,
+    ) -> Result:
+        """Top-n for a made-up user given (movie index, rating) pairs; the rated movies never come back."""
+        n = _check_n(n)
+        vec = self.fold_in(ratings)
+        pred = self.model.predict(vec.bias, vec.vector)
+        mask = self.filter_mask(filters)
+        recs, scores = self._top(pred, n, np.array([m for m, _ in ratings], np.int32), mask)
+        why, details, notes = self._explained(ratings, recs, vec, explain)
+        lo, hi = self.scale
+        head = [
+            f"made-up user with {len(ratings)} rating{'s' if len(ratings) != 1 else ''} folded into run {self.run_name} "
+            f"(the model's per-row ALS step; user bias {vec.bias:+.2f}); the rated movies are excluded",
+        ]
+        if filters and filters.describe():
+            head.append(f"only {filters.describe()}")
+        if not ratings:
+            head[0] = "no ratings given: the list is the model's baseline (mu + movie bias)"
+        table = self._table(recs, self._clip(scores), scores, why)
+        return Result(table, head + notes, details, label="made-up-user")
+
+    def recommend_user(
+        self,
+        user_id: str | int,
+        n: int = 10,
+        filters: Filters | None = None,
+        explain: bool = False,
+        exclude: str = "all",
+    ) -> Result:
+        """Top-n for an existing user (original id) from their trained vector; their seen movies excluded.
+
+        ``exclude="all"`` drops every movie they rated in any split of the data (train, val, test);
+        ``"train"`` only their training ratings (what the model saw).
+        """
+        n = _check_n(n)
+        u = self.user(user_id)
+        vec = UserVector(float(self.model.user_bias[u]), self.model.user_factors[u])
+        pred = self.model.predict(vec.bias, vec.vector)
+        train = self._train_row(u)
+        seen, counts = self._seen(u, exclude)
+        recs, scores = self._top(pred, n, seen, self.filter_mask(filters))
+        why, details, notes = self._explained(train, recs, vec, explain)
+        what = ", ".join(f"{c} {s}" for s, c in counts.items())
+        head = [
+            f"user {user_id} (trained user vector of run {self.run_name}); excluded the {len(seen)} movies they rated "
+            f"({what})",
+        ]
+        if explain or why:
+            refold = self.fold_in(train)
+            gap = float(np.max(np.abs(refold.vector - vec.vector))) if self.model.k else 0.0
+            head.append(
+                f"'why' decomposes their {len(train)} training ratings folded in against the final movie factors "
+                f"(max |difference| from the stored vector: {gap:.3g})"
+            )
+        if filters and filters.describe():
+            head.append(f"only {filters.describe()}")
+        return Result(self._table(recs, self._clip(scores), scores, why), head + notes, details, label=f"user-{user_id}")
+
+    def recommend_group(self, user_ids: Sequence[str | int], n: int = 10, filters: Filters | None = None, exclude: str = "all") -> Result:
+        """One list for several existing users, ranked by the least-satisfied member's predicted rating."""
+        n = _check_n(n)
+        ids = [str(x).strip() for x in user_ids if str(x).strip()]
+        if len(ids) < 2:
+            raise DataError("--users needs at least two user ids separated by commas, e.g. --users 12,345")
+        users = [self.user(x) for x in ids]
+        preds = np.stack([self.model.predict(float(self.model.user_bias[u]), self.model.user_factors[u]) for u in users])
+        group = preds.min(axis=0)
+        seen = np.unique(np.concatenate([self._seen(u, exclude)[0] for u in users]))
+        recs, scores = self._top(group, n, seen, self.filter_mask(filters))
+        why = [
+            " · ".join(f"user {i} {float(self._clip(preds[k, m])):.2f}" for k, i in enumerate(ids)) for m in recs
+        ]
+        head = [
+            f"group of {len(ids)} users ({', '.join(ids)}) from run {self.run_name}",
+            f"rule: {GROUP_RULE}",
+            f"excluded the {len(seen)} movies any member rated ({'any split' if exclude == 'all' else 'training ratings'})",
+        ]
+        if filters and filters.describe():
+            head.append(f"only {filters.describe()}")
+        return Result(self._table(recs, self._clip(scores), scores, why), head, {}, label="users-" + "-".join(ids))
+
+    def similar(self, query: str | int, n: int = 10, filters: Filters | None = None) -> Result:
+        """Nearest movies by cosine of the movie factors (for mf-genre: q_i + |G_i|^-1/2 Σ y_g)."""
+        n = _check_n(n)
+        if self.model.k == 0:
+            raise ModelError(f"run {self.run_name} is a bias-only model: it has no movie factors to compare")
+        m = self.movie(query)
+        q = self.model.item_factors
+        norms = np.linalg.norm(q, axis=1)
+        norms[norms == 0] = np.inf
+        cos = (q @ q[m]) / (norms * norms[m])
+        recs, scores = self._top(cos.astype(np.float32), n, np.array([m], np.int32), self.filter_mask(filters))
+        head = [
+            f"movies nearest to {self.title(m)} by cosine of the movie factors"
+            + (" (genre part included: q_i + |G_i|^-1/2 sum y_g)" if self.model.genre_factors.shape[0] else "")
+        ]
+        if filters and filters.describe():
+            head.append(f"only {filters.describe()}")
+        pred = [None] * len(recs)
+        why = [f"cosine {s:.2f} with {self._short(m)}" for s in scores]
+        label = f"similar-{self.movie_id_array[m]}"
+        return Result(self._table(recs, pred, scores, why), head, {}, label=label, kind="similar")
+
+    def popular(self, n: int = 10, filters: Filters | None = None, exclude: Sequence[int] = ()) -> Result:
+        """Most-rated movies in the training data (to find movies to rate)."""
+        n = _check_n(n)
+        recs, counts = self._top(self.popularity.astype(np.float32), n, np.asarray(exclude, np.int32), self.filter_mask(filters))
+        base = self.model.mu + self.model.movie_bias[recs] if len(recs) else np.zeros(0)
+        why = [f"{int(c)} training ratings" for c in counts]
+        return Result(self._table(recs, self._clip(base), counts, why), [f"most-rated movies in {self.dataset.name}'s training split"], {}, label="popular", kind="popular")
+
+    # -- data helpers ----------------------------------------------------------------------------
+    def _train_row(self, u: int) -> list[tuple[int, float]]:
+        csr = self.dataset.train_by_user
+        a, b = int(csr.indptr[u]), int(csr.indptr[u + 1])
+        return list(zip(np.asarray(csr.indices[a:b]).tolist(), np.asarray(csr.values[a:b], np.float64).tolist()))
+
+    def _seen(self, u: int, exclude: str) -> tuple[np.ndarray, dict[str, int]]:
+        if exclude not in ("all", "train"):
+            raise DataError(f"exclude must be 'all' or 'train', not {exclude!r}")
+        parts, counts = [], {}
+        for name in ("train", "val", "test") if exclude == "all" else ("train",):
+            split = self.dataset.split(name)
+            if split is None:
+                continue
+            users = np.asarray(split.user)
+            lo, hi = np.searchsorted(users, [u, u + 1])  # each split is sorted by user
+            parts.append(np.asarray(split.movie[lo:hi], np.int32))
+            counts[name] = int(hi - lo)
+        seen = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int32)
+        return seen, counts
+
+
+def _check_n(n: int) -> int:
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        raise DataError(f"--top {n!r} is not a whole number") from None
+    if n < 1 or n > 10_000:
+        raise DataError(f"--top {n} must be between 1 and 10000")
+    return n

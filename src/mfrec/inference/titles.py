@@ -1,0 +1,228 @@
+"""Forgiving movie-title matching: what a person types -> one movie index, or a clear error.
+
+A query matches a title when both reduce to the same *key*: lower case, accents dropped,
+punctuation dropped, a trailing article moved to the front ("Matrix, The" == "The Matrix") and
+then dropped, the year in parentheses taken off. MovieLens keeps alternative titles in
+parentheses ("Seven (Se7en) (1995)", "Nikita (La Femme Nikita) (1990)"); each of those is a key
+too. The year is optional in the query; when given ("Alien (1979)" or "alien 1979") it must match.
+
+Resolution, in order:
+
+1. a query made only of digits is a ``movieId`` (the original id) when the dataset has it;
+2. titles whose key equals the query's key (restricted to the year when one was given);
+3. otherwise titles whose key starts with, or contains as whole words, the query's key.
+
+One candidate is the answer. Several candidates that are the same film listed twice (identical
+title and year, which happens in ml-100k) resolve to the one with the most training ratings.
+Otherwise several candidates are ambiguous: ``AmbiguousTitleError`` lists them with their ids. No
+candidate raises ``UnknownIdError`` naming the closest titles (``difflib``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+
+from mfrec.errors import MfrecError, UnknownIdError
+
+# Articles MovieLens moves to the end of a title ("Postino, Il", "Boot, Das", "Promesse, La").
+ARTICLES = (
+    "the", "a", "an", "le", "la", "les", "l", "il", "lo", "gli", "i", "el", "los", "las", "der", "die",
+    "das", "den", "det", "de", "het", "een", "ein", "eine", "o", "os", "as", "un", "une", "una", "uno",
+)
+_ARTICLE_SET = set(ARTICLES)
+_TRAILING_ARTICLE = re.compile(r"^(.*),\s*(" + "|".join(ARTICLES) + r")'?$", re.IGNORECASE)
+_YEAR_PAREN = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*(?:\([^)]*\))?\s*$")
+_YEAR_BARE = re.compile(r"^(.*\D)\s+(\d{4})$")
+_PARENS = re.compile(r"\(([^()]*)\)")
+MAX_LISTED = 10
+
+
+class AmbiguousTitleError(MfrecError):
+    """A title query that matches several different movies."""
+
+
+@dataclass(frozen=True)
+class Match:
+    """A resolved query: the movie index and how it was found."""
+
+    movie: int
+    how: str  # "id", "exact", "partial" or "duplicate"
+
+
+def strip_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def _words(text: str) -> list[str]:
+    text = strip_accents(text).lower().replace("&", " and ")
+    text = re.sub(r"['’`]", "", text)  # "Schindler's" -> "schindlers"
+    return re.findall(r"[a-z0-9]+", text)
+
+
+def key(text: str) -> str:
+    """The comparison key of one title (no year): words only, leading articles dropped."""
+    text = text.strip()
+    m = _TRAILING_ARTICLE.match(text)
+    if m:
+        text = m.group(1)
+    words = _words(text)
+    while len(words) > 1 and words[0] in _ARTICLE_SET:
+        words = words[1:]
+    return " ".join(words)
+
+
+def split_year(text: str, bare: bool = False) -> tuple[str, int | None]:
+    """"Alien (1979)" -> ("Alien", 1979); with ``bare`` also "alien 1979"; no year -> (text, None)."""
+    text = text.strip()
+    m = _YEAR_PAREN.search(text)
+    if m:
+        return text[: m.start()].strip(), int(m.group(1))
+    m = _YEAR_BARE.match(text) if bare else None
+    if m and 1880 <= int(m.group(2)) <= 2100:
+        return m.group(1).strip(), int(m.group(2))
+    return text, None
+
+
+def title_keys(title: str) -> list[str]:
+    """All keys of a catalogue title: the main title and each alternative title in parentheses."""
+    body, _ = split_year(title)
+    keys = []
+    main = _PARENS.sub(" ", body)
+    for part in [main, *_PARENS.findall(body)]:
+        k = key(part)
+        if k and k not in keys:
+            keys.append(k)
+    return keys
+
+
+class TitleIndex:
+    """Resolves typed titles or ids to movie indices for one catalogue.
+
+    ``movie_ids`` are the original ids (``movieId``), ``titles`` and ``years`` the catalogue's
+    columns in index order; ``popularity`` (training ratings per movie) breaks ties between
+    duplicate entries of the same film.
+    """
+
+    def __init__(self, movie_ids, titles, years=None, popularity=None):
+        self.movie_ids = np.asarray(movie_ids, dtype=np.int64)
+        self.titles = [str(t) if t is not None else "" for t in titles]
+        n = len(self.titles)
+        self.years = [None if y is None or (isinstance(y, float) and np.isnan(y)) else int(y)
+                      for y in (years if years is not None else [None] * n)]
+        self.popularity = np.zeros(n) if popularity is None else np.asarray(popularity, dtype=np.float64)
+        self._id_pos = {int(m): i for i, m in enumerate(self.movie_ids)}
+        self._by_key: dict[str, list[int]] = {}
+        self._keys: list[list[str]] = []
+        for i, t in enumerate(self.titles):
+            ks = title_keys(t)
+            if self.years[i] is None:
+                self.years[i] = split_year(t)[1]
+            self._keys.append(ks)
+            for k in ks:
+                self._by_key.setdefault(k, []).append(i)
+        self._all_keys = sorted(self._by_key)
+
+    @classmethod
+    def from_movies(cls, movies, popularity=None) -> "TitleIndex":
+        """From a dataset's polars ``movies`` table (rows in index order)."""
+        movies = movies.sort("movie")
+        years = movies["year"].to_list() if "year" in movies.columns else None
+        return cls(movies["movieId"].to_numpy(), movies["title"].to_list(), years, popularity)
+
+    # -- queries ---------------------------------------------------------------------------------
+    def describe(self, i: int) -> str:
+        return f"{self.titles[i]} [id {self.movie_ids[i]}]"
+
+    def resolve(self, query: str | int) -> int:
+        """The movie index a query names; raises AmbiguousTitleError or UnknownIdError."""
+        return self.match(query).movie
+
+    def match(self, query: str | int) -> Match:
+        text = str(query).strip()
+        if not text:
+            raise UnknownIdError("an empty movie title was given")
+        if text.isdigit() and int(text) in self._id_pos:
+            return Match(self._id_pos[int(text)], "id")
+        # "Blade Runner 2049" is a title; "alien 1979" is a title and a year: try both readings
+        readings = [split_year(text)]
+        if readings[0][1] is None and split_year(text, bare=True)[1] is not None:
+            readings.append(split_year(text, bare=True))
+        readings = [(key(body), year) for body, year in readings if key(body)]
+        if not readings:
+            raise UnknownIdError(f"{text!r} does not look like a movie title or id")
+        for how in ("exact", "partial"):
+            for qkey, year in readings:
+                cands = self._by_key.get(qkey, []) if how == "exact" else self._partial(qkey)
+                found = self._pick(cands, year, text, how)
+                if found is not None:
+                    return found
+        if text.isdigit():
+            raise UnknownIdError(f"no movie has id {text} and no title matches {text!r}")
+        raise UnknownIdError(self._unknown_message(text, *readings[-1]))
+
+    def search(self, query: str, limit: int = 10) -> list[int]:
+        """Movies whose title contains the query's words (best first), for an interactive search."""
+        body, year = split_year(str(query))
+        qkey = key(body)
+        if not qkey:
+            return []
+        hits = self._by_key.get(qkey, []) + [i for i in self._partial(qkey) if i not in self._by_key.get(qkey, [])]
+        if year is not None:
+            hits = [i for i in hits if self.years[i] == year]
+        if not hits:
+            close = difflib.get_close_matches(qkey, self._all_keys, n=limit, cutoff=0.6)
+            hits = [i for k in close for i in self._by_key[k]]
+        seen, out = set(), []
+        for i in sorted(hits, key=lambda i: -self.popularity[i]) if len(hits) > 1 else hits:
+            if i not in seen:
+                seen.add(i)
+                out.append(i)
+        return out[:limit]
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _partial(self, qkey: str) -> list[int]:
+        pattern = re.compile(r"(^| )" + re.escape(qkey) + r"( |$)")
+        out: list[int] = []
+        for k in self._all_keys:
+            if pattern.search(k):
+                for i in self._by_key[k]:
+                    if i not in out:
+                        out.append(i)
+        return out
+
+    def _pick(self, candidates: list[int], year: int | None, text: str, how: str) -> Match | None:
+        if year is not None:
+            candidates = [i for i in candidates if self.years[i] == year]
+        candidates = list(dict.fromkeys(candidates))
+        if not candidates:
+            return None
+        if len(candidates) == 1:
+            return Match(candidates[0], how)
+        # the same film listed twice (same title and year): take the one with the most ratings
+        if len({(self.titles[i].strip(), self.years[i]) for i in candidates}) == 1:
+            best = max(candidates, key=lambda i: (self.popularity[i], -i))
+            return Match(best, "duplicate")
+        listed = sorted(candidates, key=lambda i: (-self.popularity[i], i))
+        shown = "; ".join(self.describe(i) for i in listed[:MAX_LISTED])
+        more = f" and {len(listed) - MAX_LISTED} more" if len(listed) > MAX_LISTED else ""
+        raise AmbiguousTitleError(
+            f"{text!r} matches {len(listed)} movies: {shown}{more}; add the year or use the id"
+        )
+
+    def _unknown_message(self, text: str, qkey: str, year: int | None) -> str:
+        if year is not None and qkey in self._by_key:
+            others = "; ".join(self.describe(i) for i in self._by_key[qkey][:MAX_LISTED])
+            return f"no movie {text!r} from {year}; with that title there is: {others}"
+        close = difflib.get_close_matches(qkey, self._all_keys, n=5, cutoff=0.5)
+        if not close:  # try word by word: the closest titles sharing a word with the query
+            words = set(qkey.split())
+            close = [k for k in self._all_keys if words & set(k.split())][:5]
+        if close:
+            names = "; ".join(dict.fromkeys(self.describe(self._by_key[k][0]) for k in close))
+            return f"no movie matches {text!r}; closest titles: {names}"
+        return f"no movie matches {text!r} and no title is close to it; try `search` or a movie id"
