@@ -1,0 +1,36 @@
+"""Experiment folders: ``Experiments_/<run>/`` written by every training run and loaded back.
+
+A run folder holds::
+
+    config.json    model, dataset, data_path, every hyperparameter, seed
+    metrics.csv    epoch,train_rmse,val_rmse,test_rmse,seconds (+ extra columns a model adds);
+                   an empty cell where a value was not computed
+    train.log      time-stamped log lines; a failed run ends with the error
+    summary.json   status ("ok"/"failed"), dataset, model, config, epochs_run, best_epoch, RMSEs,
+                   test_mae, train_seconds, seconds_per_epoch, peak_rss_mb, versions, finished
+    model.npz      ALS factors (see mfrec.models.als); neural runs write their own weights file
+    plots/*.png    rmse.png at least
+
+``Run`` writes a folder (ALS training in ``mfrec.models`` and the neural baselines both use it);
+``load_experiment`` reads one back.
+"""
+
+from mfrec.experiments.run import (
+    METRICS_COLUMNS,
+    Experiment,
+    Run,
+    find_run,
+    load_experiment,
+    package_versions,
+    peak_rss_mb,
+)
+
+__all__ = [
+    "METRICS_COLUMNS",
+    "Experiment",
+    "Run",
+    "find_run",
+    "load_experiment",
+    "package_versions",
+    "peak_rss_mb",
+]

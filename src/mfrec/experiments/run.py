@@ -1,0 +1,294 @@
+"""Writing a run folder (``Run``) and loading one back (``load_experiment``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import secrets
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Iterable
+
+from mfrec.errors import MfrecError, ModelError
+
+DEFAULT_ROOT = Path("Experiments_")
+METRICS_COLUMNS = ("epoch", "train_rmse", "val_rmse", "test_rmse", "seconds")
+_RUN_SUFFIX = r"-\d{8}-\d{6}-[0-9a-f]{6}"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB."""
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that shape a run's numbers."""
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    names = ["mfrec", "numpy", "numba", "scipy", "polars", "matplotlib"]
+    if "torch" in sys.modules:
+        names.append("torch")
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _clean(o: Any) -> Any:
+    """JSON-safe copy: NaN/inf become null, NumPy scalars and paths become plain values."""
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item") and callable(o.item) and getattr(o, "ndim", 1) == 0:
+        o = o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return o
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temporary name, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
+    tmp.write_text(json.dumps(_clean(data), indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, int) or (hasattr(v, "dtype") and getattr(v.dtype, "kind", "") in "iu"):
+        return str(int(v))
+    f = float(v)
+    return "" if not math.isfinite(f) else repr(f)
+
+
+class Run:
+    """One run folder being written: ``Run.create(...)``, then ``log`` / ``append_metrics`` /
+    ``save_summary`` (or ``fail``).
+
+    Neural models use the same object: ``extra_columns`` adds metric columns after the standard
+    ``epoch,train_rmse,val_rmse,test_rmse,seconds``; ``model_path`` is where ALS writes model.npz,
+    ``path`` is the folder for any other files.
+    """
+
+    def __init__(self, path: str | os.PathLike, columns: Iterable[str] = METRICS_COLUMNS):
+        self.path = Path(path)
+        self.columns = tuple(columns)
+        self.started = time.time()
+
+    # -- creation -------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        root: str | os.PathLike = DEFAULT_ROOT,
+        config: dict[str, Any] | None = None,
+        extra_columns: Iterable[str] = (),
+    ) -> "Run":
+        """A new, unique folder ``root/<name>-<YYYYmmdd-HHMMSS>-<6 hex>``.
+
+        The folder is claimed with ``mkdir`` (atomic), so two runs started at the same second never
+        share a folder.
+        """
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-.") or "run"
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for _ in range(1000):
+            path = root / f"{safe}-{stamp}-{secrets.token_hex(3)}"
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover - a million-to-one clash a thousand times
+            raise MfrecError(f"could not create a unique run folder under {root}")
+        (path / "plots").mkdir()
+        columns = list(METRICS_COLUMNS) + [c for c in extra_columns if c not in METRICS_COLUMNS]
+        run = cls(path, columns)
+        (path / "metrics.csv").write_text(",".join(columns) + "\n")
+        (path / "train.log").write_text("")
+        if config is not None:
+            run.save_config(config)
+        run.log(f"run folder {path}")
+        return run
+
+    # -- files ----------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.npz"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.path / "plots"
+
+    def save_config(self, config: dict[str, Any]) -> None:
+        write_json(self.path / "config.json", config)
+
+    def log(self, message: str) -> None:
+        """Append a time-stamped line (or lines) to train.log."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.path / "train.log", "a") as f:
+            for line in str(message).splitlines() or [""]:
+                f.write(f"{stamp} {line}\n")
+
+    def append_metrics(self, epoch: int, train_rmse=None, val_rmse=None, test_rmse=None, seconds=None, **extra) -> None:
+        """One row of metrics.csv; ``None``/NaN leave the cell empty."""
+        unknown = set(extra) - set(self.columns)
+        if unknown:
+            raise ValueError(f"metrics.csv of {self.name} has no column(s) {', '.join(sorted(unknown))}")
+        row = {"epoch": epoch, "train_rmse": train_rmse, "val_rmse": val_rmse, "test_rmse": test_rmse,
+               "seconds": seconds, **extra}
+        with open(self.path / "metrics.csv", "a") as f:
+            f.write(",".join(_cell(row.get(c)) for c in self.columns) + "\n")
+
+    def save_summary(self, summary: dict[str, Any], status: str = "ok") -> dict[str, Any]:
+        """Write summary.json, adding status, versions, peak_rss_mb and finished time if absent."""
+        full = {"status": status, **summary}
+        full.setdefault("peak_rss_mb", peak_rss_mb())
+        full.setdefault("versions", package_versions())
+        full.setdefault("finished", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        full.setdefault("run", self.name)
+        write_json(self.path / "summary.json", full)
+        return _clean(full)
+
+    def fail(self, error: BaseException | str, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Mark the run failed: the error (and traceback) go to train.log, status "failed" to summary.json."""
+        if isinstance(error, BaseException):
+            text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            message = f"{type(error).__name__}: {error}"
+        else:
+            text = message = str(error)
+        self.log(f"FAILED: {message}")
+        if text != message:
+            self.log(text.rstrip())
+        return self.save_summary({**(summary or {}), "error": message}, status="failed")
+
+
+# -- loading ------------------------------------------------------------------------------------
+def find_run(path_or_name: str | os.PathLike, root: str | os.PathLike = DEFAULT_ROOT) -> Path:
+    """A run folder from its path, its folder name under ``root``, or a ``--name`` given at training
+    (the latest run of that name)."""
+    p = Path(path_or_name)
+    if p.is_dir() and ((p / "config.json").is_file() or (p / "summary.json").is_file()):
+        return p
+    root = Path(root)
+    q = root / str(path_or_name)
+    if q.is_dir() and ((q / "config.json").is_file() or (q / "summary.json").is_file()):
+        return q
+    if root.is_dir():
+        pattern = re.compile(re.escape(str(path_or_name)) + _RUN_SUFFIX + "$")
+        matches = sorted((d for d in root.iterdir() if d.is_dir() and pattern.match(d.name)),
+                         key=lambda d: d.name[len(str(path_or_name)):])
+        if matches:
+            return matches[-1]
+    raise MfrecError(f"no experiment {str(path_or_name)!r} (looked for {p} and for runs named so under {root})")
+
+
+class Experiment:
+    """A finished (or failed) training run loaded from its folder.
+
+    ``config``, ``summary`` (dicts), ``metrics`` (polars), ``log`` (text) are read at once;
+    ``model``, ``dataset``, ``movies`` and ``users`` load on first use.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        cfg = self.path / "config.json"
+        self.config: dict[str, Any] = json.loads(cfg.read_text()) if cfg.is_file() else {}
+        summ = self.path / "summary.json"
+        self.summary: dict[str, Any] = json.loads(summ.read_text()) if summ.is_file() else {}
+        self._model = None
+        self._dataset = None
+        self._metrics = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def status(self) -> str:
+        return self.summary.get("status", "unfinished")
+
+    @property
+    def metrics(self):
+        """metrics.csv as a polars DataFrame (empty cells are null)."""
+        if self._metrics is None:
+            import polars as pl
+
+            f = self.path / "metrics.csv"
+            if not f.is_file():
+                raise MfrecError(f"{f} is missing")
+            overrides = {c: pl.Float64 for c in METRICS_COLUMNS if c != "epoch"}
+            self._metrics = pl.read_csv(f, schema_overrides={"epoch": pl.Int64, **overrides})
+        return self._metrics
+
+    @property
+    def log(self) -> str:
+        f = self.path / "train.log"
+        return f.read_text() if f.is_file() else ""
+
+    @property
+    def model(self):
+        """The fitted model: ALS from model.npz, neural models through mfrec.neural.load_model."""
+        if self._model is None:
+            npz = self.path / "model.npz"
+            if npz.is_file():
+                from mfrec.models.als import ALSModel
+
+                self._model = ALSModel.load(npz)
+            else:
+                try:
+                    from mfrec.neural import load_model  # type: ignore[attr-defined]
+                except ImportError:
+                    raise ModelError(f"{self.path} has no model.npz (status {self.status})") from None
+                self._model = load_model(self.path)
+        return self._model
+
+    @property
+    def dataset(self):
+        """The prepared dataset the run trained on (from config's data_path, else its name)."""
+        if self._dataset is None:
+            from mfrec.data import load
+
+            data_path = self.config.get("data_path")
+            if data_path and (Path(data_path) / "manifest.json").is_file():
+                self._dataset = load(data_path)
+            else:
+                self._dataset = load(self.config.get("dataset") or data_path)
+        return self._dataset
+
+    @property
+    def movies(self):
+        return self.dataset.movies
+
+    @property
+    def users(self):
+        return self.dataset.users
+
+    def __repr__(self) -> str:
+        return f"Experiment({self.name!r}, model={self.config.get('model')!r}, status={self.status!r})"
+
+
+def load_experiment(path_or_run_name: str | os.PathLike, root: str | os.PathLike = DEFAULT_ROOT) -> Experiment:
+    """Load a run folder: a path, a folder name under ``Experiments_/``, or a run's ``--name`` (latest)."""
+    return Experiment(find_run(path_or_run_name, root))

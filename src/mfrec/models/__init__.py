@@ -1,0 +1,56 @@
+"""ALS models: ``train(dataset, config, callback=...)`` -> a fitted :class:`ALSModel`.
+
+>>> import mfrec
+>>> ds = mfrec.data.load("ml-100k-u1")
+>>> model = mfrec.train(ds, "mf-genre")                 # the model's defaults
+>>> model = mfrec.train(ds, {"model": "mf", "factors": 64})
+>>> model.predict(ds.test.user, ds.test.movie); model.save("model.npz")
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from mfrec.models.als import (
+    NPZ_KEYS,
+    ALSModel,
+    EpochResult,
+    NonFiniteFactorsError,
+    ThreadOversubscriptionWarning,
+    check_threads,
+    fit,
+)
+from mfrec.models.config import MODEL_DEFAULTS, MODELS, ALSConfig
+
+load_model = ALSModel.load
+
+
+def make_config(config: ALSConfig | dict[str, Any] | str) -> ALSConfig:
+    """An ALSConfig from a config, a dict (missing fields take the model's defaults) or a model name."""
+    if isinstance(config, ALSConfig):
+        return config
+    if isinstance(config, str):
+        return ALSConfig.for_model(config)
+    if isinstance(config, dict):
+        d = dict(config)
+        model = d.pop("model", "mf")
+        known = set(ALSConfig.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            from mfrec.errors import ModelError
+
+            raise ModelError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        return ALSConfig.for_model(model, **d)
+    raise TypeError(f"config must be an ALSConfig, a dict or a model name, not {type(config).__name__}")
+
+
+def train(dataset, config: ALSConfig | dict[str, Any] | str = "mf",
+          callback: Callable[[EpochResult], Any] | None = None, log: Callable[[str], None] | None = None) -> ALSModel:
+    """Fit an ALS model (bias, mf or mf-genre) on ``dataset``; ``callback(EpochResult)`` after each epoch."""
+    return fit(dataset, make_config(config), callback=callback, log=log)
+
+
+__all__ = [
+    "ALSConfig", "ALSModel", "EpochResult", "MODELS", "MODEL_DEFAULTS", "NPZ_KEYS", "NonFiniteFactorsError",
+    "ThreadOversubscriptionWarning", "check_threads", "fit", "load_model", "make_config", "train",
+]

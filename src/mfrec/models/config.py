@@ -1,0 +1,125 @@
+"""The ALS model configuration: one typed dataclass, validated in ``fit``, saved to config.json."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from mfrec.errors import ModelError
+
+MODELS = ("bias", "mf", "mf-genre")
+SOLVERS = ("cholesky", "cg")
+
+# Per-model defaults, tuned on ml-100k u1 (see README "Training"): weighted-lambda ALS with a
+# small reg, unweighted bias penalty.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "bias": {"factors": 0, "epochs": 5, "reg_bias": 10.0},
+    "mf": {"factors": 32, "epochs": 10, "reg": 0.08, "reg_bias": 10.0},
+    "mf-genre": {"factors": 32, "epochs": 10, "reg": 0.08, "reg_bias": 10.0, "reg_genre": 0.08},
+}
+
+
+@dataclass(frozen=True)
+class ALSConfig:
+    """Hyperparameters of an ALS model (``bias``, ``mf`` or ``mf-genre``)."""
+
+    model: str = "mf"
+    """Which model: bias (mu + b_u + b_i), mf (+ p_u.q_i) or mf-genre (+ genre factors)."""
+    factors: int = 32
+    """Latent dimension k (forced to 0 for the bias model)."""
+    epochs: int = 10
+    """Maximum number of ALS epochs (one epoch = user half-step + movie half-step [+ genre solve])."""
+    reg: float = 0.08
+    """L2 penalty on user/movie factors (times the row's rating count when weighted_reg)."""
+    reg_bias: float = 10.0
+    """L2 penalty on user/movie biases (never scaled by the count, so rare rows shrink more)."""
+    reg_genre: float = 0.08
+    """L2 penalty on genre factors (times the genre's rating count when weighted_reg)."""
+    weighted_reg: bool = True
+    """Weighted-lambda: scale reg by each row's rating count (ALS-WR)."""
+    solver: str = "cholesky"
+    """Per-row solver: cholesky (exact) or cg (warm-started conjugate gradient, fast for large k)."""
+    cg_steps: int = 3
+    """Conjugate-gradient iterations per row and half-step (solver cg)."""
+    init_std: float = 0.1
+    """Standard deviation of the random initial factors."""
+    seed: int = 42
+    """Seed of the initial factors; the same seed gives the same model."""
+    threads: int = 0
+    """Numba threads (0 = Numba's default, all cores)."""
+    patience: int = 2
+    """Early stopping: stop after this many epochs without a better validation RMSE (0 = never)."""
+
+    @classmethod
+    def for_model(cls, model: str, **overrides: Any) -> "ALSConfig":
+        """The defaults of ``model`` with ``overrides`` (None values are ignored)."""
+        if model not in MODEL_DEFAULTS:
+            raise ModelError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
+        values = {**MODEL_DEFAULTS[model], **{k: v for k, v in overrides.items() if v is not None}}
+        return cls(model=model, **values)
+
+    def validate(self) -> "ALSConfig":
+        """Raise ModelError naming the first bad field; return self."""
+        def bad(name: str, must: str) -> ModelError:
+            return ModelError(f"config field {name} {must}, got {getattr(self, name)!r}")
+
+        if self.model not in MODELS:
+            raise bad("model", f"must be one of {', '.join(MODELS)}")
+        if not isinstance(self.factors, int) or self.factors < 0:
+            raise bad("factors", "must be a non-negative integer")
+        if self.model != "bias" and self.factors < 1:
+            raise bad("factors", f"must be at least 1 for the {self.model} model")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise bad("epochs", "must be an integer >= 1")
+        for name in ("reg", "reg_genre", "init_std"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not (v > 0) or v != v or v == float("inf"):
+                raise bad(name, "must be a positive finite number")
+        if not isinstance(self.reg_bias, (int, float)) or not (0 <= self.reg_bias < float("inf")):
+            raise bad("reg_bias", "must be a finite number >= 0")
+        if self.solver not in SOLVERS:
+            raise bad("solver", f"must be one of {', '.join(SOLVERS)}")
+        if not isinstance(self.cg_steps, int) or self.cg_steps < 1:
+            raise bad("cg_steps", "must be an integer >= 1")
+        if not isinstance(self.threads, int) or self.threads < 0:
+            raise bad("threads", "must be an integer >= 0")
+        if not isinstance(self.patience, int) or self.patience < 0:
+            raise bad("patience", "must be an integer >= 0")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise bad("seed", "must be a non-negative integer")
+        if not isinstance(self.weighted_reg, bool):
+            raise bad("weighted_reg", "must be true or false")
+        return self
+
+    @property
+    def k(self) -> int:
+        """The latent dimension actually used (0 for bias)."""
+        return 0 if self.model == "bias" else self.factors
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ALSConfig":
+        """Fields of ``d`` that name config fields (other keys, e.g. dataset, are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def replace(self, **changes: Any) -> "ALSConfig":
+        return replace(self, **changes)
+
+
+def field_docs() -> dict[str, str]:
+    """One line of documentation per config field (for --help and the README)."""
+    import ast
+    import inspect
+
+    src = inspect.getsource(ALSConfig)
+    tree = ast.parse(src)
+    docs: dict[str, str] = {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = str(nxt.value.value)  # type: ignore[attr-defined]
+    return docs
+
