@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mfrec.errors import MfrecError, ModelError
+from mfrec.inference.api import InferenceMixin  # engineer E (issue 4): recommend/fold_in/similar/explain
 
 DEFAULT_ROOT = Path("Experiments_")
 METRICS_COLUMNS = ("epoch", "train_rmse", "val_rmse", "test_rmse", "seconds")
@@ -204,7 +205,7 @@ def find_run(path_or_name: str | os.PathLike, root: str | os.PathLike = DEFAULT_
     raise MfrecError(f"no experiment {str(path_or_name)!r} (looked for {p} and for runs named so under {root})")
 
 
-class Experiment:
+class Experiment(InferenceMixin):
     """A finished (or failed) training run loaded from its folder.
 
     ``config``, ``summary`` (dicts), ``metrics`` (polars), ``log`` (text) are read at once;

@@ -20,7 +20,7 @@ def _cut(text: str, width: int) -> str:
 def format_table(result, title_width: int = 42, genre_width: int = 26, why_width: int = 70) -> str:
     """The list as fixed-width text: rank, title, year, genres, predicted rating, why (+ --explain lines)."""
     t = result.table
-    score_head = {"similar": "cosine", "popular": "ratings"}.get(result.kind)
+    score_head = {"similar": "cosine", "popular": "ratings"}.get(result.kind, "score")
     lines = list(result.notes)
     head = f"{'#':>3}  {'title':<{title_width}}  {'year':>4}  {'genres':<{genre_width}}  {'rating':>6}"
     if score_head:
@@ -38,7 +38,7 @@ def format_table(result, title_width: int = 42, genre_width: int = 26, why_width
         )
         if score_head:
             s = row["score"]
-            line += f"  {s:>7.3f}" if result.kind == "similar" else f"  {int(s):>7d}"
+            line += f"  {int(s):>7d}" if result.kind == "popular" else f"  {s:>7.3f}"
         line += f"  {_cut(row['why'], why_width)}"
         lines.append(line)
         for extra in result.details.get(row["rank"], []):

@@ -245,7 +245,7 @@ class Recommender:
             order = np.argsort(-np.abs(c), kind="stable")
             shares = c / total_abs if total_abs > 0 else np.zeros_like(c)
             named = [j for j in order if c[j] > 0][:WHY_TOP] or list(order[:1])
-            why.append(", ".join(f"{self._short(rated[j])} {100 * shares[j]:.0f}%" for j in named))
+            why.append(", ".join(f"{self._short(rated[j])} [{values[j]:g}] {100 * shares[j]:.0f}%" for j in named))
             if explain:
                 base = self.model.mu + float(self.model.movie_bias[m])
                 lines = [
