@@ -1,0 +1,59 @@
+"""Learning curves: train / validation / test RMSE per epoch, best epoch marked (plots/rmse.png)."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def _series(metrics: Any, column: str) -> list[float | None]:
+    if hasattr(metrics, "get_column"):  # polars
+        return list(metrics.get_column(column).to_list()) if column in metrics.columns else []
+    if isinstance(metrics, dict):
+        return list(metrics.get(column, []))
+    return [getattr(row, column, None) for row in metrics]  # rows such as EpochResult
+
+
+def _ok(v) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def plot_rmse(metrics: Any, path: str | os.PathLike, best_epoch: int | None = None, title: str | None = None) -> Path:
+    """Write the RMSE-per-epoch figure to ``path`` (PNG); ``metrics`` is a polars frame, a dict of
+    columns or a list of per-epoch records with epoch/train_rmse/val_rmse/test_rmse."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = _series(metrics, "epoch")
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    styles = {"train_rmse": ("train", "#1f77b4", "o"), "val_rmse": ("validation", "#ff7f0e", "s"),
+              "test_rmse": ("test", "#2ca02c", "^")}
+    plotted: list[float] = []
+    for col, (label, color, marker) in styles.items():
+        ys: Sequence = _series(metrics, col)
+        pts = [(e, y) for e, y in zip(epochs, ys) if _ok(y)]
+        if not pts:
+            continue
+        xs, vs = zip(*pts)
+        plotted.extend(vs)
+        ax.plot(xs, vs, marker=marker, color=color, label=f"{label} (last {vs[-1]:.4f})", linewidth=2, markersize=5)
+    if best_epoch is not None and best_epoch in epochs:
+        ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1.2, label=f"best epoch ({best_epoch})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("RMSE (rating points, lower is better)")
+    ax.set_title(title or "RMSE per epoch")
+    if epochs:
+        ax.set_xticks(list(epochs) if len(epochs) <= 20 else ax.get_xticks())
+    ax.grid(True, alpha=0.3)
+    if plotted:
+        ax.legend(loc="upper right", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
