@@ -1,0 +1,243 @@
+"""Numbers behind the run figures: a run's factor arrays, 2-D maps of them, and comparison tables.
+
+The factor arrays are read straight from ``model.npz`` (keys fixed by the experiment-folder
+contract: mu, user_bias, movie_bias, user_factors, movie_factors, genre_factors, genre_indptr,
+genre_indices, user_ids, movie_ids, config_json), so these functions need no model class.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mfrec.errors import ModelError
+
+# where the rank and the regularisation may sit in a run's config, first match wins
+K_KEYS = ("k", "factors", "n_factors", "rank", "dim", "embedding_dim")
+REG_KEYS = ("reg", "regularization", "l2", "lambda_", "lam", "weight_decay")
+_STANDARD = ("epoch", "train_rmse", "val_rmse", "test_rmse", "seconds")
+
+
+def load_arrays(run_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The arrays of ``<run>/model.npz`` (loaded with allow_pickle=False)."""
+    f = Path(run_path) / "model.npz"
+    if not f.is_file():
+        raise ModelError(f"{Path(run_path)} has no model.npz: only ALS runs have factor arrays to plot")
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{f} is not a readable model file ({e})") from None
+
+
+def effective_movie_factors(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """q_i + |G_i|^(-1/2) sum_{g in G_i} y_g for every movie (just q_i when the run has no genre factors)."""
+    q = np.asarray(arrays["movie_factors"], dtype=np.float64)
+    y = np.asarray(arrays.get("genre_factors", np.zeros((0, q.shape[1]))), dtype=np.float64)
+    if y.size == 0 or "genre_indptr" not in arrays:
+        return q
+    indptr = np.asarray(arrays["genre_indptr"], np.int64)
+    indices = np.asarray(arrays["genre_indices"], np.int64)
+    counts = np.diff(indptr)
+    rows = np.repeat(np.arange(len(counts)), counts)
+    summed = np.zeros_like(q)
+    np.add.at(summed, rows, y[indices])
+    scale = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0)
+    return q + summed * scale[:, None]
+
+
+def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First two principal components of the rows of ``x`` (NumPy SVD of the centred matrix).
+
+    Returns (coords (n, 2), share of the total variance each component explains (2,)). With
+    fewer than two columns the missing component is zero. Signs are fixed so that the largest
+    loading of each component is positive (the map does not flip between runs of the same model).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"pca_2d needs a non-empty 2-D array, got shape {x.shape}")
+    xc = x - x.mean(axis=0)
+    coords = np.zeros((x.shape[0], 2))
+    explained = np.zeros(2)
+    if x.shape[1] == 0:
+        return coords, explained
+    u, s, vt = np.linalg.svd(xc, full_matrices=False)
+    m = min(2, s.size)
+    for c in range(m):
+        sign = np.sign(vt[c, np.argmax(np.abs(vt[c]))]) or 1.0
+        coords[:, c] = u[:, c] * s[c] * sign
+    total = float((s ** 2).sum())
+    if total > 0:
+        explained[:m] = s[:m] ** 2 / total
+    return coords, explained
+
+
+def tsne_available() -> bool:
+    """Whether scikit-learn (which provides t-SNE) can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("sklearn") is not None
+
+
+def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """t-SNE coordinates of the rows of ``x`` (needs scikit-learn; raises MfrecError without it)."""
+    if not tsne_available():
+        from mfrec.errors import MfrecError
+
+        raise MfrecError("t-SNE needs scikit-learn: pip install scikit-learn (the PCA map needs nothing extra)")
+    from sklearn.manifold import TSNE
+
+    x = np.asarray(x, dtype=np.float64)
+    perplexity = float(min(30.0, max(2.0, (x.shape[0] - 1) / 3.0)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+
+
+def mapped_movies(train_counts: np.ndarray, min_ratings: int = 20, max_movies: int = 3000) -> np.ndarray:
+    """Indices of the movies worth putting on a factor map: those with at least ``min_ratings``
+    training ratings (rarely rated movies sit at the regularised origin), at most ``max_movies`` of
+    the most rated; falls back to the most rated ones when too few pass the limit."""
+    counts = np.asarray(train_counts)
+    order = np.argsort(-counts, kind="stable")
+    keep = order[counts[order] >= min_ratings][:max_movies]
+    if keep.size < min(50, counts.size):
+        keep = order[: min(max_movies, max(50, keep.size), counts.size)]
+    return np.sort(keep)
+
+
+def label_choice(coords: np.ndarray, counts: np.ndarray, n: int = 12) -> np.ndarray:
+    """Which mapped points to label: the ``n`` most rated (the well-known titles), plus the most
+    extreme point along each axis direction so the labels also explain the map's edges."""
+    coords = np.asarray(coords)
+    counts = np.asarray(counts)
+    chosen = list(np.argsort(-counts, kind="stable")[:n])
+    for c in range(coords.shape[1]):
+        for idx in (int(np.argmin(coords[:, c])), int(np.argmax(coords[:, c]))):
+            if idx not in chosen:
+                chosen.append(idx)
+    return np.array(chosen, np.int64)
+
+
+# -- metrics and comparison ------------------------------------------------------------------------
+def read_metrics(run_path: str | os.PathLike):
+    """``metrics.csv`` as polars with every column but ``epoch`` as Float64 (empty cells -> null);
+    a run without the file gives an empty frame."""
+    import polars as pl
+
+    f = Path(run_path) / "metrics.csv"
+    if not f.is_file() or not f.read_text().strip():
+        return pl.DataFrame({"epoch": pl.Series([], dtype=pl.Int64)})
+    frame = pl.read_csv(f, infer_schema=False)
+    return frame.with_columns(
+        [pl.col(c).cast(pl.Int64, strict=False) if c == "epoch" else pl.col(c).cast(pl.Float64, strict=False)
+         for c in frame.columns]
+    )
+
+
+def curves(metrics) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Non-empty metric columns as (epochs, values), nulls dropped; ``seconds`` and ``epoch`` left out."""
+    out = {}
+    if "epoch" not in metrics.columns:
+        return out
+    for c in metrics.columns:
+        if c in ("epoch", "seconds"):
+            continue
+        sub = metrics.select("epoch", c).drop_nulls()
+        if sub.height:
+            out[c] = (sub["epoch"].to_numpy(), sub[c].to_numpy().astype(np.float64))
+    return out
+
+
+def _first(d: dict[str, Any], keys: Sequence[str]) -> Any:
+    for key in keys:
+        if key in d and d[key] is not None:
+            return d[key]
+    return None
+
+
+def _number(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def run_row(run_path: str | os.PathLike) -> dict[str, Any]:
+    """One comparison row for a run folder: run, status, model, dataset, k, reg, epochs, test_rmse,
+    test_mae, val_rmse, seconds, plus any extra metrics the run reports (hit@10, ndcg@10, ...)."""
+    path = Path(run_path)
+    config = _load_json(path / "config.json")
+    summary = _load_json(path / "summary.json")
+    cfg = {**(summary.get("config") or {}), **config}
+    metrics = read_metrics(path)
+    last = {}
+    if metrics.height:
+        for c in metrics.columns:
+            col = metrics[c].drop_nulls()
+            if col.len():
+                last[c] = col[-1]
+    epochs = summary.get("epochs_run")
+    if epochs is None and metrics.height:
+        epochs = int(metrics["epoch"].drop_nulls().max() or 0)
+    row: dict[str, Any] = {
+        "run": path.name,
+        "status": summary.get("status", "unfinished"),
+        "model": summary.get("model") or cfg.get("model"),
+        "dataset": summary.get("dataset") or cfg.get("dataset"),
+        "k": _first(cfg, K_KEYS),
+        "reg": _first(cfg, REG_KEYS),
+        "epochs": epochs,
+        "test_rmse": _number(summary.get("test_rmse", last.get("test_rmse"))),
+        "test_mae": _number(summary.get("test_mae")),
+        "val_rmse": _number(summary.get("val_rmse", last.get("val_rmse"))),
+        "seconds": _number(summary.get("train_seconds", metrics["seconds"].sum() if "seconds" in metrics.columns else None)),
+    }
+    extras = [c for c in metrics.columns if c not in _STANDARD]
+    extras += [k for k, v in summary.items() if "@" in k and k not in extras and _number(v) is not None]
+    for c in extras:
+        row[c] = _number(summary.get(c, last.get(c)))
+    return row
+
+
+def comparison_table(run_paths: Sequence[str | os.PathLike]):
+    """A polars frame with one :func:`run_row` per run, best test RMSE first (runs without one last).
+
+    Columns absent from every run (say, ranking metrics when no run has them) are left out; a run
+    lacking a column another run has gets a null there.
+    """
+    import polars as pl
+
+    rows = [run_row(p) for p in run_paths]
+    if not rows:
+        return pl.DataFrame()
+    columns: list[str] = []
+    for r in rows:
+        columns += [c for c in r if c not in columns]
+    data = {}
+    for c in columns:
+        values = [r.get(c) for r in rows]
+        if c in ("k", "epochs"):
+            data[c] = pl.Series(c, [None if v is None else int(v) for v in values], dtype=pl.Int64)
+        elif c in ("run", "status", "model", "dataset"):
+            data[c] = pl.Series(c, [None if v is None else str(v) for v in values], dtype=pl.Utf8)
+        else:
+            data[c] = pl.Series(c, [_number(v) for v in values], dtype=pl.Float64)
+    frame = pl.DataFrame(data)
+    return frame.sort(["test_rmse", "run"], nulls_last=True)
+
+
+def _load_json(f: Path) -> dict[str, Any]:
+    if not f.is_file():
+        return {}
+    try:
+        data = json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        from mfrec.errors import MfrecError
+
+        raise MfrecError(f"{f} is not valid JSON (line {e.lineno}): {e.msg}") from None
+    return data if isinstance(data, dict) else {}

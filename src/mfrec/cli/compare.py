@@ -1,0 +1,96 @@
+"""``mfrec compare``: several runs in one table (terminal + CSV) and one figure of their RMSE curves."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import click
+
+from mfrec.cli.common import friendly_errors
+
+_FLOAT_FORMATS = {"reg": "{:g}", "seconds": "{:,.1f}"}
+
+
+def resolve_runs(patterns, root) -> list[Path]:
+    """Run folders from paths, names under ``root``, training --names, or globs (``'Experiments_/mf-*'``);
+    duplicates dropped, order kept. Folders a glob matches that are not runs are skipped."""
+    from mfrec.errors import MfrecError
+    from mfrec.experiments import find_run
+
+    out: list[Path] = []
+    for pat in patterns:
+        if any(ch in pat for ch in "*?[") and not Path(pat).exists():
+            matches = sorted(glob.glob(pat)) or sorted(glob.glob(str(Path(root) / pat)))
+            runs = [Path(m) for m in matches if Path(m).is_dir()
+                    and ((Path(m) / "config.json").is_file() or (Path(m) / "summary.json").is_file())]
+            if not runs:
+                raise MfrecError(f"no runs match {pat!r}")
+        else:
+            runs = [find_run(pat, root)]
+        for r in runs:
+            if r.resolve() not in {p.resolve() for p in out}:
+                out.append(r)
+    return out
+
+
+def format_table(frame) -> list[str]:
+    """The comparison frame as aligned text lines (numbers right-aligned, '-' for missing)."""
+    cols = [c for c in frame.columns if c != "dataset" or frame["dataset"].n_unique() > 1]
+    cells = []
+    for row in frame.select(cols).iter_rows(named=True):
+        line = []
+        for c in cols:
+            v = row[c]
+            if v is None:
+                line.append("-")
+            elif isinstance(v, float):
+                line.append(_FLOAT_FORMATS.get(c, "{:.4f}").format(v))
+            else:
+                line.append(str(v))
+        cells.append(line)
+    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(cols)]
+    numeric = [frame[c].dtype.is_numeric() for c in cols]
+
+    def fmt(values):
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    return [fmt(cols), fmt(["-" * w for w in widths]), *(fmt(r) for r in cells)]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--root", type=click.Path(), default="Experiments_", show_default=True, help="Where runs are.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Where the table goes [default: <root>/comparison.csv].")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Figure of the runs' validation/test RMSE curves [default: <root>/comparison.png].")
+@friendly_errors
+def compare(runs, root, csv_path, out):
+    """Compare training runs: a table (model, k, reg, epochs, test RMSE/MAE, seconds, and ranking
+    metrics such as hit@10 where runs have them) and one figure overlaying their RMSE curves.
+
+    \b
+    RUNS are run folders, names under --root, training --names or quoted globs:
+      mfrec compare 'Experiments_/mf-*' bias-20261122-130000-a1b2c3
+    """
+    import os
+
+    from mfrec.analysis.runs import comparison_table
+    from mfrec.plots.compare import comparison_figure
+
+    paths = resolve_runs(runs, root)
+    table = comparison_table(paths)
+    click.secho(f"{len(paths)} run{'s' if len(paths) != 1 else ''} (best test RMSE first)", bold=True)
+    for line in format_table(table):
+        click.echo(line)
+    csv_path = Path(csv_path) if csv_path else Path(root) / "comparison.csv"
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+    table.write_csv(tmp)
+    os.replace(tmp, csv_path)
+    click.echo(f"table: {csv_path}")
+    by_name = {p.name: p for p in paths}
+    ordered = [by_name[name] for name in table["run"].to_list() if name in by_name]  # best first, as in the table
+    fig = comparison_figure(ordered, Path(out) if out else Path(root) / "comparison.png")
+    click.echo(f"figure: {fig}" if fig else "figure: none (no run has RMSE curves)")
