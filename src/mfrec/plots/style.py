@@ -43,8 +43,6 @@ RC = {
     "axes.spines.right": False,
     "axes.axisbelow": True,
     "lines.linewidth": 2.0,
-    "savefig.bbox": "tight",
-    "savefig.pad_inches": 0.15,
 }
 
 

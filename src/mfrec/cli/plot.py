@@ -1,0 +1,50 @@
+"""``mfrec plot``: the figures of one training run, written into its plots/ folder."""
+
+from __future__ import annotations
+
+import click
+
+from mfrec.cli.common import friendly_errors
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--experiment", "-e", required=True,
+              help="A run: folder path, folder name under --root, or a training --name (its latest run).")
+@click.option("--root", type=click.Path(), default="Experiments_", show_default=True, help="Where runs are.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Figure folder [default: <run>/plots].")
+@click.option("--data", default=None, help="Dataset to take titles and genres from [default: the run's own].")
+@click.option("--tsne", is_flag=True, help="Also a t-SNE map of the movie factors (needs scikit-learn).")
+@click.option("--labels", "n_labels", type=int, default=12, show_default=True, help="How many most-rated titles to label.")
+@friendly_errors
+def plot(experiment, root, out, data, tsne, n_labels):
+    """Write a run's figures (PNG) into its plots/ folder.
+
+    \b
+    rmse.png           train/validation/test RMSE per epoch
+    biases.png         distribution of user and movie biases
+    movie_map.png      movie factors on a 2-D PCA map, coloured by main genre, top titles labelled
+    genre_factors.png  genre factors y_g as a heat map (mf-genre)
+    genre_map.png      genre factors on a 2-D PCA map (mf-genre)
+    \b
+    Example:
+      mfrec plot --experiment mf-genre-20261122-130000-a1b2c3
+    """
+    from mfrec.analysis.runs import tsne_available
+    from mfrec.errors import MfrecError
+    from mfrec.experiments import find_run
+    from mfrec.plots.run import plot_run
+
+    if tsne and not tsne_available():
+        raise MfrecError("--tsne needs scikit-learn (pip install scikit-learn); the PCA map needs nothing extra")
+    path = find_run(experiment, root)
+    dataset = None
+    if data is not None:
+        from mfrec.data import load
+
+        dataset = load(data)
+    paths = plot_run(path, out, dataset=dataset, tsne=tsne, n_labels=n_labels)
+    if not paths:
+        click.echo(f"{path.name}: nothing to plot (no metrics and no model.npz)")
+        return
+    folder = paths[0].parent
+    click.echo(f"wrote {len(paths)} figures to {folder}/: " + ", ".join(p.name for p in paths))

@@ -1,0 +1,198 @@
+"""Figures of one training run: biases, a 2-D map of the movie factors, the genre factors.
+
+The RMSE curves (``rmse.png``) come from ``mfrec.plots.curves``; :func:`plot_run` writes them
+together with these into the run's ``plots/`` folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mfrec.analysis import runs as R
+from mfrec.plots.labels import place_labels
+from mfrec.plots.style import OTHER, PALETTE, colors, figure, save, styled
+
+
+def biases_figure(arrays: dict, path, run_name: str = "") -> Path | None:
+    """Histograms of the user and movie biases (None when the run has no biases)."""
+    bu = np.asarray(arrays.get("user_bias", np.zeros(0)), np.float64)
+    bi = np.asarray(arrays.get("movie_bias", np.zeros(0)), np.float64)
+    if bu.size == 0 and bi.size == 0:
+        return None
+    mu = float(np.asarray(arrays.get("mu", np.nan)))
+    with styled():
+        fig, axes = figure(1, 2, sharey=False)
+        for ax, b, who, color in ((axes[0], bu, "user", PALETTE[0]), (axes[1], bi, "movie", PALETTE[1])):
+            if b.size:
+                ax.hist(b, bins=min(60, max(10, int(np.sqrt(b.size)))), color=color, alpha=0.85,
+                        label=f"{b.size:,} {who}s: mean {b.mean():+.2f}, sd {b.std():.2f}")
+                ax.axvline(0.0, color="black", lw=1.0, ls=":", label="no bias")
+                ax.set_ylim(0, ax.get_ylim()[1] * 1.25)  # room for the legend above the bars
+                ax.legend(loc="upper left")
+            ax.set_xlabel(f"{who} bias b_{'u' if who == 'user' else 'i'} (stars)")
+            ax.set_ylabel(f"number of {who}s")
+            ax.set_title(f"{who} biases")
+        fig.suptitle(f"{run_name}: biases around the global mean μ = {mu:.2f} stars" if run_name
+                     else f"Biases around the global mean μ = {mu:.2f} stars")
+        return save(fig, path)
+
+
+def movie_map_figure(arrays: dict, ds, path, run_name: str = "", method: str = "pca", n_labels: int = 12,
+                     max_genres: int = 8, return_labels: bool = False):
+    """Movies placed by their (effective) factor vectors, PCA or t-SNE to 2-D, coloured by main genre,
+    with the most-rated titles labelled. None when the run has no factors (k = 0)."""
+    from mfrec.analysis.dataset import main_genre
+
+    q = R.effective_movie_factors(arrays)
+    if q.shape[1] == 0:
+        return None
+    counts = np.diff(np.asarray(ds.train_by_movie.indptr))
+    movies = R.mapped_movies(counts)
+    x = q[movies]
+    if method == "tsne":
+        coords = R.tsne_2d(x)
+        axis_labels = ("t-SNE dimension 1 (no unit)", "t-SNE dimension 2 (no unit)")
+    else:
+        coords, explained = R.pca_2d(x)
+        axis_labels = tuple(f"principal component {c + 1} ({explained[c]:.0%} of variance; factor units)"
+                            for c in range(2))
+    genre_of = main_genre(ds)[movies]
+    present, freq = np.unique(genre_of[genre_of >= 0], return_counts=True)
+    top = present[np.argsort(-freq, kind="stable")][:max_genres]
+    titles = ds.movies.sort("movie")["title"].to_list()
+    with styled():
+        fig, ax = figure(figsize=(9.0, 6.5))
+        other = ~np.isin(genre_of, top)
+        if other.any():
+            ax.scatter(coords[other, 0], coords[other, 1], s=10, c=OTHER, alpha=0.6, linewidths=0,
+                       label="other genres")
+        for g, color in zip(top, colors(len(top))):
+            sel = genre_of == g
+            ax.scatter(coords[sel, 0], coords[sel, 1], s=12, c=color, alpha=0.75, linewidths=0,
+                       label=ds.genres[g])
+        pick = R.label_choice(coords, counts[movies], n_labels)
+        # room for labels at the edges
+        for c, setter in ((0, ax.set_xlim), (1, ax.set_ylim)):
+            lo, hi = coords[:, c].min(), coords[:, c].max()
+            pad = 0.12 * (hi - lo if hi > lo else 1.0)
+            setter(lo - pad, hi + pad)
+        ax.set_xlabel(axis_labels[0])
+        ax.set_ylabel(axis_labels[1])
+        what = "q_i + genre factors" if arrays.get("genre_factors", np.zeros(0)).size else "q_i"
+        ax.set_title(f"{run_name + ': ' if run_name else ''}movie factors ({what}), {method.upper()} map of "
+                     f"{len(movies):,} movies", fontsize=12)
+        ax.legend(title="main genre", loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=1.8, frameon=False)
+        labels = place_labels(ax, coords[pick, 0], coords[pick, 1], [titles[movies[i]] for i in pick])
+        if labels:  # ring the labelled movies
+            xy = np.array([a.xy for a in labels], np.float64)
+            ax.scatter(xy[:, 0], xy[:, 1], s=30, facecolors="none", edgecolors="black", linewidths=0.9, zorder=4)
+        out = save(fig, path)
+    return (out, labels) if return_labels else out
+
+
+def genre_factors_figure(arrays: dict, genres: list[str], path, run_name: str = "", max_dims: int = 40) -> Path | None:
+    """Heat map of the genre factors y_g (genres x factor dimensions); None without genre factors."""
+    y = np.asarray(arrays.get("genre_factors", np.zeros((0, 0))), np.float64)
+    if y.size == 0:
+        return None
+    names = list(genres)[: y.shape[0]] + [f"genre {i}" for i in range(len(genres), y.shape[0])]
+    shown = y[:, :max_dims]
+    order = np.argsort(-np.linalg.norm(y, axis=1), kind="stable")
+    with styled():
+        width = float(np.clip(3.5 + 0.22 * shown.shape[1], 8.0, 14.0))
+        fig, ax = figure(figsize=(width, max(5.0, 0.3 * len(names) + 1.8)))
+        lim = float(np.abs(shown).max()) or 1.0
+        im = ax.imshow(shown[order], cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+        ax.set_yticks(np.arange(len(names)), [f"{names[i]}  (|y| {np.linalg.norm(y[i]):.2f})" for i in order])
+        step = max(1, shown.shape[1] // 20)
+        ax.set_xticks(np.arange(0, shown.shape[1], step), [str(i + 1) for i in range(0, shown.shape[1], step)])
+        ax.set_xlabel("factor dimension" + (f" (first {max_dims} of {y.shape[1]})" if y.shape[1] > max_dims else ""))
+        ax.set_ylabel("genre (largest factor norm first)")
+        ax.grid(False)
+        cb = fig.colorbar(im, ax=ax, shrink=0.85)
+        cb.set_label("y_g value (same units as q_i)")
+        ax.set_title(f"{run_name + ': ' if run_name else ''}genre factors y_g")
+        return save(fig, path)
+
+
+def genre_map_figure(arrays: dict, genres: list[str], path, run_name: str = "") -> Path | None:
+    """The genre factors y_g on a 2-D PCA map, each point labelled with its genre; None without them."""
+    y = np.asarray(arrays.get("genre_factors", np.zeros((0, 0))), np.float64)
+    if y.size == 0 or y.shape[0] < 2:
+        return None
+    coords, explained = R.pca_2d(y)
+    names = list(genres)[: y.shape[0]] + [f"genre {i}" for i in range(len(genres), y.shape[0])]
+    with styled():
+        fig, ax = figure()
+        ax.scatter(coords[:, 0], coords[:, 1], s=40, c=PALETTE[0], label="genre factor y_g")
+        ax.axhline(0, color="black", lw=0.6)
+        ax.axvline(0, color="black", lw=0.6)
+        for c, setter in ((0, ax.set_xlim), (1, ax.set_ylim)):
+            lo, hi = coords[:, c].min(), coords[:, c].max()
+            pad = 0.25 * (hi - lo if hi > lo else 1.0)
+            setter(lo - pad, hi + pad)
+        ax.set_xlabel(f"principal component 1 ({explained[0]:.0%} of variance; factor units)")
+        ax.set_ylabel(f"principal component 2 ({explained[1]:.0%} of variance; factor units)")
+        ax.set_title(f"{run_name + ': ' if run_name else ''}genre factors, PCA map")
+        ax.legend(loc="lower right")
+        order = np.argsort(-np.linalg.norm(y, axis=1), kind="stable")
+        place_labels(ax, coords[order, 0], coords[order, 1], [names[i] for i in order])
+        return save(fig, path)
+
+
+def rmse_figure(run_path, path) -> Path | None:
+    """The run's RMSE curves, drawn by ``mfrec.plots.curves`` (the same figure training writes)."""
+    from mfrec.plots import curves
+
+    metrics = R.read_metrics(run_path)
+    rmse = {k for k in R.curves(metrics) if k.endswith("rmse")}
+    if not rmse:
+        return None
+    summary = R._load_json(Path(run_path) / "summary.json")
+    best = summary.get("best_epoch")
+    return curves.plot_rmse(metrics, path, best_epoch=int(best) if best is not None else None,
+                            title=f"{Path(run_path).name}: RMSE per epoch")
+
+
+def plot_run(run_path, out_dir=None, dataset=None, tsne: bool = False, n_labels: int = 12) -> list[Path]:
+    """Every figure of a run folder into ``out_dir`` (default ``<run>/plots``); returns the paths written.
+
+    rmse.png (when metrics.csv has RMSE values); and for runs with a model.npz: biases.png,
+    movie_map.png (PCA; movie_map_tsne.png too with ``tsne``) when k > 0, genre_factors.png and
+    genre_map.png for mf-genre. ``dataset`` defaults to the one the run trained on.
+    """
+    run_path = Path(run_path)
+    out_dir = Path(out_dir) if out_dir is not None else run_path / "plots"
+    name = run_path.name
+    written = [rmse_figure(run_path, out_dir / "rmse.png")]
+    if (run_path / "model.npz").is_file():
+        arrays = R.load_arrays(run_path)
+        written.append(biases_figure(arrays, out_dir / "biases.png", name))
+        k = np.asarray(arrays.get("movie_factors", np.zeros((0, 0)))).shape[-1]
+        if k > 0:
+            if dataset is None:
+                from mfrec.experiments import load_experiment
+
+                dataset = load_experiment(run_path).dataset
+            _check_shapes(arrays, dataset, run_path)
+            written.append(movie_map_figure(arrays, dataset, out_dir / "movie_map.png", name, n_labels=n_labels))
+            if tsne:
+                written.append(movie_map_figure(arrays, dataset, out_dir / "movie_map_tsne.png", name, method="tsne",
+                                                n_labels=n_labels))
+            genres = dataset.genres
+        else:
+            genres = []
+        written.append(genre_factors_figure(arrays, genres, out_dir / "genre_factors.png", name))
+        written.append(genre_map_figure(arrays, genres, out_dir / "genre_map.png", name))
+    return [p for p in written if p is not None]
+
+
+def _check_shapes(arrays: dict, ds, run_path) -> None:
+    from mfrec.errors import ModelError
+
+    n = np.asarray(arrays["movie_factors"]).shape[0]
+    if n != ds.n_movies:
+        raise ModelError(f"{Path(run_path) / 'model.npz'} has {n:,} movies but dataset {ds.name} has "
+                         f"{ds.n_movies:,}: the run was trained on other data")

@@ -1,0 +1,167 @@
+"""`mfrec plot`: the maths behind the run figures, label placement, and every figure of a run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_plot_helpers import assert_png, make_run
+
+from mfrec.analysis import runs as R
+
+RUN_FIGURES = ["rmse.png", "biases.png", "movie_map.png", "genre_factors.png", "genre_map.png"]
+
+
+def test_pca_2d_matches_the_covariance_eigenvectors():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5)) @ np.diag([3.0, 2.0, 1.0, 0.5, 0.1]) + 7.0
+    coords, explained = R.pca_2d(x)
+    xc = x - x.mean(axis=0)
+    evals, evecs = np.linalg.eigh(np.cov(xc, rowvar=False))
+    order = np.argsort(-evals)
+    for c in range(2):
+        ref = xc @ evecs[:, order[c]]
+        assert abs(np.corrcoef(ref, coords[:, c])[0, 1]) == pytest.approx(1.0, abs=1e-9)
+        assert np.var(coords[:, c], ddof=1) == pytest.approx(evals[order[c]], rel=1e-9)
+    np.testing.assert_allclose(explained, evals[order[:2]] / evals.sum(), rtol=1e-9)
+    # sign convention: the same data scaled gives the same picture, not a mirrored one
+    coords2, _ = R.pca_2d(2.0 * x)
+    np.testing.assert_allclose(coords2, 2.0 * coords, atol=1e-9)
+    one_col, ex1 = R.pca_2d(x[:, :1])
+    assert np.all(one_col[:, 1] == 0) and ex1[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        R.pca_2d(np.zeros((0, 3)))
+
+
+def test_effective_movie_factors_add_the_scaled_genre_sum():
+    rng = np.random.default_rng(1)
+    q = rng.normal(size=(4, 3)).astype(np.float32)
+    y = rng.normal(size=(3, 3)).astype(np.float32)
+    indptr = np.array([0, 2, 3, 3, 6])
+    indices = np.array([0, 2, 1, 0, 1, 2])
+    arrays = {"movie_factors": q, "genre_factors": y, "genre_indptr": indptr, "genre_indices": indices}
+    out = R.effective_movie_factors(arrays)
+    for m in range(4):
+        gs = indices[indptr[m]:indptr[m + 1]]
+        ref = q[m].astype(np.float64) + (y[gs].sum(axis=0) / np.sqrt(len(gs)) if len(gs) else 0.0)
+        np.testing.assert_allclose(out[m], ref, rtol=1e-6, atol=1e-6)
+    no_genre = R.effective_movie_factors({**arrays, "genre_factors": np.zeros((0, 3), np.float32)})
+    np.testing.assert_array_equal(no_genre, q)
+
+
+def test_mapped_movies_and_label_choice():
+    counts = np.array([0, 50, 3, 25, 100, 19, 20])
+    keep = R.mapped_movies(counts, min_ratings=20, max_movies=10)
+    assert list(keep) == [0, 1, 2, 3, 4, 5, 6]  # fewer than 50 pass: fall back to the most rated
+    big = np.arange(1000)
+    keep = R.mapped_movies(big, min_ratings=20, max_movies=300)
+    assert len(keep) == 300 and keep.min() == 700
+    coords = np.array([[0.0, 0.0], [5.0, 1.0], [-3.0, 0.5], [0.1, 4.0], [0.2, -6.0]])
+    pick = R.label_choice(coords, np.array([10, 1, 2, 3, 4]), n=1)
+    assert pick[0] == 0 and set(pick) == {0, 1, 2, 3, 4}
+
+
+def test_labels_never_overlap_even_in_a_dense_cluster():
+    from mfrec.plots.labels import overlapping_pairs, place_labels
+    from mfrec.plots.style import figure, styled
+
+    rng = np.random.default_rng(2)
+    xs, ys = rng.normal(0, 0.3, 40), rng.normal(0, 0.3, 40)
+    with styled():
+        fig, ax = figure()
+        ax.scatter(xs, ys)
+        ax.set_xlim(-3, 3)
+        ax.set_ylim(-3, 3)
+        arts = place_labels(ax, xs, ys, [f"A fairly long movie title number {i} (1999)" for i in range(40)])
+        assert 3 <= len(arts) < 40  # some fit, the rest are dropped rather than drawn on top
+        assert overlapping_pairs(arts) == []
+        assert all(len(a.get_text()) <= 32 for a in arts)
+        ax_box = ax.get_window_extent()
+        for a in arts:
+            b = a.get_window_extent()
+            assert ax_box.x0 <= b.x0 and b.x1 <= ax_box.x1 and ax_box.y0 <= b.y0 and b.y1 <= ax_box.y1
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def genre_run(small_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("Experiments_")
+    return make_run(root, small_dataset, name="mf-genre-x", model="mf-genre", k=6)
+
+
+def test_plot_cli_writes_every_figure_of_an_mf_genre_run(genre_run):
+    from mfrec.cli.plot import plot
+
+    res = CliRunner().invoke(plot, ["--experiment", str(genre_run)])
+    assert res.exit_code == 0, res.output
+    plots = genre_run / "plots"
+    for name in RUN_FIGURES:
+        assert_png(plots / name)
+    assert sorted(p.name for p in plots.iterdir()) == sorted(RUN_FIGURES)
+    assert "wrote 5 figures" in res.output
+
+
+def test_movie_map_labels_the_most_rated_titles_without_overlap(genre_run, small_dataset, tmp_path):
+    from mfrec.plots.labels import overlapping_pairs
+    from mfrec.plots.run import movie_map_figure
+
+    arrays = R.load_arrays(genre_run)
+    path, labels = movie_map_figure(arrays, small_dataset, tmp_path / "map.png", "x", return_labels=True,
+                                    n_labels=8)
+    assert_png(path)
+    counts = np.diff(small_dataset.train_by_movie.indptr)
+    titles = small_dataset.movies.sort("movie")["title"].to_list()
+    top = titles[int(np.argmax(counts))]
+    texts = [a.get_text() for a in labels]
+    assert len(labels) >= 5 and top[:31] in " ".join(texts)
+    assert overlapping_pairs(labels) == []
+
+
+def test_bias_run_has_no_factor_figures(small_dataset, tmp_path):
+    from mfrec.plots.run import plot_run
+
+    run = make_run(tmp_path, small_dataset, name="bias-x", model="bias", k=0)
+    names = sorted(p.name for p in plot_run(run))
+    assert names == ["biases.png", "rmse.png"]
+    for n in names:
+        assert_png(run / "plots" / n)
+
+
+def test_run_without_model_file_gets_its_curves_only(small_dataset, tmp_path):
+    """Neural runs keep their weights elsewhere: only the curves are drawn."""
+    from mfrec.cli.plot import plot
+
+    run = make_run(tmp_path, small_dataset, name="neural-x", model="ncf", with_model=False, val=False)
+    out = tmp_path / "figs"
+    res = CliRunner().invoke(plot, ["-e", "neural-x", "--root", str(tmp_path), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["rmse.png"]
+    assert_png(out / "rmse.png")
+
+
+def test_plot_cli_errors_are_one_sentence(small_dataset, tmp_path):
+    from mfrec.cli.plot import plot
+
+    res = CliRunner().invoke(plot, ["-e", "nothing-here", "--root", str(tmp_path)])
+    assert res.exit_code == 2 and "no experiment 'nothing-here'" in res.output and "Traceback" not in res.output
+    run = make_run(tmp_path, small_dataset, name="mf-y", model="mf", k=3)
+    np.savez(run / "model.npz", **{**R.load_arrays(run), "movie_factors": np.zeros((5, 3), np.float32)})
+    res = CliRunner().invoke(plot, ["-e", str(run)])
+    assert res.exit_code == 2 and "trained on other data" in res.output
+    (run / "model.npz").write_bytes(b"not a zip")
+    res = CliRunner().invoke(plot, ["-e", str(run)])
+    assert res.exit_code == 2 and "model.npz is not a readable model file" in res.output
+
+
+def test_tsne_option(genre_run, tmp_path):
+    from mfrec.cli.plot import plot
+
+    res = CliRunner().invoke(plot, ["-e", str(genre_run), "--tsne", "--out", str(tmp_path / "t")])
+    if R.tsne_available():
+        assert res.exit_code == 0, res.output
+        assert_png(tmp_path / "t" / "movie_map_tsne.png")
+    else:
+        assert res.exit_code == 2 and "scikit-learn" in res.output
+
