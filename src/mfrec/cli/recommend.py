@@ -89,4 +89,6 @@ def interactive(experiment, runs_dir, top):
     exp, how = open_run(experiment, runs_dir)
     click.echo(how)
     rec = recommender(exp)
-    run_loop(rec, click.get_text_stream("stdin"), click.echo, top=top)
+    import sys
+
+    run_loop(rec, sys.stdin, click.echo, top=top)

@@ -1,0 +1,247 @@
+"""Inference: fold-in against the training step, exact explanations, exclusions, groups, similar, filters."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from naive import naive_explain
+
+from mfrec.errors import DataError, ModelError, UnknownIdError
+
+
+def make_run(root, dataset, model="mf-genre", factors=8, epochs=4, name=None, status="ok", seed=1):
+    """Train a small ALS model and write it as a run folder under ``root`` (what Main.py leaves)."""
+    import mfrec
+    from mfrec.experiments import Run
+
+    cfg = {"model": model, "epochs": epochs, "seed": seed}
+    if model != "bias":
+        cfg["factors"] = factors
+    fitted = mfrec.train(dataset, cfg)
+    run = Run.create(name or f"{dataset.name}-{model}", root, config=fitted.config_dict())
+    fitted.save(run.model_path)
+    run.save_summary({"dataset": dataset.name, "model": model}, status=status)
+    return run.path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, small_dataset):
+    root = tmp_path_factory.mktemp("Experiments_")
+    return {m: make_run(root, small_dataset, m) for m in ("mf-genre", "mf", "bias")}
+
+
+@pytest.fixture(scope="module")
+def exp(runs):
+    from mfrec.experiments import load_experiment
+
+    return load_experiment(runs["mf-genre"])
+
+
+@pytest.fixture(scope="module")
+def rec(exp):
+    from mfrec.inference import recommender
+
+    return recommender(exp)
+
+
+def _train_row(ds, u):
+    csr = ds.train_by_user
+    a, b = int(csr.indptr[u]), int(csr.indptr[u + 1])
+    return np.asarray(csr.indices[a:b]), np.asarray(csr.values[a:b])
+
+
+@pytest.mark.parametrize("model", ["mf-genre", "mf", "bias"])
+def test_fold_in_equals_the_training_user_step(runs, small_dataset, model):
+    """Folding in a user's own training row gives what the user half-step of training computes."""
+    from mfrec.experiments import load_experiment
+    from mfrec.inference import recommender
+    from mfrec.kernels.als import solve_rows
+
+    exp = load_experiment(runs[model])
+    als, r = exp.model, recommender(exp)
+    c = als.config
+    ucsr = small_dataset.train_by_user
+    # one user half-step over every user, exactly as fit() runs it, against the final movie side
+    P, bu = solve_rows(ucsr.indptr, ucsr.indices, ucsr.values, als.effective_movie_factors, als.movie_bias, float(als.mu),
+                       reg=c.reg, reg_bias=c.reg_bias, weighted=c.weighted_reg, solver="cholesky", what="user")
+    for u in (0, 5, 77):
+        movies, ratings = _train_row(small_dataset, u)
+        v = r.fold_in(list(zip(movies.tolist(), ratings.tolist())))
+        np.testing.assert_allclose(v.bias, bu[u], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(v.vector, P[u], rtol=1e-5, atol=1e-5)
+        b2, f2 = als.solve_user(movies, ratings)  # B's own fold-in wrapper agrees
+        np.testing.assert_allclose(v.vector, f2, rtol=1e-5, atol=1e-5)
+        assert v.bias == pytest.approx(b2, abs=1e-5)
+
+
+def test_fold_in_does_not_modify_the_model(exp, rec):
+    npz = exp.path / "model.npz"
+    digest = hashlib.sha256(npz.read_bytes()).hexdigest()
+    before = {k: getattr(rec.model, k).copy() for k in ("user_factors", "movie_factors", "user_bias", "movie_bias", "item_factors")}
+    als_before = exp.model.user_factors.copy()
+    rec.recommend([(0, 5.0), (3, 1.0), (10, 4.0)], n=5, explain=True)
+    exp.fold_in({int(rec.movie_id_array[1]): 5})
+    for k, v in before.items():
+        np.testing.assert_array_equal(getattr(rec.model, k), v)
+    np.testing.assert_array_equal(exp.model.user_factors, als_before)
+    assert hashlib.sha256(npz.read_bytes()).hexdigest() == digest
+    with pytest.raises(ValueError):
+        rec.model.user_factors[0, 0] = 1.0  # read-only arrays
+
+
+def test_made_up_user_scores_are_the_model_prediction(rec):
+    ratings = [(2, 5.0), (8, 4.0), (30, 1.0)]
+    v = rec.fold_in(ratings)
+    res = rec.recommend(ratings, n=20)
+    m = rec.model
+    for row in res.table.iter_rows(named=True):
+        i = rec.movie(str(row["movieId"]))
+        expected = m.mu + m.movie_bias[i] + v.bias + float(m.item_factors[i] @ v.vector)
+        assert row["score"] == pytest.approx(expected, abs=1e-3)
+    scores = res.table["score"].to_numpy()
+    assert np.all(np.diff(scores) <= 1e-9)
+
+
+def test_rated_movies_are_never_recommended_back(rec):
+    ratings = [(m, 5.0) for m in (0, 1, 2, 3, 4)] + [(50, 1.0)]
+    res = rec.recommend(ratings, n=rec.model.n_movies)  # ask for everything
+    ids = set(res.table["movieId"].to_list())
+    assert len(ids) == rec.model.n_movies - len(ratings)
+    assert not ids & {int(rec.movie_id_array[m]) for m, _ in ratings}
+
+
+def test_explanation_is_exact_and_matches_the_normal_equations(rec):
+    from mfrec.inference.foldin import explain_contributions
+
+    ratings = [(2, 5.0), (8, 4.0), (30, 1.0), (41, 3.0)]
+    rated = np.array([m for m, _ in ratings])
+    values = np.array([r for _, r in ratings], np.float32)
+    targets = np.arange(60, 80)
+    contrib, parts = explain_contributions(rec.model, rated, values, targets)
+    v = rec.fold_in(ratings)
+    m = rec.model
+    scores = m.predict(v.bias, v.vector)[targets]
+    # contributions add up to score - (mu + b_i); parts add up to the fold-in
+    np.testing.assert_allclose(contrib.sum(axis=1), scores - m.mu - m.movie_bias[targets], atol=1e-4)
+    np.testing.assert_allclose(parts.sum(axis=0), np.r_[v.bias, v.vector], atol=1e-5)
+    cfg = m.config
+    ref, z = naive_explain(m.item_factors, m.movie_bias, m.mu, rated, values, targets, cfg["reg"], cfg["reg_bias"], cfg["weighted_reg"])
+    np.testing.assert_allclose(contrib, ref, atol=1e-4)
+    np.testing.assert_allclose(z, np.r_[v.bias, v.vector], atol=1e-4)
+
+
+def test_explain_table_and_cli_lines(rec, exp):
+    res = rec.recommend([(2, 5.0), (8, 4.0), (30, 1.0)], n=3, explain=True)
+    assert set(res.details) == {1, 2, 3}
+    assert all(len(lines) == 4 for lines in res.details.values())  # baseline line + 3 rated movies
+    assert any("explanation" in n for n in res.notes)
+    table = exp.explain({int(rec.movie_id_array[2]): 5, int(rec.movie_id_array[8]): 4}, n=3)
+    assert table.height == 6
+    import polars as pl
+
+    sums = table.group_by("movieId").agg(pl.col("share").abs().sum())
+    np.testing.assert_allclose(sums["share"].to_numpy(), 1.0, atol=1e-6)
+
+
+def test_existing_user_excludes_everything_they_rated(rec, small_dataset):
+    u = 10
+    uid = int(small_dataset.user_ids.ids[u])
+    seen_all = set()
+    for split in (small_dataset.train, small_dataset.val, small_dataset.test):
+        seen_all |= set(np.asarray(split.movie)[np.asarray(split.user) == u].tolist())
+    train_only = set(_train_row(small_dataset, u)[0].tolist())
+    assert seen_all - train_only  # the user has val/test ratings
+    res = rec.recommend_user(uid, n=rec.model.n_movies)
+    listed = {rec.movie(str(i)) for i in res.table["movieId"].to_list()}
+    assert not listed & seen_all and len(listed) == rec.model.n_movies - len(seen_all)
+    assert "excluded the" in res.notes[0] and "train" in res.notes[0] and "test" in res.notes[0]
+    res_train = rec.recommend_user(uid, n=rec.model.n_movies, exclude="train")
+    listed = {rec.movie(str(i)) for i in res_train.table["movieId"].to_list()}
+    assert not listed & train_only and listed & (seen_all - train_only)
+    # the ranking is the stored user vector's prediction
+    m = rec.model
+    pred = m.predict(float(m.user_bias[u]), m.user_factors[u])
+    top = res.table["movieId"].to_list()[:5]
+    np.testing.assert_allclose(res.table["score"].to_numpy()[:5], pred[[rec.movie(str(i)) for i in top]], atol=1e-3)
+
+
+def test_unknown_user_says_so(rec):
+    with pytest.raises(UnknownIdError, match="user 999999 is not in dataset"):
+        rec.recommend_user(999999)
+    with pytest.raises(UnknownIdError, match="not a number"):
+        rec.recommend_user("bob")
+
+
+def test_group_is_ranked_by_the_least_satisfied_member(rec, small_dataset):
+    ids = [int(small_dataset.user_ids.ids[u]) for u in (3, 4)]
+    res = rec.recommend_group(ids, n=15)
+    assert any("least misery" in n for n in res.notes)
+    m = rec.model
+    preds = np.stack([m.predict(float(m.user_bias[u]), m.user_factors[u]) for u in (3, 4)])
+    group = preds.min(axis=0)
+    seen = set(rec._seen(3, "all")[0].tolist()) | set(rec._seen(4, "all")[0].tolist())
+    eligible = np.array([i for i in range(m.n_movies) if i not in seen])
+    best = eligible[np.lexsort((eligible, -group[eligible]))][:15]
+    got = [rec.movie(str(i)) for i in res.table["movieId"].to_list()]
+    assert got == best.tolist()
+    np.testing.assert_allclose(res.table["score"].to_numpy(), group[best], atol=1e-4)
+    with pytest.raises(DataError, match="at least two"):
+        rec.recommend_group([ids[0]])
+
+
+def test_similar_is_cosine_of_the_effective_movie_factors(rec, exp, runs):
+    from mfrec.experiments import load_experiment
+    from mfrec.inference import recommender
+
+    target = 7
+    res = rec.similar(str(rec.movie_id_array[target]), n=5)
+    Q = exp.model.effective_movie_factors.astype(np.float64)  # q_i + |G_i|^-1/2 sum y_g
+    cos = Q @ Q[target] / (np.linalg.norm(Q, axis=1) * np.linalg.norm(Q[target]))
+    cos[target] = -np.inf
+    expected = np.argsort(-cos, kind="stable")[:5]
+    assert [rec.movie(str(i)) for i in res.table["movieId"].to_list()] == expected.tolist()
+    np.testing.assert_allclose(res.table["score"].to_numpy(), cos[expected], atol=1e-3)
+    with pytest.raises(ModelError, match="bias-only"):
+        recommender(load_experiment(runs["bias"])).similar("1")
+
+
+def test_filters_genre_and_years(rec, small_dataset):
+    from mfrec.inference.recommend import Filters
+
+    f = Filters(("drama",), Filters.parse_years("1990-1999"))
+    res = rec.recommend([(0, 5.0)], n=500, filters=f)
+    assert len(res) > 0
+    assert all("Drama" in g.split("|") for g in res.table["genres"].to_list())
+    assert all(1990 <= y <= 1999 for y in res.table["year"].to_list())
+    assert Filters.parse_years("1995") == (1995, 1995) and Filters.parse_years("1990-") == (1990, None)
+    with pytest.raises(DataError, match="unknown genre"):
+        rec.recommend([(0, 5.0)], filters=Filters(("Cowboy",)))
+    for bad in ("199x", "2000-1990"):
+        with pytest.raises(DataError, match="--years"):
+            Filters.parse_years(bad)
+
+
+def test_bad_profile_input(rec):
+    with pytest.raises(DataError, match="outside the rating scale"):
+        rec.profile(rates=[f"{rec.movie_id_array[0]}=7"])
+    with pytest.raises(DataError, match="TITLE=RATING"):
+        rec.profile(rates=["Some title"])
+    with pytest.raises(DataError, match="not a number"):
+        rec.profile(rates=[f"{rec.movie_id_array[0]}=good"])
+    # --like is the top of the scale; a movie given twice keeps its last rating
+    p = rec.profile(likes=[str(rec.movie_id_array[0])], rates=[f"{rec.movie_id_array[0]}=2.5"])
+    assert p == [(0, 2.5)]
+    assert rec.profile(likes=[str(rec.movie_id_array[1])]) == [(1, rec.scale[1])]
+
+
+def test_notebook_api_matches_the_recommender(exp, rec):
+    a = exp.recommend(like=[str(rec.movie_id_array[4])], n=5)
+    b = rec.recommend([(4, rec.scale[1])], n=5).table
+    assert a.equals(b)
+    assert list(a.columns) == ["rank", "movieId", "title", "year", "genres", "predicted_rating", "score", "why"]
+    assert exp.similar(str(rec.movie_id_array[4]), n=3).height == 3
+    with pytest.raises(DataError, match="only one of"):
+        exp.recommend(like=["1"], user=1)
