@@ -1,0 +1,191 @@
+"""``genre-embedding``: two stages.
+
+1. Movie embeddings from movie-genre association: every (movie, genre it has) is a positive pair,
+   ``negatives`` genres the movie does not have are sampled per positive; binary cross-entropy on
+   the dot product of a movie embedding and a genre embedding (``genre_epochs`` epochs).
+2. A user-movie rating model r̂(u, i) = μ + b_u + b_i + p_u · q_i whose movie embeddings q start
+   from stage 1 (and keep training), with MSE and Adam as in ``neumf``.
+
+metrics.csv has one row per epoch of each stage (``stage`` 1 or 2; stage 1 fills only the losses,
+with negative epoch numbers counting up to 0 so that stage 2's epochs stay 1..epochs).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mfrec.errors import DataError
+from mfrec.neural.columns import EXTRA_COLUMNS
+from mfrec.neural.common import (
+    Timer, base_config, batches, check_finite, device_of, ensure_columns, finish, plot_curves, progress,
+    resolve_options, run_guarded, save_weights, seed_all,
+)
+from mfrec.neural.rating import fit_rating, load_rating
+
+NAME = "genre-embedding"
+DEFAULTS: dict[str, Any] = {
+    "epochs": 15,  # stage 2 epochs
+    "factors": 32,
+    "lr": 0.005,
+    "batch_size": 1024,
+    "reg": 0.5,
+    "genre_epochs": 30,  # stage 1 epochs
+    "genre_lr": 0.02,
+    "negatives": 4,  # sampled negative genres per positive pair
+    "device": "cpu",
+    "seed": 42,
+}
+
+
+class GenreAssociation(nn.Module):
+    """Stage 1: P(movie has genre) = sigmoid(e_movie · e_genre + b_genre)."""
+
+    def __init__(self, n_movies: int, n_genres: int, factors: int):
+        super().__init__()
+        self.movie = nn.Embedding(n_movies, factors)
+        self.genre = nn.Embedding(n_genres, factors)
+        self.genre_bias = nn.Embedding(n_genres, 1)
+        nn.init.normal_(self.movie.weight, std=0.1)
+        nn.init.normal_(self.genre.weight, std=0.1)
+        nn.init.zeros_(self.genre_bias.weight)
+
+    def forward(self, m: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return (self.movie(m) * self.genre(g)).sum(-1) + self.genre_bias(g).squeeze(-1)
+
+
+class GenreMF(nn.Module):
+    """Stage 2: μ + b_u + b_i + p_u · q_i, q initialised from the stage-1 movie embeddings."""
+
+    def __init__(self, n_users: int, n_movies: int, factors: int, mean: float = 0.0):
+        super().__init__()
+        self.user = nn.Embedding(n_users, factors)
+        self.movie = nn.Embedding(n_movies, factors)
+        self.user_bias = nn.Embedding(n_users, 1)
+        self.movie_bias = nn.Embedding(n_movies, 1)
+        self.mu = nn.Parameter(torch.tensor(float(mean)))
+        nn.init.normal_(self.user.weight, std=0.1)
+        nn.init.normal_(self.movie.weight, std=0.1)
+        nn.init.zeros_(self.user_bias.weight)
+        nn.init.zeros_(self.movie_bias.weight)
+
+    def forward(self, u, m):
+        return self.mu + self.user_bias(u).squeeze(-1) + self.movie_bias(m).squeeze(-1) + (self.user(u) * self.movie(m)).sum(-1)
+
+    def penalty(self, u, m):
+        return (self.user(u).pow(2).sum(1) + self.movie(m).pow(2).sum(1)).mean()
+
+    def score_all(self, u):
+        return self.mu + self.user_bias(u) + self.movie_bias.weight.T + self.user(u) @ self.movie.weight.T
+
+    def user_factors(self):
+        return self.user.weight.detach()
+
+    def movie_factors(self):
+        return self.movie.weight.detach()
+
+
+def genre_pairs(dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(movie, genre) positive pairs and a movie x genre boolean incidence matrix."""
+    g = dataset.movie_genres
+    indptr = np.asarray(g.indptr)
+    movies = np.repeat(np.arange(dataset.n_movies), np.diff(indptr))
+    genres = np.asarray(g.indices, np.int64)
+    has = np.zeros((dataset.n_movies, max(len(dataset.genres), 1)), bool)
+    has[movies, genres] = True
+    return movies.astype(np.int64), genres, has
+
+
+def sample_negatives(movies: np.ndarray, has: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k genres per positive movie that the movie does not have (resampled until they are not)."""
+    n_genres = has.shape[1]
+    m = np.repeat(movies, k)
+    g = rng.integers(0, n_genres, len(m))
+    bad = has[m, g]
+    for _ in range(100):
+        if not bad.any():
+            break
+        g[bad] = rng.integers(0, n_genres, int(bad.sum()))
+        bad = has[m, g]
+    keep = ~bad  # a movie with every genre has no negatives
+    return np.stack([m[keep], g[keep]])
+
+
+def fit_genres(dataset, opts, run, gen, device, show_progress=True) -> tuple[torch.Tensor, dict[str, Any]]:
+    movies, genres, has = genre_pairs(dataset)
+    if len(movies) == 0:
+        raise DataError(f"dataset {dataset.name!r} has no movie genres: genre-embedding needs them")
+    module = GenreAssociation(dataset.n_movies, has.shape[1], int(opts["factors"])).to(device)
+    optim = torch.optim.Adam(module.parameters(), lr=float(opts["genre_lr"]))
+    rng = np.random.default_rng(int(opts["seed"]))
+    epochs = int(opts["genre_epochs"])
+    bce = nn.BCEWithLogitsLoss()
+    losses = []
+    t = Timer()
+    with progress(epochs, f"{NAME} stage 1", enabled=show_progress) as bar:
+        for e in range(1, epochs + 1):
+            te = Timer()
+            neg = sample_negatives(movies, has, int(opts["negatives"]), rng)
+            m = torch.as_tensor(np.concatenate([movies, neg[0]]), device=device)
+            g = torch.as_tensor(np.concatenate([genres, neg[1]]), device=device)
+            y = torch.cat([torch.ones(len(movies)), torch.zeros(neg.shape[1])]).to(device)
+            module.train()
+            total = 0.0
+            for idx in batches(len(y), int(opts["batch_size"]), gen):
+                idx = idx.to(device)
+                loss = bce(module(m[idx], g[idx]), y[idx])
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                optim.step()
+                check_finite(loss, NAME, e)
+                total += float(loss.detach()) * len(idx)
+            losses.append(total / len(y))
+            run.append_metrics(e - epochs, None, None, None, te(), stage=1, train_loss=losses[-1])
+            run.log(f"stage 1 epoch {e}: genre BCE {losses[-1]:.4f}")
+            bar.update(1, postfix=f"bce {losses[-1]:.4f}")
+    with torch.no_grad():
+        module.eval()
+        pred = torch.sigmoid(module(torch.as_tensor(movies, device=device), torch.as_tensor(genres, device=device)))
+        recall = float((pred > 0.5).float().mean())
+    plot_curves(run, list(range(1, epochs + 1)), {"genre BCE": losses}, "binary cross-entropy",
+                f"{NAME} stage 1 on {dataset.name}: movie-genre association loss", "genre_loss.png")
+    return module.movie.weight.detach().clone(), {"genre_bce_first": losses[0], "genre_bce_last": losses[-1],
+                                                  "genre_positive_recall": recall, "genre_seconds": t()}
+
+
+def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
+    opts = resolve_options(options, DEFAULTS, NAME)
+    config = base_config(dataset, NAME, opts)
+    base = {"dataset": dataset.name, "model": NAME, "config": config}
+
+    def go():
+        ensure_columns(run, EXTRA_COLUMNS[NAME])
+        run.save_config(config)
+        device = device_of(opts["device"])
+        gen = seed_all(opts["seed"])
+        show = opts.get("progress", True)
+        movie_emb, stage1 = fit_genres(dataset, opts, run, gen, device, show)
+        run.log(f"stage 1 done: BCE {stage1['genre_bce_first']:.4f} -> {stage1['genre_bce_last']:.4f}")
+        mean = float(np.mean(dataset.train.rating))
+        arch = {"n_users": dataset.n_users, "n_movies": dataset.n_movies, "factors": int(opts["factors"]), "mean": mean}
+        module = GenreMF(**arch).to(device)
+        with torch.no_grad():
+            # start from the genre embeddings, scaled to the rating model's initial spread
+            scale = 0.1 / max(float(movie_emb.std()), 1e-8)
+            module.movie.weight.copy_(movie_emb * scale)
+        facts = fit_rating(module, dataset, opts, run, gen, device, NAME, extra={"stage": 2}, show_progress=show)
+        save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
+                                   "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
+                                   "dataset": dataset.name, "data_path": config["data_path"],
+                                   "best_epoch": facts["best_epoch"], "stage1": stage1})
+        return finish(run, {**base, **facts, **stage1})
+
+    return run_guarded(run, go, base)
+
+
+def load(folder, meta, device="cpu"):
+    return load_rating(folder, meta, GenreMF(**meta["arch"]), device)

@@ -1,0 +1,87 @@
+"""``neumf``: user and movie embeddings, their element-wise product, a linear output; MSE and Adam.
+
+r̂(u, i) = w · (p_u ⊙ q_i) + b, with b initialised to the training mean. The product form means a
+trained NeuMF is also a plain factor model: ``user_factors`` = p_u ⊙ w, ``movie_factors`` = q_i.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mfrec.neural.columns import EXTRA_COLUMNS
+from mfrec.neural.common import (
+    base_config, device_of, ensure_columns, finish, resolve_options, run_guarded, save_weights, seed_all,
+)
+from mfrec.neural.rating import fit_rating, load_rating
+
+NAME = "neumf"
+DEFAULTS: dict[str, Any] = {
+    "epochs": 15,
+    "factors": 50,  # embedding size
+    "lr": 0.005,
+    "batch_size": 1024,
+    "reg": 0.5,  # L2 on the batch's embeddings, added to the MSE
+    "init_std": 0.1,
+    "device": "cpu",
+    "seed": 42,
+}
+
+
+class NeuMF(nn.Module):
+    def __init__(self, n_users: int, n_movies: int, factors: int, mean: float = 0.0, init_std: float = 0.1):
+        super().__init__()
+        self.user = nn.Embedding(n_users, factors)
+        self.movie = nn.Embedding(n_movies, factors)
+        nn.init.normal_(self.user.weight, std=init_std)
+        nn.init.normal_(self.movie.weight, std=init_std)
+        self.out = nn.Linear(factors, 1)
+        nn.init.constant_(self.out.weight, 1.0)
+        nn.init.constant_(self.out.bias, mean)
+
+    def forward(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return self.out(self.user(u) * self.movie(m)).squeeze(-1)
+
+    def penalty(self, u, m) -> torch.Tensor:
+        return (self.user(u).pow(2).sum(1) + self.movie(m).pow(2).sum(1)).mean()
+
+    def score_all(self, u: torch.Tensor) -> torch.Tensor:
+        return (self.user(u) * self.out.weight[0]) @ self.movie.weight.T + self.out.bias
+
+    def user_factors(self) -> torch.Tensor:
+        return (self.user.weight * self.out.weight[0]).detach()
+
+    def movie_factors(self) -> torch.Tensor:
+        return self.movie.weight.detach()
+
+
+def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
+    opts = resolve_options(options, DEFAULTS, NAME)
+    config = base_config(dataset, NAME, opts)
+    base = {"dataset": dataset.name, "model": NAME, "config": config}
+
+    def go():
+        ensure_columns(run, EXTRA_COLUMNS[NAME])
+        run.save_config(config)
+        device = device_of(opts["device"])
+        gen = seed_all(opts["seed"])
+        mean = float(np.mean(dataset.train.rating))
+        arch = {"n_users": dataset.n_users, "n_movies": dataset.n_movies, "factors": int(opts["factors"]),
+                "mean": mean, "init_std": float(opts["init_std"])}
+        module = NeuMF(**arch).to(device)
+        run.log(f"{NAME}: {sum(p.numel() for p in module.parameters()):,} parameters on {device}")
+        facts = fit_rating(module, dataset, opts, run, gen, device, NAME, show_progress=opts.get("progress", True))
+        save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
+                                   "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
+                                   "dataset": dataset.name, "data_path": config["data_path"],
+                                   "best_epoch": facts["best_epoch"]})
+        return finish(run, {**base, **facts})
+
+    return run_guarded(run, go, base)
+
+
+def load(folder, meta, device="cpu"):
+    return load_rating(folder, meta, NeuMF(**meta["arch"]), device)

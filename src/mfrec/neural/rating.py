@@ -1,0 +1,144 @@
+"""The training loop and the loaded-model wrapper shared by the rating-prediction models.
+
+``fit_rating`` trains any module with ``forward(user, movie) -> rating`` on the train split with MSE
+and Adam, one metrics.csv row and one checkpoint per epoch, and keeps the epoch with the lowest
+validation RMSE (training RMSE when there is no validation split). Predictions are clipped to the
+dataset's rating scale when evaluated.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from mfrec.neural.common import (
+    Timer, batches, check_finite, fmt, load_state, plot_curves, progress, save_checkpoint, split_tensors,
+)
+
+
+@torch.no_grad()
+def predict_tensor(module, users, movies, lo, hi, batch_size=1 << 16):
+    module.eval()
+    out = torch.empty(len(users), device=users.device)
+    for a in range(0, len(users), batch_size):
+        out[a:a + batch_size] = module(users[a:a + batch_size], movies[a:a + batch_size])
+    return out.clamp_(lo, hi)
+
+
+def rmse_mae(module, data, lo, hi) -> tuple[float | None, float | None, float | None]:
+    """(rmse, mae, mse loss of the unclipped predictions) on a split's tensors; Nones without data."""
+    if data is None:
+        return None, None, None
+    u, m, r = data
+    pred = predict_tensor(module, u, m, lo, hi)
+    err = pred - r
+    return math.sqrt(float((err * err).mean())), float(err.abs().mean()), None
+
+
+def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, generator: torch.Generator,
+               device: torch.device, model_name: str, extra: dict[str, Any] | None = None,
+               show_progress: bool = True) -> dict[str, Any]:
+    """Train ``module`` on ratings; returns the facts for summary.json (and leaves the best weights loaded)."""
+    lo, hi = dataset.rating_scale
+    train = split_tensors(dataset.train, device)
+    val = split_tensors(dataset.val, device)
+    test = split_tensors(dataset.test, device)
+    optim = torch.optim.Adam(module.parameters(), lr=opts["lr"])
+    reg = float(opts.get("reg", 0.0))
+    n = len(train[0])
+    epochs, bs = int(opts["epochs"]), int(opts["batch_size"])
+    history = {"epoch": [], "train_rmse": [], "val_rmse": [], "test_rmse": []}
+    best = (math.inf, 0, None)
+    timer = Timer()
+    n_batches = math.ceil(n / bs)
+    with progress(epochs * n_batches, f"{model_name}", enabled=show_progress) as bar:
+        for epoch in range(1, epochs + 1):
+            t_ep = Timer()
+            module.train()
+            total = 0.0
+            for idx in batches(n, bs, generator):
+                idx = idx.to(device)
+                u, m, r = train[0][idx], train[1][idx], train[2][idx]
+                pred = module(u, m)
+                loss = torch.mean((pred - r) ** 2)
+                full = loss + reg * module.penalty(u, m) if reg > 0 and hasattr(module, "penalty") else loss
+                optim.zero_grad(set_to_none=True)
+                full.backward()
+                optim.step()
+                check_finite(loss, model_name, epoch)
+                total += float(loss.detach()) * len(idx)
+                bar.update(1)
+            train_loss = total / n
+            tr, _, _ = rmse_mae(module, train, lo, hi)
+            va, _, _ = rmse_mae(module, val, lo, hi)
+            te, _, _ = rmse_mae(module, test, lo, hi)
+            val_loss = va ** 2 if va is not None else None
+            secs = t_ep()
+            run.append_metrics(epoch, tr, va, te, secs, train_loss=train_loss, val_loss=val_loss, **(extra or {}))
+            save_checkpoint(run, module, epoch)
+            score = va if va is not None else tr
+            if score < best[0]:
+                best = (score, epoch, {k: v.detach().clone() for k, v in module.state_dict().items()})
+            for key, v in zip(("epoch", "train_rmse", "val_rmse", "test_rmse"), (epoch, tr, va, te)):
+                history[key].append(v)
+            bar.postfix = f"train {fmt(tr)} val {fmt(va)}"
+            run.log(f"epoch {epoch}: train_loss {train_loss:.4f} train_rmse {fmt(tr)} val_rmse {fmt(va)} "
+                    f"test_rmse {fmt(te)} ({secs:.1f}s)")
+    module.load_state_dict(best[2])
+    tr, _, _ = rmse_mae(module, train, lo, hi)
+    va, _, _ = rmse_mae(module, val, lo, hi)
+    te, tmae, _ = rmse_mae(module, test, lo, hi)
+    seconds = timer()
+    plot_curves(run, history["epoch"], {k: history[k] for k in ("train_rmse", "val_rmse", "test_rmse")},
+                "RMSE (rating points)", f"{model_name} on {dataset.name}: RMSE per epoch", "rmse.png")
+    run.log(f"best epoch {best[1]}: train_rmse {fmt(tr)} val_rmse {fmt(va)} test_rmse {fmt(te)} test_mae {fmt(tmae)}")
+    return {
+        "epochs_run": epochs, "best_epoch": best[1], "train_rmse": tr, "val_rmse": va, "test_rmse": te,
+        "test_mae": tmae, "train_seconds": seconds, "seconds_per_epoch": seconds / max(epochs, 1),
+    }
+
+
+class RatingModel:
+    """A loaded rating model: ``predict(users, movies)``, ``score_users(users)``, factor arrays."""
+
+    kind = "rating"
+
+    def __init__(self, module, meta: dict[str, Any], device: str = "cpu"):
+        self.module = module.to(device).eval()
+        self.meta = meta
+        self.config = meta.get("config", {})
+        self.name = meta["model"]
+        self.device = torch.device(device)
+        self.n_users = int(meta["n_users"])
+        self.n_movies = int(meta["n_movies"])
+        self.rating_scale = tuple(meta["rating_scale"])
+
+    @torch.no_grad()
+    def predict(self, users, movies) -> np.ndarray:
+        u = torch.as_tensor(np.asarray(users, np.int64), device=self.device)
+        m = torch.as_tensor(np.asarray(movies, np.int64), device=self.device)
+        return predict_tensor(self.module, u, m, *self.rating_scale).cpu().numpy()
+
+    @torch.no_grad()
+    def score_users(self, users) -> np.ndarray:
+        u = torch.as_tensor(np.asarray(users, np.int64), device=self.device)
+        return self.module.score_all(u).clamp_(*self.rating_scale).cpu().numpy().astype(np.float32)
+
+    @property
+    def movie_factors(self) -> np.ndarray:
+        return self.module.movie_factors().cpu().numpy()
+
+    @property
+    def user_factors(self) -> np.ndarray:
+        return self.module.user_factors().cpu().numpy()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {self.n_users} users, {self.n_movies} movies)"
+
+
+def load_rating(folder, meta, module, device) -> RatingModel:
+    module.load_state_dict(load_state(folder / meta["weights"], device))
+    return RatingModel(module, meta, device)
