@@ -23,37 +23,29 @@ def _ok(v) -> bool:
 def plot_rmse(metrics: Any, path: str | os.PathLike, best_epoch: int | None = None, title: str | None = None) -> Path:
     """Write the RMSE-per-epoch figure to ``path`` (PNG); ``metrics`` is a polars frame, a dict of
     columns or a list of per-epoch records with epoch/train_rmse/val_rmse/test_rmse."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mfrec.plots.style import PALETTE, figure, save, styled
 
     epochs = _series(metrics, "epoch")
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    styles = {"train_rmse": ("train", "#1f77b4", "o"), "val_rmse": ("validation", "#ff7f0e", "s"),
-              "test_rmse": ("test", "#2ca02c", "^")}
-    plotted: list[float] = []
-    for col, (label, color, marker) in styles.items():
-        ys: Sequence = _series(metrics, col)
-        pts = [(e, y) for e, y in zip(epochs, ys) if _ok(y)]
-        if not pts:
-            continue
-        xs, vs = zip(*pts)
-        plotted.extend(vs)
-        ax.plot(xs, vs, marker=marker, color=color, label=f"{label} (last {vs[-1]:.4f})", linewidth=2, markersize=5)
-    if best_epoch is not None and best_epoch in epochs:
-        ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1.2, label=f"best epoch ({best_epoch})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("RMSE (rating points, lower is better)")
-    ax.set_title(title or "RMSE per epoch")
-    if epochs:
-        ax.set_xticks(list(epochs) if len(epochs) <= 20 else ax.get_xticks())
-    ax.grid(True, alpha=0.3)
-    if plotted:
-        ax.legend(loc="upper right", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    styles = {"train_rmse": ("train", PALETTE[0], "o", "-"), "val_rmse": ("validation", PALETTE[1], "s", "-"),
+              "test_rmse": ("test", PALETTE[2], "^", "--")}
+    with styled():
+        fig, ax = figure()
+        plotted: list[float] = []
+        for col, (label, color, marker, ls) in styles.items():
+            ys: Sequence = _series(metrics, col)
+            pts = [(e, y) for e, y in zip(epochs, ys) if _ok(y)]
+            if not pts:
+                continue
+            xs, vs = zip(*pts)
+            plotted.extend(vs)
+            ax.plot(xs, vs, marker=marker, ls=ls, color=color, label=f"{label} (last {vs[-1]:.4f})", markersize=5)
+        if best_epoch is not None and best_epoch in epochs:
+            ax.axvline(best_epoch, color="grey", linestyle=":", linewidth=1.5, label=f"best epoch ({best_epoch})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("RMSE (stars, lower is better)")
+        ax.set_title(title or "RMSE per epoch")
+        if epochs and len(epochs) <= 20:
+            ax.set_xticks(list(epochs))
+        if plotted:
+            ax.legend(loc="best")
+        return save(fig, path)

@@ -15,6 +15,11 @@ from mfrec.plots.labels import place_labels
 from mfrec.plots.style import OTHER, PALETTE, colors, figure, save, styled
 
 
+def _title(what: str, run_name: str) -> str:
+    """A figure title: what it shows, and on a second line which run (run names are long)."""
+    return f"{what}\nrun {run_name}" if run_name else what
+
+
 def biases_figure(arrays: dict, path, run_name: str = "") -> Path | None:
     """Histograms of the user and movie biases (None when the run has no biases)."""
     bu = np.asarray(arrays.get("user_bias", np.zeros(0)), np.float64)
@@ -34,8 +39,7 @@ def biases_figure(arrays: dict, path, run_name: str = "") -> Path | None:
             ax.set_xlabel(f"{who} bias b_{'u' if who == 'user' else 'i'} (stars)")
             ax.set_ylabel(f"number of {who}s")
             ax.set_title(f"{who} biases")
-        fig.suptitle(f"{run_name}: biases around the global mean μ = {mu:.2f} stars" if run_name
-                     else f"Biases around the global mean μ = {mu:.2f} stars")
+        fig.suptitle(_title(f"Biases around the global mean μ = {mu:.2f} stars", run_name))
         return save(fig, path)
 
 
@@ -81,8 +85,7 @@ def movie_map_figure(arrays: dict, ds, path, run_name: str = "", method: str = "
         ax.set_xlabel(axis_labels[0])
         ax.set_ylabel(axis_labels[1])
         what = "q_i + genre factors" if arrays.get("genre_factors", np.zeros(0)).size else "q_i"
-        ax.set_title(f"{run_name + ': ' if run_name else ''}movie factors ({what}), {method.upper()} map of "
-                     f"{len(movies):,} movies", fontsize=12)
+        ax.set_title(_title(f"Movie factors ({what}), {method.upper()} map of {len(movies):,} movies", run_name))
         ax.legend(title="main genre", loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=1.8, frameon=False)
         labels = place_labels(ax, coords[pick, 0], coords[pick, 1], [titles[movies[i]] for i in pick])
         if labels:  # ring the labelled movies
@@ -113,7 +116,7 @@ def genre_factors_figure(arrays: dict, genres: list[str], path, run_name: str = 
         ax.grid(False)
         cb = fig.colorbar(im, ax=ax, shrink=0.85)
         cb.set_label("y_g value (same units as q_i)")
-        ax.set_title(f"{run_name + ': ' if run_name else ''}genre factors y_g")
+        ax.set_title(_title("Genre factors y_g", run_name))
         return save(fig, path)
 
 
@@ -135,7 +138,7 @@ def genre_map_figure(arrays: dict, genres: list[str], path, run_name: str = "") 
             setter(lo - pad, hi + pad)
         ax.set_xlabel(f"principal component 1 ({explained[0]:.0%} of variance; factor units)")
         ax.set_ylabel(f"principal component 2 ({explained[1]:.0%} of variance; factor units)")
-        ax.set_title(f"{run_name + ': ' if run_name else ''}genre factors, PCA map")
+        ax.set_title(_title("Genre factors y_g, PCA map", run_name))
         ax.legend(loc="lower right")
         order = np.argsort(-np.linalg.norm(y, axis=1), kind="stable")
         place_labels(ax, coords[order, 0], coords[order, 1], [names[i] for i in order])
@@ -153,7 +156,7 @@ def rmse_figure(run_path, path) -> Path | None:
     summary = R._load_json(Path(run_path) / "summary.json")
     best = summary.get("best_epoch")
     return curves.plot_rmse(metrics, path, best_epoch=int(best) if best is not None else None,
-                            title=f"{Path(run_path).name}: RMSE per epoch")
+                            title=_title("RMSE per epoch", Path(run_path).name))
 
 
 def plot_run(run_path, out_dir=None, dataset=None, tsne: bool = False, n_labels: int = 12) -> list[Path]:
