@@ -71,3 +71,64 @@ def naive_explain(item_factors, movie_bias, mu, rated, ratings, targets, reg, re
     T = np.concatenate([np.ones((len(targets), 1)), Y[np.asarray(targets)]], axis=1)
     contrib = (T @ Ainv @ Z.T) * t[None, :]
     return contrib, Ainv @ (Z.T @ t)
+
+
+# -- ALS engine (engineer B): references for mfrec.kernels.als and mfrec.kernels.predict -----------
+def naive_solve_rows(indptr, indices, values, fixed, fixed_bias, mu, reg, reg_bias, weighted, row_shift=None):
+    """Every row's ridge regression for [bias, factors] by np.linalg.solve on the dense normal equations."""
+    import numpy as np
+
+    fixed = np.asarray(fixed, np.float64)
+    n_rows, k = len(indptr) - 1, fixed.shape[1]
+    out_f = np.zeros((n_rows, k))
+    out_b = np.zeros(n_rows)
+    for r in range(n_rows):
+        cols = np.asarray(indices[indptr[r]:indptr[r + 1]])
+        if len(cols) == 0:
+            continue
+        t = np.asarray(values[indptr[r]:indptr[r + 1]], np.float64) - mu - np.asarray(fixed_bias, np.float64)[cols]
+        if row_shift is not None:
+            t = t - fixed[cols] @ np.asarray(row_shift, np.float64)[r]
+        X = np.hstack([np.ones((len(cols), 1)), fixed[cols]])
+        lam = reg * len(cols) if weighted else reg
+        D = np.diag([reg_bias] + [lam] * k)
+        z = np.linalg.solve(X.T @ X + D, X.T @ t)
+        out_b[r], out_f[r] = z[0], z[1:]
+    return out_f, out_b
+
+
+def naive_genre_factors(movie_rows, n_genres, genre_lists, mu, user_bias, movie_bias, P, Q, reg, weighted):
+    """Genre factors y by a dense least-squares solve over vec(y): one equation per rating.
+
+    ``movie_rows`` is a list of (movie, users, ratings); ``genre_lists[i]`` the genres of movie i."""
+    import numpy as np
+
+    P = np.asarray(P, np.float64)
+    k = P.shape[1]
+    rows, rhs = [], []
+    n_g = np.zeros(n_genres)
+    for i, users, ratings in movie_rows:
+        gs = genre_lists[i]
+        for u, r in zip(users, ratings):
+            e = r - mu - user_bias[u] - movie_bias[i] - P[u] @ np.asarray(Q[i], np.float64)
+            if not gs:
+                continue
+            x = np.zeros(n_genres * k)
+            for g in gs:
+                x[g * k:(g + 1) * k] += P[u] / np.sqrt(len(gs))
+                n_g[g] += 1
+            rows.append(x)
+            rhs.append(e)
+    X = np.array(rows).reshape(-1, n_genres * k)
+    lam = reg * np.maximum(n_g, 1.0) if weighted else np.full(n_genres, reg)
+    y = np.linalg.solve(X.T @ X + np.diag(np.repeat(lam, k)), X.T @ np.array(rhs))
+    return y.reshape(n_genres, k)
+
+
+def naive_predict(users, movies, mu, user_bias, movie_bias, P, Qeff, scale=None):
+    """mu + b_u + b_i + p_u . q_i per pair, clipped to scale when given."""
+    import numpy as np
+
+    p = mu + np.asarray(user_bias, np.float64)[users] + np.asarray(movie_bias, np.float64)[movies]
+    p = p + np.einsum("ij,ij->i", np.asarray(P, np.float64)[users], np.asarray(Qeff, np.float64)[movies])
+    return np.clip(p, *scale) if scale is not None else p

@@ -139,6 +139,8 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
     for a in range(k):
         p[a] = res[a] / diag[a]
         rz += res[a] * p[a]
+    if not np.isfinite(rz):
+        return NOT_FINITE
     for _ in range(cg_steps):
         if not (rz > 1e-30):
             break
@@ -159,6 +161,8 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
             ap[a] += lam * p[a]
             pap += p[a] * ap[a]
         if not (pap > 0.0):
+            if not np.isfinite(pap):
+                return NOT_FINITE
             break
         alpha = rz / pap
         xb += alpha * pb

@@ -257,7 +257,7 @@ def fit(dataset, config: ALSConfig, callback: Callable[[EpochResult], Any] | Non
     """Train an ALS model on ``dataset.train``; report every epoch to ``callback``.
 
     With a validation split and ``patience > 0`` training stops after ``patience`` epochs without a
-    better validation RMSE, and the best epoch's parameters are kept. Deterministic for a seed:
+    better validation RMSE, and the best epoch's parameters are kept; otherwise the last epoch's. Deterministic for a seed:
     the only randomness is the initial factors, drawn from ``numpy.random.default_rng(seed)``,
     and every row's solve is independent of thread scheduling.
     """
@@ -336,10 +336,10 @@ def fit(dataset, config: ALSConfig, callback: Callable[[EpochResult], Any] | Non
             eval_seconds += time.perf_counter() - t1
 
             stop = False
-            if val_rmse is not None:
+            if val_rmse is not None and config.patience:
                 if best is None or val_rmse < best[0]:
                     best = (val_rmse, epoch, (P.copy(), Q.copy(), Y.copy(), bu.copy(), bi.copy()))
-                elif config.patience and epoch - best[1] >= config.patience:
+                elif epoch - best[1] >= config.patience:
                     stop = True
                 best_epoch = best[1]
             else:

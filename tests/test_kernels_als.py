@@ -1,0 +1,178 @@
+"""The ALS kernels against the NumPy references in tests/naive.py, on tiny problems with edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from naive import naive_genre_factors, naive_predict, naive_solve_rows
+
+from mfrec.kernels.als import SolveError, genre_part, genre_sets, solve_genre_factors, solve_rows
+from mfrec.kernels.predict import error_sums, predict
+
+pytestmark = pytest.mark.nojit
+
+
+def tiny_problem(seed=0, n_rows=7, n_cols=9, k=4):
+    """A CSR with an empty row (1), a one-rating row (2), an all-equal row (3) and random rows."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(n_rows):
+        if r == 1:
+            cols = np.array([], np.int32)
+        elif r == 2:
+            cols = np.array([4], np.int32)
+        else:
+            cols = np.sort(rng.choice(n_cols, rng.integers(2, n_cols), replace=False)).astype(np.int32)
+        vals = np.full(len(cols), 4.0, np.float32) if r == 3 else rng.integers(1, 6, len(cols)).astype(np.float32)
+        rows.append((cols, vals))
+    indptr = np.zeros(n_rows + 1, np.int64)
+    indptr[1:] = np.cumsum([len(c) for c, _ in rows])
+    indices = np.concatenate([c for c, _ in rows]).astype(np.int32)
+    values = np.concatenate([v for _, v in rows]).astype(np.float32)
+    fixed = rng.normal(0, 0.5, (n_cols, k)).astype(np.float32)
+    fbias = rng.normal(0, 0.3, n_cols).astype(np.float32)
+    return indptr, indices, values, fixed, fbias
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+@pytest.mark.parametrize("shift", [False, True])
+def test_cholesky_matches_naive(weighted, shift):
+    indptr, indices, values, fixed, fbias = tiny_problem()
+    row_shift = np.random.default_rng(1).normal(0, 0.2, (len(indptr) - 1, fixed.shape[1])).astype(np.float32) if shift else None
+    f, b = solve_rows(indptr, indices, values, fixed, fbias, 3.5, reg=0.1, reg_bias=2.0, weighted=weighted,
+                      solver="cholesky", row_shift=row_shift)
+    nf, nb = naive_solve_rows(indptr, indices, values, fixed, fbias, np.float32(3.5), 0.1, 2.0, weighted, row_shift)
+    np.testing.assert_allclose(f, nf, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(b, nb, rtol=1e-4, atol=1e-5)
+    assert f.dtype == np.float32 and b.dtype == np.float32
+    # the empty row gets zeros; the one-rating row is a finite, shrunk solution
+    assert b[1] == 0 and not f[1].any()
+    assert np.all(np.isfinite(f[2])) and abs(b[2]) < abs(values[indptr[2]] - 3.5 - fbias[4]) + 1e-6
+
+
+def test_all_equal_ratings_and_bias_only():
+    """k = 0 is the bias model: b = sum(t) / (n + reg_bias); all-equal ratings give one shared bias."""
+    indptr, indices, values, _, fbias = tiny_problem()
+    fixed = np.zeros((len(fbias), 0), np.float32)
+    for solver in ("cholesky", "cg"):
+        f, b = solve_rows(indptr, indices, values, fixed, fbias, 3.0, reg=0.1, reg_bias=1.5, solver=solver)
+        assert f.shape == (len(indptr) - 1, 0)
+        for r in range(len(indptr) - 1):
+            cols = indices[indptr[r]:indptr[r + 1]]
+            t = values[indptr[r]:indptr[r + 1]].astype(np.float64) - 3.0 - fbias[cols]
+            expect = t.sum() / (len(t) + 1.5) if len(t) else 0.0
+            assert b[r] == pytest.approx(expect, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_cg_converges_to_naive(warm):
+    indptr, indices, values, fixed, fbias = tiny_problem(seed=3)
+    n_rows, k = len(indptr) - 1, fixed.shape[1]
+    rng = np.random.default_rng(5)
+    out_f = rng.normal(0, 1, (n_rows, k)).astype(np.float32) if warm else np.zeros((n_rows, k), np.float32)
+    out_b = rng.normal(0, 1, n_rows).astype(np.float32) if warm else np.zeros(n_rows, np.float32)
+    f, b = solve_rows(indptr, indices, values, fixed, fbias, 3.5, reg=0.1, reg_bias=2.0, solver="cg",
+                      cg_steps=3 * (k + 1), out_factors=out_f, out_bias=out_b)
+    assert f is out_f and b is out_b  # written in place
+    nf, nb = naive_solve_rows(indptr, indices, values, fixed, fbias, np.float32(3.5), 0.1, 2.0, True)
+    np.testing.assert_allclose(f, nf, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(b, nb, rtol=1e-3, atol=1e-4)
+
+
+def test_cg_steps_improve_and_warm_start_helps():
+    indptr, indices, values, fixed, fbias = tiny_problem(seed=4, n_rows=20, n_cols=30, k=8)
+    nf, nb = naive_solve_rows(indptr, indices, values, fixed, fbias, np.float32(3.5), 0.05, 1.0, True)
+    errs = []
+    for steps in (1, 2, 4, 9):
+        f, b = solve_rows(indptr, indices, values, fixed, fbias, 3.5, reg=0.05, reg_bias=1.0, solver="cg", cg_steps=steps)
+        errs.append(np.abs(f - nf).max() + np.abs(b - nb).max())
+    assert errs[0] > errs[1] > errs[2] > errs[3]
+    # starting from the exact answer, one step keeps it
+    f0, b0 = nf.astype(np.float32), nb.astype(np.float32)
+    f, b = solve_rows(indptr, indices, values, fixed, fbias, 3.5, reg=0.05, reg_bias=1.0, solver="cg", cg_steps=1,
+                      out_factors=f0.copy(), out_bias=b0.copy())
+    np.testing.assert_allclose(f, nf, atol=1e-4)
+
+
+def test_single_row_fold_in_equals_full_half_step():
+    indptr, indices, values, fixed, fbias = tiny_problem(seed=6)
+    f, b = solve_rows(indptr, indices, values, fixed, fbias, 3.5, reg=0.1, reg_bias=2.0)
+    r = 4
+    sl = slice(indptr[r], indptr[r + 1])
+    f1, b1 = solve_rows(np.array([0, sl.stop - sl.start]), indices[sl], values[sl], fixed, fbias, 3.5, reg=0.1, reg_bias=2.0)
+    np.testing.assert_array_equal(f1[0], f[r])
+    assert b1[0] == b[r]
+
+
+def test_bad_inputs_raise():
+    indptr, indices, values, fixed, fbias = tiny_problem()
+    with pytest.raises(ValueError, match="solver"):
+        solve_rows(indptr, indices, values, fixed, fbias, 3.0, reg=0.1, reg_bias=1.0, solver="lu")
+    with pytest.raises(ValueError, match="column indices"):
+        solve_rows(indptr, indices + 100, values, fixed, fbias, 3.0, reg=0.1, reg_bias=1.0)
+    with pytest.raises(ValueError, match="reg"):
+        solve_rows(indptr, indices, values, fixed, fbias, 3.0, reg=0.0, reg_bias=1.0)
+    with pytest.raises(ValueError, match="malformed CSR"):
+        solve_rows(indptr[:-1], indices, values, fixed, fbias, 3.0, reg=0.1, reg_bias=1.0)
+    bad = values.copy()
+    bad[0] = np.nan
+    for solver in ("cholesky", "cg"):
+        with pytest.raises(SolveError, match="user 0"):
+            solve_rows(indptr, indices, bad, fixed, fbias, 3.0, reg=0.1, reg_bias=1.0, solver=solver, what="user")
+
+
+def test_genre_factors_match_naive():
+    rng = np.random.default_rng(8)
+    n_users, n_movies, n_genres, k = 12, 10, 4, 3
+    genre_lists = [sorted(rng.choice(n_genres, rng.integers(1, 3), replace=False).tolist()) for _ in range(n_movies)]
+    genre_lists[3] = []  # a movie without genres takes no part
+    gp = np.zeros(n_movies + 1, np.int64)
+    gp[1:] = np.cumsum([len(g) for g in genre_lists])
+    gi = np.array([g for gs in genre_lists for g in gs], np.int32)
+    movie_rows = []
+    for i in range(n_movies):
+        users = np.sort(rng.choice(n_users, rng.integers(0, 6), replace=False)).astype(np.int32)
+        movie_rows.append((i, users, rng.integers(1, 6, len(users)).astype(np.float32)))
+    mp = np.zeros(n_movies + 1, np.int64)
+    mp[1:] = np.cumsum([len(u) for _, u, _ in movie_rows])
+    mu_ = np.concatenate([u for _, u, _ in movie_rows]).astype(np.int32)
+    mr = np.concatenate([r for _, _, r in movie_rows]).astype(np.float32)
+    P = rng.normal(0, 0.5, (n_users, k)).astype(np.float32)
+    Q = rng.normal(0, 0.5, (n_movies, k)).astype(np.float32)
+    bu = rng.normal(0, 0.2, n_users).astype(np.float32)
+    bi = rng.normal(0, 0.2, n_movies).astype(np.float32)
+    sets, sp, sm = genre_sets(gp, gi)
+    assert sorted(int(i) for i in sm) == [i for i in range(n_movies) if genre_lists[i]]
+    for weighted in (True, False):
+        y = solve_genre_factors(sets, sp, sm, n_genres, (mp, mu_, mr), 3.5, bu, bi, P, Q, reg=0.3, weighted=weighted)
+        ny = naive_genre_factors(movie_rows, n_genres, genre_lists, 3.5, bu.astype(np.float64), bi.astype(np.float64),
+                                 P, Q, 0.3, weighted)
+        np.testing.assert_allclose(y, ny, rtol=1e-4, atol=1e-5)
+    part = genre_part(gp, gi, y)
+    for i, gs in enumerate(genre_lists):
+        expect = y[gs].sum(axis=0) / np.sqrt(len(gs)) if gs else np.zeros(k)
+        np.testing.assert_allclose(part[i], expect, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("k", [0, 5])
+def test_predict_and_error_sums_match_naive(k):
+    rng = np.random.default_rng(9)
+    nu, nm, n = 6, 8, 40
+    P = rng.normal(0, 1, (nu, k)).astype(np.float32)
+    Q = rng.normal(0, 1, (nm, k)).astype(np.float32)
+    bu = rng.normal(0, 1, nu).astype(np.float32)
+    bi = rng.normal(0, 1, nm).astype(np.float32)
+    users = rng.integers(0, nu, n).astype(np.int32)
+    movies = rng.integers(0, nm, n).astype(np.int32)
+    ratings = rng.integers(1, 6, n).astype(np.float32)
+    for scale in (None, (1.0, 5.0)):
+        p = predict(users, movies, 3.2, bu, bi, P, Q, scale)
+        np.testing.assert_allclose(p, naive_predict(users, movies, np.float32(3.2), bu, bi, P, Q, scale), rtol=1e-5, atol=1e-5)
+        sq, ab = error_sums(users, movies, ratings, 3.2, bu, bi, P, Q, scale)
+        e = naive_predict(users, movies, np.float32(3.2), bu, bi, P, Q, scale) - ratings
+        assert sq == pytest.approx(np.sum(e * e), rel=1e-5)
+        assert ab == pytest.approx(np.sum(np.abs(e)), rel=1e-5)
+    assert error_sums(users[:0], movies[:0], ratings[:0], 3.2, bu, bi, P, Q) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="user indices"):
+        predict(users + nu, movies, 3.2, bu, bi, P, Q)
