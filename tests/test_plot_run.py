@@ -165,3 +165,32 @@ def test_tsne_option(genre_run, tmp_path):
     else:
         assert res.exit_code == 2 and "scikit-learn" in res.output
 
+
+
+def test_figures_of_real_trained_runs(small_dataset, tmp_path):
+    """Train tiny mf-genre and bias runs with the train command, then plot and compare them."""
+    from mfrec.cli.compare import compare
+    from mfrec.cli.plot import plot
+    from mfrec.cli.train import train
+    from mfrec.experiments import load_experiment
+
+    root = tmp_path / "Experiments_"
+    for model, extra in (("mf-genre", ["--factors", "4"]), ("bias", [])):
+        res = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", model, "--epochs", "3",
+                                         "--root", str(root), "--name", f"tiny-{model}", "--quiet", *extra])
+        assert res.exit_code == 0, res.output
+    exp = load_experiment("tiny-mf-genre", root)
+    assert exp.config["model"] == "mf-genre"
+    for f in (exp.path / "plots").glob("*.png"):
+        f.unlink()
+    res = CliRunner().invoke(plot, ["-e", "tiny-mf-genre", "--root", str(root), "--labels", "6"])
+    assert res.exit_code == 0, res.output
+    for name in RUN_FIGURES:
+        assert_png(exp.path / "plots" / name)
+    res = CliRunner().invoke(compare, [str(root / "tiny-*"), "--root", str(root)])
+    assert res.exit_code == 0, res.output
+    table = __import__("polars").read_csv(root / "comparison.csv")
+    assert sorted(table["model"].to_list()) == ["bias", "mf-genre"]
+    row = table.filter(table["model"] == "mf-genre").row(0, named=True)
+    assert row["k"] == 4 and row["epochs"] <= 3 and row["test_rmse"] == pytest.approx(exp.summary["test_rmse"])
+    assert_png(root / "comparison.png")
