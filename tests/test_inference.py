@@ -217,6 +217,10 @@ def test_filters_genre_and_years(rec, small_dataset):
     assert all("Drama" in g.split("|") for g in res.table["genres"].to_list())
     assert all(1990 <= y <= 1999 for y in res.table["year"].to_list())
     assert Filters.parse_years("1995") == (1995, 1995) and Filters.parse_years("1990-") == (1990, None)
+    res = rec.recommend([(0, 5.0)], n=500, filters=Filters(min_ratings=60))
+    counts = np.diff(np.asarray(small_dataset.train_by_movie.indptr))
+    assert 0 < len(res) < rec.model.n_movies - 1
+    assert all(counts[rec.movie(str(i))] >= 60 for i in res.table["movieId"].to_list())
     with pytest.raises(DataError, match="unknown genre"):
         rec.recommend([(0, 5.0)], filters=Filters(("Cowboy",)))
     for bad in ("199x", "2000-1990"):

@@ -33,6 +33,8 @@ _RUNS = click.option("--runs-dir", default="Experiments_", show_default=True, ty
 @click.option("--top", "-n", default=10, show_default=True, type=int, help="How many movies to list.")
 @click.option("--genre", "genres", multiple=True, metavar="G", help="Only movies of this genre (repeat for any of several).")
 @click.option("--years", default=None, metavar="1990-1999", help="Only movies from these years (1995, 1990-1999, 1990-, -1980).")
+@click.option("--min-ratings", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Only movies with at least this many training ratings (rare movies have noisy factors).")
 @click.option("--explain", is_flag=True, help="For each movie, the user's rated movies that contributed most, with shares.")
 @click.option("--label", default=None, help="File name under Predictions/<run>/ (default: made-up-user, user-ID, users-ID-ID, similar-ID).")
 @click.option("--exclude", type=click.Choice(["all", "train"]), default="all", show_default=True,
@@ -41,7 +43,8 @@ _RUNS = click.option("--runs-dir", default="Experiments_", show_default=True, ty
 @click.option("--out-dir", default="Predictions", show_default=True, type=click.Path(file_okay=False), help="Where the lists are written.")
 @click.pass_context
 @friendly_errors
-def recommend(ctx, experiment, likes, rates, user, users, similar, top, genres, years, explain, label, exclude, runs_dir, out_dir):
+def recommend(ctx, experiment, likes, rates, user, users, similar, top, genres, years, min_ratings, explain, label, exclude,
+              runs_dir, out_dir):
     """Recommend movies for a made-up user (--like/--rate), an existing user (--user), a pair or
     group (--users) or nearest to a movie (--similar); print a table and write
     Predictions/<run>/<label>.csv and .parquet. `interactive` starts the interactive loop."""
@@ -59,7 +62,7 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, top, genres, 
     click.echo(how)
     rec = recommender(exp)
     result = run_request(rec, like=likes, rate=rates, user=user, users=users, similar=similar, n=top,
-                         genre=genres, years=years, explain=explain, exclude=exclude)
+                         genre=genres, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings)
     if explain and (users or similar):
         result.notes.append("--explain applies to a made-up or existing user; this list shows its own 'why'")
     click.echo(format_table(result))

@@ -43,7 +43,7 @@ def profile(rec, ratings: Any = None, like: Iterable[Any] = (), rate: Iterable[s
     return list(merged.items())
 
 
-def _filters(genre: Iterable[str] | str | None, years: str | int | tuple | None):
+def _filters(genre: Iterable[str] | str | None, years: str | int | tuple | None, min_ratings: int = 0):
     from mfrec.inference.recommend import Filters
 
     genres = (genre,) if isinstance(genre, str) else tuple(genre or ())
@@ -51,7 +51,9 @@ def _filters(genre: Iterable[str] | str | None, years: str | int | tuple | None)
         year_range = Filters.parse_years(None if years is None else str(years))
     else:
         year_range = tuple(years)
-    return Filters(tuple(genres), year_range)
+    if not isinstance(min_ratings, int) or min_ratings < 0:
+        raise DataError(f"--min-ratings must be a whole number >= 0, got {min_ratings!r}")
+    return Filters(tuple(genres), year_range, min_ratings)
 
 
 def run_request(
@@ -68,9 +70,10 @@ def run_request(
     years: str | tuple | None = None,
     explain: bool = False,
     exclude: str = "all",
+    min_ratings: int = 0,
 ):
     """One recommendation request (exactly one of: ratings/like/rate, user, users, similar) -> Result."""
-    filters = _filters(genre, years)
+    filters = _filters(genre, years, min_ratings)
     like, rate = list(like or ()), list(rate or ())
     if isinstance(users, str):
         users = [u for u in users.replace(" ", "").split(",") if u]
@@ -103,16 +106,16 @@ class InferenceMixin:
 
     def recommend(self, ratings: Any = None, *, like: Iterable[Any] = (), user: Any = None,
                   users: Sequence[Any] | str | None = None, n: int = 10, genre=None, years=None,
-                  explain: bool = False, exclude: str = "all"):
+                  explain: bool = False, exclude: str = "all", min_ratings: int = 0):
         """Top-n movies (polars DataFrame: rank, movieId, title, year, genres, predicted_rating, score, why)
         for a made-up user (``ratings`` / ``like``), an existing user (``user``, original id) or a
         group (``users``, ranked by the least-satisfied member)."""
         return run_request(self.recommender, ratings=ratings, like=like, user=user, users=users, n=n,
-                           genre=genre, years=years, explain=explain, exclude=exclude).table
+                           genre=genre, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings).table
 
-    def similar(self, title: Any, n: int = 10, genre=None, years=None):
+    def similar(self, title: Any, n: int = 10, genre=None, years=None, min_ratings: int = 0):
         """Nearest movies by cosine of the movie factors (genre part included for mf-genre)."""
-        return run_request(self.recommender, similar=title, n=n, genre=genre, years=years).table
+        return run_request(self.recommender, similar=title, n=n, genre=genre, years=years, min_ratings=min_ratings).table
 
     def fold_in(self, ratings: Any = None, *, like: Iterable[Any] = ()):
         """A made-up user's ``UserVector(bias, vector)`` from the model's own ALS user step."""

@@ -17,7 +17,7 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def format_table(result, title_width: int = 42, genre_width: int = 26, why_width: int = 70) -> str:
+def format_table(result, title_width: int = 42, genre_width: int = 26, why_width: int = 84) -> str:
     """The list as fixed-width text: rank, title, year, genres, predicted rating, why (+ --explain lines)."""
     t = result.table
     score_head = {"similar": "cosine", "popular": "ratings"}.get(result.kind, "score")

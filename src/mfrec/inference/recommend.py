@@ -31,10 +31,12 @@ MAX_EXPLAINED_RATINGS = 3000  # the decomposition costs (#ratings)^2 * k^2; beyo
 
 @dataclass(frozen=True)
 class Filters:
-    """Which movies may be listed: any of ``genres`` (names, case-insensitive) and ``years``."""
+    """Which movies may be listed: any of ``genres`` (names, case-insensitive), ``years``, and at
+    least ``min_ratings`` training ratings (rarely rated movies have noisy factors)."""
 
     genres: tuple[str, ...] = ()
     years: tuple[int | None, int | None] | None = None
+    min_ratings: int = 0
 
     @staticmethod
     def parse_years(text: str | None) -> tuple[int | None, int | None] | None:
@@ -59,6 +61,8 @@ class Filters:
         if self.years:
             lo, hi = self.years
             parts.append(f"years {lo or '…'}-{hi or '…'}" if lo != hi else f"year {lo}")
+        if self.min_ratings:
+            parts.append(f"at least {self.min_ratings} training ratings")
         return ", ".join(parts)
 
 
@@ -135,7 +139,7 @@ class Recommender:
         return self.titles_list[m]
 
     def filter_mask(self, filters: Filters | None) -> np.ndarray | None:
-        if filters is None or (not filters.genres and not filters.years):
+        if filters is None or (not filters.genres and not filters.years and not filters.min_ratings):
             return None
         mask = np.ones(self.model.n_movies, bool)
         if filters.genres:
@@ -154,6 +158,8 @@ class Recommender:
                 mask &= y >= lo
             if hi is not None:
                 mask &= y <= hi
+        if filters.min_ratings:
+            mask &= self.popularity >= int(filters.min_ratings)
         return mask
 
     # -- profiles of a made-up user ----------------------------------------------------------------
@@ -291,8 +297,10 @@ class Recommender:
         names = ["movieId", "title", "rated_movieId", "rated_title", "rating", "contribution", "share", "baseline", "score"]
         return pl.DataFrame(rows, schema=names, orient="row")
 
-    def _short(self, m: int, width: int = 28) -> str:
-        t = self.titles_list[m]
+    def _short(self, m: int, width: int = 24) -> str:
+        from mfrec.inference.titles import split_year
+
+        t = split_year(self.titles_list[m])[0] or self.titles_list[m]
         return t if len(t) <= width else t[: width - 1] + "…"
 
     def recommend(
@@ -315,7 +323,7 @@ class Recommender:
             f"(the model's per-row ALS step; user bias {vec.bias:+.2f}); the rated movies are excluded",
         ]
         if filters and filters.describe():
-            head.append(f"only {filters.describe()}")
+            head.append(f"filter: {filters.describe()}")
         if not ratings:
             head[0] = "no ratings given: the list is the model's baseline (mu + movie bias)"
         table = self._table(recs, self._clip(scores), scores, why)
@@ -355,7 +363,7 @@ class Recommender:
                 f"(max |difference| from the stored vector: {gap:.3g})"
             )
         if filters and filters.describe():
-            head.append(f"only {filters.describe()}")
+            head.append(f"filter: {filters.describe()}")
         return Result(self._table(recs, self._clip(scores), scores, why), head + notes, details, label=f"user-{user_id}")
 
     def recommend_group(self, user_ids: Sequence[str | int], n: int = 10, filters: Filters | None = None, exclude: str = "all") -> Result:
@@ -378,7 +386,7 @@ class Recommender:
             f"excluded the {len(seen)} movies any member rated ({'any split' if exclude == 'all' else 'training ratings'})",
         ]
         if filters and filters.describe():
-            head.append(f"only {filters.describe()}")
+            head.append(f"filter: {filters.describe()}")
         return Result(self._table(recs, self._clip(scores), scores, why), head, {}, label="users-" + "-".join(ids))
 
     def similar(self, query: str | int, n: int = 10, filters: Filters | None = None) -> Result:
@@ -397,7 +405,7 @@ class Recommender:
             + (" (genre part included: q_i + |G_i|^-1/2 sum y_g)" if self.model.genre_factors.shape[0] else "")
         ]
         if filters and filters.describe():
-            head.append(f"only {filters.describe()}")
+            head.append(f"filter: {filters.describe()}")
         pred = [None] * len(recs)
         why = [f"cosine {s:.2f} with {self._short(m)}" for s in scores]
         label = f"similar-{self.movie_id_array[m]}"
