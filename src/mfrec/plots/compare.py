@@ -28,7 +28,8 @@ def comparison_figure(run_paths: Sequence[str | Path], path, title: str | None =
     if not series:
         return None
     with styled():
-        fig, ax = figure(figsize=(9.0, 5.5))
+        rows = len(series) if max(len(n) for n, _ in series) > 30 or len(series) < 3 else (len(series) + 1) // 2
+        fig, ax = figure(figsize=(9.0, 5.0 + 0.3 * rows + 0.5))
         lo, hi = np.inf, -np.inf
         from matplotlib.lines import Line2D
 
@@ -50,10 +51,11 @@ def comparison_figure(run_paths: Sequence[str | Path], path, title: str | None =
         ax.set_xlabel("epoch")
         ax.set_ylabel("RMSE (stars)")
         ax.set_title(title or f"RMSE per epoch of {len(series)} run{'s' if len(series) > 1 else ''}", fontsize=12)
-        ncol = 1 if len(series) <= 14 else 2
         style = [Line2D([], [], color="0.3", ls=ls, label=what) for _, ls, what in CURVES]
-        ax.add_artist(ax.legend(handles=style, title="curve", loc="upper right", frameon=True))
-        # the runs' legend last: it sits outside the axes, and only the axes' own legend is laid out there
-        ax.legend(handles=run_handles, title="run (RMSE at the last epoch)", loc="upper left",
-                  bbox_to_anchor=(1.01, 1.0), frameon=False, ncol=ncol)
+        ax.legend(handles=style, title="curve", loc="upper right", frameon=True)
+        # run names are long: their legend goes below the axes, across the figure
+        longest = max(len(h.get_label()) for h in run_handles)
+        ncol = 1 if longest > 45 or len(series) < 3 else 2
+        fig.legend(handles=run_handles, title="run (RMSE at the last epoch)", loc="outside lower center",
+                   ncol=ncol, frameon=False)
         return save(fig, path)
