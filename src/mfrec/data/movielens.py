@@ -452,31 +452,41 @@ def read_csv_movies(path: Path, label: str):
 
 
 # -- ratings -----------------------------------------------------------------------------------
-_RATING_COLS = ("userId", "movieId", "rating", "timestamp")
-
-
 def read_tab_ratings(path: Path, label: str, fmt: Format):
     """ml-100k u.data (and u1.base ...): user id, item id, rating, timestamp separated by tabs."""
-    return _read_ratings(path, label, fmt, sep="\t", header=None, dat=False)
+    return read_ratings(path, label, fmt, sep=b"\t", header=None)
 
 
 def read_dat_ratings(path: Path, label: str, fmt: Format):
     """ml-1m / ml-10m ratings.dat: UserID::MovieID::Rating::Timestamp."""
-    return _read_ratings(path, label, fmt, sep=":", header=None, dat=True)
+    return read_ratings(path, label, fmt, sep=b"::", header=None)
 
 
 def read_csv_ratings(path: Path, label: str, fmt: Format):
     """ml-20m and later ratings.csv: header userId,movieId,rating,timestamp."""
-    return _read_ratings(path, label, fmt, sep=",", header="userId,movieId,rating,timestamp", dat=False)
+    return read_ratings(path, label, fmt, sep=b",", header="userId,movieId,rating,timestamp")
 
 
-def _read_ratings(path: Path, label: str, fmt: Format, sep: str, header: str | None, dat: bool):
-    """Parse a ratings file with polars; on any problem, find the first bad line and name it.
+_WHAT = {
+    1: "the user id is not a whole number",
+    2: "the movie id is not a whole number",
+    3: "the rating is not a number",
+    4: "the timestamp is not a whole number",
+    5: "there is more on the line than four fields",
+}
 
-    ``::`` files are parsed with ``:`` as the separator: the empty fields between the two colons
-    must stay empty, which also catches a single ``:``.
+
+def read_ratings(path: Path, label: str, fmt: Format, sep: bytes, header: str | None):
+    """Parse a ratings file of four numeric fields per line with the Numba parser (in parallel chunks).
+
+    Returns a polars frame userId Int64, movieId Int64, rating Float32, timestamp Int64 (built on
+    the parsed NumPy arrays without a copy). Any malformed line, or a rating off the dataset's
+    scale, raises DataError naming the file and the line.
     """
+    import numpy as np
     import polars as pl
+
+    from mfrec.data import _kernels as K
 
     try:
         size = path.stat().st_size
@@ -484,84 +494,59 @@ def _read_ratings(path: Path, label: str, fmt: Format, sep: str, header: str | N
             first = f.readline()
     except OSError as e:
         raise DataError(f"{label} cannot be read ({e.strerror or e})") from None
-    if size == 0 or not first.strip() and size == len(first):
+    if size == 0 or (not first.strip() and size == len(first)):
         raise DataError(f"{label} is empty")
-    skip = 0
+    start, skip = 0, 0
     if header is not None:
         got = first.decode("utf-8", "replace").strip().lstrip("\ufeff")
         if got.split(",")[:4] != header.split(","):
             raise DataError(f"{label} line 1: expected the header {header}, got {got[:80]!r}")
-        skip = 1
-    names = [f"c{i}" for i in range(7)] if dat else list(_RATING_COLS)
-    types = [pl.Int64, pl.Int8, pl.Int64, pl.Int8, pl.Float32, pl.Int8, pl.Int64] if dat else [pl.Int64, pl.Int64, pl.Float32, pl.Int64]
-    try:
-        df = pl.read_csv(
-            path,
-            separator=sep,
-            has_header=False,
-            skip_rows=skip,
-            new_columns=None,
-            schema=dict(zip(names, types)),
-            quote_char=None,
-            raise_if_empty=False,
-        )
-    except Exception as e:  # polars raises ComputeError / SchemaError / NoDataError with long messages
-        lineno, why = _find_bad_line(path, sep, skip, dat)
-        if lineno:
-            raise DataError(f"{label} line {lineno}: {why}") from None
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{label} cannot be parsed ({msg})") from None
-    if dat:
-        bad = df.select(pl.any_horizontal(pl.col("c1", "c3", "c5").is_not_null())).to_series()
-        if bad.any():
-            row = int(bad.arg_true()[0])
-            raise DataError(f"{label} line {row + 1 + skip}: expected UserID::MovieID::Rating::Timestamp, got {_line_at(path, row + 1 + skip)!r}")
-        df = df.select(pl.col("c0").alias("userId"), pl.col("c2").alias("movieId"), pl.col("c4").alias("rating"), pl.col("c6").alias("timestamp"))
-    if df.height == 0:
+        start, skip = len(first), 1
+    buf = np.memmap(path, dtype=np.uint8, mode="r")
+    end = size
+    while end > start and buf[end - 1] in (10, 13, 32):
+        end -= 1
+    if end <= start:
         raise DataError(f"{label} has no ratings" + (" (only the header)" if header else ""))
-    nulls = df.select(pl.any_horizontal(pl.all().is_null())).to_series()
-    if nulls.any():
-        row = int(nulls.arg_true()[0])
-        lineno = row + 1 + skip
-        line = _line_at(path, lineno)
-        what = "is empty" if not line.strip() else f"has missing fields (expected 4: {', '.join(_RATING_COLS)}): {line!r}"
-        raise DataError(f"{label} line {lineno} {what}" + (" (is the file truncated?)" if row == df.height - 1 else ""))
+    n_chunks = max(1, min(64, (end - start) // (1 << 22)))
+    cuts = [start] + [int(K._next_line_start(buf, start + (end - start) * c // n_chunks, end)) for c in range(1, n_chunks)] + [end]
+    starts = np.array(cuts[:-1], np.int64)
+    ends = np.array(cuts[1:], np.int64)
+    counts = K._count_lines(buf, starts, ends)
+    offsets = np.zeros(len(counts), np.int64)
+    np.cumsum(counts[:-1], out=offsets[1:])
+    n = int(counts.sum())
+    user = np.empty(n, np.int64)
+    movie = np.empty(n, np.int64)
+    rating = np.empty(n, np.float32)
+    ts = np.empty(n, np.int64)
+    status = np.zeros(len(counts), np.int64)
+    bad_line = np.zeros(len(counts), np.int64)
+    bad_pos = np.zeros(len(counts), np.int64)
+    sep0 = sep[0]
+    sep1 = sep[1] if len(sep) > 1 else 0
+    K._parse_ratings(buf, starts, ends, offsets, sep0, sep1, len(sep), user, movie, rating, ts, status, bad_line, bad_pos)
+    failed = np.flatnonzero(status)
+    if len(failed):
+        c = int(failed[0])
+        lineno = skip + int(offsets[c]) + int(bad_line[c]) + 1
+        pos = int(bad_pos[c])
+        stop = int(K._next_line_start(buf, pos, end))
+        text = bytes(buf[pos:min(stop, pos + 100)]).decode("utf-8", "replace").rstrip("\r\n")
+        code = int(status[c])
+        del buf
+        if code == K.EMPTY_LINE:
+            raise DataError(f"{label} line {lineno} is empty")
+        fields = sep.decode().join(["userId", "movieId", "rating", "timestamp"]).replace("\t", "<tab>")
+        last = lineno == skip + n
+        raise DataError(
+            f"{label} line {lineno}: {_WHAT.get(code, 'malformed')} (expected {fields}, got {text!r})"
+            + (" - is the file truncated?" if last and code != 5 else "")
+        )
+    del buf
     lo, hi = fmt.scale
-    r = pl.col("rating")
-    out_of_scale = df.select((r < lo) | (r > hi) | r.is_nan() | ((r / fmt.step).round() * fmt.step != r)).to_series()
-    if out_of_scale.any():
-        row = int(out_of_scale.arg_true()[0])
-        value = df["rating"][row]
+    bad = int(K._first_bad_rating(rating, lo, hi, fmt.step))
+    if bad >= 0:
         steps = "whole stars" if fmt.step == 1 else "half stars"
-        raise DataError(f"{label} line {row + 1 + skip}: rating {value:g} is not on the {lo:g}..{hi:g} scale in {steps}")
-    return df
-
-
-def _line_at(path: Path, lineno: int) -> str:
-    with open(path, "rb") as f:
-        for i, line in enumerate(f, 1):
-            if i == lineno:
-                return line.decode("utf-8", "replace").rstrip("\r\n")[:120]
-    return ""
-
-
-def _find_bad_line(path: Path, sep: str, skip: int, dat: bool) -> tuple[int, str]:
-    """The first line that is not four numbers (slow; only called once polars has failed)."""
-    want = "UserID::MovieID::Rating::Timestamp" if dat else sep.join(_RATING_COLS).replace("\t", "<tab>")
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if lineno <= skip:
-                continue
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                return lineno, f"bytes that are not text: {raw[:60]!r}"
-            parts = line.split("::" if dat else sep)
-            if len(parts) != 4:
-                return lineno, f"expected 4 fields {want}, got {len(parts)}: {line[:80]!r}"
-            for name, v, kind in zip(_RATING_COLS, parts, (int, int, float, int)):
-                try:
-                    kind(v)
-                except ValueError:
-                    return lineno, f"{name} {v!r} is not a number"
-    return 0, ""
+        raise DataError(f"{label} line {bad + 1 + skip}: rating {float(rating[bad]):g} is not on the {lo:g}..{hi:g} scale in {steps}")
+    return pl.DataFrame({"userId": user, "movieId": movie, "rating": rating, "timestamp": ts})

@@ -18,48 +18,80 @@ def default_name(dataset: str, split: SplitSpec) -> str:
     return f"{dataset}-{split.method}"
 
 
-def dedupe(ratings):
-    """Keep the latest rating of each (user, movie) pair; return (frame, number dropped)."""
-    import polars as pl
+def dense_index(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted unique ids, int32 index of every entry into them), by a lookup table when ids are small."""
+    if len(ids) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int32)
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo >= 0 and hi < max(50_000_000, 4 * len(ids)):
+        present = np.zeros(hi + 1, np.bool_)
+        present[ids] = True
+        lookup = np.cumsum(present, dtype=np.int64)
+        lookup -= 1
+        return np.flatnonzero(present).astype(np.int64), lookup.astype(np.int32)[ids]
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    return uniq.astype(np.int64), inverse.astype(np.int32)
 
-    n = ratings.height
-    if n == 0:
-        return ratings, 0
-    # unique(keep="last") after a stable sort by time keeps the latest rating of each pair
-    deduped = ratings.sort("timestamp", maintain_order=True).unique(["userId", "movieId"], keep="last", maintain_order=False)
-    dropped = n - deduped.height
-    return (deduped if dropped else ratings), dropped
+
+def group_by_user(user: np.ndarray, movie: np.ndarray, timestamp: np.ndarray, n_users: int, n_movies: int) -> tuple[np.ndarray, int]:
+    """The order that sorts ratings by (user, timestamp, movie), without the older duplicates.
+
+    Duplicate (user, movie) pairs keep the latest rating (on equal timestamps, the later in file
+    order); returns the order and the number of duplicates dropped.
+    """
+    from mfrec.data import _kernels as K
+
+    indptr, order = K._counting_sort(user, n_users)
+    keep = np.ones(len(order), np.bool_)
+    dropped = int(K._sort_segments_dedupe(indptr, order, timestamp, movie, n_movies, keep))
+    if dropped:
+        order = order[keep]
+    return order, dropped
 
 
-def apply_min_counts(ratings, min_user: int, min_movie: int):
-    """Drop users and movies with too few ratings, repeating until both limits hold."""
-    import polars as pl
+def min_count_mask(user: np.ndarray, movie: np.ndarray, n_users: int, n_movies: int, min_user: int, min_movie: int) -> tuple[np.ndarray | None, int]:
+    """Which ratings survive dropping users and movies with too few, repeated until both limits hold.
 
+    Returns the mask (None when nothing is dropped) and the number of rounds.
+    """
+    if min_user <= 1 and min_movie <= 1:
+        return None, 0
+    keep = np.ones(len(user), np.bool_)
     rounds = 0
-    while min_user > 1 or min_movie > 1:
-        before = ratings.height
-        if min_movie > 1:
-            ratings = ratings.filter(pl.len().over("movieId") >= min_movie)
-        if min_user > 1:
-            ratings = ratings.filter(pl.len().over("userId") >= min_user)
+    while True:
         rounds += 1
-        if ratings.height == before:
+        before = int(keep.sum())
+        if min_movie > 1:
+            counts = np.bincount(movie[keep], minlength=n_movies)
+            keep &= counts[movie] >= min_movie
+        if min_user > 1:
+            counts = np.bincount(user[keep], minlength=n_users)
+            keep &= counts[user] >= min_user
+        if int(keep.sum()) == before:
             break
-    return ratings, rounds
+    return (None if keep.all() else keep), rounds
 
 
 def check_scale(raw: RawData) -> None:
-    import polars as pl
+    from mfrec.data import _kernels as K
 
     lo, hi = raw.rating_scale
-    r = raw.ratings
-    bad = r.with_row_index("row").filter((pl.col("rating") < lo) | (pl.col("rating") > hi) | pl.col("rating").is_nan())
-    if bad.height:
-        first = bad.row(0, named=True)
+    r = np.ascontiguousarray(raw.ratings["rating"].to_numpy(), dtype=np.float32)
+    bad = int(K._first_bad_rating(r, lo, hi, raw.rating_step))
+    if bad >= 0:
+        first = raw.ratings.row(bad, named=True)
         raise DataError(
-            f"{raw.ratings_file}: rating {first['rating']} (user {first['userId']}, movie {first['movieId']}) "
-            f"is outside the {raw.dataset} scale {lo:g}..{hi:g}"
+            f"{raw.ratings_file}: rating {first['rating']:g} (user {first['userId']}, movie {first['movieId']}) "
+            f"is outside the {raw.dataset} scale {lo:g}..{hi:g} in steps of {raw.rating_step:g}"
         )
+
+
+def _gather(src: np.ndarray, order: np.ndarray) -> np.ndarray:
+    from mfrec.data import _kernels as K
+
+    out = np.empty(len(order), src.dtype)
+    K._gather(np.ascontiguousarray(src), order, out)
+    return out
 
 
 def prepare(
@@ -87,68 +119,89 @@ def prepare(
     if ratings.height == 0:
         raise DataError(f"{raw.ratings_file}: no ratings")
     check_scale(raw)
-    ratings, n_dupes = dedupe(ratings)
+    uid_raw = ratings["userId"].to_numpy()
+    mid_raw = ratings["movieId"].to_numpy()
+    ts_raw = np.ascontiguousarray(ratings["timestamp"].to_numpy(), dtype=np.int64)
+    rating_raw = np.ascontiguousarray(ratings["rating"].to_numpy(), dtype=np.float32)
+
+    # index the ids present, then group by user in time order, dropping older duplicates
+    user_ids, user0 = dense_index(uid_raw)
+    movie_ids, movie0 = dense_index(mid_raw)
+    order, n_dupes = group_by_user(user0, movie0, ts_raw, len(user_ids), len(movie_ids))
     if n_dupes:
         say(f"dropped {n_dupes:,} duplicate (user, movie) ratings, keeping the latest of each")
-    n_before = ratings.height
-    ratings, _rounds = apply_min_counts(ratings, min_user_ratings, min_movie_ratings)
-    if ratings.height == 0:
-        raise DataError(
-            f"no ratings left after --min-user-ratings {min_user_ratings} and --min-movie-ratings {min_movie_ratings}"
-        )
+    n_before = len(order)
+    keep, _rounds = min_count_mask(user0[order], movie0[order], len(user_ids), len(movie_ids), min_user_ratings, min_movie_ratings)
+    if keep is not None:
+        order = order[keep]
+        if len(order) == 0:
+            raise DataError(
+                f"no ratings left after --min-user-ratings {min_user_ratings} and --min-movie-ratings {min_movie_ratings}"
+            )
+        # re-index so that only the users and movies that are left get indices (per raw row again)
+        u_left, u_new = dense_index(user0[order])
+        m_left, m_new = dense_index(movie0[order])
+        user_ids, movie_ids = user_ids[u_left], movie_ids[m_left]
+        user0, movie0 = np.zeros(len(uid_raw), np.int32), np.zeros(len(uid_raw), np.int32)
+        user0[order], movie0[order] = u_new, m_new
+        del u_new, m_new
+    order_rows = order  # rows of the raw arrays, in (user, time, movie) order
 
-    # id maps: sorted original ids of the users and movies that have ratings
-    movies_known = raw.movies["movieId"]
-    unknown = ratings.select(pl.col("movieId").unique()).filter(~pl.col("movieId").is_in(movies_known.implode()))
-    if unknown.height:
+    # every movie (and user) must be in the side tables
+    known_movies = raw.movies["movieId"].to_numpy()
+    unknown = movie_ids[~np.isin(movie_ids, known_movies)]
+    if len(unknown):
         raise DataError(
-            f"{raw.ratings_file}: movie id {unknown['movieId'][0]} is not in the movies file "
-            f"({unknown.height} unknown movie id(s))"
+            f"{raw.ratings_file}: movie id {unknown[0]} is not in the movies file ({len(unknown)} unknown movie id(s))"
         )
-    user_ids = ratings["userId"].unique().sort()
-    movie_ids = ratings["movieId"].unique().sort()
     if raw.users is not None:
-        missing = user_ids.filter(~user_ids.is_in(raw.users["userId"].implode()))
+        missing = user_ids[~np.isin(user_ids, raw.users["userId"].to_numpy())]
         if len(missing):
             raise DataError(f"{raw.ratings_file}: user id {missing[0]} is not in the users file ({len(missing)} unknown)")
-    umap = pl.DataFrame({"userId": user_ids, "user": np.arange(len(user_ids), dtype=np.int32)})
-    mmap = pl.DataFrame({"movieId": movie_ids, "movie": np.arange(len(movie_ids), dtype=np.int32)})
-    mapped = (
-        ratings.lazy()
-        .join(umap.lazy(), on="userId", how="left")
-        .join(mmap.lazy(), on="movieId", how="left")
-        .select("user", "movie", pl.col("rating").cast(pl.Float32), pl.col("timestamp").cast(pl.Int64), "userId", "movieId")
-        .sort(["user", "timestamp", "movie"])
-        .collect()
-    )
     n_users, n_movies = len(user_ids), len(movie_ids)
-    say(f"mapped {mapped.height:,} ratings of {n_users:,} users and {n_movies:,} movies")
+    say(f"mapped {len(order_rows):,} ratings of {n_users:,} users and {n_movies:,} movies")
 
-    user = mapped["user"].to_numpy()
-    ts = mapped["timestamp"].to_numpy()
+    # split codes for the ratings in (user, time, movie) order
+    n = len(order_rows)
     split_info: dict[str, Any] = {}
     if split.method in CANONICAL:
         if canonical_test is None:
             raise DataError(f"split {split.method!r} is one of ml-100k's canonical files and needs --dataset ml-100k")
-        test_pairs = canonical_test(split.method).with_columns(pl.lit(2, pl.Int8).alias("split"))
-        codes = (
-            mapped.select("userId", "movieId")
-            .join(test_pairs, on=["userId", "movieId"], how="left", maintain_order="left")["split"]
-            .fill_null(0)
-            .to_numpy()
-            .astype(np.int8)
-        )
-        if int((codes == 2).sum()) != test_pairs.height:
-            raise DataError(f"{split.method}.test has ratings that are not in u.data (or were filtered out)")
+        pairs = canonical_test(split.method)
+        pu, pm = pairs["userId"].to_numpy(), pairs["movieId"].to_numpy()
+        tu = np.minimum(np.searchsorted(user_ids, pu), n_users - 1)
+        tm = np.minimum(np.searchsorted(movie_ids, pm), n_movies - 1)
+        ok = (user_ids[tu] == pu) & (movie_ids[tm] == pm)
+        keys = _gather(user0, order_rows).astype(np.int64) * n_movies + _gather(movie0, order_rows)
+        codes = np.where(np.isin(keys, tu[ok].astype(np.int64) * n_movies + tm[ok]), np.int8(2), np.int8(0)).astype(np.int8)
+        if not ok.all() or int((codes == 2).sum()) != pairs.height:
+            raise DataError(f"{split.method}.test has ratings that are not in {raw.ratings_file} (or were filtered out)")
         split_info["test_file"] = f"{split.method}.test"
+    elif split.method == "random":
+        codes, split_info = make_split(split, np.zeros(0, np.int32), np.zeros(0, np.int64), n_users, n=n)
     else:
-        codes, split_info = make_split(split, user, ts, n_users)
+        user_sorted = _gather(user0, order_rows)
+        ts_sorted = _gather(ts_raw, order_rows)
+        codes, split_info = make_split(split, user_sorted, ts_sorted, n_users)
+        del user_sorted, ts_sorted
 
-    frame = mapped.select("user", "movie", "rating", "timestamp").with_columns(pl.Series("split", codes))
-    frame = frame.sort(["split", "user", "timestamp", "movie"])
+    # final order: by split (train, val, test), each still by (user, time, movie)
+    from mfrec.data import _kernels as K
+
+    user_out = np.empty(n, np.int32)
+    movie_out = np.empty(n, np.int32)
+    ts_out = np.empty(n, np.int64)
+    rating_out = np.empty(n, np.float32)
+    split_counts = K._partition(codes, order_rows, user0, movie0, ts_raw, rating_raw, user_out, movie_out, ts_out, rating_out)
+    codes = np.repeat(np.arange(3, dtype=np.int8), split_counts)
+    del order_rows
     say("split and sorted")
 
     # side tables in index order
+    import polars as pl
+
+    mmap = pl.DataFrame({"movieId": movie_ids, "movie": np.arange(n_movies, dtype=np.int32)})
+    umap = pl.DataFrame({"userId": user_ids, "user": np.arange(n_users, dtype=np.int32)})
     movies = (
         mmap.join(raw.movies, on="movieId", how="left")
         .sort("movie")
@@ -173,7 +226,7 @@ def prepare(
     users = users.select("user", "userId", *[c for c in users.columns if c not in ("user", "userId")])
 
     lo, hi = raw.rating_scale
-    rating_np = frame["rating"].to_numpy()
+    rating_np = rating_out
     manifest = {
         "name": name,
         "dataset": raw.dataset,
@@ -184,16 +237,16 @@ def prepare(
         "seed": split.seed,
         "split": {**split.as_dict(), **split_info},
         "filters": {"min_user_ratings": min_user_ratings, "min_movie_ratings": min_movie_ratings},
-        "counts": {"duplicates_dropped": int(n_dupes), "filtered_out": int(n_before - ratings.height)},
+        "counts": {"duplicates_dropped": int(n_dupes), "filtered_out": int(n_before - len(rating_out))},
         "extra": raw.extra,
     }
     out = write_dataset(
         Path(root) / name,
-        user=frame["user"].to_numpy(),
-        movie=frame["movie"].to_numpy(),
-        rating=rating_np,
-        timestamp=frame["timestamp"].to_numpy(),
-        split=frame["split"].to_numpy(),
+        user=user_out,
+        movie=movie_out,
+        rating=rating_out,
+        timestamp=ts_out,
+        split=codes,
         n_users=n_users,
         n_movies=n_movies,
         movies=movies,
@@ -204,15 +257,14 @@ def prepare(
         manifest=manifest,
         presorted=True,
     )
-    split_counts = np.bincount(frame["split"].to_numpy(), minlength=3)
     summary = {
         "name": name,
         "path": str(out),
         "dataset": raw.dataset,
         "users": n_users,
         "movies": n_movies,
-        "ratings": int(frame.height),
-        "density": frame.height / (n_users * n_movies),
+        "ratings": int(len(rating_out)),
+        "density": len(rating_out) / (n_users * n_movies),
         "rating_scale": f"{lo:g}..{hi:g} (step {raw.rating_step:g})",
         "mean_rating": float(rating_np.mean()),
         "split": split.method,
@@ -220,7 +272,7 @@ def prepare(
         "val": int(split_counts[1]),
         "test": int(split_counts[2]),
         "duplicates_dropped": int(n_dupes),
-        "filtered_out": int(n_before - ratings.height),
+        "filtered_out": int(n_before - len(rating_out)),
         "genres": len(genre_list),
         "seconds": time.perf_counter() - t0,
     }

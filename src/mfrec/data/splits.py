@@ -46,10 +46,13 @@ class SplitSpec:
 def random_split(n: int, test_fraction: float, val_fraction: float, seed: int) -> np.ndarray:
     """Each rating independently: test with probability test_fraction, val with val_fraction."""
     rng = np.random.default_rng(seed)
-    r = rng.random(n)
     codes = np.zeros(n, np.int8)
-    codes[r < test_fraction] = TEST
-    codes[(r >= test_fraction) & (r < test_fraction + val_fraction)] = VAL
+    step = 1 << 22  # in blocks: the same stream as one rng.random(n), without an n-long float64 array
+    for a in range(0, n, step):
+        r = rng.random(min(step, n - a))
+        c = codes[a:a + len(r)]
+        c[r < test_fraction] = TEST
+        c[(r >= test_fraction) & (r < test_fraction + val_fraction)] = VAL
     return codes
 
 
@@ -99,11 +102,14 @@ def time_split(timestamp: np.ndarray, cutoff: float | None, test_fraction: float
     return codes, info
 
 
-def make_split(spec: SplitSpec, user: np.ndarray, timestamp: np.ndarray, n_users: int) -> tuple[np.ndarray, dict]:
-    """Split codes for ratings sorted by (user, timestamp), and facts to record in the manifest."""
+def make_split(spec: SplitSpec, user: np.ndarray, timestamp: np.ndarray, n_users: int, n: int | None = None) -> tuple[np.ndarray, dict]:
+    """Split codes for ratings sorted by (user, timestamp), and facts to record in the manifest.
+
+    ``n`` (the number of ratings) lets the random split run without the user/timestamp arrays.
+    """
     spec.validate()
     if spec.method == "random":
-        return random_split(len(user), spec.test_fraction, spec.val_fraction, spec.seed), {}
+        return random_split(len(user) if n is None else n, spec.test_fraction, spec.val_fraction, spec.seed), {}
     if spec.method == "user-last":
         return user_last_split(user, n_users, spec.holdout, spec.val_fraction), {}
     if spec.method == "time":

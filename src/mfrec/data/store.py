@@ -262,8 +262,14 @@ def csr_from_rows(rows: np.ndarray, n_rows: int) -> np.ndarray:
 
 def transpose_csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_cols: int):
     """Regroup entries by column with a stable counting sort: (indptr, row_indices, values)."""
-    order = np.argsort(cols, kind="stable")
-    return csr_from_rows(cols, n_cols), rows[order].astype(np.int32), values[order]
+    from mfrec.data import _kernels as K
+
+    indptr, order = K._counting_sort(np.ascontiguousarray(cols), n_cols)
+    out_rows = np.empty(len(order), np.int32)
+    K._gather(np.ascontiguousarray(rows, dtype=np.int32), order, out_rows)
+    out_values = np.empty(len(order), values.dtype)
+    K._gather(np.ascontiguousarray(values), order, out_values)
+    return indptr, out_rows, out_values
 
 
 def write_dataset(
@@ -314,13 +320,15 @@ def write_dataset(
         arrays["train_movie_indptr"], arrays["train_movie_user"], arrays["train_movie_rating"] = mptr, muser, mrating
         arrays["genre_indptr"] = np.asarray(genre_indptr, np.int64)
         arrays["genre_indices"] = np.asarray(genre_indices, np.int32)
-        checksums = {}
         for key, arr in arrays.items():
             np.save(tmp / f"{key}.npy", np.ascontiguousarray(arr), allow_pickle=False)
         movies.write_parquet(tmp / "movies.parquet")
         users.write_parquet(tmp / "users.parquet")
-        for f in sorted(tmp.iterdir()):
-            checksums[f.name] = _sha256(f)
+        files = sorted(tmp.iterdir())
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:  # hashlib releases the GIL
+            checksums = dict(zip((f.name for f in files), pool.map(_sha256, files)))
         full = {
             "format_version": FORMAT_VERSION,
             **manifest,
