@@ -1,0 +1,123 @@
+"""Main.py / `mfrec train` through click's CliRunner: complete run folders, failures marked failed."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mfrec.cli.train import train
+from mfrec.experiments import load_experiment
+
+FILES = ("config.json", "metrics.csv", "train.log", "model.npz", "summary.json", "plots/rmse.png")
+SUMMARY_FIELDS = ("status", "dataset", "model", "config", "epochs_run", "best_epoch", "train_rmse", "val_rmse",
+                  "test_rmse", "test_mae", "train_seconds", "seconds_per_epoch", "peak_rss_mb", "versions", "finished")
+
+
+def _only_run(root):
+    runs = [d for d in root.iterdir() if d.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.mark.parametrize("model,extra", [("bias", []), ("mf", ["--solver", "cg", "--cg-steps", "2"]),
+                                         ("mf-genre", ["--no-weighted-reg", "--reg", "5"])])
+def test_train_writes_a_complete_folder(small_dataset, tmp_path, model, extra):
+    root = tmp_path / "Experiments_"
+    args = ["--data", str(small_dataset.path), "--model", model, "--epochs", "3", "--factors", "4",
+            "--root", str(root), "--name", "t", "--quiet", *extra]
+    result = CliRunner().invoke(train, args)
+    assert result.exit_code == 0, result.output
+    run = _only_run(root)
+    assert run.name.startswith("t-")
+    for f in FILES:
+        assert (run / f).is_file(), f
+    assert (run / "plots/rmse.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((run / "summary.json").read_text())
+    for key in SUMMARY_FIELDS:
+        assert key in summary, key
+    assert summary["status"] == "ok" and summary["model"] == model and summary["epochs_run"] >= 1
+    assert 0.3 < summary["test_rmse"] < 1.5
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == model and config["data_path"] == str(small_dataset.path.resolve())
+    assert config["seed"] == 42 and ("weighted_reg" in config)
+    lines = (run / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "epoch,train_rmse,val_rmse,test_rmse,seconds" and len(lines) == summary["epochs_run"] + 1
+    assert "test RMSE" in result.output and str(run) in result.output
+
+    exp = load_experiment(run)
+    assert exp.summary == summary and exp.config == config
+    with np.load(run / "model.npz", allow_pickle=False) as z:
+        for key in ("user_factors", "movie_factors", "user_bias", "movie_bias", "genre_factors"):
+            assert z[key].tobytes() == getattr(exp.model, key).tobytes()
+    test = exp.dataset.test
+    assert exp.model.evaluate(test)["rmse"] == pytest.approx(summary["test_rmse"], rel=1e-12)
+    assert exp.movies.height == small_dataset.n_movies
+
+
+def test_defaults_alone_train_mf_genre(small_dataset, tmp_path):
+    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--root", str(tmp_path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((_only_run(tmp_path) / "summary.json").read_text())
+    assert summary["model"] == "mf-genre" and summary["config"]["factors"] > 0
+
+
+def test_failed_run_is_marked_failed(small_dataset, tmp_path, monkeypatch):
+    import mfrec.models.als as als
+    from mfrec.models import NonFiniteFactorsError
+
+    def explode(*args, **kwargs):
+        raise NonFiniteFactorsError("epoch 1: movie_factors contain NaN or inf")
+
+    monkeypatch.setattr(als, "fit", explode)
+    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "mf", "--root", str(tmp_path)])
+    assert result.exit_code == 2 and "NaN" in result.output
+    assert "Traceback" not in result.output
+    run = _only_run(tmp_path)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and "NaN" in summary["error"]
+    assert "FAILED" in (run / "train.log").read_text()
+    assert not (run / "model.npz").exists()
+
+
+def test_bad_options_leave_no_folder(small_dataset, tmp_path):
+    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--factors", "0", "--root", str(tmp_path)])
+    assert result.exit_code == 2 and "factors" in result.output
+    result = CliRunner().invoke(train, ["--data", str(tmp_path / "nope"), "--root", str(tmp_path)])
+    assert result.exit_code == 2 and "no prepared dataset" in result.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_neural_model_without_the_extra(small_dataset, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mfrec.neural", None)  # import fails as if absent
+    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "neumf", "--root", str(tmp_path)])
+    assert result.exit_code == 2 and "torch" in result.output and "Traceback" not in result.output
+
+
+def test_neural_hook_gets_dataset_options_and_run(small_dataset, tmp_path, monkeypatch):
+    import types
+
+    seen = {}
+
+    def train_neural(dataset, model_name, options, run):
+        seen.update(dataset=dataset, model=model_name, options=options, run=run)
+        run.append_metrics(1, 0.9, None, 0.95, 2.0)
+        return {"test_rmse": 0.95, "epochs_run": 1}
+
+    monkeypatch.setitem(sys.modules, "mfrec.neural", types.SimpleNamespace(train_neural=train_neural))
+    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "attention", "--lr", "0.01",
+                                        "--batch-size", "64", "--device", "cpu", "--root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert seen["model"] == "attention" and seen["options"]["lr"] == 0.01 and seen["options"]["batch_size"] == 64
+    summary = json.loads((seen["run"].path / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["test_rmse"] == 0.95 and summary["model"] == "attention"
+
+
+def test_help_lists_models_and_defaults():
+    result = CliRunner().invoke(train, ["--help"])
+    assert result.exit_code == 0
+    for word in ("bias", "mf-genre", "--weighted-reg", "--solver", "--cg-steps", "Defaults per model"):
+        assert word in result.output
