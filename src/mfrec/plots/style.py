@@ -73,7 +73,10 @@ def figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None =
     if figsize is None:
         figsize = FIGSIZE if ncols == 1 else WIDE
     kwargs.setdefault("layout", "constrained")
-    return plt.subplots(nrows, ncols, figsize=figsize, **kwargs)
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, **kwargs)
+    if kwargs["layout"] == "constrained":
+        fig.get_layout_engine().set(w_pad=0.12, h_pad=0.12)  # a margin (inches) around the edges
+    return fig, axes
 
 
 def save(fig, path: str | os.PathLike) -> Path:
