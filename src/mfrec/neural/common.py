@@ -37,6 +37,8 @@ def resolve_options(options: dict[str, Any], defaults: dict[str, Any], model_nam
     if "lr" in out and not (isinstance(out["lr"], (int, float)) and out["lr"] > 0):
         raise MfrecError(f"{model_name}: --lr must be positive, got {out['lr']!r}")
     out["device"] = str(out.get("device") or "cpu")
+    if out.get("threads"):
+        torch.set_num_threads(int(out["threads"]))
     return out
 
 

@@ -87,6 +87,11 @@ def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, gene
             bar.postfix = f"train {fmt(tr)} val {fmt(va)}"
             run.log(f"epoch {epoch}: train_loss {train_loss:.4f} train_rmse {fmt(tr)} val_rmse {fmt(va)} "
                     f"test_rmse {fmt(te)} ({secs:.1f}s)")
+            patience = opts.get("patience")
+            if patience and va is not None and epoch - best[1] >= int(patience):
+                run.log(f"stopping: no better validation RMSE for {patience} epochs")
+                epochs = epoch
+                break
     module.load_state_dict(best[2])
     tr, _, _ = rmse_mae(module, train, lo, hi)
     va, _, _ = rmse_mae(module, val, lo, hi)
