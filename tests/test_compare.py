@@ -17,22 +17,24 @@ def runs(small_dataset, tmp_path_factory):
     make_run(root, small_dataset, name="mf-b", model="mf", k=8, seed=0, val=False)
     make_run(root, small_dataset, name="mf-genre-c", model="mf-genre", k=4, seed=2)
     make_run(root, small_dataset, name="ncf-d", model="ncf", k=16, seed=3, with_model=False,
-             extra_columns=("hit@10", "ndcg@10"))
+             extra_columns=("train_loss", "val_hit@10", "val_ndcg@10"))
     return root
 
 
 def test_comparison_table_rows_and_missing_columns(runs):
     t = comparison_table([runs / "mf-a", runs / "mf-b", runs / "ncf-d"])
     assert t["run"].to_list() == ["mf-b", "mf-a", "ncf-d"]  # best test RMSE first
-    assert {"model", "k", "reg", "epochs", "test_rmse", "test_mae", "seconds", "hit@10", "ndcg@10"} <= set(t.columns)
+    assert {"model", "k", "reg", "epochs", "test_rmse", "test_mae", "seconds", "test_hit@10", "val_ndcg@10"} <= set(t.columns)
+    assert "train_loss" not in t.columns  # losses are not comparable across models
     row = t.row(by_predicate=pl.col("run") == "mf-a", named=True)
     summary = __import__("json").loads((runs / "mf-a" / "summary.json").read_text())
     assert row["k"] == 4 and row["reg"] == pytest.approx(0.06) and row["epochs"] == 6
     assert row["test_rmse"] == pytest.approx(summary["test_rmse"]) and row["test_mae"] == pytest.approx(summary["test_mae"])
     assert row["seconds"] == pytest.approx(summary["train_seconds"])
-    assert row["hit@10"] is None  # the ALS run has no ranking metrics
-    assert t.row(by_predicate=pl.col("run") == "ncf-d", named=True)["hit@10"] == pytest.approx(0.16)
-    assert "hit@10" not in comparison_table([runs / "mf-a"]).columns
+    assert row["test_hit@10"] is None  # the ALS run has no ranking metrics
+    ncf = t.row(by_predicate=pl.col("run") == "ncf-d", named=True)
+    assert ncf["test_hit@10"] == pytest.approx(0.16) and ncf["val_ndcg@10"] == pytest.approx(0.16)
+    assert "test_hit@10" not in comparison_table([runs / "mf-a"]).columns
 
 
 def test_read_metrics_with_empty_cells_and_a_missing_file(runs, tmp_path):
@@ -50,7 +52,7 @@ def test_compare_cli_table_csv_and_figure(runs, tmp_path):
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     header = next(line for line in lines if line.startswith("run"))
-    for col in ("model", "k", "reg", "epochs", "test_rmse", "test_mae", "seconds", "hit@10", "ndcg@10"):
+    for col in ("model", "k", "reg", "epochs", "test_rmse", "test_mae", "seconds", "test_hit@10", "val_ndcg@10"):
         assert col in header.split()
     assert "4 runs" in res.output
     table = pl.read_csv(csv)
@@ -81,7 +83,7 @@ def test_compare_cli_errors(runs, tmp_path):
 def test_ranking_only_runs_give_a_table_but_no_figure(small_dataset, tmp_path):
     from mfrec.cli.compare import compare
 
-    run = make_run(tmp_path, small_dataset, name="rank-only", model="ncf", with_model=False, extra_columns=("hit@10",))
+    run = make_run(tmp_path, small_dataset, name="rank-only", model="ncf", with_model=False, extra_columns=("val_hit@10",))
     text = (run / "metrics.csv").read_text().splitlines()
     cols = text[0].split(",")
     rows = [dict(zip(cols, line.split(","))) for line in text[1:]]
@@ -91,4 +93,4 @@ def test_ranking_only_runs_give_a_table_but_no_figure(small_dataset, tmp_path):
     res = CliRunner().invoke(compare, [str(run), "--csv", str(tmp_path / "c.csv"), "--out", str(tmp_path / "c.png")])
     assert res.exit_code == 0, res.output
     assert "no run has RMSE curves" in res.output and not (tmp_path / "c.png").exists()
-    assert pl.read_csv(tmp_path / "c.csv")["hit@10"][0] == pytest.approx(0.16)
+    assert pl.read_csv(tmp_path / "c.csv")["test_hit@10"][0] == pytest.approx(0.16)

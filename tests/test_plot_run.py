@@ -130,15 +130,17 @@ def test_bias_run_has_no_factor_figures(small_dataset, tmp_path):
 
 
 def test_run_without_model_file_gets_its_curves_only(small_dataset, tmp_path):
-    """Neural runs keep their weights elsewhere: only the curves are drawn."""
+    """Neural runs keep their weights elsewhere: only the RMSE and ranking curves are drawn."""
     from mfrec.cli.plot import plot
 
-    run = make_run(tmp_path, small_dataset, name="neural-x", model="ncf", with_model=False, val=False)
+    make_run(tmp_path, small_dataset, name="neural-x", model="ncf", with_model=False, val=False,
+             extra_columns=("train_loss", "val_hit@10", "val_ndcg@10"))
     out = tmp_path / "figs"
     res = CliRunner().invoke(plot, ["-e", "neural-x", "--root", str(tmp_path), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == ["rmse.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["ranking.png", "rmse.png"]
     assert_png(out / "rmse.png")
+    assert_png(out / "ranking.png")
 
 
 def test_plot_cli_errors_are_one_sentence(small_dataset, tmp_path):

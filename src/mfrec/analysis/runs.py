@@ -138,6 +138,11 @@ def read_metrics(run_path: str | os.PathLike):
     )
 
 
+def ranking_curves(metrics) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The per-epoch ranking metrics of a run (columns with "@" in the name, e.g. val_hit@10)."""
+    return {k: v for k, v in curves(metrics).items() if "@" in k}
+
+
 def curves(metrics) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Non-empty metric columns as (epochs, values), nulls dropped; ``seconds`` and ``epoch`` left out."""
     out = {}
@@ -169,7 +174,8 @@ def _number(v: Any) -> float | None:
 
 def run_row(run_path: str | os.PathLike) -> dict[str, Any]:
     """One comparison row for a run folder: run, status, model, dataset, k, reg, epochs, test_rmse,
-    test_mae, val_rmse, seconds, plus any extra metrics the run reports (hit@10, ndcg@10, ...)."""
+    test_mae, val_rmse, seconds, plus any ranking metrics the run reports (names with "@": hit@10,
+    val_ndcg@10, test_recall@10, ...)."""
     path = Path(run_path)
     config = _load_json(path / "config.json")
     summary = _load_json(path / "summary.json")
@@ -197,8 +203,10 @@ def run_row(run_path: str | os.PathLike) -> dict[str, Any]:
         "val_rmse": _number(summary.get("val_rmse", last.get("val_rmse"))),
         "seconds": _number(summary.get("train_seconds", metrics["seconds"].sum() if "seconds" in metrics.columns else None)),
     }
-    extras = [c for c in metrics.columns if c not in _STANDARD]
-    extras += [k for k, v in summary.items() if "@" in k and k not in extras and _number(v) is not None]
+    # ranking metrics (hit@10, ndcg@10, ...): the summary's final values, then the last per-epoch value of
+    # any other such metrics.csv column; losses and other model-specific columns are not comparable
+    extras = [k for k, v in summary.items() if "@" in k and _number(v) is not None]
+    extras += [c for c in metrics.columns if "@" in c and c not in extras]
     for c in extras:
         row[c] = _number(summary.get(c, last.get(c)))
     return row

@@ -21,6 +21,7 @@ def plot(experiment, root, out, data, tsne, n_labels):
 
     \b
     rmse.png           train/validation/test RMSE per epoch
+    ranking.png        ranking metrics per epoch (runs that log e.g. val_hit@10)
     biases.png         distribution of user and movie biases
     movie_map.png      movie factors on a 2-D PCA map, coloured by main genre, top titles labelled
     genre_factors.png  genre factors y_g as a heat map (mf-genre)

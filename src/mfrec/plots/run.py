@@ -159,17 +159,34 @@ def rmse_figure(run_path, path) -> Path | None:
                             title=_title("RMSE per epoch", Path(run_path).name))
 
 
+def ranking_figure(run_path, path) -> Path | None:
+    """Per-epoch ranking metrics (metrics.csv columns such as val_hit@10, val_ndcg@10); None without any."""
+    series = R.ranking_curves(R.read_metrics(run_path))
+    if not series:
+        return None
+    with styled():
+        fig, ax = figure()
+        for (name, (x, y)), color in zip(sorted(series.items()), colors(len(series))):
+            ax.plot(x, y, color=color, marker="o" if len(x) < 30 else None, ms=4, label=f"{name} (last {y[-1]:.4f})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("metric value (fraction, higher is better)")
+        ax.set_title(_title("Ranking metrics per epoch", Path(run_path).name))
+        ax.legend(loc="best")
+        return save(fig, path)
+
+
 def plot_run(run_path, out_dir=None, dataset=None, tsne: bool = False, n_labels: int = 12) -> list[Path]:
     """Every figure of a run folder into ``out_dir`` (default ``<run>/plots``); returns the paths written.
 
-    rmse.png (when metrics.csv has RMSE values); and for runs with a model.npz: biases.png,
+    rmse.png (when metrics.csv has RMSE values), ranking.png (when it has ranking metrics such as
+    val_hit@10); and for runs with a model.npz: biases.png,
     movie_map.png (PCA; movie_map_tsne.png too with ``tsne``) when k > 0, genre_factors.png and
     genre_map.png for mf-genre. ``dataset`` defaults to the one the run trained on.
     """
     run_path = Path(run_path)
     out_dir = Path(out_dir) if out_dir is not None else run_path / "plots"
     name = run_path.name
-    written = [rmse_figure(run_path, out_dir / "rmse.png")]
+    written = [rmse_figure(run_path, out_dir / "rmse.png"), ranking_figure(run_path, out_dir / "ranking.png")]
     if (run_path / "model.npz").is_file():
         arrays = R.load_arrays(run_path)
         written.append(biases_figure(arrays, out_dir / "biases.png", name))
