@@ -132,3 +132,44 @@ def naive_predict(users, movies, mu, user_bias, movie_bias, P, Qeff, scale=None)
     p = mu + np.asarray(user_bias, np.float64)[users] + np.asarray(movie_bias, np.float64)[movies]
     p = p + np.einsum("ij,ij->i", np.asarray(P, np.float64)[users], np.asarray(Qeff, np.float64)[movies])
     return np.clip(p, *scale) if scale is not None else p
+
+
+# -- data pipeline (engineer A): references for mfrec.data._kernels -----------------------------------
+def naive_parse_ratings(text, sep):
+    """(user, movie, rating, timestamp) lists from lines of four numbers split by ``sep``."""
+    rows = [line.rstrip("\r").split(sep) for line in text.rstrip("\r\n").split("\n")]
+    return [int(r[0]) for r in rows], [int(r[1]) for r in rows], [float(r[2]) for r in rows], [int(r[3]) for r in rows]
+
+
+def naive_group_dedupe(user, movie, timestamp):
+    """Order by (user, timestamp, movie, file position) keeping only the last rating of each (user, movie)."""
+    n = len(user)
+    order = sorted(range(n), key=lambda i: (user[i], timestamp[i], movie[i], i))
+    latest = {}
+    for pos, i in enumerate(order):
+        latest[(user[i], movie[i])] = pos
+    kept = [i for pos, i in enumerate(order) if latest[(user[i], movie[i])] == pos]
+    return kept, n - len(kept)
+
+
+def naive_counting_sort(keys, n_keys):
+    import numpy as np
+
+    keys = np.asarray(keys)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=n_keys))])
+    return indptr, np.array(sorted(range(len(keys)), key=lambda i: (keys[i], i)), dtype=np.int64)
+
+
+def naive_min_counts(pairs, min_user, min_movie):
+    """Drop (user, movie) pairs of users/movies with too few ratings until nothing changes."""
+    from collections import Counter
+
+    pairs = list(pairs)
+    while True:
+        mc = Counter(m for _, m in pairs)
+        kept = [(u, m) for u, m in pairs if mc[m] >= min_movie]
+        uc = Counter(u for u, _ in kept)
+        kept = [(u, m) for u, m in kept if uc[u] >= min_user]
+        if len(kept) == len(pairs):
+            return kept
+        pairs = kept

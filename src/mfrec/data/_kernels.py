@@ -50,7 +50,7 @@ def _parse_int(buf, i, e):
     v = 0
     j = i
     while j < e and 48 <= buf[j] <= 57:
-        v = v * 10 + (buf[j] - 48)
+        v = v * 10 + (np.int64(buf[j]) - 48)
         j += 1
     return (-v if neg else v), j, j > i
 
@@ -60,7 +60,7 @@ def _parse_decimal(buf, i, e):
     v = 0.0
     j = i
     while j < e and 48 <= buf[j] <= 57:
-        v = v * 10.0 + (buf[j] - 48)
+        v = v * 10.0 + (np.int64(buf[j]) - 48)
         j += 1
     ok = j > i
     if ok and j < e and buf[j] == _DOT:
@@ -68,7 +68,7 @@ def _parse_decimal(buf, i, e):
         scale = 0.1
         k = j
         while j < e and 48 <= buf[j] <= 57:
-            v += (buf[j] - 48) * scale
+            v += (np.int64(buf[j]) - 48) * scale
             scale *= 0.1
             j += 1
         ok = j > k
