@@ -10,6 +10,7 @@ The top-level scripts are the same commands: ``Data_processing.py`` is ``mfrec p
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import click
 
