@@ -131,7 +131,9 @@ def prepare(
     if n_dupes:
         say(f"dropped {n_dupes:,} duplicate (user, movie) ratings, keeping the latest of each")
     n_before = len(order)
-    keep, _rounds = min_count_mask(user0[order], movie0[order], len(user_ids), len(movie_ids), min_user_ratings, min_movie_ratings)
+    keep = None
+    if min_user_ratings > 1 or min_movie_ratings > 1:
+        keep, _rounds = min_count_mask(user0[order], movie0[order], len(user_ids), len(movie_ids), min_user_ratings, min_movie_ratings)
     if keep is not None:
         order = order[keep]
         if len(order) == 0:
