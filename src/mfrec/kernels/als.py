@@ -25,6 +25,7 @@ An empty row gets bias 0 and zero factors.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -33,7 +34,7 @@ from mfrec.kernels._config import FASTMATH
 
 SOLVERS = {"cholesky": 0, "cg": 1}
 OK, NOT_POSITIVE_DEFINITE, NOT_FINITE = 0, 1, 2
-_N_BLOCKS = 512  # rows are dealt out to blocks round-robin: balances power-law row lengths
+_BLOCKS_PER_THREAD = 4
 
 
 class SolveError(ModelError):
@@ -108,29 +109,33 @@ def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, r
 
 @njit(cache=True, fastmath=FASTMATH)
 def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift,
-                  lam, lam_b, cg_steps, out_factors, out_bias, x, res, diag, p, ap):
+                  lam, lam_b, cg_steps, out_factors, out_bias, x, res, diag, p, ap, buf):
     k = fixed.shape[1]
+    n = end - start
     xb = out_bias[r]
     for a in range(k):
         x[a] = out_factors[r, a]
         res[a] = 0.0
         diag[a] = lam
-    # residual of the warm start, res = rhs - A x, and the Jacobi preconditioner diag(A), in one pass
+    # one pass over the row: gather its Y rows into the contiguous buffer (every CG step then
+    # streams the buffer instead of gathering from Y again), the residual of the warm start
+    # res = rhs - A x, and the Jacobi preconditioner diag(A)
     resb = np.float32(0.0)
-    n = np.float32(end - start)
-    for jj in range(start, end):
-        c, t = _row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift)
+    for j in range(n):
+        c, t = _row_target(values, indices, start + j, mu, fixed, fixed_bias, row_shift, r, has_shift)
         d = xb
         for a in range(k):
-            d += fixed[c, a] * x[a]
+            ya = fixed[c, a]
+            buf[j, a] = ya
+            d += ya * x[a]
         e = t - d
         resb += e
         for a in range(k):
-            ya = fixed[c, a]
+            ya = buf[j, a]
             res[a] += e * ya
             diag[a] += ya * ya
     resb -= lam_b * xb
-    diagb = n + lam_b
+    diagb = np.float32(n) + lam_b
     for a in range(k):
         res[a] -= lam * x[a]
     # preconditioned CG; the bias is coordinate "b" of every vector
@@ -147,14 +152,13 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
         apb = np.float32(0.0)
         for a in range(k):
             ap[a] = 0.0
-        for jj in range(start, end):
-            c = indices[jj]
+        for j in range(n):
             d = pb
             for a in range(k):
-                d += fixed[c, a] * p[a]
+                d += buf[j, a] * p[a]
             apb += d
             for a in range(k):
-                ap[a] += d * fixed[c, a]
+                ap[a] += d * buf[j, a]
         apb += lam_b * pb
         pap = pb * apb
         for a in range(k):
@@ -190,11 +194,10 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
 
 @njit(cache=True, parallel=True)
 def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, reg_bias, weighted,
-               solver, cg_steps, out_factors, out_bias, status):
+               solver, cg_steps, n_blocks, max_row, out_factors, out_bias, status):
     n_rows = indptr.shape[0] - 1
     k = fixed.shape[1]
     has_shift = row_shift.shape[0] > 0
-    n_blocks = min(n_rows, _N_BLOCKS)
     mu32 = np.float32(mu)
     for blk in prange(n_blocks):
         # per-block work buffers: each block owns the rows blk, blk + n_blocks, ...
@@ -205,6 +208,7 @@ def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, r
         diag = np.empty(k, np.float32)
         p = np.empty(k, np.float32)
         ap = np.empty(k, np.float32)
+        buf = np.empty((max_row if solver == 1 else 0, k), np.float32)
         for r in range(blk, n_rows, n_blocks):
             start = indptr[r]
             end = indptr[r + 1]
@@ -222,7 +226,7 @@ def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, r
             else:
                 status[r] = _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu32, row_shift,
                                           has_shift, np.float32(lam), np.float32(reg_bias), cg_steps,
-                                          out_factors, out_bias, x, res, diag, p, ap)
+                                          out_factors, out_bias, x, res, diag, p, ap, buf)
 
 
 def _as(a, dtype, name: str, ndim: int) -> np.ndarray:
@@ -294,8 +298,14 @@ def solve_rows(
         if arr.shape != shape or arr.dtype != np.float32 or not arr.flags.c_contiguous:
             raise ValueError(f"{name} must be a C-contiguous float32 array of shape {shape}")
     status = np.zeros(n_rows, np.int8)
+    if n_rows == 0:
+        return out_factors, out_bias
+    # rows are dealt round-robin to a few blocks per thread (balances power-law row lengths); with
+    # cg each block owns one (longest row x k) float32 gather buffer
+    n_blocks = max(1, min(n_rows, _BLOCKS_PER_THREAD * numba.get_num_threads()))
+    max_row = int(np.max(np.diff(indptr)))
     _half_step(indptr, indices, values, fixed, fbias, float(mu), shift, float(reg), float(reg_bias),
-               bool(weighted), SOLVERS[solver], int(cg_steps), out_factors, out_bias, status)
+               bool(weighted), SOLVERS[solver], int(cg_steps), n_blocks, max_row, out_factors, out_bias, status)
     bad = np.flatnonzero(status)
     if len(bad):
         why = "is not positive definite" if status[bad[0]] == NOT_POSITIVE_DEFINITE else "gave NaN or inf"

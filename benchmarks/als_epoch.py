@@ -1,0 +1,112 @@
+"""Seconds per ALS epoch (user half-step + movie half-step) of the mf model, by k and solver.
+
+Runs the same kernel the models use (``mfrec.kernels.als.solve_rows``) on a prepared dataset and
+times each half-step separately, after one untimed warm-up epoch (JIT compile, page faults of the
+memory-mapped arrays). Writes ``benchmarks/results/als_epoch.json``.
+
+    .venv/bin/python Data_processing.py --shape ml-25m --name synth-25m
+    .venv/bin/python Data_processing.py --shape ml-1m --name synth-1m
+    .venv/bin/python benchmarks/als_epoch.py --data synth-25m --k 16 32 64 128 --solvers cg cholesky
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def loadavg() -> list[float]:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
+
+
+def bench(ds, k: int, solver: str, cg_steps: int, epochs: int, seed: int = 0) -> dict:
+    from mfrec.kernels.als import solve_rows
+
+    rng = np.random.default_rng(seed)
+    P = (rng.standard_normal((ds.n_users, k)) * 0.1).astype(np.float32)
+    Q = (rng.standard_normal((ds.n_movies, k)) * 0.1).astype(np.float32)
+    bu = np.zeros(ds.n_users, np.float32)
+    bi = np.zeros(ds.n_movies, np.float32)
+    mu = float(np.mean(ds.train.rating, dtype=np.float64))
+    u, m = ds.train_by_user, ds.train_by_movie
+    common = dict(reg=0.08, reg_bias=10.0, weighted=True, solver=solver, cg_steps=cg_steps)
+    users_s, movies_s, cpu_s = [], [], []
+    for epoch in range(epochs + 1):  # epoch 0: warm-up, not timed
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        solve_rows(u.indptr, u.indices, u.values, Q, bi, mu, out_factors=P, out_bias=bu, what="user", **common)
+        t1 = time.perf_counter()
+        solve_rows(m.indptr, m.indices, m.values, P, bu, mu, out_factors=Q, out_bias=bi, what="movie", **common)
+        t2 = time.perf_counter()
+        if epoch:
+            cpu_s.append(time.process_time() - c0)
+            users_s.append(t1 - t0)
+            movies_s.append(t2 - t1)
+    epoch_s = [a + b for a, b in zip(users_s, movies_s)]
+    from mfrec.kernels.predict import error_sums
+
+    sq, _ = error_sums(ds.train.user, ds.train.movie, ds.train.rating, mu, bu, bi, P, Q)
+    return {
+        "k": k, "solver": solver, "cg_steps": cg_steps if solver == "cg" else None, "epochs_timed": epochs,
+        "seconds_per_epoch": statistics.median(epoch_s), "seconds_per_epoch_min": min(epoch_s),
+        "user_half_step_s": statistics.median(users_s), "movie_half_step_s": statistics.median(movies_s),
+        "epoch_seconds": epoch_s, "cpu_seconds_per_epoch": statistics.median(cpu_s), "train_rmse_after": float(np.sqrt(sq / len(ds.train))),
+        "loadavg_after": loadavg(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", nargs="+", default=["synth-25m"], help="prepared datasets (names or paths)")
+    ap.add_argument("--k", type=int, nargs="+", default=[16, 32, 64, 128])
+    ap.add_argument("--solvers", nargs="+", default=["cg", "cholesky"])
+    ap.add_argument("--cg-steps", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs per setting (after one warm-up)")
+    ap.add_argument("--cholesky-max-k", type=int, default=64, help="skip Cholesky above this k on >5M ratings")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "als_epoch.json"))
+    args = ap.parse_args()
+
+    import numba
+
+    import mfrec.data
+
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    results.setdefault("runs", [])
+    results["machine"] = {
+        "cpu_count": os.cpu_count(), "numba_threads": numba.get_num_threads(), "platform": platform.platform(),
+        "processor": platform.processor(), "note": "2-core VM shared with 4 other engineers; see loadavg",
+    }
+    for name in args.data:
+        ds = mfrec.data.load(name)
+        for k in args.k:
+            for solver in args.solvers:
+                if solver == "cholesky" and len(ds.train) > 5_000_000 and k > args.cholesky_max_k:
+                    continue
+                before = loadavg()
+                r = bench(ds, k, solver, args.cg_steps, args.epochs if solver == "cg" or len(ds.train) < 5e6 else 1)
+                r.update(dataset=ds.name, n_users=ds.n_users, n_movies=ds.n_movies, n_train=len(ds.train),
+                         loadavg_before=before, when=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                results["runs"] = [x for x in results["runs"]
+                                   if not (x["dataset"] == ds.name and x["k"] == k and x["solver"] == solver)]
+                results["runs"].append(r)
+                print(f"{ds.name} k={k:<4} {solver:<8} {r['seconds_per_epoch']:8.2f} s/epoch "
+                      f"(users {r['user_half_step_s']:.2f} s, movies {r['movie_half_step_s']:.2f} s, "
+                      f"CPU {r['cpu_seconds_per_epoch']:.2f} s) "
+                      f"train RMSE {r['train_rmse_after']:.4f} load {before}", flush=True)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
