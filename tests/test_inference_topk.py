@@ -8,7 +8,7 @@ import pytest
 from naive import naive_topk_filtered
 
 from mfrec.errors import MfrecError
-from mfrec.inference.topk import recommend_all, topk_rows
+from mfrec.inference.topk import recommend_all, score_one, topk_rows
 
 pytestmark = pytest.mark.nojit
 
@@ -29,9 +29,11 @@ def _problem(seed, n_rows=13, n_cols=40, ties=False):
     return scores, row_bias, col_bias, allowed, excluded, indptr, indices
 
 
-@pytest.mark.parametrize("seed,ties,k", [(0, False, 5), (1, True, 7), (2, False, 1), (3, True, 40)])
-def test_topk_rows_matches_naive(seed, ties, k):
-    scores, rb, cb, allowed, excluded, indptr, indices = _problem(seed, ties=ties)
+@pytest.mark.parametrize("seed,ties,k,n_rows", [(0, False, 5, 13), (1, True, 7, 13), (2, False, 1, 13), (3, True, 40, 13),
+                                                (4, False, 5, 3), (5, True, 3, 1)])
+def test_topk_rows_matches_naive(seed, ties, k, n_rows):
+    """Many rows take the parallel kernel, a few the serial one: both must agree with the reference."""
+    scores, rb, cb, allowed, excluded, indptr, indices = _problem(seed, n_rows=n_rows, ties=ties)
     got_i, got_s = topk_rows(scores, k, row_bias=rb, col_bias=cb, allowed=allowed, exclude_indptr=indptr, exclude_indices=indices)
     ref_i, ref_s = naive_topk_filtered(scores, rb, cb, allowed, excluded, k)
     np.testing.assert_array_equal(got_i, ref_i)
@@ -80,3 +82,13 @@ def test_recommend_all_matches_naive_in_blocks():
     users = np.array([7, 2, 19])
     sub_i, _ = recommend_all(P, Q, bu, bi, 3.5, 6, exclude_indptr=indptr, exclude_indices=indices, users=users, block=2)
     np.testing.assert_array_equal(sub_i, ref_i[users])
+
+
+def test_score_one_matches_numpy():
+    rng = np.random.default_rng(9)
+    Q = rng.normal(size=(57, 6)).astype(np.float32)
+    v = rng.normal(size=6).astype(np.float32)
+    b = rng.normal(size=57).astype(np.float32)
+    np.testing.assert_allclose(score_one(Q, v, b, 3.25), Q.astype(np.float64) @ v + b + 3.25, rtol=1e-5, atol=1e-5)
+    with pytest.raises(MfrecError, match="shapes disagree"):
+        score_one(Q, v[:3], b, 0.0)

@@ -22,6 +22,8 @@ same kernel, on a row holding *all* of the user's movies (so ``A`` is the same) 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from mfrec.errors import DataError, ModelError
@@ -37,6 +39,27 @@ def _hyper(model) -> dict:
             f"{model.path or 'the model'}'s config has no usable reg/reg_bias: cannot fold in new users"
         ) from None
     return {"reg": reg if reg > 0 else 1.0, "reg_bias": reg_bias, "weighted": bool(cfg.get("weighted_reg", True))}
+
+
+@contextmanager
+def _threads_for(n_rows: int):
+    """Run a kernel call on the calling thread alone when it has only a few rows.
+
+    The half-step kernel is ``parallel=True``; for one new user, waking Numba's worker threads
+    costs more than the solve itself (milliseconds on a busy machine). ``numba.set_num_threads``
+    is thread-local, and the previous value is restored.
+    """
+    import numba
+
+    if n_rows > 8:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def fold_in_rows(model, indptr, indices, values) -> tuple[np.ndarray, np.ndarray]:
@@ -58,10 +81,11 @@ def fold_in_rows(model, indptr, indices, values) -> tuple[np.ndarray, np.ndarray
         if len(np.unique(row)) != len(row):
             raise DataError(f"user row {r} rates a movie twice: give each movie once")
     h = _hyper(model)
-    factors, bias = solve_rows(
-        indptr, indices, values, model.item_factors, model.movie_bias, model.mu,
-        reg=h["reg"], reg_bias=h["reg_bias"], weighted=h["weighted"], solver="cholesky", what="new user",
-    )
+    with _threads_for(len(indptr) - 1):
+        factors, bias = solve_rows(
+            indptr, indices, values, model.item_factors, model.movie_bias, model.mu,
+            reg=h["reg"], reg_bias=h["reg_bias"], weighted=h["weighted"], solver="cholesky", what="new user",
+        )
     return bias, factors
 
 
@@ -86,10 +110,11 @@ def explain_contributions(model, rated: np.ndarray, ratings: np.ndarray, targets
     values = np.zeros((n, n), np.float32)
     values[np.arange(n), np.arange(n)] = resid
     h = _hyper(model)
-    factors, bias = solve_rows(
-        indptr, indices, values.ravel(), model.item_factors, np.zeros(model.n_movies, np.float32), 0.0,
-        reg=h["reg"], reg_bias=h["reg_bias"], weighted=h["weighted"], solver="cholesky", what="explained rating",
-    )
+    with _threads_for(n):
+        factors, bias = solve_rows(
+            indptr, indices, values.ravel(), model.item_factors, np.zeros(model.n_movies, np.float32), 0.0,
+            reg=h["reg"], reg_bias=h["reg_bias"], weighted=h["weighted"], solver="cholesky", what="explained rating",
+        )
     parts = np.concatenate([bias[:, None], factors], axis=1)  # (n, k+1)
     design = np.concatenate([np.ones((len(targets), 1), np.float32), model.item_factors[targets]], axis=1)
     return (design @ parts.T).astype(np.float32), parts

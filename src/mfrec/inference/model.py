@@ -135,7 +135,8 @@ class FactorModel:
 
     def predict(self, user_bias: float, user_vector: np.ndarray) -> np.ndarray:
         """Predicted rating of every movie for one user (bias + factors)."""
-        base = self.movie_bias + np.float32(self.mu + user_bias)
         if self.k == 0:
-            return base.astype(np.float32)
-        return (self.item_factors @ np.asarray(user_vector, np.float32) + base).astype(np.float32)
+            return (self.movie_bias + np.float32(self.mu + user_bias)).astype(np.float32)
+        from mfrec.inference.topk import score_one
+
+        return score_one(self.item_factors, user_vector, self.movie_bias, self.mu + user_bias)

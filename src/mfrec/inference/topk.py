@@ -14,6 +14,7 @@ import numba
 import numpy as np
 
 from mfrec.errors import MfrecError
+from mfrec.kernels._config import FASTMATH
 
 
 @numba.njit(cache=True)
@@ -96,6 +97,46 @@ def _topk_rows(scores, row_bias, col_bias, allowed, excl_indptr, excl_indices, r
         _select_row(scores[r], row_bias[r], col_bias, allowed, excluded, k, out_i[r], out_s[r])
 
 
+@numba.njit(cache=True)
+def _topk_rows_serial(scores, row_bias, col_bias, allowed, excl_indptr, excl_indices, row_offset, k, out_i, out_s):
+    # the same loop without a thread pool: one user's list should not wait for worker threads
+    n_rows, n_cols = scores.shape
+    for r in range(n_rows):
+        excluded = np.zeros(n_cols, np.bool_)
+        u = row_offset + r
+        for p in range(excl_indptr[u], excl_indptr[u + 1]):
+            excluded[excl_indices[p]] = True
+        _select_row(scores[r], row_bias[r], col_bias, allowed, excluded, k, out_i[r], out_s[r])
+
+
+@numba.njit(cache=True, fastmath=FASTMATH)  # re-association only, so the dot product vectorises
+def _score_one(item_factors, vector, item_bias, base, out):
+    n, k = item_factors.shape
+    for i in range(n):
+        s = np.float32(0.0)
+        for a in range(k):
+            s += item_factors[i, a] * vector[a]
+        out[i] = s + item_bias[i] + base
+
+
+def score_one(item_factors: np.ndarray, vector: np.ndarray, item_bias: np.ndarray, base: float) -> np.ndarray:
+    """``item_factors @ vector + item_bias + base`` for one user, float32, on the calling thread only
+    (a BLAS call would wake its thread pool, which costs more than the sum on a busy machine)."""
+    item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+    vector = np.ascontiguousarray(vector, dtype=np.float32)
+    item_bias = np.ascontiguousarray(item_bias, dtype=np.float32)
+    if item_factors.ndim != 2 or vector.shape != (item_factors.shape[1],) or item_bias.shape != (item_factors.shape[0],):
+        raise MfrecError(
+            f"score_one shapes disagree: factors {item_factors.shape}, vector {vector.shape}, bias {item_bias.shape}"
+        )
+    out = np.empty(item_factors.shape[0], np.float32)
+    _score_one(item_factors, vector, item_bias, np.float32(base), out)
+    return out
+
+
+SERIAL_ROWS = 8  # up to this many rows the top-k runs on the calling thread
+
+
 def topk_rows(
     scores: np.ndarray,
     k: int,
@@ -139,7 +180,8 @@ def topk_rows(
         raise MfrecError(f"an excluded movie index is outside 0..{n_cols - 1}")
     out_i = np.empty((n_rows, k), np.int32)
     out_s = np.empty((n_rows, k), np.float32)
-    _topk_rows(scores, row_bias, col_bias, allowed, exclude_indptr, exclude_indices, row_offset, k, out_i, out_s)
+    kernel = _topk_rows_serial if n_rows <= SERIAL_ROWS else _topk_rows
+    kernel(scores, row_bias, col_bias, allowed, exclude_indptr, exclude_indices, row_offset, k, out_i, out_s)
     return out_i, out_s
 
 
