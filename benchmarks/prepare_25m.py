@@ -51,6 +51,7 @@ def make_raw_files(work: Path, n_ratings: int, seed: int) -> dict:
     t2 = time.perf_counter()
     info = {
         "spec": want,
+        "ratings_written": raw.ratings.height,
         "users": spec.n_users,
         "movies": spec.n_movies,
         "generate_seconds": round(t1 - t0, 2),

@@ -188,6 +188,14 @@ def _activity(rng: np.random.Generator, spec: SyntheticSpec) -> np.ndarray:
             add = np.minimum(add, room)
         counts += add
         remaining = spec.n_ratings - counts.sum()
+    while remaining > 0:  # proportional rounds converge slowly at the end: one more each, heaviest first
+        room = cap - counts
+        idx = np.flatnonzero(room > 0)
+        if len(idx) == 0:
+            break
+        idx = idx[np.argsort(-weights[idx], kind="stable")][:remaining]
+        counts[idx] += 1
+        remaining = spec.n_ratings - counts.sum()
     if remaining < 0:  # fewer ratings than users x floor: trim the heaviest
         order = np.argsort(-counts)
         for i in order:
