@@ -218,7 +218,7 @@ class TitleIndex:
         if year is not None and qkey in self._by_key:
             others = "; ".join(self.describe(i) for i in self._by_key[qkey][:MAX_LISTED])
             return f"no movie {text!r} from {year}; with that title there is: {others}"
-        close = difflib.get_close_matches(qkey, self._all_keys, n=5, cutoff=0.5)
+        close = difflib.get_close_matches(qkey, self._all_keys, n=5, cutoff=0.6)
         if not close:  # try word by word: the closest titles sharing a word with the query
             words = set(qkey.split())
             close = [k for k in self._all_keys if words & set(k.split())][:5]
