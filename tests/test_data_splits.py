@@ -184,3 +184,17 @@ def test_filters_through_prepare_and_unknown_movie(tmp_path):
     with pytest.raises(DataError, match="movie id 7 is not in the movies file"):
         prepare(bad, SplitSpec("none"), name="h", root=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("n_blocks", [1, 3, 8])
+def test_transpose_matches_a_stable_argsort(n_blocks):
+    rng = np.random.default_rng(4)
+    rows = np.sort(rng.integers(0, 30, 500)).astype(np.int32)
+    cols = rng.integers(0, 17, 500).astype(np.int32)
+    vals = rng.random(500).astype(np.float32)
+    indptr, r, v = K._transpose(rows, cols, vals, 20, n_blocks)  # columns 17..19 stay empty
+    want_ptr, order = naive_counting_sort(cols, 20)
+    np.testing.assert_array_equal(indptr, want_ptr)
+    np.testing.assert_array_equal(r, rows[order])
+    np.testing.assert_array_equal(v, vals[order])

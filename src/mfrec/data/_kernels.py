@@ -252,3 +252,38 @@ def _rows_of(indptr):
         for j in range(indptr[r], indptr[r + 1]):
             out[j] = r
     return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _transpose(rows, cols, values, n_cols, n_blocks):
+    """Regroup entries by column, stably (a parallel counting sort): (indptr, row of each, value of each).
+
+    The entries are cut into ``n_blocks`` contiguous blocks; each block counts its columns, and the
+    prefix sums over (column, block) give every block its own output slots, so the result is the
+    same for any number of threads.
+    """
+    n = cols.shape[0]
+    counts = np.zeros((n_blocks, n_cols), np.int64)
+    for b in numba.prange(n_blocks):
+        for i in range(n * b // n_blocks, n * (b + 1) // n_blocks):
+            counts[b, cols[i]] += 1
+    indptr = np.zeros(n_cols + 1, np.int64)
+    start = np.empty((n_blocks, n_cols), np.int64)
+    pos = 0
+    for c in range(n_cols):
+        indptr[c] = pos
+        for b in range(n_blocks):
+            start[b, c] = pos
+            pos += counts[b, c]
+    indptr[n_cols] = pos
+    out_rows = np.empty(n, np.int32)
+    out_values = np.empty(n, values.dtype)
+    for b in numba.prange(n_blocks):
+        fill = start[b]
+        for i in range(n * b // n_blocks, n * (b + 1) // n_blocks):
+            c = cols[i]
+            p = fill[c]
+            fill[c] = p + 1
+            out_rows[p] = rows[i]
+            out_values[p] = values[i]
+    return indptr, out_rows, out_values

@@ -264,12 +264,10 @@ def transpose_csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_cols
     """Regroup entries by column with a stable counting sort: (indptr, row_indices, values)."""
     from mfrec.data import _kernels as K
 
-    indptr, order = K._counting_sort(np.ascontiguousarray(cols), n_cols)
-    out_rows = np.empty(len(order), np.int32)
-    K._gather(np.ascontiguousarray(rows, dtype=np.int32), order, out_rows)
-    out_values = np.empty(len(order), values.dtype)
-    K._gather(np.ascontiguousarray(values), order, out_values)
-    return indptr, out_rows, out_values
+    cols = np.ascontiguousarray(cols)
+    if len(cols) and (int(cols.min()) < 0 or int(cols.max()) >= n_cols):
+        raise DataError(f"column index out of range 0..{n_cols - 1}")
+    return K._transpose(np.ascontiguousarray(rows, dtype=np.int32), cols, np.ascontiguousarray(values), n_cols, 8)
 
 
 def write_dataset(
@@ -320,15 +318,20 @@ def write_dataset(
         arrays["train_movie_indptr"], arrays["train_movie_user"], arrays["train_movie_rating"] = mptr, muser, mrating
         arrays["genre_indptr"] = np.asarray(genre_indptr, np.int64)
         arrays["genre_indices"] = np.asarray(genre_indices, np.int32)
-        for key, arr in arrays.items():
-            np.save(tmp / f"{key}.npy", np.ascontiguousarray(arr), allow_pickle=False)
-        movies.write_parquet(tmp / "movies.parquet")
-        users.write_parquet(tmp / "users.parquet")
-        files = sorted(tmp.iterdir())
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:  # hashlib releases the GIL
-            checksums = dict(zip((f.name for f in files), pool.map(_sha256, files)))
+        # hash each file in a worker thread while the next one is written (hashlib releases the GIL)
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            hashes = {}
+            for key, arr in arrays.items():
+                f = tmp / f"{key}.npy"
+                np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
+                hashes[f.name] = pool.submit(_sha256, f)
+            movies.write_parquet(tmp / "movies.parquet")
+            users.write_parquet(tmp / "users.parquet")
+            for f in (tmp / "movies.parquet", tmp / "users.parquet"):
+                hashes[f.name] = pool.submit(_sha256, f)
+            checksums = {name: hashes[name].result() for name in sorted(hashes)}
         full = {
             "format_version": FORMAT_VERSION,
             **manifest,
