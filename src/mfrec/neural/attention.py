@@ -274,8 +274,11 @@ class PairModel:
         return self.predict_pairs(users, users, movies)
 
     @torch.no_grad()
-    def score_pairs(self, users_a, users_b, chunk: int = 32) -> np.ndarray:
-        """(n, n_movies) predicted pair-mean ratings of every movie for pairs (a[i], b[i])."""
+    def score_pairs(self, users_a, users_b, chunk: int = 32, clip: bool = False) -> np.ndarray:
+        """(n, n_movies) predicted pair-mean ratings of every movie for pairs (a[i], b[i]).
+
+        Unclipped by default, so that the ranking is not tied at the top of the rating scale.
+        """
         self.module.eval()
         ua, ub = self._t(users_a), self._t(users_b)
         h = self.histories
@@ -289,7 +292,9 @@ class PairModel:
             b = len(sa)
             s = self.module.pair_head(ha.repeat_interleave(n_m, 0), hb.repeat_interleave(n_m, 0),
                                       sa.repeat_interleave(n_m), sb.repeat_interleave(n_m), movies.repeat(b))
-            out[a:a + b] = s.clamp_(*self.rating_scale).reshape(b, n_m).cpu().numpy()
+            if clip:
+                s = s.clamp_(*self.rating_scale)
+            out[a:a + b] = s.reshape(b, n_m).cpu().numpy()
         return out
 
     def score_users(self, users) -> np.ndarray:
@@ -297,7 +302,7 @@ class PairModel:
 
     def recommend_pair(self, user_a: int, user_b: int, k: int = 10, exclude_seen: bool = True) -> list[tuple[int, float]]:
         """Top-k movie indices for two users together (movies either has rated are left out)."""
-        s = self.score_pairs([user_a], [user_b])[0].astype(np.float64)
+        s = self.score_pairs([user_a], [user_b], clip=True)[0].astype(np.float64)
         if exclude_seen:
             h = self.histories
             for u in (user_a, user_b):

@@ -129,8 +129,9 @@ class RatingModel:
 
     @torch.no_grad()
     def score_users(self, users) -> np.ndarray:
+        """Unclipped predicted ratings of every movie (clipping would tie the top of the list)."""
         u = torch.as_tensor(np.asarray(users, np.int64), device=self.device)
-        return self.module.score_all(u).clamp_(*self.rating_scale).cpu().numpy().astype(np.float32)
+        return self.module.score_all(u).cpu().numpy().astype(np.float32)
 
     @property
     def movie_factors(self) -> np.ndarray:

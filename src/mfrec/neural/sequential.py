@@ -30,6 +30,7 @@ from mfrec.neural.common import (
 )
 
 NAME = "sequential"
+RANKING_KEYS = ("hit@10", "ndcg@10", "recall@10", "coverage@10", "genre_consistency@10")
 DEFAULTS: dict[str, Any] = {
     "epochs": 5,
     "factors": 256,  # embedding size
@@ -288,9 +289,8 @@ def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
             "epochs_run": epochs, "best_epoch": best[1], "train_rmse": None, "val_rmse": None, "test_rmse": None,
             "test_mae": None, "train_seconds": seconds, "seconds_per_epoch": seconds / max(epochs, 1),
             "train_loss": hist["train_loss"][best[1] - 1], "val_loss": hist["val_loss"][best[1] - 1],
-            "test_hit@10": ranking["hit@10"], "test_ndcg@10": ranking["ndcg@10"],
-            "test_recall@10": ranking["recall@10"], "test_coverage@10": ranking["coverage@10"],
-            "test_genre_consistency@10": ranking["genre_consistency@10"],
+            # the full-ranking test metrics, under the same names `mfrec evaluate` writes
+            **{key: ranking[key] for key in RANKING_KEYS}, "ranking_split": ranking["split"],
         }
         return finish(run, {**base, **facts})
 
