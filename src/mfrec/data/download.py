@@ -143,6 +143,9 @@ def download(
             total = resp.headers.get("Content-Length")
             total_mb = int(total) / 1e6 if total and total.isdigit() else None
             bar = Progress(round(total_mb) if total_mb else None, f"downloading {name}.zip", " MB", enabled=progress)
+            # a terminal redraws its bar; plain stderr gets a line per ~5% (or per 10 MB without a size)
+            every = 1 if bar.tty else max(1, int((total_mb or 200) / 20))
+            shown = 0
             done = 0
             with bar, open(tmp, "wb") as out:
                 while True:
@@ -153,10 +156,11 @@ def download(
                     if not block:
                         break
                     out.write(block)
-                    before = int(done / 1e6)
                     done += len(block)
-                    if int(done / 1e6) > before:
-                        bar.update(int(done / 1e6) - before)
+                    mb = int(done / 1e6)
+                    if mb - shown >= every:
+                        bar.update(mb - shown)
+                        shown = mb
             if total and total.isdigit() and done != int(total):
                 raise DownloadError(f"the download of {url} stopped at {done:,} of {int(total):,} bytes; try again")
         md5 = fetch_md5(name, md5_url, timeout) if name in PUBLISHES_MD5 else None
