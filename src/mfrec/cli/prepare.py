@@ -46,12 +46,15 @@ SPLITS = ("random", "user-last", "time", "none", "u1", "u2", "u3", "u4", "u5", "
 @click.option("--ids-from", type=click.Path(), default=None,
               help="synthetic: take movie ids, titles, genres and user ids, demographics from this ML-1M folder's "
                    "movies.dat and users.dat, so --write-raw --raw-format ml-1m writes a ratings.dat over the real ids.")
+@click.option("--imdb", "imdb_dir", type=click.Path(), default=None,  # IMDB enrichment (issue 6, mfrec.data.imdb)
+              help="Folder with IMDB's title.basics / title.crew (/ name.basics) TSVs: add runtime, IMDB genres and "
+                   "directors through the dataset's links.csv (ml-20m and later).")
 @click.option("--analyze", is_flag=True, help="Afterwards, print statistics and write figures (same as `mfrec analyze`).")
 @click.option("--quiet", is_flag=True, help="Only the summary.")
 @friendly_errors
 def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction, holdout, cutoff, seed, name, root,
             min_user_ratings, min_movie_ratings, shape, n_ratings, n_users, n_movies, half_stars, write_raw,
-            raw_format, ids_from, analyze, quiet):
+            raw_format, ids_from, analyze, quiet, imdb_dir=None):
     """Prepare a dataset into Training_data/<name>/ and print a short summary.
 
     \b
@@ -106,6 +109,11 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
             raise DataError("--write-raw and --ids-from are for the synthetic dataset")
         raw = read_dataset(dataset, source=source, data_dir=data_dir, progress=say)
         canonical_test = lambda split_name: canonical_test_pairs(raw, split_name)  # noqa: E731
+    links = None
+    if imdb_dir:  # IMDB enrichment (issue 6): find links.csv before the long part, so a dataset without one fails early
+        from mfrec.data.imdb import find_links
+
+        links = find_links(source, dataset)
     out, summary = run_prepare(
         raw, spec, name=name, root=root, min_user_ratings=min_user_ratings, min_movie_ratings=min_movie_ratings,
         canonical_test=canonical_test, progress=say,
@@ -123,6 +131,12 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
         ("filtered out", f"{summary['filtered_out']:,}"),
         ("seconds", f"{time.perf_counter() - t0:.1f}"),
     ]
+    if links is not None:  # IMDB enrichment (issue 6)
+        from mfrec.data.imdb import enrich_dataset
+
+        info = enrich_dataset(out, imdb_dir, *links, progress=say)
+        rows.insert(-1, ("IMDB", f"{info['linked']:,} movies linked, {info['with_runtime']:,} with runtime, "
+                                 f"{info['with_directors']:,} with directors"))
     echo_table(rows, title=f"Prepared {out}")
     if analyze:
         from mfrec.cli.analyze import run_analysis
