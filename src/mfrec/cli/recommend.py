@@ -82,9 +82,11 @@ def _usage():
 @recommend.command()
 @_EXPERIMENT
 @_RUNS
-@click.option("--top", "-n", default=10, show_default=True, type=int, help="List length for recommend/similar/popular.")
+@click.option("--top", "-n", default=10, show_default=True, type=click.IntRange(1, 10_000), help="List length for recommend/similar/popular.")
+@click.option("--min-ratings", default=0, show_default=True, type=click.IntRange(min=0),
+              help="recommend/similar list only movies with at least this many training ratings.")
 @friendly_errors
-def interactive(experiment, runs_dir, top):
+def interactive(experiment, runs_dir, top, min_ratings):
     """An interactive loop: search, add/remove ratings, recommend, similar, popular (type help)."""
     from mfrec.inference import open_run, recommender
     from mfrec.inference.interactive import run_loop
@@ -94,4 +96,4 @@ def interactive(experiment, runs_dir, top):
     rec = recommender(exp)
     import sys
 
-    run_loop(rec, sys.stdin, click.echo, top=top)
+    run_loop(rec, sys.stdin, click.echo, top=top, min_ratings=min_ratings)

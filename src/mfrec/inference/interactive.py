@@ -33,9 +33,14 @@ COMMANDS = ("search", "add", "remove", "clear", "show", "recommend", "similar", 
 class Session:
     """A made-up user's ratings and the commands that act on them; ``handle`` returns text."""
 
-    def __init__(self, rec: Recommender, top: int = 10):
+    def __init__(self, rec: Recommender, top: int = 10, min_ratings: int = 0):
         self.rec = rec
         self.top = top
+        self.filters = None
+        if min_ratings:
+            from mfrec.inference.recommend import Filters
+
+            self.filters = Filters(min_ratings=int(min_ratings))
         self.ratings: dict[int, float] = {}  # movie index -> rating, in the order added
 
     def handle(self, line: str) -> str | None:
@@ -79,6 +84,13 @@ class Session:
         if not arg:
             return "usage: add <id|title> [rating], e.g. add Star Wars 4.5"
         name, rating = arg, self.rec.scale[1]
+        try:  # the whole text is exactly a title ("Blade Runner 2049"): a like
+            whole = self.rec.titles.match(_unquote(arg))
+        except MfrecError:
+            whole = None
+        if whole is not None and whole.how in ("exact", "duplicate", "id") and " " in arg.strip():
+            self.ratings[whole.movie] = rating
+            return f"added {self.rec.title(whole.movie)} = {rating:g}  ({len(self.ratings)} rated)"
         m = re.fullmatch(r"(.+?)\s+(\d+(?:\.\d+)?)", arg)
         if m:  # "Title 4.5": a trailing number is a rating when the rest is a known movie
             try:
@@ -87,6 +99,15 @@ class Session:
                 movie = None
             if movie is not None:
                 value = float(m.group(2))
+                lo, hi = self.rec.scale
+                if not lo <= value <= hi:  # "Blade Runner 2049": maybe the number belongs to the title
+                    try:
+                        whole = self.rec.movie(_unquote(arg))
+                    except MfrecError:
+                        whole = None
+                    if whole is not None:
+                        self.ratings[whole] = rating
+                        return f"added {self.rec.title(whole)} = {rating:g}  ({len(self.ratings)} rated)"
                 self.ratings[movie] = self.rec.check_rating(value, self.rec.title(movie))
                 return f"added {self.rec.title(movie)} = {value:g}  ({len(self.ratings)} rated)"
         movie = self.rec.movie(_unquote(name))
@@ -134,12 +155,12 @@ class Session:
             n = int(arg)
         if not self.ratings:
             return "no ratings yet: `add` a few movies you like first (or try `popular`)"
-        return format_table(self.rec.recommend(list(self.ratings.items()), n=n))
+        return format_table(self.rec.recommend(list(self.ratings.items()), n=n, filters=self.filters))
 
     def cmd_similar(self, arg: str) -> str:
         if not arg:
             return "usage: similar <title>"
-        return format_table(self.rec.similar(_unquote(arg), n=self.top))
+        return format_table(self.rec.similar(_unquote(arg), n=self.top, filters=self.filters))
 
     def cmd_popular(self, arg: str) -> str:
         return format_table(self.rec.popular(n=self.top, exclude=list(self.ratings)))
@@ -153,12 +174,13 @@ def _unquote(text: str) -> str:
     return " ".join(parts) if parts else text
 
 
-def run_loop(rec: Recommender, stdin: TextIO, echo: Callable[..., None], top: int = 10, prompt: str = "mfrec> ") -> int:
+def run_loop(rec: Recommender, stdin: TextIO, echo: Callable[..., None], top: int = 10, prompt: str = "mfrec> ",
+             min_ratings: int = 0) -> int:
     """Read commands until ``exit`` or end of input; returns the number of commands run.
 
     ``echo(text, nl=True)`` prints (``click.echo``).
     """
-    session = Session(rec, top)
+    session = Session(rec, top, min_ratings)
     echo(f"{len(rec.titles_list)} movies; type `help` for the commands, `exit` to leave")
     count = 0
     while True:
