@@ -57,22 +57,23 @@ def _parse_int(buf, i, e):
 
 @numba.njit(cache=True)
 def _parse_decimal(buf, i, e):
-    v = 0.0
+    # digits [. digits], accumulated as an integer and scaled once: exact for MovieLens' x.0 / x.5
+    v = 0
     j = i
     while j < e and 48 <= buf[j] <= 57:
-        v = v * 10.0 + (np.int64(buf[j]) - 48)
+        v = v * 10 + (np.int64(buf[j]) - 48)
         j += 1
     ok = j > i
+    scale = 1.0
     if ok and j < e and buf[j] == _DOT:
         j += 1
-        scale = 0.1
         k = j
-        while j < e and 48 <= buf[j] <= 57:
-            v += (np.int64(buf[j]) - 48) * scale
-            scale *= 0.1
+        while j < e and 48 <= buf[j] <= 57 and j - k < 15:
+            v = v * 10 + (np.int64(buf[j]) - 48)
+            scale *= 10.0
             j += 1
         ok = j > k
-    return v, j, ok
+    return v / scale, j, ok
 
 
 @numba.njit(cache=True)
