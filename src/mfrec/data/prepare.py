@@ -200,8 +200,6 @@ def prepare(
     say("split and sorted")
 
     # side tables in index order
-    import polars as pl
-
     mmap = pl.DataFrame({"movieId": movie_ids, "movie": np.arange(n_movies, dtype=np.int32)})
     umap = pl.DataFrame({"userId": user_ids, "user": np.arange(n_users, dtype=np.int32)})
     movies = (
