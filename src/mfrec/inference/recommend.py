@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from mfrec.errors import DataError, MfrecError, ModelError, UnknownIdError
+from mfrec.errors import DataError, ModelError, UnknownIdError
 from mfrec.inference.foldin import explain_contributions, fold_in_rows
 from mfrec.inference.model import FactorModel
 from mfrec.inference.titles import TitleIndex
@@ -232,7 +232,7 @@ class Recommender:
         )
 
     def _explained(
-        self, ratings: Sequence[tuple[int, float]], recs: np.ndarray, vec: UserVector | None, explain: bool
+        self, ratings: Sequence[tuple[int, float]], recs: np.ndarray, explain: bool
     ) -> tuple[list[str], dict[int, list[str]], list[str]]:
         """The "why" cells, the --explain lines and notes for a list recommended from ``ratings``."""
         notes: list[str] = []
@@ -316,7 +316,7 @@ class Recommender:
         pred = self.model.predict(vec.bias, vec.vector)
         mask = self.filter_mask(filters)
         recs, scores = self._top(pred, n, np.array([m for m, _ in ratings], np.int32), mask)
-        why, details, notes = self._explained(ratings, recs, vec, explain)
+        why, details, notes = self._explained(ratings, recs, explain)
         lo, hi = self.scale
         head = [
             f"made-up user with {len(ratings)} rating{'s' if len(ratings) != 1 else ''} folded into run {self.run_name} "
@@ -349,7 +349,7 @@ class Recommender:
         train = self._train_row(u)
         seen, counts = self._seen(u, exclude)
         recs, scores = self._top(pred, n, seen, self.filter_mask(filters))
-        why, details, notes = self._explained(train, recs, vec, explain)
+        why, details, notes = self._explained(train, recs, explain)
         what = ", ".join(f"{c} {s}" for s, c in counts.items())
         head = [
             f"user {user_id} (trained user vector of run {self.run_name}); excluded the {len(seen)} movies they rated "
