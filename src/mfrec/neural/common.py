@@ -148,10 +148,25 @@ def dataset_of(meta: dict[str, Any]):
 
 
 # -- progress, logging, plots --------------------------------------------------------------------
-def progress(total: int, label: str, enabled: bool = True):
+def progress(total: int, label: str, enabled: bool = True, lines: int = 20):
+    """The CLI's progress bar; when stderr is not a terminal, at most about ``lines`` plain lines."""
     from mfrec.cli.common import Progress
 
-    return Progress(total, label, enabled=enabled)
+    class _Sparse(Progress):
+        def update(self, n: int = 1, postfix: str | None = None) -> None:
+            if self.tty or not self.total:
+                return super().update(n, postfix)
+            step = max(1, self.total // lines)
+            before = self.done
+            self.done += n
+            if postfix is not None:
+                self.postfix = postfix
+            if self.enabled and (self.done // step > before // step or self.done >= self.total):
+                self.done -= n
+                super().update(n)
+            # else: counted silently
+
+    return _Sparse(total, label, enabled=enabled)
 
 
 def fmt(v: float | None) -> str:
