@@ -65,8 +65,9 @@ def test_fold_in_equals_the_training_user_step(runs, small_dataset, model):
     c = als.config
     ucsr = small_dataset.train_by_user
     # one user half-step over every user, exactly as fit() runs it, against the final movie side
+    extra = {"reg_exponent": c.reg_exponent} if hasattr(c, "reg_exponent") else {}
     P, bu = solve_rows(ucsr.indptr, ucsr.indices, ucsr.values, als.effective_movie_factors, als.movie_bias, float(als.mu),
-                       reg=c.reg, reg_bias=c.reg_bias, weighted=c.weighted_reg, solver="cholesky", what="user")
+                       reg=c.reg, reg_bias=c.reg_bias, weighted=c.weighted_reg, solver="cholesky", what="user", **extra)
     for u in (0, 5, 77):
         movies, ratings = _train_row(small_dataset, u)
         v = r.fold_in(list(zip(movies.tolist(), ratings.tolist())))
@@ -128,7 +129,9 @@ def test_explanation_is_exact_and_matches_the_normal_equations(rec):
     np.testing.assert_allclose(contrib.sum(axis=1), scores - m.mu - m.movie_bias[targets], atol=1e-4)
     np.testing.assert_allclose(parts.sum(axis=0), np.r_[v.bias, v.vector], atol=1e-5)
     cfg = m.config
-    ref, z = naive_explain(m.item_factors, m.movie_bias, m.mu, rated, values, targets, cfg["reg"], cfg["reg_bias"], cfg["weighted_reg"])
+    # the factor penalty of a row with n ratings: reg * n ** reg_exponent (weighted-lambda) or reg
+    lam = cfg["reg"] * len(rated) ** cfg.get("reg_exponent", 1.0) if cfg["weighted_reg"] else cfg["reg"]
+    ref, z = naive_explain(m.item_factors, m.movie_bias, m.mu, rated, values, targets, lam, cfg["reg_bias"], False)
     np.testing.assert_allclose(contrib, ref, atol=1e-4)
     np.testing.assert_allclose(z, np.r_[v.bias, v.vector], atol=1e-4)
 

@@ -30,15 +30,21 @@ from mfrec.errors import DataError, ModelError
 
 
 def _hyper(model) -> dict:
-    cfg = model.config
+    """The keyword arguments of the user half-step, exactly as ``mfrec.models.als.fit`` passes them.
+
+    Read through ``ALSConfig.from_dict`` so a field missing from an older config takes the same
+    default the engine's own ``ALSModel.load`` gives it.
+    """
+    from mfrec.models.config import ALSConfig
+
     try:
-        reg = float(cfg["reg"]) if model.k else float(cfg.get("reg", 1.0))
-        reg_bias = float(cfg["reg_bias"])
-    except (KeyError, TypeError, ValueError):
-        raise ModelError(
-            f"{model.path or 'the model'}'s config has no usable reg/reg_bias: cannot fold in new users"
-        ) from None
-    return {"reg": reg if reg > 0 else 1.0, "reg_bias": reg_bias, "weighted": bool(cfg.get("weighted_reg", True))}
+        cfg = ALSConfig.from_dict(model.config)
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{model.path or 'the model'}'s config cannot be read ({e}): cannot fold in new users") from None
+    kw = {"reg": float(cfg.reg), "reg_bias": float(cfg.reg_bias), "weighted": bool(cfg.weighted_reg)}
+    if hasattr(cfg, "reg_exponent"):  # weighted-lambda exponent (lam = reg * n ** reg_exponent)
+        kw["reg_exponent"] = float(cfg.reg_exponent)
+    return kw
 
 
 @contextmanager
@@ -84,7 +90,7 @@ def fold_in_rows(model, indptr, indices, values) -> tuple[np.ndarray, np.ndarray
     with _threads_for(len(indptr) - 1):
         factors, bias = solve_rows(
             indptr, indices, values, model.item_factors, model.movie_bias, model.mu,
-            reg=h["reg"], reg_bias=h["reg_bias"], weighted=h["weighted"], solver="cholesky", what="new user",
+            **h, solver="cholesky", what="new user",
         )
     return bias, factors
 
@@ -113,7 +119,7 @@ def explain_contributions(model, rated: np.ndarray, ratings: np.ndarray, targets
     with _threads_for(n):
         factors, bias = solve_rows(
             indptr, indices, values.ravel(), model.item_factors, np.zeros(model.n_movies, np.float32), 0.0,
-            reg=h["reg"], reg_bias=h["reg_bias"], weighted=h["weighted"], solver="cholesky", what="explained rating",
+            **h, solver="cholesky", what="explained rating",
         )
     parts = np.concatenate([bias[:, None], factors], axis=1)  # (n, k+1)
     design = np.concatenate([np.ones((len(targets), 1), np.float32), model.item_factors[targets]], axis=1)
