@@ -32,8 +32,8 @@ from mfrec.errors import DataError, ModelError
 def _hyper(model) -> dict:
     """The keyword arguments of the user half-step, exactly as ``mfrec.models.als.fit`` passes them.
 
-    Read through ``ALSConfig.from_dict`` so a field missing from an older config takes the same
-    default the engine's own ``ALSModel.load`` gives it.
+    Read through ``ALSConfig.from_dict``; ``reg_exponent`` missing from an older run's config means
+    the exponent 1 that run was trained with.
     """
     from mfrec.models.config import ALSConfig
 
@@ -43,7 +43,8 @@ def _hyper(model) -> dict:
         raise ModelError(f"{model.path or 'the model'}'s config cannot be read ({e}): cannot fold in new users") from None
     kw = {"reg": float(cfg.reg), "reg_bias": float(cfg.reg_bias), "weighted": bool(cfg.weighted_reg)}
     if hasattr(cfg, "reg_exponent"):  # weighted-lambda exponent (lam = reg * n ** reg_exponent)
-        kw["reg_exponent"] = float(cfg.reg_exponent)
+        # a run saved before the field existed was trained with the classic ALS-WR exponent 1
+        kw["reg_exponent"] = float(model.config.get("reg_exponent", 1.0))
     return kw
 
 
