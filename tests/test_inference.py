@@ -252,3 +252,19 @@ def test_notebook_api_matches_the_recommender(exp, rec):
     assert exp.similar(str(rec.movie_id_array[4]), n=3).height == 3
     with pytest.raises(DataError, match="only one of"):
         exp.recommend(like=["1"], user=1)
+
+
+def test_all_users_batch_matches_one_user_at_a_time(rec, small_dataset):
+    table = rec.recommend_all_users(n=6)
+    assert table.height == rec.model.n_users * 6
+    for u in (0, 17, 123):
+        uid = int(small_dataset.user_ids.ids[u])
+        one = rec.recommend_user(uid, n=6).table
+        mine = table.filter(table["userId"] == uid)
+        assert mine["movieId"].to_list() == one["movieId"].to_list()
+        np.testing.assert_allclose(mine["score"].to_numpy(), one["score"].to_numpy(), atol=1e-4)
+    train_only = rec.recommend_all_users(n=3, exclude="train")
+    u = 10
+    seen_train = set(_train_row(small_dataset, u)[0].tolist())
+    got = train_only.filter(train_only["userId"] == int(small_dataset.user_ids.ids[u]))["movieId"].to_list()
+    assert not {rec.movie(str(i)) for i in got} & seen_train

@@ -129,6 +129,19 @@ def test_existing_user_pair_and_similar(world, monkeypatch):
     assert "cosine" in res.output
 
 
+def test_all_users_writes_one_long_table(world, monkeypatch):
+    import polars as pl
+
+    res = invoke(world, ["-e", world["run"].name, "--all-users", "--top", "3"], monkeypatch)
+    assert res.exit_code == 0, res.output
+    assert "users/s" in res.output
+    table = pl.read_parquet(world["base"] / "Predictions" / world["run"].name / "all-users.parquet")
+    assert table.columns == ["userId", "rank", "movieId", "title", "predicted_rating", "score"]
+    assert table.height == world["ds"].n_users * 3
+    res = invoke(world, ["-e", world["run"].name, "--all-users", "--user", "1"], monkeypatch)
+    assert res.exit_code == 2 and "--all-users" in res.output
+
+
 def test_interactive_loop(world, monkeypatch):
     t0, t1 = _title(world, 0), _title(world, 1)
     mid1 = int(world["movies"]["movieId"][1])

@@ -30,6 +30,7 @@ _RUNS = click.option("--runs-dir", default="Experiments_", show_default=True, ty
 @click.option("--user", default=None, metavar="ID", help="An existing user (original MovieLens userId).")
 @click.option("--users", default=None, metavar="ID,ID", help="A pair or group of existing users: one list, ranked by the least-satisfied member.")
 @click.option("--similar", default=None, metavar="TITLE", help="Movies nearest to this one (cosine of the movie factors).")
+@click.option("--all-users", is_flag=True, help="Top N for every user of the model (batch; Numba top-k), written as one long table.")
 @click.option("--top", "-n", default=10, show_default=True, type=int, help="How many movies to list.")
 @click.option("--genre", "genres", multiple=True, metavar="G", help="Only movies of this genre (repeat for any of several).")
 @click.option("--years", default=None, metavar="1990-1999", help="Only movies from these years (1995, 1990-1999, 1990-, -1980).")
@@ -43,8 +44,8 @@ _RUNS = click.option("--runs-dir", default="Experiments_", show_default=True, ty
 @click.option("--out-dir", default="Predictions", show_default=True, type=click.Path(file_okay=False), help="Where the lists are written.")
 @click.pass_context
 @friendly_errors
-def recommend(ctx, experiment, likes, rates, user, users, similar, top, genres, years, min_ratings, explain, label, exclude,
-              runs_dir, out_dir):
+def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, top, genres, years, min_ratings, explain, label,
+              exclude, runs_dir, out_dir):
     """Recommend movies for a made-up user (--like/--rate), an existing user (--user), a pair or
     group (--users) or nearest to a movie (--similar); print a table and write
     Predictions/<run>/<label>.csv and .parquet. `interactive` starts the interactive loop."""
@@ -56,17 +57,41 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, top, genres, 
 
     if label is not None:
         safe_label(label)  # a bad label fails before any work
-    if not (likes or rates or user or users or similar):
+    if not (likes or rates or user or users or similar or all_users):
         raise _usage()
+    if all_users and (likes or rates or user or users or similar):
+        from mfrec.errors import DataError
+
+        raise DataError("--all-users lists every user: give it without --like/--rate/--user/--users/--similar")
     exp, how = open_run(experiment, runs_dir)
     click.echo(how)
     rec = recommender(exp)
+    if all_users:
+        _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_dir)
+        return
     result = run_request(rec, like=likes, rate=rates, user=user, users=users, similar=similar, n=top,
                          genre=genres, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings)
     if explain and (users or similar):
         result.notes.append("--explain applies to a made-up or existing user; this list shows its own 'why'")
     click.echo(format_table(result))
     csv, parquet = write_predictions(result, exp.name, label, out_dir)
+    click.echo(f"wrote {csv} and {parquet.name}")
+
+
+def _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_dir):
+    import time
+
+    from mfrec.inference.api import _filters
+    from mfrec.inference.output import write_frame
+
+    t0 = time.perf_counter()
+    table = rec.recommend_all_users(top, _filters(genres, years, min_ratings), exclude=exclude)
+    seconds = time.perf_counter() - t0
+    what = "any split" if exclude == "all" else "training"
+    click.echo(f"top {top} for each of {rec.model.n_users:,} users in {seconds:.1f} s "
+               f"({rec.model.n_users / max(seconds, 1e-9):,.0f} users/s); movies they rated ({what}) excluded")
+    click.echo(str(table.head(min(2 * top, table.height))))
+    csv, parquet = write_frame(table, exp.name, label or "all-users", out_dir)
     click.echo(f"wrote {csv} and {parquet.name}")
 
 

@@ -58,15 +58,20 @@ def safe_label(label: str) -> str:
 def write_predictions(result, run_name: str, label: str | None = None, root: str | os.PathLike = DEFAULT_ROOT) -> tuple[Path, Path]:
     """``<root>/<run>/<label>.csv`` and ``.parquet`` (same columns), each written to a temporary
     name and renamed into place, so a reader never sees half a file."""
-    label = safe_label(label or result.label)
+    return write_frame(result.table, run_name, label or result.label, root)
+
+
+def write_frame(table, run_name: str, label: str, root: str | os.PathLike = DEFAULT_ROOT) -> tuple[Path, Path]:
+    """A polars table as ``<root>/<run>/<label>.csv`` and ``.parquet``, atomically (temporary name, rename)."""
+    label = safe_label(label)
     out = Path(root) / safe_label(run_name)
     out.mkdir(parents=True, exist_ok=True)
     csv, parquet = out / f"{label}.csv", out / f"{label}.parquet"
     tag = secrets.token_hex(4)
     tmp_csv, tmp_parquet = out / f".{label}.csv.tmp-{tag}", out / f".{label}.parquet.tmp-{tag}"
     try:
-        result.table.write_csv(tmp_csv)
-        result.table.write_parquet(tmp_parquet)
+        table.write_csv(tmp_csv)
+        table.write_parquet(tmp_parquet)
         os.replace(tmp_csv, csv)
         os.replace(tmp_parquet, parquet)
     finally:

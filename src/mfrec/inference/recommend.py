@@ -419,11 +419,49 @@ class Recommender:
         why = [f"{int(c)} training ratings" for c in counts]
         return Result(self._table(recs, self._clip(base), counts, why), [f"most-rated movies in {self.dataset.name}'s training split"], {}, label="popular", kind="popular")
 
+    def recommend_all_users(self, n: int = 10, filters: Filters | None = None, exclude: str = "all", block: int = 512):
+        """Top-n for every user of the model (Numba top-k over BLAS-scored blocks), long format:
+        userId, rank, movieId, title, predicted_rating, score; each user's rated movies excluded."""
+        import polars as pl
+
+        from mfrec.inference.topk import recommend_all
+
+        n = _check_n(n)
+        indptr, indices = self._seen_csr(exclude)
+        m = self.model
+        idx, sc = recommend_all(m.user_factors, m.item_factors, m.user_bias, m.movie_bias, m.mu, n,
+                                allowed=self.filter_mask(filters), exclude_indptr=indptr, exclude_indices=indices, block=block)
+        users = np.repeat(np.asarray(self.dataset.user_ids.ids, np.int64), n)
+        ranks = np.tile(np.arange(1, n + 1, dtype=np.int32), m.n_users)
+        flat_i, flat_s = idx.ravel(), sc.ravel()
+        keep = flat_i >= 0
+        movies = flat_i[keep].astype(np.int64)
+        titles = pl.Series(self.titles_list, dtype=pl.Utf8).gather(movies)
+        return pl.DataFrame({
+            "userId": users[keep], "rank": ranks[keep], "movieId": self.movie_id_array[movies], "title": titles,
+            "predicted_rating": np.round(self._clip(flat_s[keep]), 3).astype(np.float64),
+            "score": flat_s[keep].astype(np.float64),
+        })
+
     # -- data helpers ----------------------------------------------------------------------------
     def _train_row(self, u: int) -> list[tuple[int, float]]:
         csr = self.dataset.train_by_user
         a, b = int(csr.indptr[u]), int(csr.indptr[u + 1])
         return list(zip(np.asarray(csr.indices[a:b]).tolist(), np.asarray(csr.values[a:b], np.float64).tolist()))
+
+    def _seen_csr(self, exclude: str) -> tuple[np.ndarray, np.ndarray]:
+        """CSR (by user index) of the movies each user rated: in training, or in any split."""
+        from mfrec.data.store import csr_from_rows
+
+        if exclude not in ("all", "train"):
+            raise DataError(f"exclude must be 'all' or 'train', not {exclude!r}")
+        if exclude == "train":
+            csr = self.dataset.train_by_user
+            return np.asarray(csr.indptr, np.int64), np.asarray(csr.indices, np.int32)
+        r = self.dataset.ratings
+        order = np.argsort(np.asarray(r.user), kind="stable")
+        users = np.asarray(r.user)[order]
+        return csr_from_rows(users, self.model.n_users), np.asarray(r.movie)[order].astype(np.int32)
 
     def _seen(self, u: int, exclude: str) -> tuple[np.ndarray, dict[str, int]]:
         if exclude not in ("all", "train"):
