@@ -4,6 +4,7 @@
     python Inference.py --experiment RUN --user 12 --genre Comedy --years 1990-1999
     python Inference.py --users 12,345 --top 20
     python Inference.py --similar "Godfather, The"
+    python Inference.py --all-users --top 10
     python Inference.py interactive --experiment RUN
 
 numpy/numba/polars load inside the command bodies so ``--help`` stays fast.
