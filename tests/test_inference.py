@@ -268,3 +268,14 @@ def test_all_users_batch_matches_one_user_at_a_time(rec, small_dataset):
     seen_train = set(_train_row(small_dataset, u)[0].tolist())
     got = train_only.filter(train_only["userId"] == int(small_dataset.user_ids.ids[u]))["movieId"].to_list()
     assert not {rec.movie(str(i)) for i in got} & seen_train
+
+
+def test_why_is_skipped_and_said_for_very_long_histories(rec, small_dataset, monkeypatch):
+    import mfrec.inference.recommend as r
+
+    monkeypatch.setattr(r, "MAX_WHY_RATINGS", 3)
+    uid = int(small_dataset.user_ids.ids[0])
+    res = rec.recommend_user(uid, n=3)
+    assert res.table["why"].to_list() == ["", "", ""]
+    assert any("'why' left empty" in n and "--explain allows" in n for n in res.notes)
+    assert any(rec.recommend_user(uid, n=3, explain=True).table["why"].to_list())

@@ -26,7 +26,10 @@ COLUMNS = ("rank", "movieId", "title", "year", "genres", "predicted_rating", "sc
 GROUP_RULE = "least misery: a movie's group score is the lowest predicted rating among the members"
 WHY_TOP = 3  # rated movies named in the "why" column
 EXPLAIN_TOP = 5  # rated movies listed per recommendation with --explain
-MAX_EXPLAINED_RATINGS = 3000  # the decomposition costs (#ratings)^2 * k^2; beyond this it is skipped
+# the decomposition costs (#ratings)^2 * k^2: the "why" column decomposes users with up to
+# MAX_WHY_RATINGS ratings, --explain up to MAX_EXPLAINED_RATINGS; beyond that it is skipped (and said)
+MAX_WHY_RATINGS = 600
+MAX_EXPLAINED_RATINGS = 3000
 
 
 @dataclass(frozen=True)
@@ -238,8 +241,10 @@ class Recommender:
         notes: list[str] = []
         if not ratings or len(recs) == 0:
             return ["popular with everyone (no ratings given)" if not ratings else ""] * len(recs), {}, notes
-        if len(ratings) > MAX_EXPLAINED_RATINGS:
-            notes.append(f"explanations skipped: {len(ratings)} ratings (at most {MAX_EXPLAINED_RATINGS} are decomposed)")
+        limit = MAX_EXPLAINED_RATINGS if explain else MAX_WHY_RATINGS
+        if len(ratings) > limit:
+            notes.append(f"'why' left empty: {len(ratings)} ratings to decompose (at most {limit}"
+                         + ("" if explain else f"; --explain allows {MAX_EXPLAINED_RATINGS}") + ")")
             return [""] * len(recs), {}, notes
         rated = np.array([m for m, _ in ratings], np.int32)
         values = np.array([r for _, r in ratings], np.float32)
@@ -355,7 +360,7 @@ class Recommender:
             f"user {user_id} (trained user vector of run {self.run_name}); excluded the {len(seen)} movies they rated "
             f"({what})",
         ]
-        if explain or why:
+        if any(why):
             refold = self.fold_in(train)
             gap = float(np.max(np.abs(refold.vector - vec.vector))) if self.model.k else 0.0
             head.append(
