@@ -103,8 +103,8 @@ class Recommender:
                 f"run {run_name} has {model.n_users} users x {model.n_movies} movies but dataset "
                 f"{dataset.name} has {dataset.n_users} x {dataset.n_movies}: was the data prepared again since?"
             )
-        if not np.array_equal(model.movie_ids, dataset.movie_ids.ids):
-            raise ModelError(f"run {run_name}'s movie ids differ from dataset {dataset.name}'s: prepare and train again")
+        if not (np.array_equal(model.movie_ids, dataset.movie_ids.ids) and np.array_equal(model.user_ids, dataset.user_ids.ids)):
+            raise ModelError(f"run {run_name}'s user or movie ids differ from dataset {dataset.name}'s: prepare and train again")
         self.scale = tuple(float(x) for x in dataset.rating_scale)
         movies = dataset.movies.sort("movie")
         self.movies = movies
@@ -322,7 +322,6 @@ class Recommender:
         mask = self.filter_mask(filters)
         recs, scores = self._top(pred, n, np.array([m for m, _ in ratings], np.int32), mask)
         why, details, notes = self._explained(ratings, recs, explain)
-        lo, hi = self.scale
         head = [
             f"made-up user with {len(ratings)} rating{'s' if len(ratings) != 1 else ''} folded into run {self.run_name} "
             f"(the model's per-row ALS step; user bias {vec.bias:+.2f}); the rated movies are excluded",
