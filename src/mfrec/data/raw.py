@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 # The 18 ML-1M genres, in MovieLens' order. Later datasets add "IMAX" (and "(no genres listed)",
@@ -33,6 +32,7 @@ class RawData:
     rating_step: float
     source: str
     ratings_file: str = "ratings"
-    # canonical splits shipped with the source (ml-100k: u1..u5, ua, ub): name -> (base, test) files
-    canonical_splits: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+    # canonical splits shipped with the source (ml-100k: u1..u5, ua, ub): name -> (base, test)
+    # ratings frames, read when the source is (a zip's temporary copy does not outlive the read)
+    canonical_splits: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
