@@ -74,7 +74,8 @@ def naive_explain(item_factors, movie_bias, mu, rated, ratings, targets, reg, re
 
 
 # -- ALS engine (engineer B): references for mfrec.kernels.als and mfrec.kernels.predict -----------
-def naive_solve_rows(indptr, indices, values, fixed, fixed_bias, mu, reg, reg_bias, weighted, row_shift=None):
+def naive_solve_rows(indptr, indices, values, fixed, fixed_bias, mu, reg, reg_bias, weighted, row_shift=None,
+                     reg_exponent=1.0):
     """Every row's ridge regression for [bias, factors] by np.linalg.solve on the dense normal equations."""
     import numpy as np
 
@@ -90,14 +91,15 @@ def naive_solve_rows(indptr, indices, values, fixed, fixed_bias, mu, reg, reg_bi
         if row_shift is not None:
             t = t - fixed[cols] @ np.asarray(row_shift, np.float64)[r]
         X = np.hstack([np.ones((len(cols), 1)), fixed[cols]])
-        lam = reg * len(cols) if weighted else reg
+        lam = reg * len(cols) ** reg_exponent if weighted else reg
         D = np.diag([reg_bias] + [lam] * k)
         z = np.linalg.solve(X.T @ X + D, X.T @ t)
         out_b[r], out_f[r] = z[0], z[1:]
     return out_f, out_b
 
 
-def naive_genre_factors(movie_rows, n_genres, genre_lists, mu, user_bias, movie_bias, P, Q, reg, weighted):
+def naive_genre_factors(movie_rows, n_genres, genre_lists, mu, user_bias, movie_bias, P, Q, reg, weighted,
+                        reg_exponent=1.0):
     """Genre factors y by a dense least-squares solve over vec(y): one equation per rating.
 
     ``movie_rows`` is a list of (movie, users, ratings); ``genre_lists[i]`` the genres of movie i."""
@@ -120,7 +122,7 @@ def naive_genre_factors(movie_rows, n_genres, genre_lists, mu, user_bias, movie_
             rows.append(x)
             rhs.append(e)
     X = np.array(rows).reshape(-1, n_genres * k)
-    lam = reg * np.maximum(n_g, 1.0) if weighted else np.full(n_genres, reg)
+    lam = reg * np.maximum(n_g, 1.0) ** reg_exponent if weighted else np.full(n_genres, reg)
     y = np.linalg.solve(X.T @ X + np.diag(np.repeat(lam, k)), X.T @ np.array(rhs))
     return y.reshape(n_genres, k)
 

@@ -35,14 +35,15 @@ def tiny_problem(seed=0, n_rows=7, n_cols=9, k=4):
     return indptr, indices, values, fixed, fbias
 
 
-@pytest.mark.parametrize("weighted", [True, False])
+@pytest.mark.parametrize("weighted,exponent", [(True, 1.0), (True, 0.75), (False, 1.0)])
 @pytest.mark.parametrize("shift", [False, True])
-def test_cholesky_matches_naive(weighted, shift):
+def test_cholesky_matches_naive(weighted, exponent, shift):
     indptr, indices, values, fixed, fbias = tiny_problem()
     row_shift = np.random.default_rng(1).normal(0, 0.2, (len(indptr) - 1, fixed.shape[1])).astype(np.float32) if shift else None
     f, b = solve_rows(indptr, indices, values, fixed, fbias, 3.5, reg=0.1, reg_bias=2.0, weighted=weighted,
-                      solver="cholesky", row_shift=row_shift)
-    nf, nb = naive_solve_rows(indptr, indices, values, fixed, fbias, np.float32(3.5), 0.1, 2.0, weighted, row_shift)
+                      reg_exponent=exponent, solver="cholesky", row_shift=row_shift)
+    nf, nb = naive_solve_rows(indptr, indices, values, fixed, fbias, np.float32(3.5), 0.1, 2.0, weighted, row_shift,
+                              reg_exponent=exponent)
     np.testing.assert_allclose(f, nf, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(b, nb, rtol=1e-4, atol=1e-5)
     assert f.dtype == np.float32 and b.dtype == np.float32
@@ -144,10 +145,11 @@ def test_genre_factors_match_naive():
     bi = rng.normal(0, 0.2, n_movies).astype(np.float32)
     sets, sp, sm = genre_sets(gp, gi)
     assert sorted(int(i) for i in sm) == [i for i in range(n_movies) if genre_lists[i]]
-    for weighted in (True, False):
-        y = solve_genre_factors(sets, sp, sm, n_genres, (mp, mu_, mr), 3.5, bu, bi, P, Q, reg=0.3, weighted=weighted)
+    for weighted, exponent in ((True, 1.0), (True, 0.75), (False, 1.0)):
+        y = solve_genre_factors(sets, sp, sm, n_genres, (mp, mu_, mr), 3.5, bu, bi, P, Q, reg=0.3, weighted=weighted,
+                                reg_exponent=exponent)
         ny = naive_genre_factors(movie_rows, n_genres, genre_lists, 3.5, bu.astype(np.float64), bi.astype(np.float64),
-                                 P, Q, 0.3, weighted)
+                                 P, Q, 0.3, weighted, exponent)
         np.testing.assert_allclose(y, ny, rtol=1e-4, atol=1e-5)
     part = genre_part(gp, gi, y)
     for i, gs in enumerate(genre_lists):

@@ -90,9 +90,9 @@ def test_deterministic_with_seed_and_threads(small_dataset):
         np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
 
 
-BASE = dict(model="mf-genre", factors=4, epochs=3, reg=0.08, reg_bias=3.0, reg_genre=0.08, weighted_reg=True,
+BASE = dict(model="mf-genre", factors=4, epochs=3, reg=0.08, reg_bias=3.0, reg_genre=0.08, weighted_reg=True, reg_exponent=1.0,
             solver="cholesky", cg_steps=2, init_std=0.1, seed=3, patience=0)
-CHANGES = [("factors", 6), ("epochs", 4), ("reg", 0.5), ("reg_bias", 20.0), ("reg_genre", 5.0), ("weighted_reg", False),
+CHANGES = [("factors", 6), ("epochs", 4), ("reg", 0.5), ("reg_bias", 20.0), ("reg_genre", 5.0), ("weighted_reg", False), ("reg_exponent", 0.5),
            ("init_std", 0.3), ("seed", 4), ("model", "mf"), ("solver", "cg")]
 
 
@@ -168,7 +168,7 @@ def test_fold_in_matches_training_half_step(small_dataset):
 
     c = model.config
     f, b = solve_rows(csr.indptr, csr.indices, csr.values, model.effective_movie_factors, model.movie_bias, model.mu,
-                      reg=c.reg, reg_bias=c.reg_bias, weighted=c.weighted_reg)
+                      reg=c.reg, reg_bias=c.reg_bias, weighted=c.weighted_reg, reg_exponent=c.reg_exponent)
     bias, factors = model.solve_user(csr.indices[sl], csr.values[sl])
     np.testing.assert_array_equal(factors, f[u])
     assert bias == b[u]

@@ -6,8 +6,8 @@ With ``t_j = v_j - mu - c[c_j] - Y[c_j] . shift[r]`` the kernel solves
 
     min_{b, x}  sum_j (t_j - b - Y[c_j] . x)^2  +  reg_bias * b^2  +  lam_r * |x|^2
 
-where ``lam_r = reg * n_r`` with weighted-lambda regularisation (n_r = the row's entry count) and
-``lam_r = reg`` without. The bias is the "constant-one column" of a (k+1)-dim system
+where ``lam_r = reg * n_r ** reg_exponent`` with weighted-lambda regularisation (n_r = the row's
+entry count; exponent 1 is classic ALS-WR) and ``lam_r = reg`` without. The bias is the "constant-one column" of a (k+1)-dim system
 ``A z = rhs`` with ``A = sum_j [1, y_j][1, y_j]^T + diag(reg_bias, lam_r, ...)``.
 
 The same kernel serves
@@ -194,7 +194,7 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
 
 @njit(cache=True, parallel=True)
 def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, reg_bias, weighted,
-               solver, cg_steps, n_blocks, max_row, out_factors, out_bias, status):
+               reg_exponent, solver, cg_steps, n_blocks, max_row, out_factors, out_bias, status):
     n_rows = indptr.shape[0] - 1
     k = fixed.shape[1]
     has_shift = row_shift.shape[0] > 0
@@ -218,7 +218,7 @@ def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, r
                     out_factors[r, a] = 0.0
                 status[r] = OK
                 continue
-            lam = reg * (end - start) if weighted else reg
+            lam = reg * np.float64(end - start) ** reg_exponent if weighted else reg
             if solver == 0:
                 status[r] = _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu32,
                                                 row_shift, has_shift, np.float64(lam), np.float64(reg_bias),
@@ -247,6 +247,7 @@ def solve_rows(
     reg: float,
     reg_bias: float,
     weighted: bool = True,
+    reg_exponent: float = 1.0,
     solver: str = "cholesky",
     cg_steps: int = 3,
     row_shift=None,
@@ -258,7 +259,7 @@ def solve_rows(
 
     ``indptr`` (n_rows+1), ``indices`` (nnz, columns of ``fixed_factors``), ``values`` (nnz ratings);
     ``fixed_factors`` (n_cols, k) and ``fixed_bias`` (n_cols,) are the fixed side, ``mu`` the
-    global mean; ``row_shift`` (n_rows, k), optional, adds ``fixed_factors[c] . row_shift[r]`` to
+    global mean; the factor penalty is ``reg * n_r ** reg_exponent`` when ``weighted``, else ``reg``; ``row_shift`` (n_rows, k), optional, adds ``fixed_factors[c] . row_shift[r]`` to
     every prediction of row r (the genre part when solving movies). ``out_factors`` (n_rows, k)
     float32 and ``out_bias`` (n_rows,) float32 are overwritten in place when given (and are the CG
     warm start); new zero arrays otherwise. Returns ``(out_factors, out_bias)``.
@@ -269,6 +270,8 @@ def solve_rows(
         raise ValueError(f"unknown solver {solver!r}; use one of {', '.join(SOLVERS)}")
     if cg_steps < 1:
         raise ValueError(f"cg_steps must be at least 1, got {cg_steps}")
+    if not (0 <= reg_exponent <= 2):
+        raise ValueError(f"reg_exponent must lie in 0..2, got {reg_exponent}")
     if not (reg > 0) or not (reg_bias >= 0):
         raise ValueError(f"reg must be > 0 and reg_bias >= 0, got reg={reg}, reg_bias={reg_bias}")
     indptr = _as(indptr, np.int64, "indptr", 1)
@@ -305,7 +308,7 @@ def solve_rows(
     n_blocks = max(1, min(n_rows, _BLOCKS_PER_THREAD * numba.get_num_threads()))
     max_row = int(np.max(np.diff(indptr)))
     _half_step(indptr, indices, values, fixed, fbias, float(mu), shift, float(reg), float(reg_bias),
-               bool(weighted), SOLVERS[solver], int(cg_steps), n_blocks, max_row, out_factors, out_bias, status)
+               bool(weighted), float(reg_exponent), SOLVERS[solver], int(cg_steps), n_blocks, max_row, out_factors, out_bias, status)
     bad = np.flatnonzero(status)
     if len(bad):
         why = "is not positive definite" if status[bad[0]] == NOT_POSITIVE_DEFINITE else "gave NaN or inf"
@@ -365,15 +368,15 @@ def genre_sets(genre_indptr, genre_indices) -> tuple[list[tuple[int, ...]], np.n
 
 def solve_genre_factors(
     sets, set_indptr, set_movies, n_genres: int, movie_csr, mu: float, user_bias, movie_bias, user_factors,
-    movie_factors, *, reg: float, weighted: bool = True,
+    movie_factors, *, reg: float, weighted: bool = True, reg_exponent: float = 1.0,
 ) -> np.ndarray:
     """The genre factors y (n_genres, k) as one joint ridge regression of size n_genres*k.
 
     With everything else fixed, the residual e_ui = r_ui - mu - b_u - b_i - p_u.q_i is fitted by
     p_u . |G_i|^-1/2 sum_{g in G_i} y_g. Its normal equations are summed per genre set
     (S = sum p_u p_u^T, h = sum e_ui p_u over the set's ratings) and assembled into one
-    (n_genres*k)^2 system. With weighted-lambda, y_g's penalty is ``reg`` times the number of
-    ratings of movies with genre g.
+    (n_genres*k)^2 system. With weighted-lambda, y_g's penalty is ``reg`` times (the number of
+    ratings of movies with genre g) ** ``reg_exponent``.
     """
     import scipy.linalg
 
@@ -401,7 +404,7 @@ def solve_genre_factors(
             n_g[g] += n_s
             for g2 in gs:
                 M[g * k:(g + 1) * k, g2 * k:(g2 + 1) * k] += w2 * S[s]
-    lam = reg * np.maximum(n_g, 1.0) if weighted else np.full(n_genres, reg)
+    lam = reg * np.maximum(n_g, 1.0) ** reg_exponent if weighted else np.full(n_genres, reg)
     M[np.diag_indices_from(M)] += np.repeat(lam, k)
     try:
         y = scipy.linalg.solve(M, rhs, assume_a="pos")

@@ -138,7 +138,7 @@ class ALSModel:
         c = self.config
         f, b = solve_rows(np.array([0, len(movies)], np.int64), movies, ratings, self.effective_movie_factors,
                           self.movie_bias, float(self.mu), reg=c.reg, reg_bias=c.reg_bias, weighted=c.weighted_reg,
-                          solver=solver or "cholesky", cg_steps=max(c.cg_steps, self.k + 1), what="new user")
+                          reg_exponent=c.reg_exponent, solver=solver or "cholesky", cg_steps=max(c.cg_steps, self.k + 1), what="new user")
         return float(b[0]), f[0]
 
     # -- persistence ----------------------------------------------------------------------------
@@ -297,8 +297,8 @@ def fit(dataset, config: ALSConfig, callback: Callable[[EpochResult], Any] | Non
             "rating_scale": [float(dataset.rating_scale[0]), float(dataset.rating_scale[1])],
             "genres": list(dataset.genres),
         }
-        common = dict(reg=config.reg, reg_bias=config.reg_bias, weighted=config.weighted_reg, solver=config.solver,
-                      cg_steps=config.cg_steps)
+        common = dict(reg=config.reg, reg_bias=config.reg_bias, weighted=config.weighted_reg,
+                      reg_exponent=config.reg_exponent, solver=config.solver, cg_steps=config.cg_steps)
         say(f"fit {config.model}: {nu:,} users, {nm:,} movies, {len(train):,} train ratings, k={k}, "
             f"solver={config.solver}, {n_threads} threads")
 
@@ -322,7 +322,8 @@ def fit(dataset, config: ALSConfig, callback: Callable[[EpochResult], Any] | Non
             if genre:
                 Y = solve_genre_factors(sets, set_indptr, set_movies, n_genres,
                                         (mcsr.indptr, mcsr.indices, mcsr.values), mu, bu, bi, P, Q,
-                                        reg=config.reg_genre, weighted=config.weighted_reg)
+                                        reg=config.reg_genre, weighted=config.weighted_reg,
+                                        reg_exponent=config.reg_exponent)
                 G = genre_part(gcsr.indptr, gcsr.indices, Y)
             seconds = time.perf_counter() - t0
             epoch_seconds.append(seconds)
