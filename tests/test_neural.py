@@ -112,6 +112,10 @@ def test_rating_models_learn_save_and_reload(tiny, tmp_path, model):
     assert scores.shape == (2, tiny.n_movies)
     np.testing.assert_allclose(np.clip(scores[1, [3, 7]], *tiny.rating_scale), loaded.predict([5, 5], [3, 7]), rtol=1e-5)
     assert loaded.movie_factors.shape == (tiny.n_movies, 8)
+    with np.load(run.path / "factors.npz", allow_pickle=False) as z:  # ALS key names, same prediction
+        p = z["mu"] + z["user_bias"][5] + z["movie_bias"][3] + z["user_factors"][5] @ z["movie_factors"][3]
+    assert np.clip(p, *tiny.rating_scale) == pytest.approx(loaded.predict([5], [3])[0], rel=1e-4)
+    assert (run.path / "plots" / "movie_map.png").is_file()
     if model == "genre-embedding":
         first, last = summary["genre_bce_first"], summary["genre_bce_last"]
         assert last < first

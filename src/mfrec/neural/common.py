@@ -191,6 +191,9 @@ def plot_curves(run, epochs: list[int], series: dict[str, list[float | None]], y
     if not drawn:
         plt.close(fig)
         return None
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -230,3 +233,32 @@ class Timer:
 
     def __call__(self) -> float:
         return time.perf_counter() - self.t0
+
+
+def export_factors(run, dataset, arrays: dict[str, np.ndarray], maps: dict[str, np.ndarray] | None = None) -> list[Path]:
+    """``factors.npz`` (ALS key names, pickle-free) and movie-embedding maps drawn by ``mfrec.plots``.
+
+    ``arrays`` holds mu, user_bias, movie_bias, user_factors, movie_factors; ``maps`` names extra movie
+    embeddings to draw (file stem -> (n_movies, k) array). The figures use the same PCA map as
+    ``mfrec plot`` draws for ALS runs.
+    """
+    path = Path(run.path)
+    full = {k: np.asarray(v) for k, v in arrays.items()}
+    full.setdefault("genre_factors", np.zeros((0, full["movie_factors"].shape[1]), np.float32))
+    tmp = path / ".factors.tmp.npz"
+    np.savez(tmp, **full)
+    tmp.replace(path / "factors.npz")
+    written = []
+    try:
+        from mfrec.plots.run import movie_map_figure
+    except ImportError:  # the plotting part is absent: the arrays are still saved
+        return written
+    for stem, q in {"movie_map": full["movie_factors"], **(maps or {})}.items():
+        try:
+            out = movie_map_figure({"movie_factors": np.asarray(q, np.float64)}, dataset, path / "plots" / f"{stem}.png", run.name)
+        except Exception as e:  # a figure must not fail a finished training run
+            run.log(f"{stem}.png not drawn: {type(e).__name__}: {e}")
+            continue
+        if out is not None:
+            written.append(Path(out))
+    return written

@@ -6,6 +6,11 @@
 2. A user-movie rating model r̂(u, i) = μ + b_u + b_i + p_u · q_i whose movie embeddings q start
    from stage 1 (and keep training), with MSE and Adam as in ``neumf``.
 
+The run folder also gets ``factors.npz`` (the stage-2 model under ALS key names: mu, user_bias,
+movie_bias, user_factors, movie_factors), ``genre_stage_movie_embeddings.npy`` and two PCA movie
+maps drawn like ``mfrec plot``'s: ``plots/movie_map.png`` (stage 2) and ``plots/genre_movie_map.png``
+(stage 1).
+
 metrics.csv has one row per epoch of each stage (``stage`` 1 or 2; stage 1 fills only the losses,
 with negative epoch numbers counting up to 0 so that stage 2's epochs stay 1..epochs).
 """
@@ -13,6 +18,7 @@ with negative epoch numbers counting up to 0 so that stage 2's epochs stay 1..ep
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +28,7 @@ from torch import nn
 from mfrec.errors import DataError
 from mfrec.neural.columns import EXTRA_COLUMNS
 from mfrec.neural.common import (
-    Timer, base_config, batches, check_finite, device_of, ensure_columns, finish, plot_curves, progress,
+    Timer, base_config, batches, check_finite, device_of, ensure_columns, export_factors, finish, plot_curves, progress,
     resolve_options, run_guarded, save_weights, seed_all,
 )
 from mfrec.neural.rating import fit_rating, load_rating
@@ -182,6 +188,13 @@ def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
                                    "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
                                    "dataset": dataset.name, "data_path": config["data_path"],
                                    "best_epoch": facts["best_epoch"], "stage1": stage1})
+        export_factors(run, dataset, {"mu": np.float32(float(module.mu.item())),
+                                      "user_bias": module.user_bias.weight.detach().cpu().numpy()[:, 0],
+                                      "movie_bias": module.movie_bias.weight.detach().cpu().numpy()[:, 0],
+                                      "user_factors": module.user_factors().cpu().numpy(),
+                                      "movie_factors": module.movie_factors().cpu().numpy()},
+                       maps={"genre_movie_map": movie_emb.cpu().numpy()})
+        np.save(Path(run.path) / "genre_stage_movie_embeddings.npy", movie_emb.cpu().numpy())
         return finish(run, {**base, **facts, **stage1})
 
     return run_guarded(run, go, base)

@@ -14,7 +14,7 @@ from torch import nn
 
 from mfrec.neural.columns import EXTRA_COLUMNS
 from mfrec.neural.common import (
-    base_config, device_of, ensure_columns, finish, resolve_options, run_guarded, save_weights, seed_all,
+    base_config, device_of, ensure_columns, export_factors, finish, resolve_options, run_guarded, save_weights, seed_all,
 )
 from mfrec.neural.rating import fit_rating, load_rating
 
@@ -78,6 +78,11 @@ def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
                                    "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
                                    "dataset": dataset.name, "data_path": config["data_path"],
                                    "best_epoch": facts["best_epoch"]})
+        export_factors(run, dataset, {"mu": np.float32(float(module.out.bias.item())),
+                                      "user_bias": np.zeros(dataset.n_users, np.float32),
+                                      "movie_bias": np.zeros(dataset.n_movies, np.float32),
+                                      "user_factors": module.user_factors().cpu().numpy(),
+                                      "movie_factors": module.movie_factors().cpu().numpy()})
         return finish(run, {**base, **facts})
 
     return run_guarded(run, go, base)
