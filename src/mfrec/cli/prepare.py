@@ -113,7 +113,7 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
     if imdb_dir:  # IMDB enrichment (issue 6): find links.csv before the long part, so a dataset without one fails early
         from mfrec.data.imdb import find_links
 
-        links = find_links(source, dataset)
+        links = find_links(raw.source if dataset != "synthetic" else source, dataset)  # raw.source: also a downloaded zip
     out, summary = run_prepare(
         raw, spec, name=name, root=root, min_user_ratings=min_user_ratings, min_movie_ratings=min_movie_ratings,
         canonical_test=canonical_test, progress=say,
