@@ -191,3 +191,14 @@ def test_large_file_is_parsed_in_parallel_chunks_exactly(tmp_path):
     np.testing.assert_array_equal(raw.ratings["movieId"].to_numpy(), m)
     np.testing.assert_array_equal(raw.ratings["rating"].to_numpy(), r.astype(np.float32))
     np.testing.assert_array_equal(raw.ratings["timestamp"].to_numpy(), t)
+
+
+def test_a_folder_of_several_releases_asks_for_the_right_one(tmp_path):
+    from mfrec.errors import DataError
+
+    write_ml1m(tmp_path / "all" / "ml-1m")
+    write_ml10m(tmp_path / "all" / "ml-10M100K")
+    with pytest.raises(DataError, match=r"several folders with a ratings.dat \(ml-10M100K, ml-1m\)"):
+        read_dataset("ml-1m", source=tmp_path / "all")
+    with pytest.raises(DataError, match="has no ratings.csv"):
+        read_dataset("ml-25m", source=tmp_path / "all")

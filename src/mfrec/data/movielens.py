@@ -145,6 +145,9 @@ def _find_root(dataset: str, folder: Path) -> Path:
     hits = [d for d in subs if (d / fmt.ratings).exists()]
     if len(hits) == 1:
         return hits[0]
+    if len(hits) > 1:
+        names = ", ".join(d.name for d in sorted(hits))
+        raise DataError(f"{folder} holds several folders with a {fmt.ratings} ({names}); give the {dataset} one as --source")
     raise DataError(
         f"{folder} has no {fmt.ratings}: give the extracted {dataset} folder (or the folder that contains it) or the GroupLens zip"
     )
