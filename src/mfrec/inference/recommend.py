@@ -269,7 +269,7 @@ class Recommender:
                     )
                 if len(order) > EXPLAIN_TOP:
                     rest = c[order[EXPLAIN_TOP:]]
-                    lines.append(f"{100 * rest.sum() / total_abs if total_abs else 0:+5.0f}%  {rest.sum():+.3f}  {len(rest)} other ratings")
+                    lines.append(f"{100 * rest.sum() / total_abs if total_abs else 0:+5.0f}%  {rest.sum():+.3f}  {len(rest)} other rating{'s' if len(rest) != 1 else ''}")
                 details[row + 1] = lines
         if explain:
             notes.append(
