@@ -52,8 +52,8 @@ def build_model(n_users: int, n_movies: int, k: int, n_genres: int, seed: int):
         "genre_indices": genre_indices,
         "user_ids": np.arange(1, n_users + 1, dtype=np.int64),
         "movie_ids": np.arange(1, n_movies + 1, dtype=np.int64),
-        "config_json": np.asarray(json.dumps({"model": "mf-genre", "factors": k, "reg": 0.08, "reg_bias": 10.0,
-                                              "weighted_reg": True})),
+        "config_json": np.asarray(json.dumps({"model": "mf-genre", "factors": k, "reg": 0.4, "reg_bias": 1.0,
+                                              "weighted_reg": True, "reg_exponent": 0.75})),
     }
     return FactorModel.from_arrays(arrays)
 
