@@ -83,7 +83,8 @@ def test_group_dedupe_matches_reference_with_ties_and_duplicates():
 def test_counting_sort_partition_and_bad_rating_match_references():
     rng = np.random.default_rng(3)
     keys = rng.integers(0, 9, 200).astype(np.int32)
-    indptr, order = K._counting_sort(keys, 11)  # two empty keys at the end
+    order = np.empty(len(keys), np.int64)
+    indptr = K._counting_sort(keys, 11, order)  # two empty keys at the end
     want_ptr, want_order = naive_counting_sort(keys, 11)
     np.testing.assert_array_equal(indptr, want_ptr)
     np.testing.assert_array_equal(order, want_order)
@@ -193,7 +194,8 @@ def test_transpose_matches_a_stable_argsort(n_blocks):
     rows = np.sort(rng.integers(0, 30, 500)).astype(np.int32)
     cols = rng.integers(0, 17, 500).astype(np.int32)
     vals = rng.random(500).astype(np.float32)
-    indptr, r, v = K._transpose(rows, cols, vals, 20, n_blocks)  # columns 17..19 stay empty
+    r, v = np.empty(500, np.int32), np.empty(500, np.float32)
+    indptr = K._transpose(rows, cols, vals, 20, n_blocks, r, v)  # columns 17..19 stay empty
     want_ptr, order = naive_counting_sort(cols, 20)
     np.testing.assert_array_equal(indptr, want_ptr)
     np.testing.assert_array_equal(r, rows[order])

@@ -156,8 +156,11 @@ def _first_bad_rating(rating, lo, hi, step):
 
 
 @numba.njit(cache=True)
-def _counting_sort(keys, n_keys):
-    """Stable counting sort: (indptr of length n_keys+1, permutation grouping entries by key)."""
+def _counting_sort(keys, n_keys, order):
+    """Stable counting sort into ``order`` (the permutation grouping entries by key); returns indptr.
+
+    ``order`` is allocated by the caller (NumPy allocations of this size get transparent huge pages).
+    """
     n = keys.shape[0]
     indptr = np.zeros(n_keys + 1, np.int64)
     for i in range(n):
@@ -165,12 +168,11 @@ def _counting_sort(keys, n_keys):
     for j in range(n_keys):
         indptr[j + 1] += indptr[j]
     fill = indptr[:-1].copy()
-    order = np.empty(n, np.int64)
     for i in range(n):
         kk = keys[i]
         order[fill[kk]] = i
         fill[kk] += 1
-    return indptr, order
+    return indptr
 
 
 @numba.njit(cache=True, parallel=True)
@@ -256,8 +258,8 @@ def _rows_of(indptr):
 
 
 @numba.njit(cache=True, parallel=True)
-def _transpose(rows, cols, values, n_cols, n_blocks):
-    """Regroup entries by column, stably (a parallel counting sort): (indptr, row of each, value of each).
+def _transpose(rows, cols, values, n_cols, n_blocks, out_rows, out_values):
+    """Regroup entries by column, stably (a parallel counting sort) into ``out_rows``/``out_values``; returns indptr.
 
     The entries are cut into ``n_blocks`` contiguous blocks; each block counts its columns, and the
     prefix sums over (column, block) give every block its own output slots, so the result is the
@@ -277,8 +279,6 @@ def _transpose(rows, cols, values, n_cols, n_blocks):
             start[b, c] = pos
             pos += counts[b, c]
     indptr[n_cols] = pos
-    out_rows = np.empty(n, np.int32)
-    out_values = np.empty(n, values.dtype)
     for b in numba.prange(n_blocks):
         fill = start[b]
         for i in range(n * b // n_blocks, n * (b + 1) // n_blocks):
@@ -287,4 +287,4 @@ def _transpose(rows, cols, values, n_cols, n_blocks):
             fill[c] = p + 1
             out_rows[p] = rows[i]
             out_values[p] = values[i]
-    return indptr, out_rows, out_values
+    return indptr

@@ -41,7 +41,8 @@ def group_by_user(user: np.ndarray, movie: np.ndarray, timestamp: np.ndarray, n_
     """
     from mfrec.data import _kernels as K
 
-    indptr, order = K._counting_sort(user, n_users)
+    order = np.empty(len(user), np.int64)
+    indptr = K._counting_sort(user, n_users, order)
     keep = np.ones(len(order), np.bool_)
     dropped = int(K._sort_segments_dedupe(indptr, order, timestamp, movie, n_movies, keep))
     if dropped:

@@ -267,7 +267,11 @@ def transpose_csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_cols
     cols = np.ascontiguousarray(cols)
     if len(cols) and (int(cols.min()) < 0 or int(cols.max()) >= n_cols):
         raise DataError(f"column index out of range 0..{n_cols - 1}")
-    return K._transpose(np.ascontiguousarray(rows, dtype=np.int32), cols, np.ascontiguousarray(values), n_cols, 8)
+    values = np.ascontiguousarray(values)
+    out_rows = np.empty(len(cols), np.int32)
+    out_values = np.empty(len(cols), values.dtype)
+    indptr = K._transpose(np.ascontiguousarray(rows, dtype=np.int32), cols, values, n_cols, 8, out_rows, out_values)
+    return indptr, out_rows, out_values
 
 
 def write_dataset(
