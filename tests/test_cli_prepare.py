@@ -107,6 +107,7 @@ BAD_CSV = [
     ("userId,movieId,rating,timestamp\n", r"ratings.csv has no ratings \(only the header\)"),
     ("user,movie,rating\n1,1,4\n", r"ratings.csv line 1: expected the header"),
     ("userId,movieId,rating,timestamp\n1,99,4.0,1147880044\n", r"movie id 99 is not in the movies file"),
+    ("userId,movieId,rating,timestamp\n1,1,4.0,1\n3000000000,1,4.0,1\n", r"line 3: a user or movie id is negative or above"),
 ]
 
 

@@ -11,7 +11,8 @@ import numba
 import numpy as np
 
 # parse status codes (0 = ok); the failing field is reported so the error can name it
-BAD_USER, BAD_MOVIE, BAD_RATING, BAD_TIMESTAMP, BAD_END, EMPTY_LINE = 1, 2, 3, 4, 5, 6
+BAD_USER, BAD_MOVIE, BAD_RATING, BAD_TIMESTAMP, BAD_END, EMPTY_LINE, BIG_ID = 1, 2, 3, 4, 5, 6, 7
+_ID_MAX = 2**31 - 1  # user and movie ids are stored as int32
 _NL, _CR, _MINUS, _DOT = 10, 13, 45, 46
 
 
@@ -99,12 +100,16 @@ def _parse_chunk(buf, s, e, off, sep0, sep1, seplen, user, movie, rating, ts):
         u, i, ok = _parse_int(buf, i, e)
         if not ok:
             return BAD_USER, line, start
+        if u < 0 or u > _ID_MAX:
+            return BIG_ID, line, start
         i, ok = _sep(buf, i, e, sep0, sep1, seplen)
         if not ok:
             return BAD_USER, line, start
         m, i, ok = _parse_int(buf, i, e)
         if not ok:
             return BAD_MOVIE, line, start
+        if m < 0 or m > _ID_MAX:
+            return BIG_ID, line, start
         i, ok = _sep(buf, i, e, sep0, sep1, seplen)
         if not ok:
             return BAD_MOVIE, line, start

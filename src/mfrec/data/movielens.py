@@ -474,13 +474,14 @@ _WHAT = {
     3: "the rating is not a number",
     4: "the timestamp is not a whole number",
     5: "there is more on the line than four fields",
+    7: "a user or movie id is negative or above 2,147,483,647",
 }
 
 
 def read_ratings(path: Path, label: str, fmt: Format, sep: bytes, header: str | None):
     """Parse a ratings file of four numeric fields per line with the Numba parser (in parallel chunks).
 
-    Returns a polars frame userId Int64, movieId Int64, rating Float32, timestamp Int64 (built on
+    Returns a polars frame userId Int32, movieId Int32, rating Float32, timestamp Int64 (built on
     the parsed NumPy arrays without a copy). Any malformed line, or a rating off the dataset's
     scale, raises DataError naming the file and the line.
     """
@@ -517,8 +518,8 @@ def read_ratings(path: Path, label: str, fmt: Format, sep: bytes, header: str | 
     offsets = np.zeros(len(counts), np.int64)
     np.cumsum(counts[:-1], out=offsets[1:])
     n = int(counts.sum())
-    user = np.empty(n, np.int64)
-    movie = np.empty(n, np.int64)
+    user = np.empty(n, np.int32)
+    movie = np.empty(n, np.int32)
     rating = np.empty(n, np.float32)
     ts = np.empty(n, np.int64)
     status = np.zeros(len(counts), np.int64)

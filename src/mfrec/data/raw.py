@@ -19,7 +19,8 @@ NO_GENRES = {"(no genres listed)", "unknown", ""}
 class RawData:
     """Ratings and side tables keyed by the source's original ids.
 
-    ratings: polars frame ``userId`` Int64, ``movieId`` Int64, ``rating`` Float32, ``timestamp`` Int64.
+    ratings: polars frame ``userId``, ``movieId`` (any integer type: the file readers give Int32, the
+             generator Int64), ``rating`` Float32, ``timestamp`` Int64.
     movies:  ``movieId`` Int64, ``title`` Utf8, ``year`` Int32 (null when absent), ``genres`` List(Utf8).
     users:   ``userId`` Int64 and demographics (``gender``, ``age``, ``occupation``, ``zip``) or None.
     """
