@@ -186,8 +186,6 @@ def _read_zip(dataset: str, path: Path, say: Callable[[str], None]) -> RawData:
 
 
 def _read_folder(dataset: str, root: Path, source: str, say: Callable[[str], None], display: str | None = None) -> RawData:
-    import polars as pl
-
     fmt = FORMATS[dataset]
     where = display or str(root)
 
