@@ -200,3 +200,12 @@ def test_transpose_matches_a_stable_argsort(n_blocks):
     np.testing.assert_array_equal(indptr, want_ptr)
     np.testing.assert_array_equal(r, rows[order])
     np.testing.assert_array_equal(v, vals[order])
+
+
+def test_dense_index_by_table_and_for_huge_or_negative_ids():
+    from mfrec.data.prepare import dense_index
+
+    ids, idx = dense_index(np.array([7, 3, 7, 11], np.int32))
+    assert ids.tolist() == [3, 7, 11] and idx.tolist() == [1, 0, 1, 2] and idx.dtype == np.int32
+    ids, idx = dense_index(np.array([10**12, -5, 10**12], np.int64))  # no lookup table: np.unique
+    assert ids.tolist() == [-5, 10**12] and idx.tolist() == [1, 0, 1]
