@@ -158,6 +158,7 @@ def test_zip_source_and_folder_holding_the_extracted_folder(tmp_path):
     for a, b in ((from_parent.ratings, from_zip.ratings), (from_parent.movies, from_zip.movies), (from_parent.users, from_zip.users)):
         assert a.equals(b)
     assert from_zip.source == str(z)
+    assert read_dataset("ml-1m", source=folder / "ratings.dat").ratings.equals(from_zip.ratings)  # a file: its folder
     raw100 = read_dataset("ml-100k", source=zip_folder(write_ml100k(tmp_path / "h"), tmp_path / "ml-100k.zip", "ml-100k"))
     assert sorted(canonical_test_pairs(raw100, "u1").rows()) == [(1, 20), (2, 543), (3, 267)]
 

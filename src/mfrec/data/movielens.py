@@ -85,6 +85,9 @@ def read_dataset(
     src = Path(source)
     if not src.exists():
         raise DataError(f"--source {src} does not exist (give an extracted {dataset} folder or the GroupLens {dataset}.zip)")
+    fmt = FORMATS[dataset]
+    if src.is_file() and src.name in (fmt.ratings, fmt.movies, fmt.users):  # one of its files: read its folder
+        return _read_folder(dataset, src.parent, str(src.parent), say)
     if src.is_file():
         return _read_zip(dataset, src, say)
     return _read_folder(dataset, _find_root(dataset, src), str(src), say)
