@@ -125,3 +125,28 @@ def test_cli_without_network_says_so_in_one_sentence(tmp_path, monkeypatch):
     assert "could not download ml-100k" in res.output and "--source" in res.output and "synthetic" in res.output
     assert "Traceback" not in res.output
     assert not (tmp_path / "Training_data").exists() or list((tmp_path / "Training_data").iterdir()) == []
+
+
+def test_a_download_that_breaks_off_is_an_error_and_leaves_nothing(tmp_path):
+    """The server promises more bytes than it sends, then closes the connection."""
+
+    class Short(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"PK" + b"\0" * 1000)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Short)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(DownloadError, match="broke off|stopped at 1,002 of 100,000 bytes"):
+            download("ml-1m", data_dir=tmp_path / "Data", base_url=f"http://127.0.0.1:{httpd.server_address[1]}", progress=False)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert list((tmp_path / "Data").iterdir()) == []

@@ -12,6 +12,7 @@ is not re-checked on every run.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -48,7 +49,7 @@ def _open(url: str, name: str, timeout: float):
         raise DownloadError(f"could not download {name}: {url} answered HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
         raise _no_network(name, url, e.reason) from None
-    except (socket.timeout, TimeoutError, ConnectionError, OSError) as e:
+    except (socket.timeout, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as e:
         raise _no_network(name, url, e) from None
 
 
@@ -58,7 +59,7 @@ def fetch_md5(name: str, url: str | None = None, timeout: float = 15.0) -> str |
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310
             text = r.read(4096).decode("ascii", "replace")
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         return None
     m = re.search(r"\b([0-9a-fA-F]{32})\b", text)
     return m.group(1).lower() if m else None
@@ -151,7 +152,7 @@ def download(
                 while True:
                     try:
                         block = resp.read(_CHUNK)
-                    except (socket.timeout, TimeoutError, OSError) as e:
+                    except (socket.timeout, TimeoutError, OSError, http.client.HTTPException) as e:
                         raise DownloadError(f"the download of {url} broke off after {done / 1e6:.1f} MB ({e}); try again") from None
                     if not block:
                         break
