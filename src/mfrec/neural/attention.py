@@ -48,8 +48,8 @@ DEFAULTS: dict[str, Any] = {
     "dropout": 0.2,
     "window": 4,
     "step": 2,
-    "self_pair": 0.2,  # share of training pairs that are one user with themself
-    "lr": 0.003,
+    "self_pair": 0.5,  # share of training pairs that are one user with themself
+    "lr": 0.005,
     "batch_size": 2048,
     "weight_decay": 1e-5,
     "device": "cpu",
