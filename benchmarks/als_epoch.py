@@ -40,8 +40,11 @@ def bench(ds, k: int, solver: str, cg_steps: int, epochs: int, seed: int = 0) ->
     mu = float(np.mean(ds.train.rating, dtype=np.float64))
     u, m = ds.train_by_user, ds.train_by_movie
     common = dict(reg=0.08, reg_bias=10.0, weighted=True, solver=solver, cg_steps=cg_steps)
-    users_s, movies_s, cpu_s = [], [], []
+    import resource
+
+    users_s, movies_s, cpu_s, sys_s, faults = [], [], [], [], []
     for epoch in range(epochs + 1):  # epoch 0: warm-up, not timed
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
         c0 = time.process_time()
         t0 = time.perf_counter()
         solve_rows(u.indptr, u.indices, u.values, Q, bi, mu, out_factors=P, out_bias=bu, what="user", **common)
@@ -49,7 +52,10 @@ def bench(ds, k: int, solver: str, cg_steps: int, epochs: int, seed: int = 0) ->
         solve_rows(m.indptr, m.indices, m.values, P, bu, mu, out_factors=Q, out_bias=bi, what="movie", **common)
         t2 = time.perf_counter()
         if epoch:
+            ru1 = resource.getrusage(resource.RUSAGE_SELF)
             cpu_s.append(time.process_time() - c0)
+            sys_s.append(ru1.ru_stime - ru0.ru_stime)
+            faults.append(ru1.ru_majflt - ru0.ru_majflt)
             users_s.append(t1 - t0)
             movies_s.append(t2 - t1)
     epoch_s = [a + b for a, b in zip(users_s, movies_s)]
@@ -59,8 +65,10 @@ def bench(ds, k: int, solver: str, cg_steps: int, epochs: int, seed: int = 0) ->
     return {
         "k": k, "solver": solver, "cg_steps": cg_steps if solver == "cg" else None, "epochs_timed": epochs,
         "seconds_per_epoch": statistics.median(epoch_s), "seconds_per_epoch_min": min(epoch_s),
+        "seconds_per_epoch_max": max(epoch_s),
         "user_half_step_s": statistics.median(users_s), "movie_half_step_s": statistics.median(movies_s),
-        "epoch_seconds": epoch_s, "cpu_seconds_per_epoch": statistics.median(cpu_s), "train_rmse_after": float(np.sqrt(sq / len(ds.train))),
+        "epoch_seconds": epoch_s, "cpu_seconds_per_epoch": statistics.median(cpu_s),
+        "system_cpu_seconds_per_epoch": statistics.median(sys_s), "major_page_faults_per_epoch": statistics.median(faults), "train_rmse_after": float(np.sqrt(sq / len(ds.train))),
         "loadavg_after": loadavg(),
     }
 
@@ -102,7 +110,8 @@ def main() -> None:
                 results["runs"].append(r)
                 print(f"{ds.name} k={k:<4} {solver:<8} {r['seconds_per_epoch']:8.2f} s/epoch "
                       f"(users {r['user_half_step_s']:.2f} s, movies {r['movie_half_step_s']:.2f} s, "
-                      f"CPU {r['cpu_seconds_per_epoch']:.2f} s) "
+                      f"CPU {r['cpu_seconds_per_epoch']:.2f} s, sys {r['system_cpu_seconds_per_epoch']:.2f} s, "
+                      f"major faults {r['major_page_faults_per_epoch']}) "
                       f"train RMSE {r['train_rmse_after']:.4f} load {before}", flush=True)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(results, indent=2) + "\n")

@@ -25,8 +25,8 @@ NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
 DEFAULTS_HELP = (
     "Defaults per model (tuned on ml-100k u1): "
     "bias: 8 epochs, reg-bias 2; "
-    "mf: k=64, 8 epochs, weighted reg 0.4 x count^0.75, reg-bias 1, cholesky; "
-    "mf-genre: as mf, reg-genre 0.05. "
+    "mf: k=64, 8 epochs, weighted reg 0.4 x count^0.75, reg-bias 1, cg solver with 3 steps; "
+    "mf-genre: as mf, reg-genre 0.3. "
     "With a validation split, training stops after --patience (2) epochs without a better validation RMSE."
 )
 
@@ -48,7 +48,7 @@ DEFAULTS_HELP = (
 @click.option("--reg-exponent", type=float, default=None,
               help="Weighted-lambda penalty = reg x count ** this (1 = classic ALS-WR) [0.75].")
 @click.option("--solver", type=click.Choice(["cholesky", "cg"]), default=None,
-              help="Per-row solver: cholesky (exact) or cg (conjugate gradient, fastest for large k) [cholesky].")
+              help="Per-row solver: cholesky (exact) or cg (warm-started conjugate gradient, fast for large k) [cg; bias: cholesky].")
 @click.option("--cg-steps", type=int, default=None, help="Conjugate-gradient steps per row and half-step [3].")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the initial factors.")
 @click.option("--threads", type=int, default=0, show_default=True, help="Numba threads (0 = all cores).")
