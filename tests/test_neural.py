@@ -114,7 +114,10 @@ def test_rating_models_learn_save_and_reload(tiny, tmp_path, model):
     assert loaded.movie_factors.shape == (tiny.n_movies, 8)
     with np.load(run.path / "factors.npz", allow_pickle=False) as z:  # ALS key names, same prediction
         p = z["mu"] + z["user_bias"][5] + z["movie_bias"][3] + z["user_factors"][5] @ z["movie_factors"][3]
+        keys = set(z.files)
     assert np.clip(p, *tiny.rating_scale) == pytest.approx(loaded.predict([5], [3])[0], rel=1e-4)
+    assert keys >= {"mu", "user_bias", "movie_bias", "user_factors", "movie_factors", "genre_factors",
+                    "genre_indptr", "genre_indices", "user_ids", "movie_ids", "config_json"}
     assert (run.path / "plots" / "movie_map.png").is_file()
     if model == "genre-embedding":
         first, last = summary["genre_bce_first"], summary["genre_bce_last"]

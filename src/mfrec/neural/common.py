@@ -236,7 +236,7 @@ class Timer:
 
 
 def export_factors(run, dataset, arrays: dict[str, np.ndarray], maps: dict[str, np.ndarray] | None = None) -> list[Path]:
-    """``factors.npz`` (ALS key names, pickle-free) and movie-embedding maps drawn by ``mfrec.plots``.
+    """``factors.npz`` (every key of the ALS ``model.npz`` contract, pickle-free) and movie maps.
 
     ``arrays`` holds mu, user_bias, movie_bias, user_factors, movie_factors; ``maps`` names extra movie
     embeddings to draw (file stem -> (n_movies, k) array). The figures use the same PCA map as
@@ -244,7 +244,15 @@ def export_factors(run, dataset, arrays: dict[str, np.ndarray], maps: dict[str, 
     """
     path = Path(run.path)
     full = {k: np.asarray(v) for k, v in arrays.items()}
-    full.setdefault("genre_factors", np.zeros((0, full["movie_factors"].shape[1]), np.float32))
+    k = full["movie_factors"].shape[1]
+    # the remaining keys of the ALS model.npz contract, so ALS tools can read this file as it is
+    full.setdefault("genre_factors", np.zeros((0, k), np.float32))
+    full.setdefault("genre_indptr", np.asarray(dataset.movie_genres.indptr, np.int64))
+    full.setdefault("genre_indices", np.asarray(dataset.movie_genres.indices, np.int32))
+    full.setdefault("user_ids", np.asarray(dataset.user_ids.ids, np.int64))
+    full.setdefault("movie_ids", np.asarray(dataset.movie_ids.ids, np.int64))
+    cfg = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+    full.setdefault("config_json", np.array(json.dumps({**cfg, "factors": int(k), "exported_from": cfg.get("model")})))
     tmp = path / ".factors.tmp.npz"
     np.savez(tmp, **full)
     tmp.replace(path / "factors.npz")
