@@ -240,3 +240,34 @@ def test_main_py_trains_a_neural_model(tiny, tmp_path):
     (folder,) = list((tmp_path / "E").iterdir())
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["epochs_run"] == 2 and summary["config"]["factors"] == 4
+
+
+def test_attention_uses_imdb_runtime_and_directors(tiny, tmp_path):
+    """With an imdb.parquet (as Data_processing.py --imdb writes it) the model gains runtime/director features."""
+    import shutil
+
+    import polars as pl
+
+    from mfrec.data import load
+    from mfrec.neural import load_model, train_neural
+    from mfrec.neural.attention import movie_features
+
+    folder = tmp_path / "tiny-imdb"
+    shutil.copytree(tiny.path, folder)
+    n = tiny.n_movies
+    pl.DataFrame({
+        "movie": np.arange(n, dtype=np.int32),
+        "runtime": [None if i % 5 == 0 else 80 + i for i in range(n)],
+        "directors": [["Ann"] if i % 2 else (["Bob", "Cy"] if i % 3 else []) for i in range(n)],
+    }, schema={"movie": pl.Int32, "runtime": pl.Int32, "directors": pl.List(pl.String)}).write_parquet(folder / "imdb.parquet")
+    ds = load(folder)
+    f = movie_features(ds)
+    assert f["imdb"] and f["n_directors"] == 3  # Ann, Bob + the unknown code 0
+    assert f["runtime"][0].tolist() == [0.0, 0.0] and f["runtime"][1, 1] == 1.0  # movie 0: runtime unknown
+    assert f["director"][1] != f["director"][2] and f["director"][0] == 0  # movie 0 has no director
+    run = _run(tmp_path, "att-imdb")
+    summary = train_neural(ds, "attention", {"epochs": 2, "factors": 8, "heads": 2, "hidden": 16, "batch_size": 128,
+                                             "progress": False}, run)
+    assert summary["imdb_features"] is True
+    loaded = load_model(run.path)
+    assert loaded.module.imdb and loaded.predict([0], [1]).shape == (1,)
