@@ -279,9 +279,13 @@ def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
         plot_curves(run, hist["epoch"], {"train cross-entropy": hist["train_loss"], "val cross-entropy": hist["val_loss"]},
                     "cross-entropy (nats)", f"{NAME} on {dataset.name}: next-movie loss per epoch", "loss.png")
         model = SequenceModel(module, all_seqs, {"config": config}, device)
-        ranking = ranking_protocol(model, dataset, strict=False)
-        run.log(f"best epoch {best[1]}; test Hit@10 {ranking['hit@10']:.4f} NDCG@10 {ranking['ndcg@10']:.4f} "
-                f"genre consistency {ranking['genre_consistency@10']:.4f}")
+        if dataset.test is not None and len(dataset.test):
+            ranking = ranking_protocol(model, dataset, strict=False)
+            run.log(f"best epoch {best[1]}; test Hit@10 {ranking['hit@10']:.4f} NDCG@10 {ranking['ndcg@10']:.4f} "
+                    f"genre consistency {ranking['genre_consistency@10']:.4f}")
+        else:
+            ranking = None
+            run.log(f"best epoch {best[1]}; no test split, so no test ranking metrics")
         save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
                                    "n_movies": dataset.n_movies, "dataset": dataset.name,
                                    "data_path": config["data_path"], "best_epoch": best[1]})
@@ -290,7 +294,8 @@ def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
             "test_mae": None, "train_seconds": seconds, "seconds_per_epoch": seconds / max(epochs, 1),
             "train_loss": hist["train_loss"][best[1] - 1], "val_loss": hist["val_loss"][best[1] - 1],
             # the full-ranking test metrics, under the same names `mfrec evaluate` writes
-            **{key: ranking[key] for key in RANKING_KEYS}, "ranking_split": ranking["split"],
+            **({key: ranking[key] for key in RANKING_KEYS} if ranking else {}),
+            "ranking_split": ranking["split"] if ranking else None,
         }
         return finish(run, {**base, **facts})
 
