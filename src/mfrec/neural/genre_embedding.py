@@ -17,7 +17,6 @@ with negative epoch numbers counting up to 0 so that stage 2's epochs stay 1..ep
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 

@@ -28,14 +28,14 @@ def predict_tensor(module, users, movies, lo, hi, batch_size=1 << 16):
     return out.clamp_(lo, hi)
 
 
-def rmse_mae(module, data, lo, hi) -> tuple[float | None, float | None, float | None]:
-    """(rmse, mae, mse loss of the unclipped predictions) on a split's tensors; Nones without data."""
+def rmse_mae(module, data, lo, hi) -> tuple[float | None, float | None]:
+    """(rmse, mae) of the clipped predictions on a split's tensors; Nones without data."""
     if data is None:
-        return None, None, None
+        return None, None
     u, m, r = data
     pred = predict_tensor(module, u, m, lo, hi)
     err = pred - r
-    return math.sqrt(float((err * err).mean())), float(err.abs().mean()), None
+    return math.sqrt(float((err * err).mean())), float(err.abs().mean())
 
 
 def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, generator: torch.Generator,
@@ -72,9 +72,9 @@ def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, gene
                 total += float(loss.detach()) * len(idx)
                 bar.update(1)
             train_loss = total / n
-            tr, _, _ = rmse_mae(module, train, lo, hi)
-            va, _, _ = rmse_mae(module, val, lo, hi)
-            te, _, _ = rmse_mae(module, test, lo, hi)
+            tr, _ = rmse_mae(module, train, lo, hi)
+            va, _ = rmse_mae(module, val, lo, hi)
+            te, _ = rmse_mae(module, test, lo, hi)
             val_loss = va ** 2 if va is not None else None
             secs = t_ep()
             run.append_metrics(epoch, tr, va, te, secs, train_loss=train_loss, val_loss=val_loss, **(extra or {}))
@@ -93,9 +93,9 @@ def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, gene
                 epochs = epoch
                 break
     module.load_state_dict(best[2])
-    tr, _, _ = rmse_mae(module, train, lo, hi)
-    va, _, _ = rmse_mae(module, val, lo, hi)
-    te, tmae, _ = rmse_mae(module, test, lo, hi)
+    tr, _ = rmse_mae(module, train, lo, hi)
+    va, _ = rmse_mae(module, val, lo, hi)
+    te, tmae = rmse_mae(module, test, lo, hi)
     seconds = timer()
     plot_curves(run, history["epoch"], {k: history[k] for k in ("train_rmse", "val_rmse", "test_rmse")},
                 "RMSE (rating points)", f"{model_name} on {dataset.name}: RMSE per epoch", "rmse.png")

@@ -132,7 +132,7 @@ def flag_mask(flags_np):
 
 
 @torch.no_grad()
-def val_loss(module, seqs, flags, users, device, batch_size) -> float | None:
+def val_loss(module, seqs, flags, device, batch_size) -> float | None:
     counts = np.array([int(flags[u][1:].sum()) for u in range(len(seqs))])
     if counts.sum() == 0:
         return None
@@ -254,7 +254,7 @@ def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
                     total += float(loss.detach()) * len(y)
                     bar.update(1)
                 train_loss = total / n_examples
-                vl = val_loss(module, all_seqs, all_flags, None, device, int(opts["batch_size"]))
+                vl = val_loss(module, all_seqs, all_flags, device, int(opts["batch_size"]))
                 model.module.eval()
                 vh, vn = _val_ranking(model, train_seqs, val_targets, dataset)
                 secs = te()
