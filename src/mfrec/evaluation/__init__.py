@@ -1,0 +1,1 @@
+"""Evaluation: rating metrics (RMSE/MAE), full-ranking metrics and the protocols that apply them."""
