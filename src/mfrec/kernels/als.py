@@ -35,6 +35,7 @@ from mfrec.kernels._config import FASTMATH
 SOLVERS = {"cholesky": 0, "cg": 1}
 OK, NOT_POSITIVE_DEFINITE, NOT_FINITE = 0, 1, 2
 _BLOCKS_PER_THREAD = 4
+_GENRE_BLOCK = 1 << 17  # rows per BLAS block in the genre normal equations
 
 
 class SolveError(ModelError):
@@ -320,35 +321,6 @@ def solve_rows(
 
 
 # -- genre factors -------------------------------------------------------------------------------
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _genre_sums(set_indptr, set_movies, movie_indptr, movie_users, movie_ratings, mu, user_bias, movie_bias,
-                user_factors, movie_factors, S, h):
-    k = user_factors.shape[1]
-    n_sets = set_indptr.shape[0] - 1
-    for g in prange(n_sets):
-        for a in range(k):
-            h[g, a] = 0.0
-            for b in range(k):
-                S[g, a, b] = 0.0
-        for mm in range(set_indptr[g], set_indptr[g + 1]):
-            i = set_movies[mm]
-            for jj in range(movie_indptr[i], movie_indptr[i + 1]):
-                u = movie_users[jj]
-                e = np.float64(movie_ratings[jj]) - mu - user_bias[u] - movie_bias[i]
-                d = np.float32(0.0)
-                for a in range(k):
-                    d += user_factors[u, a] * movie_factors[i, a]
-                e -= d
-                for a in range(k):
-                    pa = np.float64(user_factors[u, a])
-                    h[g, a] += e * pa
-                    for b in range(a, k):
-                        S[g, a, b] += pa * user_factors[u, b]
-        for a in range(k):
-            for b in range(a):
-                S[g, a, b] = S[g, b, a]
-
-
 def genre_sets(genre_indptr, genre_indices) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
     """Group movies by their genre set: (sets, set_indptr, set_movies); movies without genres are left out."""
     groups: dict[tuple[int, ...], list[int]] = {}
@@ -380,17 +352,34 @@ def solve_genre_factors(
     """
     import scipy.linalg
 
+    from mfrec.kernels.predict import predict
+
     P = np.ascontiguousarray(user_factors, dtype=np.float32)
     k = P.shape[1]
     n_sets = len(sets)
     S = np.zeros((n_sets, k, k), np.float64)
     h = np.zeros((n_sets, k), np.float64)
     indptr, users, ratings = movie_csr
+    indptr = np.asarray(indptr, np.int64)
     if n_sets:
-        _genre_sums(set_indptr, set_movies, np.asarray(indptr, np.int64), np.asarray(users, np.int32),
-                    np.asarray(ratings, np.float32), float(mu), np.ascontiguousarray(user_bias, np.float32),
-                    np.ascontiguousarray(movie_bias, np.float32), P,
-                    np.ascontiguousarray(movie_factors, np.float32), S, h)
+        # positions of the movie-CSR entries, grouped by genre set
+        set_movies = np.asarray(set_movies, np.int64)
+        starts, lens = indptr[set_movies], indptr[set_movies + 1] - indptr[set_movies]
+        offsets = np.concatenate([[0], np.cumsum(lens)])
+        pos = np.repeat(starts - offsets[:-1], lens) + np.arange(offsets[-1])
+        bounds = offsets[np.asarray(set_indptr, np.int64)]
+        u = np.asarray(users, np.int32)[pos]
+        m = np.repeat(set_movies.astype(np.int32), lens)
+        e = np.asarray(ratings, np.float32)[pos] - predict(u, m, mu, np.ascontiguousarray(user_bias, np.float32),
+                                                            np.ascontiguousarray(movie_bias, np.float32), P,
+                                                            np.ascontiguousarray(movie_factors, np.float32))
+        # S = sum p_u p_u^T and h = sum e p_u per set, by BLAS on blocks of gathered rows
+        for g in range(n_sets):
+            for c0 in range(int(bounds[g]), int(bounds[g + 1]), _GENRE_BLOCK):
+                c1 = min(c0 + _GENRE_BLOCK, int(bounds[g + 1]))
+                X = P[u[c0:c1]].astype(np.float64)
+                S[g] += X.T @ X
+                h[g] += X.T @ e[c0:c1].astype(np.float64)
     counts = np.diff(np.asarray(indptr))
     M = np.zeros((n_genres * k, n_genres * k), np.float64)
     rhs = np.zeros(n_genres * k, np.float64)
