@@ -377,9 +377,9 @@ def solve_genre_factors(
         for g in range(n_sets):
             for c0 in range(int(bounds[g]), int(bounds[g + 1]), _GENRE_BLOCK):
                 c1 = min(c0 + _GENRE_BLOCK, int(bounds[g + 1]))
-                X = P[u[c0:c1]].astype(np.float64)
+                X = P[u[c0:c1]]  # float32 BLAS within a block, float64 across blocks
                 S[g] += X.T @ X
-                h[g] += X.T @ e[c0:c1].astype(np.float64)
+                h[g] += X.T @ e[c0:c1]
     counts = np.diff(np.asarray(indptr))
     M = np.zeros((n_genres * k, n_genres * k), np.float64)
     rhs = np.zeros(n_genres * k, np.float64)
