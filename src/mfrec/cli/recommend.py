@@ -64,9 +64,14 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, to
         from mfrec.errors import DataError
 
         raise DataError("--all-users lists every user: give it without --like/--rate/--user/--users/--similar")
-    exp, how = open_run(experiment, runs_dir)
+    mode = "all-users" if all_users else "similar" if similar else "users" if users else "user" if user else "like"
+    exp, how = open_run(experiment, runs_dir, mode=mode)
     click.echo(how)
     rec = recommender(exp)
+    # neural runs answer fewer requests: refuse an unsupported one before any work (one sentence, exit 2)
+    rec.check_supported(mode)
+    if explain and not (users or similar or all_users):
+        rec.check_supported("explain")
     if all_users:
         _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_dir)
         return
@@ -117,9 +122,10 @@ def interactive(experiment, runs_dir, top, min_ratings):
     from mfrec.inference import open_run, recommender
     from mfrec.inference.interactive import run_loop
 
-    exp, how = open_run(experiment, runs_dir)
+    exp, how = open_run(experiment, runs_dir, mode="interactive")
     click.echo(how)
     rec = recommender(exp)
+    rec.check_supported("interactive")
     import sys
 
     run_loop(rec, sys.stdin, click.echo, top=top, min_ratings=min_ratings)

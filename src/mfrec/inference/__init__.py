@@ -4,6 +4,10 @@
   the interactive loop and the notebook API (``Experiment.recommend`` and friends, see ``api``)
   all go through it.
 - ``open_run(name_or_path)``: load a run by name or path, or the most recent successful one.
+- Neural runs (the torch extra): neumf and genre-embedding runs are read from their ``factors.npz``
+  (the ALS key set) by the same ``Recommender``; a made-up user is folded in with the ALS user
+  half-step against their movie factors (an approximation, said in the output). sequential and
+  attention runs get the narrower recommenders of ``mfrec.inference.neural``.
 - ``fold_in.fold_in_rows`` / ``fold_in.explain_contributions``: the model's own ALS user half-step on
   new rows, and the exact per-rating decomposition of the resulting scores.
 - ``topk.topk_rows`` / ``topk.recommend_all``: the Numba top-k kernel, one user or all of them.
@@ -20,35 +24,75 @@ from mfrec.errors import MfrecError, ModelError
 DEFAULT_RUNS = Path("Experiments_")
 
 
-def latest_run(root: str | os.PathLike = DEFAULT_RUNS) -> Path:
-    """The most recently finished run under ``root`` with status "ok" and a model.npz."""
-    root = Path(root)
+MODEL_FILES = ("model.npz", "factors.npz", "model.json")  # ALS, neumf/genre-embedding, any neural run
+
+
+def supported_modes(kind: str | None) -> frozenset:
+    """The request modes (``recommend.MODES`` keys) a run of this model kind answers."""
+    from mfrec.inference.neural import PairRecommender, SequenceRecommender
+    from mfrec.inference.recommend import Recommender
+
+    return {"sequential": SequenceRecommender.supports, "attention": PairRecommender.supports}.get(
+        str(kind), Recommender.supports)
+
+
+def _successful_runs(root: Path) -> list[tuple[str, float, Path, str | None]]:
+    """(finished, mtime, folder, model kind) of every run under ``root`` with status "ok" and a model file."""
     found = []
     if root.is_dir():
         for d in root.iterdir():
             summary = d / "summary.json"
-            if not (summary.is_file() and (d / "model.npz").is_file()):
+            if not (summary.is_file() and any((d / f).is_file() for f in MODEL_FILES)):
                 continue
             try:
                 s = json.loads(summary.read_text())
             except (OSError, ValueError):
                 continue
             if s.get("status") == "ok":
-                found.append((str(s.get("finished", "")), summary.stat().st_mtime, d))
-    if not found:
-        raise MfrecError(f"no successful ALS run with a model.npz under {root}/: train one with Main.py, or pass --experiment")
+                kind = s.get("model") or (s.get("config") or {}).get("model")
+                found.append((str(s.get("finished", "")), summary.stat().st_mtime, d, kind))
     found.sort(key=lambda t: (t[0], t[1]))
-    return found[-1][2]
+    return found
 
 
-def open_run(experiment: str | os.PathLike | None = None, root: str | os.PathLike = DEFAULT_RUNS):
-    """``(Experiment, how)``: the run named/located by ``experiment``, or the latest successful one."""
+def latest_run(root: str | os.PathLike = DEFAULT_RUNS, mode: str | None = None) -> Path:
+    """The most recently finished run under ``root`` with status "ok" and a model file (an ALS
+    model.npz, or a neural run's factors.npz / model.json); with ``mode`` (a ``recommend.MODES`` key)
+    the most recent one whose kind can answer that request."""
+    return _latest(Path(root), mode)[0]
+
+
+def _latest(root: Path, mode: str | None) -> tuple[Path, list[tuple[str, str | None]]]:
+    """(the run, the newer successful runs passed over because their kind cannot answer ``mode``)."""
+    found = _successful_runs(root)
+    if not found:
+        raise MfrecError(f"no successful run with a model file under {root}/: train one with Main.py, or pass --experiment")
+    skipped = []
+    for _, _, d, kind in reversed(found):
+        if mode is None or mode in supported_modes(kind):
+            return d, skipped
+        skipped.append((d.name, kind))
+    from mfrec.inference.recommend import MODES
+
+    raise MfrecError(f"no successful run under {root}/ can answer {MODES.get(mode, mode)}: the runs there are "
+                     f"{', '.join(sorted({str(k) for *_, k in found}))} models; pass --experiment or train another")
+
+
+def open_run(experiment: str | os.PathLike | None = None, root: str | os.PathLike = DEFAULT_RUNS,
+             mode: str | None = None):
+    """``(Experiment, how)``: the run named/located by ``experiment``, or the latest successful one
+    (with ``mode``, the latest whose kind can answer that request; the output names any newer run passed over)."""
     from mfrec.experiments import load_experiment
 
     if experiment is None or str(experiment) == "":
-        path = latest_run(root)
+        path, skipped = _latest(Path(root), mode)
         exp = load_experiment(path, root=root)
         how = f"using the most recent successful run: {exp.name} (finished {exp.summary.get('finished', '?')})"
+        if skipped:
+            from mfrec.inference.recommend import MODES
+
+            how += (f"; passed over the newer {', '.join(f'{n} ({k})' for n, k in skipped)}, which cannot answer "
+                    f"{MODES.get(mode, mode)}")
     else:
         exp = load_experiment(experiment, root=root)
         how = f"using run {exp.name}"
@@ -59,18 +103,37 @@ def open_run(experiment: str | os.PathLike | None = None, root: str | os.PathLik
 
 
 def recommender(exp):
-    """The ``Recommender`` of a loaded experiment, built once and kept on it."""
+    """The ``Recommender`` of a loaded experiment, built once and kept on it.
+
+    ALS runs: model.npz. neumf / genre-embedding runs: their factors.npz (same keys). sequential
+    and attention runs: ``mfrec.neural.load_model`` behind ``SequenceRecommender`` / ``PairRecommender``.
+    """
     from mfrec.inference.model import FactorModel
     from mfrec.inference.recommend import Recommender
 
     cached = getattr(exp, "_mfrec_recommender", None)
-    if cached is None:
-        npz = Path(exp.path) / "model.npz"
-        if not npz.is_file():
-            raise ModelError(f"run {exp.name} has no model.npz: recommendations need an ALS run (bias, mf or mf-genre)")
-        cached = Recommender(FactorModel.from_als(exp.model, npz), exp.dataset, run_name=exp.name)
-        exp._mfrec_recommender = cached
+    if cached is not None:
+        return cached
+    path = Path(exp.path)
+    kind = exp.config.get("model") or exp.summary.get("model")
+    if (path / "model.npz").is_file():
+        cached = Recommender(FactorModel.from_als(exp.model, path / "model.npz"), exp.dataset, run_name=exp.name)
+    elif (path / "factors.npz").is_file():
+        cached = Recommender(FactorModel.load(path / "factors.npz"), exp.dataset, run_name=exp.name)
+    elif kind in ("sequential", "attention") and (path / "model.json").is_file():
+        from mfrec.inference.neural import PairRecommender, SequenceRecommender
+        from mfrec.neural import load_model
+
+        cls = SequenceRecommender if kind == "sequential" else PairRecommender
+        cached = cls(load_model(path), exp.dataset, run_name=exp.name)
+    elif kind in ("neumf", "genre-embedding"):
+        raise ModelError(f"run {exp.name} ({kind}) has no factors.npz: train it again to get one "
+                         f"(recommendations read its factors from that file)")
+    else:
+        raise ModelError(f"run {exp.name} has no model.npz, factors.npz or neural model.json: recommendations need "
+                         f"an ALS run (bias, mf, mf-genre) or a neural one (neumf, genre-embedding, sequential, attention)")
+    exp._mfrec_recommender = cached
     return cached
 
 
-__all__ = ["DEFAULT_RUNS", "latest_run", "open_run", "recommender"]
+__all__ = ["DEFAULT_RUNS", "MODEL_FILES", "supported_modes", "latest_run", "open_run", "recommender"]

@@ -35,6 +35,8 @@ def _hyper(model) -> dict:
     Read through ``ALSConfig.from_dict``; ``reg_exponent`` missing from an older run's config means
     the exponent 1 that run was trained with.
     """
+    if model.config.get("exported_from"):
+        return _neural_hyper(model)
     from mfrec.models.config import ALSConfig
 
     try:
@@ -46,6 +48,30 @@ def _hyper(model) -> dict:
         # a run saved before the field existed was trained with the classic ALS-WR exponent 1
         kw["reg_exponent"] = float(model.config.get("reg_exponent", 1.0))
     return kw
+
+
+# a neumf model has no user bias: this penalty keeps a folded-in user's bias at zero
+NO_BIAS_PENALTY = 1e6
+
+
+def _neural_hyper(model) -> dict:
+    """Half-step settings for the ``factors.npz`` of a neumf or genre-embedding run (Adam-trained).
+
+    Their loss is the batch mean of ``(r - r̂)^2 + reg (|p_u|^2 + |q_i|^2)``, so over an epoch a user
+    with n ratings pays ``reg * n * |p_u|^2``: the ALS ridge with weighted-lambda exponent 1 and the
+    run's own ``reg``. neumf has no user bias (it is held at zero by a huge bias penalty);
+    genre-embedding's unpenalised user bias gets the ALS default penalty 1 so that a one-movie user
+    stays well posed. This is an approximation of where the neural model would put a new user.
+    """
+    from mfrec.errors import ModelError as _ModelError
+
+    try:
+        reg = float(model.config.get("reg") or 0.0)
+    except (TypeError, ValueError):
+        raise _ModelError(f"{model.path or 'the model'}: reg {model.config.get('reg')!r} is not a number") from None
+    has_bias = bool(np.any(np.asarray(model.user_bias) != 0) or np.any(np.asarray(model.movie_bias) != 0))
+    return {"reg": reg if reg > 0 else 0.05, "reg_bias": 1.0 if has_bias else NO_BIAS_PENALTY,
+            "weighted": True, "reg_exponent": 1.0}
 
 
 @contextmanager

@@ -91,8 +91,28 @@ class UserVector:
     vector: np.ndarray
 
 
+# what each kind of run can be asked for (the modes of ``check_supported``)
+MODES = {
+    "like": "a made-up user (--like/--rate)",
+    "user": "an existing user (--user)",
+    "users": "a pair or group (--users)",
+    "similar": "similar movies (--similar)",
+    "all-users": "every user's list (--all-users)",
+    "explain": "explanations (--explain)",
+    "interactive": "the interactive loop",
+}
+
+
 class Recommender:
-    """Recommendations from one trained ALS run and the dataset it was trained on."""
+    """Recommendations from one trained factor run (ALS ``model.npz``, or the ``factors.npz`` of a
+    neumf/genre-embedding run) and the dataset it was trained on.
+
+    ``kind`` names the model; ``supports`` the request modes it answers (see ``MODES``); the
+    subclasses in ``mfrec.inference.neural`` answer fewer.
+    """
+
+    supports: frozenset = frozenset(MODES)
+    supported_text = "every request"
 
     def __init__(self, model: FactorModel, dataset, run_name: str = "run"):
         self.model = model
@@ -105,11 +125,39 @@ class Recommender:
             )
         if not (np.array_equal(model.movie_ids, dataset.movie_ids.ids) and np.array_equal(model.user_ids, dataset.user_ids.ids)):
             raise ModelError(f"run {run_name}'s user or movie ids differ from dataset {dataset.name}'s: prepare and train again")
+        self.kind = model.kind
+        # a neumf/genre-embedding run's factors.npz: the neural model was trained by Adam, not ALS
+        self.exported_from = model.config.get("exported_from")
+        self._init_tables(dataset)
+
+    def check_supported(self, mode: str) -> None:
+        """Raise a one-sentence ModelError when this kind of run cannot answer ``mode`` (a ``MODES`` key)."""
+        if mode not in self.supports:
+            raise ModelError(
+                f"run {self.run_name} is {_a(self.kind)} model, which supports {self.supported_text}; "
+                f"{MODES.get(mode, mode)} is not supported for it"
+            )
+
+    def fold_in_note(self) -> str:
+        """How a made-up user is placed in this model (printed above their list)."""
+        if self.exported_from:
+            from mfrec.inference.foldin import _hyper
+
+            h = _hyper(self.model)
+            bias = ("no user bias (the model has none)" if h["reg_bias"] >= 1e5
+                    else f"user-bias penalty {h['reg_bias']:g}")
+            return (f"the ALS user half-step against this {self.exported_from} run's movie factors from factors.npz, "
+                    f"ridge penalty {h['reg']:g} x n (its own L2 weight per rating), {bias}: an approximation, "
+                    f"since the neural model was trained by Adam, not ALS")
+        return "the model's per-row ALS step"
+
+    def _init_tables(self, dataset) -> None:
+        """Titles, years, genres, ids and popularity of the dataset's movies."""
         self.scale = tuple(float(x) for x in dataset.rating_scale)
         movies = dataset.movies.sort("movie")
         self.movies = movies
         self.titles_list = movies["title"].to_list()
-        self.years = movies["year"].to_list() if "year" in movies.columns else [None] * model.n_movies
+        self.years = movies["year"].to_list() if "year" in movies.columns else [None] * dataset.n_movies
         self.genre_lists = [list(g) if g is not None else [] for g in movies["genres"].to_list()]
         self.movie_id_array = movies["movieId"].to_numpy().astype(np.int64)
         self.popularity = np.diff(np.asarray(dataset.train_by_movie.indptr)).astype(np.int64)
@@ -144,7 +192,7 @@ class Recommender:
     def filter_mask(self, filters: Filters | None) -> np.ndarray | None:
         if filters is None or (not filters.genres and not filters.years and not filters.min_ratings):
             return None
-        mask = np.ones(self.model.n_movies, bool)
+        mask = np.ones(self.dataset.n_movies, bool)
         if filters.genres:
             names = {g.lower(): g for g in self.dataset.genres}
             wanted = []
@@ -324,7 +372,7 @@ class Recommender:
         why, details, notes = self._explained(ratings, recs, explain)
         head = [
             f"made-up user with {len(ratings)} rating{'s' if len(ratings) != 1 else ''} folded into run {self.run_name} "
-            f"(the model's per-row ALS step; user bias {vec.bias:+.2f}); the rated movies are excluded",
+            f"({self.fold_in_note()}; user bias {vec.bias:+.2f}); the rated movies are excluded",
         ]
         if filters and filters.describe():
             head.append(f"filter: {filters.describe()}")
@@ -481,6 +529,11 @@ class Recommender:
             counts[name] = int(hi - lo)
         seen = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int32)
         return seen, counts
+
+
+def _a(word: str) -> str:
+    """"a sequential", "an attention"."""
+    return f"{'an' if str(word)[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 def _check_n(n: int) -> int:
