@@ -130,7 +130,8 @@ def test_bias_run_has_no_factor_figures(small_dataset, tmp_path):
 
 
 def test_run_without_model_file_gets_its_curves_only(small_dataset, tmp_path):
-    """Neural runs keep their weights elsewhere: only the RMSE and ranking curves are drawn."""
+    """A run with neither model.npz nor factors.npz: only the RMSE, ranking and loss curves are drawn,
+    and the output says which figures were skipped and why."""
     from mfrec.cli.plot import plot
 
     make_run(tmp_path, small_dataset, name="neural-x", model="ncf", with_model=False, val=False,
@@ -138,9 +139,12 @@ def test_run_without_model_file_gets_its_curves_only(small_dataset, tmp_path):
     out = tmp_path / "figs"
     res = CliRunner().invoke(plot, ["-e", "neural-x", "--root", str(tmp_path), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == ["ranking.png", "rmse.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["loss.png", "ranking.png", "rmse.png"]
     assert_png(out / "rmse.png")
     assert_png(out / "ranking.png")
+    assert_png(out / "loss.png")
+    assert "skipped biases.png: the run has no model.npz or factors.npz" in res.output
+    assert "skipped movie_map.png" in res.output
 
 
 def test_plot_cli_errors_are_one_sentence(small_dataset, tmp_path):

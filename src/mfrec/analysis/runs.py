@@ -2,7 +2,8 @@
 
 The factor arrays are read straight from ``model.npz`` (keys fixed by the experiment-folder
 contract: mu, user_bias, movie_bias, user_factors, movie_factors, genre_factors, genre_indptr,
-genre_indices, user_ids, movie_ids, config_json), so these functions need no model class.
+genre_indices, user_ids, movie_ids, config_json), or from the ``factors.npz`` with the same keys that
+neumf and genre-embedding runs export, so these functions need no model class (and no torch).
 """
 
 from __future__ import annotations
@@ -23,16 +24,49 @@ REG_KEYS = ("reg", "regularization", "l2", "lambda_", "lam", "weight_decay")
 _STANDARD = ("epoch", "train_rmse", "val_rmse", "test_rmse", "seconds")
 
 
+# the factor arrays of a run: ALS model.npz, else the factors.npz a neumf/genre-embedding run exports
+# with the same keys
+ARRAY_FILES = ("model.npz", "factors.npz")
+
+
+def arrays_file(run_path: str | os.PathLike) -> Path | None:
+    """The run's factor-array file (model.npz, else factors.npz), or None when it has neither."""
+    for name in ARRAY_FILES:
+        f = Path(run_path) / name
+        if f.is_file():
+            return f
+    return None
+
+
 def load_arrays(run_path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The arrays of ``<run>/model.npz`` (loaded with allow_pickle=False)."""
-    f = Path(run_path) / "model.npz"
-    if not f.is_file():
-        raise ModelError(f"{Path(run_path)} has no model.npz: only ALS runs have factor arrays to plot")
+    """The arrays of ``<run>/model.npz`` (or of a neural run's ``factors.npz``), loaded with allow_pickle=False."""
+    f = arrays_file(run_path)
+    if f is None:
+        raise ModelError(f"{Path(run_path)} has no model.npz or factors.npz: only ALS, neumf and genre-embedding "
+                         f"runs have factor arrays to plot")
     try:
         with np.load(f, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError) as e:
         raise ModelError(f"{f} is not a readable model file ({e})") from None
+
+
+def loss_curves(metrics) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-epoch training objectives (metrics.csv columns ending in ``_loss``, e.g. train_loss, val_loss).
+
+    A run with a ``stage`` column (genre-embedding: stage 1 movie-genre BCE, stage 2 rating MSE) gets
+    one series per stage, named ``train_loss (stage 1)`` and so on, since the stages' losses differ.
+    """
+    series = {k: v for k, v in curves(metrics).items() if k.endswith("_loss")}
+    if "stage" not in metrics.columns or not series:
+        return series
+    out = {}
+    for name in series:
+        for stage in sorted({int(s) for s in metrics["stage"].drop_nulls().to_list()}):
+            sub = metrics.filter(metrics["stage"] == stage).select("epoch", name).drop_nulls()
+            if sub.height:
+                out[f"{name} (stage {stage})"] = (sub["epoch"].to_numpy(), sub[name].to_numpy().astype(np.float64))
+    return out
 
 
 def effective_movie_factors(arrays: dict[str, np.ndarray]) -> np.ndarray:

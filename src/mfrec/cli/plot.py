@@ -17,12 +17,13 @@ from mfrec.cli.common import friendly_errors
 @click.option("--labels", "n_labels", type=int, default=12, show_default=True, help="How many most-rated titles to label.")
 @friendly_errors
 def plot(experiment, root, out, data, tsne, n_labels):
-    """Write a run's figures (PNG) into its plots/ folder.
+    """Write a run's figures (PNG) into its plots/ folder; say which were skipped and why.
 
     \b
     rmse.png           train/validation/test RMSE per epoch
     ranking.png        ranking metrics per epoch (runs that log e.g. val_hit@10)
-    biases.png         distribution of user and movie biases
+    loss.png           training/validation loss per epoch (neural runs)
+    biases.png         distribution of user and movie biases (model.npz, or a neural run's factors.npz)
     movie_map.png      movie factors on a 2-D PCA map, coloured by main genre, top titles labelled
     genre_factors.png  genre factors y_g as a heat map (mf-genre)
     genre_map.png      genre factors on a 2-D PCA map (mf-genre)
@@ -43,9 +44,12 @@ def plot(experiment, root, out, data, tsne, n_labels):
         from mfrec.data import load
 
         dataset = load(data)
-    paths = plot_run(path, out, dataset=dataset, tsne=tsne, n_labels=n_labels)
+    skipped: list[tuple[str, str]] = []
+    paths = plot_run(path, out, dataset=dataset, tsne=tsne, n_labels=n_labels, skipped=skipped)
     if not paths:
-        click.echo(f"{path.name}: nothing to plot (no metrics and no model.npz)")
-        return
-    folder = paths[0].parent
-    click.echo(f"wrote {len(paths)} figures to {folder}/: " + ", ".join(p.name for p in paths))
+        click.echo(f"{path.name}: nothing to plot (no curves in metrics.csv and no model.npz or factors.npz)")
+    else:
+        folder = paths[0].parent
+        click.echo(f"wrote {len(paths)} figures to {folder}/: " + ", ".join(p.name for p in paths))
+    for figure, why in skipped:
+        click.echo(f"skipped {figure}: {why}")

@@ -1,4 +1,8 @@
-"""Figures of one training run: biases, a 2-D map of the movie factors, the genre factors.
+"""Figures of one training run: biases, a 2-D map of the movie factors, the genre factors, losses.
+
+The factor arrays come from an ALS run's ``model.npz`` or, for neumf and genre-embedding runs, from
+the ``factors.npz`` they export with the same keys; sequential and attention runs have neither, so
+only their curves are drawn (and ``plot_run`` reports the figures it skipped, with the reason).
 
 The RMSE curves (``rmse.png``) come from ``mfrec.plots.curves``; :func:`plot_run` writes them
 together with these into the run's ``plots/`` folder.
@@ -175,44 +179,120 @@ def ranking_figure(run_path, path) -> Path | None:
         return save(fig, path)
 
 
-def plot_run(run_path, out_dir=None, dataset=None, tsne: bool = False, n_labels: int = 12) -> list[Path]:
+# the y-axis of loss.png by model kind (metrics.csv train_loss / val_loss)
+LOSS_UNITS = {
+    "sequential": "cross-entropy (nats)",
+    "neumf": "mean squared error (stars²)",
+    "genre-embedding": "stage 1: binary cross-entropy (nats); stage 2: mean squared error (stars²)",
+    "attention": "mean squared error of the pair's mean rating (stars²)",
+}
+
+
+def loss_figure(run_path, path, kind: str | None = None) -> Path | None:
+    """The per-epoch training objective (metrics.csv train_loss / val_loss columns, one panel per
+    stage for two-stage models); None when the run logs no loss (ALS runs)."""
+    series = R.loss_curves(R.read_metrics(run_path))
+    if not series:
+        return None
+    stages = sorted({name.rsplit("(stage ", 1)[1].rstrip(")") for name in series if "(stage " in name})
+    panels = [[n for n in series if n.endswith(f"(stage {st})")] for st in stages] or [list(series)]
+    unit = LOSS_UNITS.get(str(kind), "loss (the model's training objective)")
+    with styled():
+        fig, axes = figure(1, len(panels), sharey=False)
+        axes = np.atleast_1d(axes)
+        from matplotlib.ticker import MaxNLocator
+
+        units = unit.split("; ") if len(panels) > 1 and "; " in unit else [unit] * len(panels)
+        for i, (ax, names) in enumerate(zip(axes, panels)):
+            first = min(int(series[n][0].min()) for n in names)
+            for name, color in zip(sorted(names), colors(len(names))):
+                x, y = series[name]
+                if stages:  # a stage's epochs are numbered 1, 2, ... (stage 1 is logged as epochs <= 0)
+                    x = x - first + 1
+                label = name.split(" (stage ")[0]
+                ax.plot(x, y, color=color, marker="o" if len(x) < 30 else None, ms=4, label=f"{label} (last {y[-1]:.4f})")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel(f"stage {stages[i]} epoch" if stages else "epoch")
+            ax.set_ylabel(units[i].split(": ", 1)[-1] if stages else units[i])
+            if stages:
+                ax.set_title(f"stage {stages[i]}" + (": movie-genre association" if kind == "genre-embedding" and stages[i] == "1"
+                                                     else ": ratings" if kind == "genre-embedding" else ""))
+            ax.legend(loc="best")
+        fig.suptitle(_title(f"Training loss per epoch ({kind or 'run'})", Path(run_path).name))
+        return save(fig, path)
+
+
+def _model_kind(run_path: Path) -> str | None:
+    cfg = R._load_json(run_path / "config.json")
+    return cfg.get("model") or R._load_json(run_path / "summary.json").get("model")
+
+
+def plot_run(run_path, out_dir=None, dataset=None, tsne: bool = False, n_labels: int = 12,
+             skipped: list | None = None) -> list[Path]:
     """Every figure of a run folder into ``out_dir`` (default ``<run>/plots``); returns the paths written.
 
     rmse.png (when metrics.csv has RMSE values), ranking.png (when it has ranking metrics such as
-    val_hit@10); and for runs with a model.npz: biases.png,
+    val_hit@10), loss.png (when it logs train_loss/val_loss: the neural runs); and for runs with
+    factor arrays — an ALS model.npz, or the factors.npz of a neumf/genre-embedding run — biases.png,
     movie_map.png (PCA; movie_map_tsne.png too with ``tsne``) when k > 0, genre_factors.png and
     genre_map.png for mf-genre. ``dataset`` defaults to the one the run trained on.
+
+    ``skipped``, when given a list, receives ``(figure name, reason)`` for each of rmse.png,
+    biases.png and movie_map.png (and movie_map_tsne.png with ``tsne``) that could not be drawn.
     """
     run_path = Path(run_path)
     out_dir = Path(out_dir) if out_dir is not None else run_path / "plots"
     name = run_path.name
-    written = [rmse_figure(run_path, out_dir / "rmse.png"), ranking_figure(run_path, out_dir / "ranking.png")]
-    if (run_path / "model.npz").is_file():
+    kind = _model_kind(run_path)
+    skipped = skipped if skipped is not None else []
+    written = [rmse_figure(run_path, out_dir / "rmse.png"), ranking_figure(run_path, out_dir / "ranking.png"),
+               loss_figure(run_path, out_dir / "loss.png", kind)]
+    if written[0] is None:
+        why = "metrics.csv has no RMSE values"
+        if not (run_path / "metrics.csv").is_file():
+            why = "the run has no metrics.csv"
+        elif kind == "sequential":
+            why += " (a sequential model ranks movies; it predicts no ratings)"
+        skipped.append(("rmse.png", why))
+    maps = ["movie_map.png"] + (["movie_map_tsne.png"] if tsne else [])
+    source = R.arrays_file(run_path)
+    if source is not None:
         arrays = R.load_arrays(run_path)
-        written.append(biases_figure(arrays, out_dir / "biases.png", name))
+        bu, bi = (np.asarray(arrays.get(k, np.zeros(0))) for k in ("user_bias", "movie_bias"))
+        if source.name == "factors.npz" and (bu.size + bi.size) and not (np.any(bu) or np.any(bi)):
+            skipped.append(("biases.png", f"this {kind or 'neural'} model has no user or movie biases "
+                                          f"(all zero in factors.npz)"))
+        else:
+            written.append(biases_figure(arrays, out_dir / "biases.png", name))
         k = np.asarray(arrays.get("movie_factors", np.zeros((0, 0)))).shape[-1]
         if k > 0:
             if dataset is None:
                 from mfrec.experiments import load_experiment
 
                 dataset = load_experiment(run_path).dataset
-            _check_shapes(arrays, dataset, run_path)
+            _check_shapes(arrays, dataset, run_path, source.name)
             written.append(movie_map_figure(arrays, dataset, out_dir / "movie_map.png", name, n_labels=n_labels))
             if tsne:
                 written.append(movie_map_figure(arrays, dataset, out_dir / "movie_map_tsne.png", name, method="tsne",
                                                 n_labels=n_labels))
             genres = dataset.genres
         else:
+            skipped.extend((m, f"the {kind or 'bias'} model has no movie factors (k = 0)") for m in maps)
             genres = []
         written.append(genre_factors_figure(arrays, genres, out_dir / "genre_factors.png", name))
         written.append(genre_map_figure(arrays, genres, out_dir / "genre_map.png", name))
+    else:
+        why = "the run has no model.npz or factors.npz"
+        if (run_path / "model.json").is_file():
+            why += f" (this {kind or 'neural'} run keeps a network in weights.pt, not factor arrays)"
+        skipped.extend((f, why) for f in ["biases.png", *maps])
     return [p for p in written if p is not None]
 
 
-def _check_shapes(arrays: dict, ds, run_path) -> None:
+def _check_shapes(arrays: dict, ds, run_path, file_name: str = "model.npz") -> None:
     from mfrec.errors import ModelError
 
     n = np.asarray(arrays["movie_factors"]).shape[0]
     if n != ds.n_movies:
-        raise ModelError(f"{Path(run_path) / 'model.npz'} has {n:,} movies but dataset {ds.name} has "
+        raise ModelError(f"{Path(run_path) / file_name} has {n:,} movies but dataset {ds.name} has "
                          f"{ds.n_movies:,}: the run was trained on other data")
