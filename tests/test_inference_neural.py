@@ -208,3 +208,27 @@ def test_latest_run_may_be_neural(world, monkeypatch):
     res = invoke(world, ["--similar", world["movies"]["title"][0], "--top", "3"], monkeypatch)
     assert res.exit_code == 0, res.output
     assert f"most recent successful run: {world['runs']['neumf'].name}" in res.output.splitlines()[0]
+
+
+def test_latest_run_without_a_mode_is_the_latest_als_run(world, small_dataset):
+    """The notebook's ``latest_run()`` reads ALS arrays: a later neural run does not displace the ALS one."""
+    from test_inference import make_run
+
+    from mfrec.errors import MfrecError
+    from mfrec.inference import latest_run
+
+    root = world["base"] / "Experiments_"
+    with pytest.raises(MfrecError, match="no successful ALS run with a model.npz"):
+        latest_run(root)
+    assert latest_run(root, mode="users") == world["runs"]["attention"]
+    als = make_run(root, small_dataset, "mf", name="als-early")
+    try:
+        s = json.loads((als / "summary.json").read_text())
+        s["finished"] = "2026-01-01T00:00:00+0000"  # before every neural run
+        (als / "summary.json").write_text(json.dumps(s))
+        assert latest_run(root) == als
+        assert latest_run(root, mode="users") == world["runs"]["attention"]
+    finally:
+        import shutil
+
+        shutil.rmtree(als)

@@ -56,20 +56,29 @@ def _successful_runs(root: Path) -> list[tuple[str, float, Path, str | None]]:
 
 
 def latest_run(root: str | os.PathLike = DEFAULT_RUNS, mode: str | None = None) -> Path:
-    """The most recently finished run under ``root`` with status "ok" and a model file (an ALS
-    model.npz, or a neural run's factors.npz / model.json); with ``mode`` (a ``recommend.MODES`` key)
-    the most recent one whose kind can answer that request."""
+    """The most recently finished run under ``root`` with status "ok" and a model file.
+
+    With ``mode`` (a ``recommend.MODES`` key, as Inference.py passes) the most recent run of any kind
+    (ALS model.npz, neural factors.npz / model.json) that can answer that request; without it the
+    most recent ALS run with a model.npz (what a notebook reading ALS arrays needs, even when a
+    neural run finished later)."""
     return _latest(Path(root), mode)[0]
 
 
 def _latest(root: Path, mode: str | None) -> tuple[Path, list[tuple[str, str | None]]]:
     """(the run, the newer successful runs passed over because their kind cannot answer ``mode``)."""
     found = _successful_runs(root)
+    if mode is None:
+        found = [f for f in found if (f[2] / "model.npz").is_file()]
+        if not found:
+            raise MfrecError(f"no successful ALS run with a model.npz under {root}/: train one with Main.py, "
+                             f"or pass --experiment")
+        return found[-1][2], []
     if not found:
         raise MfrecError(f"no successful run with a model file under {root}/: train one with Main.py, or pass --experiment")
     skipped = []
     for _, _, d, kind in reversed(found):
-        if mode is None or mode in supported_modes(kind):
+        if mode in supported_modes(kind):
             return d, skipped
         skipped.append((d.name, kind))
     from mfrec.inference.recommend import MODES
