@@ -1,7 +1,7 @@
 """Slow, obviously-correct NumPy references that the Numba kernels are checked against."""
 
 
-# -- ranking metrics (engineer D): obviously-correct references for mfrec.evaluation.ranking --------
+# -- ranking metrics: obviously-correct references for mfrec.evaluation.ranking --------
 def naive_top_k(scores, excluded_per_row, k):
     """Top-k per row by a full stable sort: score descending, movie index ascending on ties; -1 pads."""
     import numpy as np
@@ -35,7 +35,7 @@ def naive_user_metrics(topk, targets, history, movie_genres):
     return np.array(rows, dtype=np.float64).reshape(-1, 5)
 
 
-# -- inference (engineer E): references for mfrec.inference.topk and the explanation decomposition --
+# -- inference: references for mfrec.inference.topk and the explanation decomposition --
 def naive_topk_filtered(scores, row_bias, col_bias, allowed, excluded_per_row, k):
     """(indices, scores) of the k best allowed, non-excluded columns of scores + row_bias + col_bias
     per row, by a full sort (score descending, index ascending on ties); -1 / NaN pad."""
@@ -73,7 +73,7 @@ def naive_explain(item_factors, movie_bias, mu, rated, ratings, targets, reg, re
     return contrib, Ainv @ (Z.T @ t)
 
 
-# -- ALS engine (engineer B): references for mfrec.kernels.als and mfrec.kernels.predict -----------
+# -- ALS engine: references for mfrec.kernels.als and mfrec.kernels.predict -----------
 def naive_solve_rows(indptr, indices, values, fixed, fixed_bias, mu, reg, reg_bias, weighted, row_shift=None,
                      reg_exponent=1.0):
     """Every row's ridge regression for [bias, factors] by np.linalg.solve on the dense normal equations."""
@@ -136,7 +136,7 @@ def naive_predict(users, movies, mu, user_bias, movie_bias, P, Qeff, scale=None)
     return np.clip(p, *scale) if scale is not None else p
 
 
-# -- data pipeline (engineer A): references for mfrec.data._kernels -----------------------------------
+# -- data pipeline: references for mfrec.data._kernels -----------------------------------
 def naive_parse_ratings(text, sep):
     """(user, movie, rating, timestamp) lists from lines of four numbers split by ``sep``."""
     rows = [line.rstrip("\r").split(sep) for line in text.rstrip("\r\n").split("\n")]

@@ -46,7 +46,7 @@ SPLITS = ("random", "user-last", "time", "none", "u1", "u2", "u3", "u4", "u5", "
 @click.option("--ids-from", type=click.Path(), default=None,
               help="synthetic: take movie ids, titles, genres and user ids, demographics from this ML-1M folder's "
                    "movies.dat and users.dat, so --write-raw --raw-format ml-1m writes a ratings.dat over the real ids.")
-@click.option("--imdb", "imdb_dir", type=click.Path(), default=None,  # IMDB enrichment (issue 6, mfrec.data.imdb)
+@click.option("--imdb", "imdb_dir", type=click.Path(), default=None,  # IMDB enrichment (mfrec.data.imdb)
               help="Folder with IMDB's title.basics / title.crew (/ name.basics) TSVs: add runtime, IMDB genres and "
                    "directors through the dataset's links.csv (ml-20m and later).")
 @click.option("--analyze", is_flag=True, help="Afterwards, print statistics and write figures (same as `mfrec analyze`).")
@@ -110,7 +110,7 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
         raw = read_dataset(dataset, source=source, data_dir=data_dir, progress=say)
         canonical_test = lambda split_name: canonical_test_pairs(raw, split_name)  # noqa: E731
     links = None
-    if imdb_dir:  # IMDB enrichment (issue 6): find links.csv before the long part, so a dataset without one fails early
+    if imdb_dir:  # IMDB enrichment: find links.csv before the long part, so a dataset without one fails early
         from mfrec.data.imdb import find_links
 
         links = find_links(raw.source if dataset != "synthetic" else source, dataset)  # raw.source: also a downloaded zip
@@ -131,7 +131,7 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
         ("filtered out", f"{summary['filtered_out']:,}"),
         ("seconds", f"{time.perf_counter() - t0:.1f}"),
     ]
-    if links is not None:  # IMDB enrichment (issue 6)
+    if links is not None:  # IMDB enrichment
         from mfrec.data.imdb import enrich_dataset
 
         info = enrich_dataset(out, imdb_dir, *links, progress=say)

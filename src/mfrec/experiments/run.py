@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mfrec.errors import MfrecError, ModelError
-from mfrec.inference.api import InferenceMixin  # engineer E (issue 4): recommend/fold_in/similar/explain
+from mfrec.inference.api import InferenceMixin  # recommend/fold_in/similar/explain (same code as Inference.py)
 
 DEFAULT_ROOT = Path("Experiments_")
 METRICS_COLUMNS = ("epoch", "train_rmse", "val_rmse", "test_rmse", "seconds")
