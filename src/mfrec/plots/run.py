@@ -172,6 +172,9 @@ def ranking_figure(run_path, path) -> Path | None:
         fig, ax = figure()
         for (name, (x, y)), color in zip(sorted(series.items()), colors(len(series))):
             ax.plot(x, y, color=color, marker="o" if len(x) < 30 else None, ms=4, label=f"{name} (last {y[-1]:.4f})")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
         ax.set_xlabel("epoch")
         ax.set_ylabel("metric value (fraction, higher is better)")
         ax.set_title(_title("Ranking metrics per epoch", Path(run_path).name))
