@@ -63,6 +63,10 @@ def test_failed_run_is_marked(tmp_path):
     assert "FAILED: RuntimeError: the solver exploded" in (run.path / "train.log").read_text()
     exp = load_experiment(run.path)
     assert exp.status == "failed"
+    # an outer guard failing the same run again keeps the first record and logs nothing twice
+    again = run.fail(RuntimeError("the solver exploded"))
+    assert again["model"] == "mf"
+    assert (run.path / "train.log").read_text().count("FAILED:") == 1
 
 
 def test_load_experiment_by_path_folder_or_name(tmp_path):

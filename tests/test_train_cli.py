@@ -107,13 +107,17 @@ def test_neural_hook_gets_dataset_options_and_run(small_dataset, tmp_path, monke
         run.append_metrics(1, 0.9, None, 0.95, 2.0)
         return {"test_rmse": 0.95, "epochs_run": 1}
 
-    monkeypatch.setitem(sys.modules, "mfrec.neural", types.SimpleNamespace(train_neural=train_neural))
+    fake = types.SimpleNamespace(train_neural=train_neural, extra_columns=lambda model: ("val_hit@10",))
+    monkeypatch.setitem(sys.modules, "mfrec.neural", fake)
     result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "attention", "--lr", "0.01",
                                         "--batch-size", "64", "--device", "cpu", "--root", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert seen["model"] == "attention" and seen["options"]["lr"] == 0.01 and seen["options"]["batch_size"] == 64
     summary = json.loads((seen["run"].path / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["test_rmse"] == 0.95 and summary["model"] == "attention"
+    # the model's own metric columns are in metrics.csv from the start
+    header = (seen["run"].path / "metrics.csv").read_text().splitlines()[0]
+    assert header == "epoch,train_rmse,val_rmse,test_rmse,seconds,val_hit@10"
 
 
 def test_help_lists_models_and_defaults():

@@ -84,12 +84,12 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
                                          patience=patience, device=device, lr=lr, batch_size=batch_size).items()
                    if v is not None}
         try:
-            from mfrec.neural import train_neural  # type: ignore[attr-defined]
+            from mfrec.neural import extra_columns, train_neural  # type: ignore[attr-defined]
         except ImportError as e:
             raise MfrecError(f"the neural model {model!r} needs mfrec.neural and torch ({e}); "
                              "install them with pip install -e \".[torch]\"") from None
         config = {"model": model, "dataset": dataset.name, "data_path": str(dataset.path.resolve()), **options}
-        run = Run.create(run_name, root, config=config)
+        run = Run.create(run_name, root, config=config, extra_columns=extra_columns(model))
         try:
             summary = train_neural(dataset, model, options, run)
             summary = run.save_summary({"dataset": dataset.name, "model": model, "config": config, **(summary or {})})

@@ -91,6 +91,7 @@ class Run:
         self.path = Path(path)
         self.columns = tuple(columns)
         self.started = time.time()
+        self._failed_summary: dict[str, Any] | None = None
 
     # -- creation -------------------------------------------------------------------------------
     @classmethod
@@ -173,7 +174,13 @@ class Run:
         return _clean(full)
 
     def fail(self, error: BaseException | str, summary: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Mark the run failed: the error (and traceback) go to train.log, status "failed" to summary.json."""
+        """Mark the run failed: the error (and traceback) go to train.log, status "failed" to summary.json.
+
+        Idempotent: when a model's own guard has already marked the run failed, the CLI's outer guard
+        does not log the same error a second time.
+        """
+        if self._failed_summary is not None:
+            return self._failed_summary
         if isinstance(error, BaseException):
             text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
             message = f"{type(error).__name__}: {error}"
@@ -182,7 +189,8 @@ class Run:
         self.log(f"FAILED: {message}")
         if text != message:
             self.log(text.rstrip())
-        return self.save_summary({**(summary or {}), "error": message}, status="failed")
+        self._failed_summary = self.save_summary({**(summary or {}), "error": message}, status="failed")
+        return self._failed_summary
 
 
 # -- loading ------------------------------------------------------------------------------------
