@@ -125,3 +125,34 @@ def test_help_lists_models_and_defaults():
     assert result.exit_code == 0
     for word in ("bias", "mf-genre", "--weighted-reg", "--solver", "--cg-steps", "Defaults per model"):
         assert word in result.output
+
+
+def test_set_passes_typed_model_options_to_the_neural_hook(small_dataset, tmp_path, monkeypatch):
+    import types
+
+    seen = {}
+
+    def train_neural(dataset, model_name, options, run):
+        seen.update(options)
+        return {"epochs_run": 1}
+
+    defaults = {"min_length": 5, "dropout": 0.1, "self_pair": True, "factors": 256}
+    fake = types.SimpleNamespace(train_neural=train_neural, extra_columns=lambda m: (), default_options=lambda m: defaults)
+    monkeypatch.setitem(sys.modules, "mfrec.neural", fake)
+    args = ["--data", str(small_dataset.path), "--model", "sequential", "--root", str(tmp_path)]
+    ok = CliRunner().invoke(train, args + ["--set", "min_length=3", "--set", "dropout=0.25", "--set", "self-pair=false"])
+    assert ok.exit_code == 0, ok.output
+    assert seen["min_length"] == 3 and seen["dropout"] == 0.25 and seen["self_pair"] is False
+
+    unknown = CliRunner().invoke(train, args + ["--set", "heads=2"])
+    assert unknown.exit_code == 2 and "sequential has no option 'heads'" in unknown.output and "min_length" in unknown.output
+    badtype = CliRunner().invoke(train, args + ["--set", "min_length=three"])
+    assert badtype.exit_code == 2 and "'three' is not a int" in badtype.output
+    nokey = CliRunner().invoke(train, args + ["--set", "min_length"])
+    assert nokey.exit_code == 2 and "KEY=VALUE" in nokey.output
+
+
+def test_set_is_refused_for_als_models(small_dataset, tmp_path):
+    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "mf", "--set", "x=1",
+                                        "--root", str(tmp_path)])
+    assert result.exit_code == 2 and "--set is for the neural models" in result.output

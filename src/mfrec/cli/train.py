@@ -58,10 +58,13 @@ DEFAULTS_HELP = (
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Neural models: torch device.")
 @click.option("--lr", type=float, default=None, help="Neural models: learning rate.")
 @click.option("--batch-size", type=int, default=None, help="Neural models: minibatch size.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Neural models: any other option of the model, e.g. --set min_length=10 --set heads=2 "
+                   "(an unknown key lists the model's options).")
 @click.option("--quiet", is_flag=True, help="No progress bar; only the summary.")
 @friendly_errors
 def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, weighted_reg, reg_exponent, solver, cg_steps, seed,
-          threads, patience, name, root, device, lr, batch_size, quiet):
+          threads, patience, name, root, device, lr, batch_size, settings, quiet):
     """Train a model on a prepared dataset and write an experiment folder.
 
     \b
@@ -88,6 +91,10 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
         except ImportError as e:
             raise MfrecError(f"the neural model {model!r} needs mfrec.neural and torch ({e}); "
                              "install them with pip install -e \".[torch]\"") from None
+        if settings:
+            from mfrec.neural import default_options
+
+            options.update(parse_settings(settings, default_options(model), model))
         config = {"model": model, "dataset": dataset.name, "data_path": str(dataset.path.resolve()), **options}
         run = Run.create(run_name, root, config=config, extra_columns=extra_columns(model))
         try:
@@ -99,6 +106,8 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
         _print_summary(summary, run)
         return
 
+    if settings:
+        raise MfrecError(f"--set is for the neural models; {model} takes its options directly (see --help)")
     from mfrec.models.config import ALSConfig
 
     config = ALSConfig.for_model(
@@ -113,6 +122,37 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
         run.fail(e)
         raise
     _print_summary(summary, run)
+
+
+def parse_settings(settings, known: dict, model: str) -> dict:
+    """``KEY=VALUE`` strings into typed options, each checked against the model's own options."""
+    from mfrec.errors import MfrecError
+
+    out = {}
+    for item in settings:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise MfrecError(f"--set takes KEY=VALUE, got {item!r}")
+        if key not in known:
+            raise MfrecError(f"{model} has no option {key!r}; its options are: {', '.join(sorted(known))}")
+        default = known[key]
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                value = text.lower() in ("true", "1", "yes")
+            elif isinstance(default, int):
+                value = int(text)
+            elif isinstance(default, float):
+                value = float(text)
+            else:
+                value = text
+        except ValueError:
+            raise MfrecError(f"--set {key}: {text!r} is not a {type(default).__name__} "
+                             f"(the default is {default!r})") from None
+        out[key] = value
+    return out
 
 
 def train_als(dataset, config, run, progress: bool = True) -> dict:
@@ -180,9 +220,11 @@ def _print_summary(summary: dict, run) -> None:
     rows = [
         ("model", str(summary.get("model"))),
         ("dataset", str(summary.get("dataset"))),
-        ("test RMSE", f(summary.get("test_rmse"))),
-        ("test MAE", f(summary.get("test_mae"))),
-        ("val RMSE", f(summary.get("val_rmse"))),
+        *[(label, f(summary.get(key))) for label, key in
+          (("test RMSE", "test_rmse"), ("test MAE", "test_mae"), ("val RMSE", "val_rmse"))
+          if summary.get(key) is not None or summary.get("hit@10") is None],
+        # ranking models (sequential) and evaluated runs report full-ranking metrics
+        *[(name, f(summary[name])) for name in ("hit@10", "ndcg@10", "recall@10") if summary.get(name) is not None],
         ("best epoch", f"{summary.get('best_epoch')} of {summary.get('epochs_run')}"),
         ("seconds/epoch", f(summary.get("seconds_per_epoch"), "{:.2f}")),
         ("peak RSS", f(summary.get("peak_rss_mb"), "{:.0f} MB")),

@@ -67,6 +67,11 @@ def train_neural(dataset, model_name: str, options: dict[str, Any], run) -> dict
     return _module(model_name).train(dataset, dict(options or {}), run)
 
 
+def default_options(model_name: str) -> dict[str, Any]:
+    """The model's options and their defaults (what ``Main.py --set KEY=VALUE`` may change)."""
+    return dict(_module(model_name).DEFAULTS)
+
+
 def load_model(path):
     """The trained neural model of a run folder (weights.pt + model.json)."""
     require_torch()
@@ -75,4 +80,4 @@ def load_model(path):
     return _load(path)
 
 
-__all__ = ["MODELS", "INSTALL_HINT", "TorchMissingError", "extra_columns", "load_model", "require_torch", "train_neural"]
+__all__ = ["MODELS", "INSTALL_HINT", "TorchMissingError", "default_options", "extra_columns", "load_model", "require_torch", "train_neural"]
