@@ -94,7 +94,7 @@ def popularity_run(dataset, root: str, name: str | None, k: int, progress: bool 
         pop = Popularity.fit(dataset)
         np.savez(run.path / "popularity.npz", counts=pop.counts)
         run.log(f"popularity: {dataset.n_movies:,} movies scored by their training rating counts")
-        summary = run.save_summary({"dataset": dataset.name, "model": "popularity", "config": config, "epochs_run": 0,
+        run.save_summary({"dataset": dataset.name, "model": "popularity", "config": config, "epochs_run": 0,
                                     "best_epoch": None, "train_rmse": None, "val_rmse": None, "test_rmse": None,
                                     "test_mae": None, "train_seconds": time.perf_counter() - t0,
                                     "seconds_per_epoch": None})

@@ -35,7 +35,7 @@ from torch import nn
 
 from mfrec.neural.columns import EXTRA_COLUMNS
 from mfrec.neural.common import (
-    Timer, base_config, check_finite, device_of, ensure_columns, finish, fmt, load_state, plot_curves, progress,
+    BestEpoch, Timer, base_config, check_finite, device_of, ensure_columns, finish, fmt, load_state, plot_curves, progress,
     resolve_options, run_guarded, save_checkpoint, save_weights, seed_all,
 )
 
@@ -366,7 +366,7 @@ def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
         epochs = int(opts["epochs"])
         n_batches = math.ceil(n / bs)
         hist_rows = {"epoch": [], "train_rmse": [], "val_rmse": [], "test_rmse": []}
-        best = (math.inf, 0, None)
+        best = BestEpoch()
         timer = Timer()
         to = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
         with progress(epochs * n_batches, NAME, enabled=opts.get("progress", True)) as bar:
@@ -407,19 +407,18 @@ def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
                                    val_loss=None if va is None else va ** 2)
                 save_checkpoint(run, module, epoch)
                 score = va if va is not None else train_loss
-                if score < best[0]:
-                    best = (score, epoch, {k: v.detach().clone() for k, v in module.state_dict().items()})
+                best.update(score, epoch, module)
                 for key, v in zip(hist_rows, (epoch, tr_rmse, va, tst)):
                     hist_rows[key].append(v)
                 bar.postfix = f"pair MSE {train_loss:.3f} val {fmt(va)}"
                 run.log(f"epoch {epoch}: pair MSE {train_loss:.4f} train_rmse {fmt(tr_rmse)} val_rmse {fmt(va)} "
                         f"test_rmse {fmt(tst)} ({secs:.1f}s)")
                 patience = opts.get("patience")
-                if patience and va is not None and epoch - best[1] >= int(patience):
+                if best.should_stop(epoch, patience, va is not None):
                     run.log(f"stopping: no better validation RMSE for {patience} epochs")
                     epochs = epoch
                     break
-        module.load_state_dict(best[2])
+        best.restore(module)
         module.eval()
         seconds = timer()
         va, _ = _split_rmse(model, dataset.val)
@@ -429,8 +428,8 @@ def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
         save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
                                    "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
                                    "dataset": dataset.name, "data_path": config["data_path"],
-                                   "best_epoch": best[1], "user_features": used, "imdb_features": feats["imdb"]})
-        facts = {"epochs_run": epochs, "best_epoch": best[1], "train_rmse": hist_rows["train_rmse"][best[1] - 1],
+                                   "best_epoch": best.epoch, "user_features": used, "imdb_features": feats["imdb"]})
+        facts = {"epochs_run": epochs, "best_epoch": best.epoch, "train_rmse": hist_rows["train_rmse"][best.epoch - 1],
                  "val_rmse": va, "test_rmse": tst, "test_mae": tmae, "train_seconds": seconds,
                  "seconds_per_epoch": seconds / max(epochs, 1), "user_features": used, "imdb_features": feats["imdb"]}
         return finish(run, {**base, **facts})

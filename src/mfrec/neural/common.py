@@ -227,6 +227,33 @@ def check_finite(loss: torch.Tensor, model_name: str, epoch: int) -> None:
         raise ModelError(f"{model_name}: the training loss became {loss.item()} in epoch {epoch}; lower --lr")
 
 
+class BestEpoch:
+    """The best epoch so far, its weights, and the early-stopping rule the neural loops share.
+
+    ``update`` keeps a copy of the weights when ``score`` beats the best (lower is better unless
+    ``higher_is_better``); ``should_stop`` is true once ``patience`` epochs passed without a better
+    validation score (never without a validation score, or with patience 0/None); ``restore`` puts
+    the best weights back.
+    """
+
+    def __init__(self, higher_is_better: bool = False):
+        self.higher_is_better = higher_is_better
+        self.score = -math.inf if higher_is_better else math.inf
+        self.epoch = 0
+        self.state: dict[str, Any] | None = None
+
+    def update(self, score: float, epoch: int, module) -> None:
+        if (score > self.score) if self.higher_is_better else (score < self.score):
+            self.score, self.epoch = score, epoch
+            self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    def should_stop(self, epoch: int, patience: Any, validated: bool) -> bool:
+        return bool(patience) and validated and epoch - self.epoch >= int(patience)
+
+    def restore(self, module) -> None:
+        module.load_state_dict(self.state)
+
+
 class Timer:
     def __init__(self):
         self.t0 = time.perf_counter()

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from mfrec.neural.common import (
-    Timer, batches, check_finite, fmt, load_state, plot_curves, progress, save_checkpoint, split_tensors,
+    BestEpoch, Timer, batches, check_finite, fmt, load_state, plot_curves, progress, save_checkpoint, split_tensors,
 )
 
 
@@ -51,7 +51,7 @@ def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, gene
     n = len(train[0])
     epochs, bs = int(opts["epochs"]), int(opts["batch_size"])
     history = {"epoch": [], "train_rmse": [], "val_rmse": [], "test_rmse": []}
-    best = (math.inf, 0, None)
+    best = BestEpoch()
     timer = Timer()
     n_batches = math.ceil(n / bs)
     with progress(epochs * n_batches, f"{model_name}", enabled=show_progress) as bar:
@@ -80,28 +80,27 @@ def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, gene
             run.append_metrics(epoch, tr, va, te, secs, train_loss=train_loss, val_loss=val_loss, **(extra or {}))
             save_checkpoint(run, module, epoch)
             score = va if va is not None else tr
-            if score < best[0]:
-                best = (score, epoch, {k: v.detach().clone() for k, v in module.state_dict().items()})
+            best.update(score, epoch, module)
             for key, v in zip(("epoch", "train_rmse", "val_rmse", "test_rmse"), (epoch, tr, va, te)):
                 history[key].append(v)
             bar.postfix = f"train {fmt(tr)} val {fmt(va)}"
             run.log(f"epoch {epoch}: train_loss {train_loss:.4f} train_rmse {fmt(tr)} val_rmse {fmt(va)} "
                     f"test_rmse {fmt(te)} ({secs:.1f}s)")
             patience = opts.get("patience")
-            if patience and va is not None and epoch - best[1] >= int(patience):
+            if best.should_stop(epoch, patience, va is not None):
                 run.log(f"stopping: no better validation RMSE for {patience} epochs")
                 epochs = epoch
                 break
-    module.load_state_dict(best[2])
+    best.restore(module)
     tr, _ = rmse_mae(module, train, lo, hi)
     va, _ = rmse_mae(module, val, lo, hi)
     te, tmae = rmse_mae(module, test, lo, hi)
     seconds = timer()
     plot_curves(run, history["epoch"], {k: history[k] for k in ("train_rmse", "val_rmse", "test_rmse")},
                 "RMSE (rating points)", f"{model_name} on {dataset.name}: RMSE per epoch", "rmse.png")
-    run.log(f"best epoch {best[1]}: train_rmse {fmt(tr)} val_rmse {fmt(va)} test_rmse {fmt(te)} test_mae {fmt(tmae)}")
+    run.log(f"best epoch {best.epoch}: train_rmse {fmt(tr)} val_rmse {fmt(va)} test_rmse {fmt(te)} test_mae {fmt(tmae)}")
     return {
-        "epochs_run": epochs, "best_epoch": best[1], "train_rmse": tr, "val_rmse": va, "test_rmse": te,
+        "epochs_run": epochs, "best_epoch": best.epoch, "train_rmse": tr, "val_rmse": va, "test_rmse": te,
         "test_mae": tmae, "train_seconds": seconds, "seconds_per_epoch": seconds / max(epochs, 1),
     }
 

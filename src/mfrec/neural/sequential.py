@@ -15,7 +15,6 @@ ranked from the training + validation history (``mfrec.evaluation.protocols.rank
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from torch import nn
 from mfrec.errors import DataError
 from mfrec.neural.columns import EXTRA_COLUMNS
 from mfrec.neural.common import (
-    Timer, base_config, check_finite, device_of, ensure_columns, finish, fmt, load_state, plot_curves, progress,
+    BestEpoch, Timer, base_config, check_finite, device_of, ensure_columns, finish, fmt, load_state, plot_curves, progress,
     resolve_options, run_guarded, save_checkpoint, save_weights, seed_all,
 )
 
@@ -215,11 +214,11 @@ def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
         ensure_columns(run, EXTRA_COLUMNS[NAME])
         run.save_config(config)
         device = device_of(opts["device"])
-        gen = seed_all(opts["seed"])
+        seed_all(opts["seed"])
         rng = np.random.default_rng(int(opts["seed"]))
         min_len = int(opts["min_length"])
         if min_len < 1:
-            raise DataError(f"{NAME}: --min-length must be at least 1, got {min_len}")
+            raise DataError(f"{NAME}: min_length (--set min_length=N) must be at least 1, got {min_len}")
         train_seqs = sequences(dataset, with_val=False)[0]
         all_seqs, all_flags = sequences(dataset, with_val=True)
         val_targets = [s[f] for s, f in zip(all_seqs, all_flags)]
@@ -236,7 +235,7 @@ def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
                 f"{len(groups)} batches, {sum(p.numel() for p in module.parameters()):,} parameters on {device}")
         epochs = int(opts["epochs"])
         hist = {"epoch": [], "train_loss": [], "val_loss": [], "val_ndcg": []}
-        best = (-math.inf, 0, None)
+        best = BestEpoch(higher_is_better=True)
         timer = Timer()
         select = train_mask(min_len)
         with progress(epochs * len(groups), NAME, enabled=opts.get("progress", True)) as bar:
@@ -262,37 +261,36 @@ def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
                                    **{"val_hit@10": vh, "val_ndcg@10": vn})
                 save_checkpoint(run, module, epoch)
                 score = vn if vn is not None else float(epoch)
-                if score > best[0]:
-                    best = (score, epoch, {k: v.detach().clone() for k, v in module.state_dict().items()})
+                best.update(score, epoch, module)
                 for key, v in zip(hist, (epoch, train_loss, vl, vn)):
                     hist[key].append(v)
                 bar.postfix = f"loss {train_loss:.3f} val {fmt(vl)} ndcg {fmt(vn)}"
                 run.log(f"epoch {epoch}: train CE {train_loss:.4f} val CE {fmt(vl)} val Hit@10 {fmt(vh)} "
                         f"val NDCG@10 {fmt(vn)} ({secs:.1f}s)")
                 patience = opts.get("patience")
-                if patience and vn is not None and epoch - best[1] >= int(patience):
+                if best.should_stop(epoch, patience, vn is not None):
                     run.log(f"stopping: no better validation NDCG@10 for {patience} epochs")
                     epochs = epoch
                     break
-        module.load_state_dict(best[2])
+        best.restore(module)
         seconds = timer()
         plot_curves(run, hist["epoch"], {"train cross-entropy": hist["train_loss"], "val cross-entropy": hist["val_loss"]},
                     "cross-entropy (nats)", f"{NAME} on {dataset.name}: next-movie loss per epoch", "loss.png")
         model = SequenceModel(module, all_seqs, {"config": config}, device)
         if dataset.test is not None and len(dataset.test):
             ranking = ranking_protocol(model, dataset, strict=False)
-            run.log(f"best epoch {best[1]}; test Hit@10 {ranking['hit@10']:.4f} NDCG@10 {ranking['ndcg@10']:.4f} "
+            run.log(f"best epoch {best.epoch}; test Hit@10 {ranking['hit@10']:.4f} NDCG@10 {ranking['ndcg@10']:.4f} "
                     f"genre consistency {ranking['genre_consistency@10']:.4f}")
         else:
             ranking = None
-            run.log(f"best epoch {best[1]}; no test split, so no test ranking metrics")
+            run.log(f"best epoch {best.epoch}; no test split, so no test ranking metrics")
         save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
                                    "n_movies": dataset.n_movies, "dataset": dataset.name,
-                                   "data_path": config["data_path"], "best_epoch": best[1]})
+                                   "data_path": config["data_path"], "best_epoch": best.epoch})
         facts = {
-            "epochs_run": epochs, "best_epoch": best[1], "train_rmse": None, "val_rmse": None, "test_rmse": None,
+            "epochs_run": epochs, "best_epoch": best.epoch, "train_rmse": None, "val_rmse": None, "test_rmse": None,
             "test_mae": None, "train_seconds": seconds, "seconds_per_epoch": seconds / max(epochs, 1),
-            "train_loss": hist["train_loss"][best[1] - 1], "val_loss": hist["val_loss"][best[1] - 1],
+            "train_loss": hist["train_loss"][best.epoch - 1], "val_loss": hist["val_loss"][best.epoch - 1],
             # the full-ranking test metrics, under the same names `mfrec evaluate` writes
             **({key: ranking[key] for key in RANKING_KEYS} if ranking else {}),
             "ranking_split": ranking["split"] if ranking else None,
