@@ -93,7 +93,7 @@ def main() -> None:
     results.setdefault("runs", [])
     results["machine"] = {
         "cpu_count": os.cpu_count(), "numba_threads": numba.get_num_threads(), "platform": platform.platform(),
-        "processor": platform.processor(), "note": "2-core VM shared with 4 other engineers; see loadavg",
+        "processor": platform.processor(), "note": "noisy shared VM: compare figures together with the load averages recorded beside them",
     }
     for name in args.data:
         ds = mfrec.data.load(name)
