@@ -7,7 +7,7 @@ PY=.venv/bin/python
 # The optional torch extra, CPU build: the neural-baseline tests need it. torch==2.13.0 is the CPU
 # wheel this machine kind keeps on disk; a plain `pip install torch` would pull GBs of CUDA packages.
 if ! $PY -c "import torch" 2>/dev/null; then
-    $PY -m pip install -q --disable-pip-version-check "torch==2.13.0" >&2 \
+    pip_quiet install "torch==2.13.0" \
         || echo "note: torch==2.13.0 could not be installed; the neural-baseline tests will be skipped" >&2
 fi
 export MPLBACKEND=Agg
