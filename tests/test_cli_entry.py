@@ -51,3 +51,14 @@ def test_python_dash_m_mfrec_runs_a_subcommand_help():
     out = _run("-m", "mfrec", "prepare", "--help")
     assert out.returncode == 0, out.stderr
     assert "--split" in out.stdout
+
+
+def test_plain_import_mfrec_reaches_the_subpackages_and_api():
+    code = (
+        "import sys, mfrec\n"
+        "assert 'numba' not in sys.modules and 'polars' not in sys.modules\n"
+        "assert callable(mfrec.data.load) and callable(mfrec.train) and callable(mfrec.load_experiment)\n"
+        "print('ok')\n"
+    )
+    out = _run("-c", code)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr

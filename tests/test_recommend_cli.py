@@ -197,3 +197,38 @@ def test_inference_script_help_is_fast_to_import():
     code = "import sys; from mfrec.cli.recommend import recommend; print('numba' in sys.modules, 'polars' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_rare_movies_are_left_out_by_default_and_kept_with_min_ratings_0(tmp_path):
+    """The default --min-ratings 10 drops movies with fewer training ratings; 0 keeps every movie."""
+    import numpy as np
+    import polars as pl
+    from click.testing import CliRunner
+
+    from mfrec.cli.recommend import recommend
+    from mfrec.cli.train import train
+    from mfrec.data import load
+    from mfrec.data.prepare import prepare
+    from mfrec.data.splits import SplitSpec
+    from mfrec.data.synthetic import SyntheticSpec, generate
+
+    raw = generate(SyntheticSpec(n_users=150, n_movies=120, n_ratings=3000, seed=5))
+    ds = load(prepare(raw, SplitSpec("random", 0.1, seed=1), name="rare", root=tmp_path / "td")[0])
+    counts = np.diff(np.asarray(ds.train_by_movie.indptr))
+    assert (counts < 10).sum() > 5  # the data has rare movies to filter
+    runner = CliRunner()
+    res = runner.invoke(train, ["--data", str(ds.path), "--model", "mf", "--factors", "4", "--epochs", "2",
+                                "--root", str(tmp_path / "exp"), "--name", "r", "--quiet"])
+    assert res.exit_code == 0, res.output
+    run = next((tmp_path / "exp").iterdir())
+    base = ["-e", str(run), "--runs-dir", str(tmp_path / "exp"), "--user", str(int(ds.user_ids.ids[0])), "--top", "40",
+            "--out-dir", str(tmp_path / "pred")]
+
+    def listed(extra, label):
+        r = runner.invoke(recommend, [*base, *extra, "--label", label])
+        assert r.exit_code == 0, r.output
+        table = pl.read_csv(tmp_path / "pred" / run.name / f"{label}.csv")
+        return counts[ds.movie_ids.index_of(table["movieId"].to_numpy())]
+
+    assert listed([], "default").min() >= 10
+    assert listed(["--min-ratings", "0"], "all").min() < 10

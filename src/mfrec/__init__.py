@@ -21,11 +21,17 @@ _LAZY = {
 }
 
 
+# subpackages reachable as attributes after a plain ``import mfrec`` (e.g. ``mfrec.data.load``)
+_SUBPACKAGES = ("data", "models", "experiments", "inference", "evaluation", "analysis", "plots", "kernels", "neural")
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(import_module(module), attr)
+    if name in _SUBPACKAGES:
+        return import_module(f"mfrec.{name}")
     raise AttributeError(f"module 'mfrec' has no attribute {name!r}")
 
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY, *_SUBPACKAGES]

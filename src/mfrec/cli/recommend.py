@@ -35,8 +35,9 @@ _RUNS = click.option("--runs-dir", default="Experiments_", show_default=True, ty
 @click.option("--top", "-n", default=10, show_default=True, type=int, help="How many movies to list.")
 @click.option("--genre", "genres", multiple=True, metavar="G", help="Only movies of this genre (repeat for any of several).")
 @click.option("--years", default=None, metavar="1990-1999", help="Only movies from these years (1995, 1990-1999, 1990-, -1980).")
-@click.option("--min-ratings", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Only movies with at least this many training ratings (rare movies have noisy factors).")
+@click.option("--min-ratings", default=10, show_default=True, type=click.IntRange(min=0),
+              help="Only movies with at least this many training ratings: a movie rated by a handful of people "
+                   "has noisy factors and tends to crowd the top of every list (0 keeps them all).")
 @click.option("--explain", is_flag=True, help="For each movie, the user's rated movies that contributed most, with shares.")
 @click.option("--label", default=None, help="File name under Predictions/<run>/ (default: made-up-user, user-ID, users-ID-ID, similar-ID).")
 @click.option("--exclude", type=click.Choice(["all", "train"]), default="all", show_default=True,
@@ -114,8 +115,8 @@ def _usage():
 @_EXPERIMENT
 @_RUNS
 @click.option("--top", "-n", default=10, show_default=True, type=click.IntRange(1, 10_000), help="List length for recommend/similar/popular.")
-@click.option("--min-ratings", default=0, show_default=True, type=click.IntRange(min=0),
-              help="recommend/similar list only movies with at least this many training ratings.")
+@click.option("--min-ratings", default=10, show_default=True, type=click.IntRange(min=0),
+              help="recommend/similar list only movies with at least this many training ratings (0 keeps them all).")
 @friendly_errors
 def interactive(experiment, runs_dir, top, min_ratings):
     """An interactive loop: search, add/remove ratings, recommend, similar, popular (type help)."""
