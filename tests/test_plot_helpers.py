@@ -92,3 +92,23 @@ def make_run(root, ds, name="mf-genre-run", model="mf-genre", k=4, epochs=6, see
             config_json=np.array(json.dumps(config)),
         )
     return path
+
+
+def test_rmse_legend_says_whether_validation_chose_the_epoch(tmp_path, monkeypatch):
+    import mfrec.plots.style as style
+    from mfrec.plots.curves import plot_rmse
+
+    labels = {}
+    real_save = style.save
+
+    def capture(fig, path):
+        labels[Path(path).name] = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        return real_save(fig, path)
+
+    monkeypatch.setattr(style, "save", capture)
+    base = {"epoch": [1, 2, 3], "train_rmse": [0.9, 0.8, 0.7], "test_rmse": [1.0, 0.95, 0.96]}
+    plot_rmse({**base, "val_rmse": [0.99, 0.93, 0.94]}, tmp_path / "val.png", best_epoch=2)
+    plot_rmse({**base, "val_rmse": [None, None, None]}, tmp_path / "noval.png", best_epoch=3)
+    assert "best epoch (2, lowest validation RMSE)" in labels["val.png"]
+    assert "kept epoch (3; no validation split)" in labels["noval.png"]
+    assert not any(label.startswith("validation") for label in labels["noval.png"])

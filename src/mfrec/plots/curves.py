@@ -40,7 +40,11 @@ def plot_rmse(metrics: Any, path: str | os.PathLike, best_epoch: int | None = No
             plotted.extend(vs)
             ax.plot(xs, vs, marker=marker, ls=ls, color=color, label=f"{label} (last {vs[-1]:.4f})", markersize=5)
         if best_epoch is not None and best_epoch in epochs:
-            ax.axvline(best_epoch, color="grey", linestyle=":", linewidth=1.5, label=f"best epoch ({best_epoch})")
+            validated = any(_ok(v) for v in _series(metrics, "val_rmse"))
+            # without a validation split nothing chose the epoch: training simply kept the last one
+            label = (f"best epoch ({best_epoch}, lowest validation RMSE)" if validated
+                     else f"kept epoch ({best_epoch}; no validation split)")
+            ax.axvline(best_epoch, color="grey", linestyle=":", linewidth=1.5, label=label)
         ax.set_xlabel("epoch")
         ax.set_ylabel("RMSE (stars, lower is better)")
         ax.set_title(title or "RMSE per epoch")
