@@ -94,3 +94,20 @@ def test_ranking_only_runs_give_a_table_but_no_figure(small_dataset, tmp_path):
     assert res.exit_code == 0, res.output
     assert "no run has RMSE curves" in res.output and not (tmp_path / "c.png").exists()
     assert pl.read_csv(tmp_path / "c.csv")["test_hit@10"][0] == pytest.approx(0.16)
+
+
+def test_bias_runs_show_no_factor_penalty_but_their_bias_penalty(tmp_path):
+    import json
+
+    from mfrec.analysis.runs import run_row
+
+    for name, model in (("b", "bias"), ("m", "mf")):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"model": model, "factors": 0 if model == "bias" else 8,
+                                                   "reg": 0.4, "reg_bias": 2.0}))
+        (d / "summary.json").write_text(json.dumps({"status": "ok", "model": model, "test_rmse": 0.95}))
+        (d / "metrics.csv").write_text("epoch,train_rmse,val_rmse,test_rmse,seconds\n1,0.9,,0.95,0.1\n")
+    bias, mf = run_row(tmp_path / "b"), run_row(tmp_path / "m")
+    assert bias["reg"] is None and bias["reg_bias"] == 2.0
+    assert mf["reg"] == 0.4 and mf["reg_bias"] == 2.0

@@ -230,7 +230,9 @@ def run_row(run_path: str | os.PathLike) -> dict[str, Any]:
         "model": summary.get("model") or cfg.get("model"),
         "dataset": summary.get("dataset") or cfg.get("dataset"),
         "k": _first(cfg, K_KEYS),
-        "reg": _first(cfg, REG_KEYS),
+        # a bias model has no factors, so its factor penalty is unused: show none rather than a default
+        "reg": None if (summary.get("model") or cfg.get("model")) == "bias" else _first(cfg, REG_KEYS),
+        "reg_bias": _number(cfg.get("reg_bias")),
         "epochs": epochs,
         "test_rmse": _number(summary.get("test_rmse", last.get("test_rmse"))),
         "test_mae": _number(summary.get("test_mae")),

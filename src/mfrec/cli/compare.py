@@ -9,7 +9,7 @@ import click
 
 from mfrec.cli.common import friendly_errors
 
-_FLOAT_FORMATS = {"reg": "{:g}", "seconds": "{:,.1f}"}
+_FLOAT_FORMATS = {"reg": "{:g}", "reg_bias": "{:g}", "seconds": "{:,.1f}"}
 
 
 def resolve_runs(patterns, root) -> list[Path]:

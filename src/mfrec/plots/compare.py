@@ -51,7 +51,8 @@ def comparison_figure(run_paths: Sequence[str | Path], path, title: str | None =
         ax.set_xlabel("epoch")
         ax.set_ylabel("RMSE (stars)")
         ax.set_title(title or f"RMSE per epoch of {len(series)} run{'s' if len(series) > 1 else ''}", fontsize=12)
-        style = [Line2D([], [], color="0.3", ls=ls, label=what) for _, ls, what in CURVES]
+        present = {k for _, drawn in series for k in drawn}  # only the curve kinds some run has
+        style = [Line2D([], [], color="0.3", ls=ls, label=what) for key, ls, what in CURVES if key in present]
         ax.legend(handles=style, title="curve", loc="upper right", frameon=True)
         # run names are long: their legend goes below the axes, across the figure
         longest = max(len(h.get_label()) for h in run_handles)
