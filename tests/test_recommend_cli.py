@@ -232,3 +232,11 @@ def test_rare_movies_are_left_out_by_default_and_kept_with_min_ratings_0(tmp_pat
 
     assert listed([], "default").min() >= 10
     assert listed(["--min-ratings", "0"], "all").min() < 10
+
+
+def test_interactive_add_takes_a_quoted_title_with_a_rating(world, monkeypatch):
+    t2 = _title(world, 2)
+    script = f'add "{t2.lower()}" 2\nshow\nexit\n'
+    res = invoke(world, ["interactive", "-e", world["run"].name], monkeypatch, input=script)
+    assert res.exit_code == 0, res.output
+    assert f"added {t2} = 2" in res.output

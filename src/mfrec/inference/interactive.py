@@ -94,7 +94,7 @@ class Session:
         m = re.fullmatch(r"(.+?)\s+(\d+(?:\.\d+)?)", arg)
         if m:  # "Title 4.5": a trailing number is a rating when the rest is a known movie
             try:
-                movie = self.rec.movie(m.group(1))
+                movie = self.rec.movie(_unquote(m.group(1)))
             except MfrecError:
                 movie = None
             if movie is not None:
