@@ -19,8 +19,9 @@ the metrics (all means over the users with at least one target) are
   ``H_u`` is u's input history (the excluded movies ``E_u``: what the model was given about u).
   A user for whom both genre sets are empty scores 0.
 
-The top-k selection is a Numba kernel parallel over score rows (each row writes its own output row);
-``tests/naive.py`` holds the NumPy references it is checked against.
+The top-k selection is the package's one Numba top-k kernel (``mfrec.inference.topk``, parallel over
+score rows, each row writing its own output row), the same one behind recommendations; the metrics
+are a Numba kernel here. ``tests/naive.py`` holds the NumPy references both are checked against.
 """
 
 from __future__ import annotations
@@ -31,50 +32,12 @@ import numba
 import numpy as np
 
 from mfrec.errors import MfrecError, ModelError
+from mfrec.inference.topk import topk_rows
 
 DEFAULT_K = 10
 
 
 # -- kernels -------------------------------------------------------------------------------------
-@numba.njit(cache=True, parallel=True)
-def _topk_kernel(scores, rows, excl_indptr, excl_indices, k, out_items, out_scores):
-    """Top-k of each score row, skipping excluded movies. rows[i] is the CSR row of score row i.
-
-    Keeps a sorted buffer of the k best (score descending, movie ascending on ties); slots that no
-    candidate fills stay -1 / -inf.
-    """
-    n, n_movies = scores.shape
-    for i in numba.prange(n):
-        mask = np.zeros(n_movies, np.bool_)
-        r = rows[i]
-        for p in range(excl_indptr[r], excl_indptr[r + 1]):
-            mask[excl_indices[p]] = True
-        best_i = out_items[i]
-        best_s = out_scores[i]
-        for j in range(k):
-            best_i[j] = -1
-            best_s[j] = -np.inf
-        filled = 0
-        for m in range(n_movies):
-            if mask[m]:
-                continue
-            s = scores[i, m]
-            if filled == k and not (s > best_s[k - 1]):
-                continue
-            # insert m keeping (score desc, movie asc): scanning movies ascending, a later equal
-            # score goes after the earlier one
-            pos = filled if filled < k else k - 1
-            while pos > 0 and s > best_s[pos - 1]:
-                if pos < k:
-                    best_s[pos] = best_s[pos - 1]
-                    best_i[pos] = best_i[pos - 1]
-                pos -= 1
-            best_s[pos] = s
-            best_i[pos] = m
-            if filled < k:
-                filled += 1
-
-
 @numba.njit(cache=True, parallel=True)
 def _user_metrics_kernel(topk, rows, tgt_indptr, tgt_indices, hist_indptr, hist_indices,
                          genre_indptr, genre_indices, n_genres, out):
@@ -157,9 +120,16 @@ def top_k(scores: np.ndarray, exclude_indptr: np.ndarray, exclude_indices: np.nd
     indptr, indices = _check_csr(exclude_indptr, exclude_indices, n_rows, n_movies, "exclusions")
     if n and (rows.min() < 0 or rows.max() >= n_rows):
         raise MfrecError(f"rows must index the {n_rows} exclusion rows")
-    items = np.empty((n, k), np.int32)
-    best = np.empty((n, k), np.float32)
-    _topk_kernel(scores, rows, indptr, indices, k, items, best)
+    # the exclusion lists of the asked-for rows, as a CSR of their own, for the one top-k kernel the
+    # package has (mfrec.inference.topk: also behind recommendations; same tie rule)
+    starts = np.asarray(indptr, np.int64)[rows]
+    lengths = np.asarray(indptr, np.int64)[rows + 1] - starts
+    sub_indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(lengths, out=sub_indptr[1:])
+    gather = np.repeat(starts - sub_indptr[:-1], lengths) + np.arange(sub_indptr[-1], dtype=np.int64)
+    sub_indices = np.asarray(indices, np.int32)[gather]
+    items, best = topk_rows(scores, k, exclude_indptr=sub_indptr, exclude_indices=sub_indices)
+    best[items < 0] = -np.inf  # padding: this module's contract is -1 / -inf
     return items, best
 
 
