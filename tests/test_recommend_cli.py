@@ -240,3 +240,14 @@ def test_interactive_add_takes_a_quoted_title_with_a_rating(world, monkeypatch):
     res = invoke(world, ["interactive", "-e", world["run"].name], monkeypatch, input=script)
     assert res.exit_code == 0, res.output
     assert f"added {t2} = 2" in res.output
+
+
+def test_table_rule_is_as_wide_as_the_table(world, monkeypatch):
+    res = invoke(world, ["-e", world["run"].name, "--like", _title(world, 0), "--top", "5", "--min-ratings", "0"],
+                 monkeypatch)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    at = next(i for i, line in enumerate(lines) if line and set(line) == {"-"})
+    rows = [line for line in lines[at + 1:] if line[:3].strip().isdigit()]
+    assert len(rows) == 5
+    assert len(lines[at]) == max(len(lines[at - 1]), *map(len, rows))

@@ -27,7 +27,9 @@ def format_table(result, title_width: int = 42, genre_width: int = 26, why_width
         head += f"  {score_head:>7}"
     head += "  why"
     lines.append(head)
-    lines.append("-" * min(len(head) + why_width - 3, 200))
+    rule_at = len(lines)
+    lines.append("")  # the rule under the header, as wide as the widest row (set below)
+    width = len(head)
     for row in t.iter_rows(named=True):
         pred = row["predicted_rating"]
         year = row["year"]
@@ -41,8 +43,10 @@ def format_table(result, title_width: int = 42, genre_width: int = 26, why_width
             line += f"  {int(s):>7d}" if result.kind == "popular" else f"  {s:>7.3f}"
         line += f"  {_cut(row['why'], why_width)}"
         lines.append(line)
+        width = max(width, len(line))
         for extra in result.details.get(row["rank"], []):
             lines.append(" " * 8 + extra)
+    lines[rule_at] = "-" * width
     if t.height == 0:
         lines.append("  (no movie is left after the filters and exclusions)")
     return "\n".join(lines)
