@@ -33,10 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mfrec.neural.columns import EXTRA_COLUMNS
 from mfrec.neural.common import (
-    BestEpoch, Timer, base_config, check_finite, device_of, ensure_columns, finish, fmt, load_state, plot_curves, progress,
-    resolve_options, run_guarded, save_checkpoint, save_weights, seed_all,
+    BestEpoch, Timer, check_finite, fmt, load_state, plot_curves, progress, save_checkpoint, save_weights,
+    train_guarded,
 )
 
 NAME = "attention"
@@ -325,116 +324,110 @@ def _split_rmse(model: PairModel, split) -> tuple[float | None, float | None]:
 
 
 def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
-    opts = resolve_options(options, DEFAULTS, NAME)
-    config = base_config(dataset, NAME, opts)
-    base = {"dataset": dataset.name, "model": NAME, "config": config}
+    """Train attention into ``run``; see ``mfrec.neural.common.train_guarded`` for the shared set-up."""
+    return train_guarded(dataset, options, run, NAME, DEFAULTS, _fit)
 
-    def go():
-        ensure_columns(run, EXTRA_COLUMNS[NAME])
-        run.save_config(config)
-        device = device_of(opts["device"])
-        gen = seed_all(opts["seed"])
-        rng = np.random.default_rng(int(opts["seed"]))
-        codes, vocab, used = user_features(dataset)
-        feats = movie_features(dataset)
-        arch = {"n_users": dataset.n_users, "n_movies": dataset.n_movies, "n_genres": feats["genres"].shape[1],
-                "user_vocab": vocab, "factors": int(opts["factors"]), "heads": int(opts["heads"]),
-                "hidden": int(opts["hidden"]), "dropout": float(opts["dropout"]),
-                "mean": float(np.mean(dataset.train.rating)), "imdb": feats["imdb"],
-                "n_directors": int(feats.get("n_directors", 1))}
-        if arch["factors"] % arch["heads"]:
-            from mfrec.errors import MfrecError
 
-            raise MfrecError(f"{NAME}: --factors ({arch['factors']}) must be a multiple of heads ({arch['heads']})")
-        module = PairAttention(**arch).to(device)
-        module.set_features(feats, codes)
-        hist = Histories(dataset, device, int(opts["window"]), int(opts["step"]))
-        run.log(f"{NAME}: user features {used or 'none'}; IMDB runtime/director {'yes' if feats['imdb'] else 'no'}; "
-                f"{sum(p.numel() for p in module.parameters()):,} parameters on {device}")
-        model = PairModel(module, hist, {"config": config, "rating_scale": list(dataset.rating_scale), "arch": arch}, device)
-        # every training rating in by-user order: its user, movie, rating, history position
-        tr = dataset.train
-        n = len(tr)
-        U = np.array(tr.user, np.int64)
-        P = np.arange(n) - np.asarray(dataset.train_by_user.indptr)[U]
-        M = np.array(tr.movie, np.int64)
-        R = np.array(tr.rating, np.float32)
-        mptr = np.asarray(dataset.train_by_movie.indptr)
-        by_movie_order = np.argsort(M, kind="stable")  # entry j of train_by_movie is rating by_movie_order[j]
-        optim = torch.optim.Adam(module.parameters(), lr=float(opts["lr"]), weight_decay=float(opts["weight_decay"]))
-        bs = int(opts["batch_size"])
-        epochs = int(opts["epochs"])
-        n_batches = math.ceil(n / bs)
-        hist_rows = {"epoch": [], "train_rmse": [], "val_rmse": [], "test_rmse": []}
-        best = BestEpoch()
-        timer = Timer()
-        to = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
-        with progress(epochs * n_batches, NAME, enabled=opts.get("progress", True)) as bar:
-            for epoch in range(1, epochs + 1):
-                te = Timer()
-                module.train()
-                # partners: a random rater of the same movie, or oneself
-                lo_, cnt = mptr[M], mptr[M + 1] - mptr[M]
-                j = by_movie_order[lo_ + (rng.random(n) * cnt).astype(np.int64)]
-                j = np.where(rng.random(n) < float(opts["self_pair"]), np.arange(n), j)
-                total = 0.0
-                for idx in torch.randperm(n, generator=gen).split(bs):
-                    if len(idx) < 2:  # batch norm needs two examples
-                        continue
-                    i = idx.numpy()
-                    a, b = i, j[i]
-                    ua, ub = to(U[a]), to(U[b])
-                    wa = hist.windows(ua, to(P[a]))
-                    wb = hist.windows(ub, to(P[b]))
-                    y = to(0.5 * (R[a] + R[b]))
-                    pred = module(ua, *wa, ub, *wb, to(M[a]))
-                    loss = torch.mean((pred - y) ** 2)
-                    optim.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optim.step()
-                    check_finite(loss, NAME, epoch)
-                    total += float(loss.detach()) * len(i)
-                    bar.update(1)
-                train_loss = total / n
-                module.eval()
-                sub = rng.choice(n, size=min(n, 20000), replace=False)
-                pred = model.predict(U[sub], M[sub]).astype(np.float64)
-                tr_rmse = float(np.sqrt(np.mean((pred - R[sub]) ** 2)))  # self-pairs, latest window
-                va, _ = _split_rmse(model, dataset.val)
-                tst, _ = _split_rmse(model, dataset.test)
-                secs = te()
-                run.append_metrics(epoch, tr_rmse, va, tst, secs, train_loss=train_loss,
-                                   val_loss=None if va is None else va ** 2)
-                save_checkpoint(run, module, epoch)
-                score = va if va is not None else train_loss
-                best.update(score, epoch, module)
-                for key, v in zip(hist_rows, (epoch, tr_rmse, va, tst)):
-                    hist_rows[key].append(v)
-                bar.postfix = f"pair MSE {train_loss:.3f} val {fmt(va)}"
-                run.log(f"epoch {epoch}: pair MSE {train_loss:.4f} train_rmse {fmt(tr_rmse)} val_rmse {fmt(va)} "
-                        f"test_rmse {fmt(tst)} ({secs:.1f}s)")
-                patience = opts.get("patience")
-                if best.should_stop(epoch, patience, va is not None):
-                    run.log(f"stopping: no better validation RMSE for {patience} epochs")
-                    epochs = epoch
-                    break
-        best.restore(module)
-        module.eval()
-        seconds = timer()
-        va, _ = _split_rmse(model, dataset.val)
-        tst, tmae = _split_rmse(model, dataset.test)
-        plot_curves(run, hist_rows["epoch"], {k: hist_rows[k] for k in ("train_rmse", "val_rmse", "test_rmse")},
-                    "RMSE (rating points)", f"{NAME} on {dataset.name}: RMSE per epoch (single-user pairs)", "rmse.png")
-        save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
-                                   "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
-                                   "dataset": dataset.name, "data_path": config["data_path"],
-                                   "best_epoch": best.epoch, "user_features": used, "imdb_features": feats["imdb"]})
-        facts = {"epochs_run": epochs, "best_epoch": best.epoch, "train_rmse": hist_rows["train_rmse"][best.epoch - 1],
-                 "val_rmse": va, "test_rmse": tst, "test_mae": tmae, "train_seconds": seconds,
-                 "seconds_per_epoch": seconds / max(epochs, 1), "user_features": used, "imdb_features": feats["imdb"]}
-        return finish(run, {**base, **facts})
+def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen) -> dict[str, Any]:
+    rng = np.random.default_rng(int(opts["seed"]))
+    codes, vocab, used = user_features(dataset)
+    feats = movie_features(dataset)
+    arch = {"n_users": dataset.n_users, "n_movies": dataset.n_movies, "n_genres": feats["genres"].shape[1],
+            "user_vocab": vocab, "factors": int(opts["factors"]), "heads": int(opts["heads"]),
+            "hidden": int(opts["hidden"]), "dropout": float(opts["dropout"]),
+            "mean": float(np.mean(dataset.train.rating)), "imdb": feats["imdb"],
+            "n_directors": int(feats.get("n_directors", 1))}
+    if arch["factors"] % arch["heads"]:
+        from mfrec.errors import MfrecError
 
-    return run_guarded(run, go, base)
+        raise MfrecError(f"{NAME}: --factors ({arch['factors']}) must be a multiple of heads ({arch['heads']})")
+    module = PairAttention(**arch).to(device)
+    module.set_features(feats, codes)
+    hist = Histories(dataset, device, int(opts["window"]), int(opts["step"]))
+    run.log(f"{NAME}: user features {used or 'none'}; IMDB runtime/director {'yes' if feats['imdb'] else 'no'}; "
+            f"{sum(p.numel() for p in module.parameters()):,} parameters on {device}")
+    model = PairModel(module, hist, {"config": config, "rating_scale": list(dataset.rating_scale), "arch": arch}, device)
+    # every training rating in by-user order: its user, movie, rating, history position
+    tr = dataset.train
+    n = len(tr)
+    U = np.array(tr.user, np.int64)
+    P = np.arange(n) - np.asarray(dataset.train_by_user.indptr)[U]
+    M = np.array(tr.movie, np.int64)
+    R = np.array(tr.rating, np.float32)
+    mptr = np.asarray(dataset.train_by_movie.indptr)
+    by_movie_order = np.argsort(M, kind="stable")  # entry j of train_by_movie is rating by_movie_order[j]
+    optim = torch.optim.Adam(module.parameters(), lr=float(opts["lr"]), weight_decay=float(opts["weight_decay"]))
+    bs = int(opts["batch_size"])
+    epochs = int(opts["epochs"])
+    n_batches = math.ceil(n / bs)
+    hist_rows = {"epoch": [], "train_rmse": [], "val_rmse": [], "test_rmse": []}
+    best = BestEpoch()
+    timer = Timer()
+    to = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+    with progress(epochs * n_batches, NAME, enabled=opts.get("progress", True)) as bar:
+        for epoch in range(1, epochs + 1):
+            te = Timer()
+            module.train()
+            # partners: a random rater of the same movie, or oneself
+            lo_, cnt = mptr[M], mptr[M + 1] - mptr[M]
+            j = by_movie_order[lo_ + (rng.random(n) * cnt).astype(np.int64)]
+            j = np.where(rng.random(n) < float(opts["self_pair"]), np.arange(n), j)
+            total = 0.0
+            for idx in torch.randperm(n, generator=gen).split(bs):
+                if len(idx) < 2:  # batch norm needs two examples
+                    continue
+                i = idx.numpy()
+                a, b = i, j[i]
+                ua, ub = to(U[a]), to(U[b])
+                wa = hist.windows(ua, to(P[a]))
+                wb = hist.windows(ub, to(P[b]))
+                y = to(0.5 * (R[a] + R[b]))
+                pred = module(ua, *wa, ub, *wb, to(M[a]))
+                loss = torch.mean((pred - y) ** 2)
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                optim.step()
+                check_finite(loss, NAME, epoch)
+                total += float(loss.detach()) * len(i)
+                bar.update(1)
+            train_loss = total / n
+            module.eval()
+            sub = rng.choice(n, size=min(n, 20000), replace=False)
+            pred = model.predict(U[sub], M[sub]).astype(np.float64)
+            tr_rmse = float(np.sqrt(np.mean((pred - R[sub]) ** 2)))  # self-pairs, latest window
+            va, _ = _split_rmse(model, dataset.val)
+            tst, _ = _split_rmse(model, dataset.test)
+            secs = te()
+            run.append_metrics(epoch, tr_rmse, va, tst, secs, train_loss=train_loss,
+                               val_loss=None if va is None else va ** 2)
+            save_checkpoint(run, module, epoch)
+            score = va if va is not None else train_loss
+            best.update(score, epoch, module)
+            for key, v in zip(hist_rows, (epoch, tr_rmse, va, tst)):
+                hist_rows[key].append(v)
+            bar.postfix = f"pair MSE {train_loss:.3f} val {fmt(va)}"
+            run.log(f"epoch {epoch}: pair MSE {train_loss:.4f} train_rmse {fmt(tr_rmse)} val_rmse {fmt(va)} "
+                    f"test_rmse {fmt(tst)} ({secs:.1f}s)")
+            patience = opts.get("patience")
+            if best.should_stop(epoch, patience, va is not None):
+                run.log(f"stopping: no better validation RMSE for {patience} epochs")
+                epochs = epoch
+                break
+    best.restore(module)
+    module.eval()
+    seconds = timer()
+    va, _ = _split_rmse(model, dataset.val)
+    tst, tmae = _split_rmse(model, dataset.test)
+    plot_curves(run, hist_rows["epoch"], {k: hist_rows[k] for k in ("train_rmse", "val_rmse", "test_rmse")},
+                "RMSE (rating points)", f"{NAME} on {dataset.name}: RMSE per epoch (single-user pairs)", "rmse.png")
+    save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
+                               "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
+                               "dataset": dataset.name, "data_path": config["data_path"],
+                               "best_epoch": best.epoch, "user_features": used, "imdb_features": feats["imdb"]})
+    facts = {"epochs_run": epochs, "best_epoch": best.epoch, "train_rmse": hist_rows["train_rmse"][best.epoch - 1],
+             "val_rmse": va, "test_rmse": tst, "test_mae": tmae, "train_seconds": seconds,
+             "seconds_per_epoch": seconds / max(epochs, 1), "user_features": used, "imdb_features": feats["imdb"]}
+    return facts
 
 
 def load(folder, meta, device="cpu"):

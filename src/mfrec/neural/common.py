@@ -213,6 +213,28 @@ def finish(run, summary: dict[str, Any]) -> dict[str, Any]:
     return run.save_summary(summary)
 
 
+def train_guarded(dataset, options: dict[str, Any], run, name: str, defaults: dict[str, Any],
+                  fit: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """What every neural model's ``train`` shares: resolve the options, then, inside the failure guard,
+    give metrics.csv the model's columns, save config.json, pick the device and seed torch, call
+    ``fit(dataset, opts, config, run, device, generator)`` for the model's own facts, and save them
+    with the dataset/model/config into summary.json."""
+    from mfrec.neural.columns import EXTRA_COLUMNS
+
+    opts = resolve_options(options, defaults, name)
+    config = base_config(dataset, name, opts)
+    base = {"dataset": dataset.name, "model": name, "config": config}
+
+    def go() -> dict[str, Any]:
+        ensure_columns(run, EXTRA_COLUMNS[name])
+        run.save_config(config)
+        device = device_of(opts["device"])
+        generator = seed_all(opts["seed"])
+        return finish(run, {**base, **fit(dataset, opts, config, run, device, generator)})
+
+    return run_guarded(run, go, base)
+
+
 def run_guarded(run, fn: Callable[[], dict[str, Any]], base: dict[str, Any]) -> dict[str, Any]:
     """Run training; on an error mark the run failed (error in train.log) and re-raise."""
     try:

@@ -25,10 +25,8 @@ import torch
 from torch import nn
 
 from mfrec.errors import DataError
-from mfrec.neural.columns import EXTRA_COLUMNS
 from mfrec.neural.common import (
-    Timer, base_config, batches, check_finite, device_of, ensure_columns, export_factors, finish, plot_curves, progress,
-    resolve_options, run_guarded, save_weights, seed_all,
+    Timer, batches, check_finite, export_factors, plot_curves, progress, save_weights, train_guarded,
 )
 from mfrec.neural.rating import fit_rating, load_rating
 
@@ -163,40 +161,34 @@ def fit_genres(dataset, opts, run, gen, device, show_progress=True) -> tuple[tor
 
 
 def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
-    opts = resolve_options(options, DEFAULTS, NAME)
-    config = base_config(dataset, NAME, opts)
-    base = {"dataset": dataset.name, "model": NAME, "config": config}
+    """Train genre-embedding into ``run``; see ``mfrec.neural.common.train_guarded`` for the shared set-up."""
+    return train_guarded(dataset, options, run, NAME, DEFAULTS, _fit)
 
-    def go():
-        ensure_columns(run, EXTRA_COLUMNS[NAME])
-        run.save_config(config)
-        device = device_of(opts["device"])
-        gen = seed_all(opts["seed"])
-        show = opts.get("progress", True)
-        movie_emb, stage1 = fit_genres(dataset, opts, run, gen, device, show)
-        run.log(f"stage 1 done: BCE {stage1['genre_bce_first']:.4f} -> {stage1['genre_bce_last']:.4f}")
-        mean = float(np.mean(dataset.train.rating))
-        arch = {"n_users": dataset.n_users, "n_movies": dataset.n_movies, "factors": int(opts["factors"]), "mean": mean}
-        module = GenreMF(**arch).to(device)
-        with torch.no_grad():
-            # start from the genre embeddings, scaled to the rating model's initial spread
-            scale = 0.1 / max(float(movie_emb.std()), 1e-8)
-            module.movie.weight.copy_(movie_emb * scale)
-        facts = fit_rating(module, dataset, opts, run, gen, device, NAME, extra={"stage": 2}, show_progress=show)
-        save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
-                                   "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
-                                   "dataset": dataset.name, "data_path": config["data_path"],
-                                   "best_epoch": facts["best_epoch"], "stage1": stage1})
-        export_factors(run, dataset, {"mu": np.float32(float(module.mu.item())),
-                                      "user_bias": module.user_bias.weight.detach().cpu().numpy()[:, 0],
-                                      "movie_bias": module.movie_bias.weight.detach().cpu().numpy()[:, 0],
-                                      "user_factors": module.user_factors().cpu().numpy(),
-                                      "movie_factors": module.movie_factors().cpu().numpy()},
-                       maps={"genre_movie_map": movie_emb.cpu().numpy()})
-        np.save(Path(run.path) / "genre_stage_movie_embeddings.npy", movie_emb.cpu().numpy())
-        return finish(run, {**base, **facts, **stage1})
 
-    return run_guarded(run, go, base)
+def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen) -> dict[str, Any]:
+    show = opts.get("progress", True)
+    movie_emb, stage1 = fit_genres(dataset, opts, run, gen, device, show)
+    run.log(f"stage 1 done: BCE {stage1['genre_bce_first']:.4f} -> {stage1['genre_bce_last']:.4f}")
+    mean = float(np.mean(dataset.train.rating))
+    arch = {"n_users": dataset.n_users, "n_movies": dataset.n_movies, "factors": int(opts["factors"]), "mean": mean}
+    module = GenreMF(**arch).to(device)
+    with torch.no_grad():
+        # start from the genre embeddings, scaled to the rating model's initial spread
+        scale = 0.1 / max(float(movie_emb.std()), 1e-8)
+        module.movie.weight.copy_(movie_emb * scale)
+    facts = fit_rating(module, dataset, opts, run, gen, device, NAME, extra={"stage": 2}, show_progress=show)
+    save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
+                               "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
+                               "dataset": dataset.name, "data_path": config["data_path"],
+                               "best_epoch": facts["best_epoch"], "stage1": stage1})
+    export_factors(run, dataset, {"mu": np.float32(float(module.mu.item())),
+                                  "user_bias": module.user_bias.weight.detach().cpu().numpy()[:, 0],
+                                  "movie_bias": module.movie_bias.weight.detach().cpu().numpy()[:, 0],
+                                  "user_factors": module.user_factors().cpu().numpy(),
+                                  "movie_factors": module.movie_factors().cpu().numpy()},
+                   maps={"genre_movie_map": movie_emb.cpu().numpy()})
+    np.save(Path(run.path) / "genre_stage_movie_embeddings.npy", movie_emb.cpu().numpy())
+    return {**facts, **stage1}
 
 
 def load(folder, meta, device="cpu"):

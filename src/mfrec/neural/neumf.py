@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mfrec.neural.columns import EXTRA_COLUMNS
 from mfrec.neural.common import (
-    base_config, device_of, ensure_columns, export_factors, finish, resolve_options, run_guarded, save_weights, seed_all,
+    export_factors, save_weights, train_guarded,
 )
 from mfrec.neural.rating import fit_rating, load_rating
 
@@ -59,33 +58,27 @@ class NeuMF(nn.Module):
 
 
 def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
-    opts = resolve_options(options, DEFAULTS, NAME)
-    config = base_config(dataset, NAME, opts)
-    base = {"dataset": dataset.name, "model": NAME, "config": config}
+    """Train neumf into ``run``; see ``mfrec.neural.common.train_guarded`` for the shared set-up."""
+    return train_guarded(dataset, options, run, NAME, DEFAULTS, _fit)
 
-    def go():
-        ensure_columns(run, EXTRA_COLUMNS[NAME])
-        run.save_config(config)
-        device = device_of(opts["device"])
-        gen = seed_all(opts["seed"])
-        mean = float(np.mean(dataset.train.rating))
-        arch = {"n_users": dataset.n_users, "n_movies": dataset.n_movies, "factors": int(opts["factors"]),
-                "mean": mean, "init_std": float(opts["init_std"])}
-        module = NeuMF(**arch).to(device)
-        run.log(f"{NAME}: {sum(p.numel() for p in module.parameters()):,} parameters on {device}")
-        facts = fit_rating(module, dataset, opts, run, gen, device, NAME, show_progress=opts.get("progress", True))
-        save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
-                                   "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
-                                   "dataset": dataset.name, "data_path": config["data_path"],
-                                   "best_epoch": facts["best_epoch"]})
-        export_factors(run, dataset, {"mu": np.float32(float(module.out.bias.item())),
-                                      "user_bias": np.zeros(dataset.n_users, np.float32),
-                                      "movie_bias": np.zeros(dataset.n_movies, np.float32),
-                                      "user_factors": module.user_factors().cpu().numpy(),
-                                      "movie_factors": module.movie_factors().cpu().numpy()})
-        return finish(run, {**base, **facts})
 
-    return run_guarded(run, go, base)
+def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen) -> dict[str, Any]:
+    mean = float(np.mean(dataset.train.rating))
+    arch = {"n_users": dataset.n_users, "n_movies": dataset.n_movies, "factors": int(opts["factors"]),
+            "mean": mean, "init_std": float(opts["init_std"])}
+    module = NeuMF(**arch).to(device)
+    run.log(f"{NAME}: {sum(p.numel() for p in module.parameters()):,} parameters on {device}")
+    facts = fit_rating(module, dataset, opts, run, gen, device, NAME, show_progress=opts.get("progress", True))
+    save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
+                               "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
+                               "dataset": dataset.name, "data_path": config["data_path"],
+                               "best_epoch": facts["best_epoch"]})
+    export_factors(run, dataset, {"mu": np.float32(float(module.out.bias.item())),
+                                  "user_bias": np.zeros(dataset.n_users, np.float32),
+                                  "movie_bias": np.zeros(dataset.n_movies, np.float32),
+                                  "user_factors": module.user_factors().cpu().numpy(),
+                                  "movie_factors": module.movie_factors().cpu().numpy()})
+    return facts
 
 
 def load(folder, meta, device="cpu"):

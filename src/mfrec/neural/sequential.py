@@ -22,10 +22,9 @@ import torch
 from torch import nn
 
 from mfrec.errors import DataError
-from mfrec.neural.columns import EXTRA_COLUMNS
 from mfrec.neural.common import (
-    BestEpoch, Timer, base_config, check_finite, device_of, ensure_columns, finish, fmt, load_state, plot_curves, progress,
-    resolve_options, run_guarded, save_checkpoint, save_weights, seed_all,
+    BestEpoch, Timer, check_finite, fmt, load_state, plot_curves, progress, save_checkpoint, save_weights,
+    train_guarded,
 )
 
 NAME = "sequential"
@@ -204,100 +203,94 @@ def _val_ranking(model: SequenceModel, train_seqs, val_targets, dataset, k=10) -
 
 
 def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
-    opts = resolve_options(options, DEFAULTS, NAME)
-    config = base_config(dataset, NAME, opts)
-    base = {"dataset": dataset.name, "model": NAME, "config": config}
+    """Train sequential into ``run``; see ``mfrec.neural.common.train_guarded`` for the shared set-up."""
+    return train_guarded(dataset, options, run, NAME, DEFAULTS, _fit)
 
-    def go():
-        from mfrec.evaluation.protocols import ranking_protocol
 
-        ensure_columns(run, EXTRA_COLUMNS[NAME])
-        run.save_config(config)
-        device = device_of(opts["device"])
-        seed_all(opts["seed"])
-        rng = np.random.default_rng(int(opts["seed"]))
-        min_len = int(opts["min_length"])
-        if min_len < 1:
-            raise DataError(f"{NAME}: min_length (--set min_length=N) must be at least 1, got {min_len}")
-        train_seqs = sequences(dataset, with_val=False)[0]
-        all_seqs, all_flags = sequences(dataset, with_val=True)
-        val_targets = [s[f] for s, f in zip(all_seqs, all_flags)]
-        counts = np.array([max(len(s) - min_len, 0) for s in train_seqs])
-        n_examples = int(counts.sum())
-        if n_examples == 0:
-            raise DataError(f"{NAME}: no user of {dataset.name!r} has more than {min_len} training ratings")
-        arch = {"n_movies": dataset.n_movies, "factors": int(opts["factors"]), "dropout": float(opts["dropout"])}
-        module = MeanSequence(**arch).to(device)
-        model = SequenceModel(module, train_seqs, {"config": config}, device)
-        optim = torch.optim.Adam(module.parameters(), lr=float(opts["lr"]))
-        groups = example_batches(counts, int(opts["batch_size"]))
-        run.log(f"{NAME}: {n_examples:,} training examples from {int((counts > 0).sum()):,} users, "
-                f"{len(groups)} batches, {sum(p.numel() for p in module.parameters()):,} parameters on {device}")
-        epochs = int(opts["epochs"])
-        hist = {"epoch": [], "train_loss": [], "val_loss": [], "val_ndcg": []}
-        best = BestEpoch(higher_is_better=True)
-        timer = Timer()
-        select = train_mask(min_len)
-        with progress(epochs * len(groups), NAME, enabled=opts.get("progress", True)) as bar:
-            for epoch in range(1, epochs + 1):
-                te = Timer()
-                module.train()
-                total = 0.0
-                for gi in rng.permutation(len(groups)):
-                    h, y = batch_examples(module, [train_seqs[u] for u in groups[gi]], select, device)
-                    loss = nn.functional.cross_entropy(module.logits(h), y)
-                    optim.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optim.step()
-                    check_finite(loss, NAME, epoch)
-                    total += float(loss.detach()) * len(y)
-                    bar.update(1)
-                train_loss = total / n_examples
-                vl = val_loss(module, all_seqs, all_flags, device, int(opts["batch_size"]))
-                model.module.eval()
-                vh, vn = _val_ranking(model, train_seqs, val_targets, dataset)
-                secs = te()
-                run.append_metrics(epoch, None, None, None, secs, train_loss=train_loss, val_loss=vl,
-                                   **{"val_hit@10": vh, "val_ndcg@10": vn})
-                save_checkpoint(run, module, epoch)
-                score = vn if vn is not None else float(epoch)
-                best.update(score, epoch, module)
-                for key, v in zip(hist, (epoch, train_loss, vl, vn)):
-                    hist[key].append(v)
-                bar.postfix = f"loss {train_loss:.3f} val {fmt(vl)} ndcg {fmt(vn)}"
-                run.log(f"epoch {epoch}: train CE {train_loss:.4f} val CE {fmt(vl)} val Hit@10 {fmt(vh)} "
-                        f"val NDCG@10 {fmt(vn)} ({secs:.1f}s)")
-                patience = opts.get("patience")
-                if best.should_stop(epoch, patience, vn is not None):
-                    run.log(f"stopping: no better validation NDCG@10 for {patience} epochs")
-                    epochs = epoch
-                    break
-        best.restore(module)
-        seconds = timer()
-        plot_curves(run, hist["epoch"], {"train cross-entropy": hist["train_loss"], "val cross-entropy": hist["val_loss"]},
-                    "cross-entropy (nats)", f"{NAME} on {dataset.name}: next-movie loss per epoch", "loss.png")
-        model = SequenceModel(module, all_seqs, {"config": config}, device)
-        if dataset.test is not None and len(dataset.test):
-            ranking = ranking_protocol(model, dataset, strict=False)
-            run.log(f"best epoch {best.epoch}; test Hit@10 {ranking['hit@10']:.4f} NDCG@10 {ranking['ndcg@10']:.4f} "
-                    f"genre consistency {ranking['genre_consistency@10']:.4f}")
-        else:
-            ranking = None
-            run.log(f"best epoch {best.epoch}; no test split, so no test ranking metrics")
-        save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
-                                   "n_movies": dataset.n_movies, "dataset": dataset.name,
-                                   "data_path": config["data_path"], "best_epoch": best.epoch})
-        facts = {
-            "epochs_run": epochs, "best_epoch": best.epoch, "train_rmse": None, "val_rmse": None, "test_rmse": None,
-            "test_mae": None, "train_seconds": seconds, "seconds_per_epoch": seconds / max(epochs, 1),
-            "train_loss": hist["train_loss"][best.epoch - 1], "val_loss": hist["val_loss"][best.epoch - 1],
-            # the full-ranking test metrics, under the same names `mfrec evaluate` writes
-            **({key: ranking[key] for key in RANKING_KEYS} if ranking else {}),
-            "ranking_split": ranking["split"] if ranking else None,
-        }
-        return finish(run, {**base, **facts})
+def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen) -> dict[str, Any]:
+    from mfrec.evaluation.protocols import ranking_protocol
 
-    return run_guarded(run, go, base)
+    rng = np.random.default_rng(int(opts["seed"]))
+    min_len = int(opts["min_length"])
+    if min_len < 1:
+        raise DataError(f"{NAME}: min_length (--set min_length=N) must be at least 1, got {min_len}")
+    train_seqs = sequences(dataset, with_val=False)[0]
+    all_seqs, all_flags = sequences(dataset, with_val=True)
+    val_targets = [s[f] for s, f in zip(all_seqs, all_flags)]
+    counts = np.array([max(len(s) - min_len, 0) for s in train_seqs])
+    n_examples = int(counts.sum())
+    if n_examples == 0:
+        raise DataError(f"{NAME}: no user of {dataset.name!r} has more than {min_len} training ratings")
+    arch = {"n_movies": dataset.n_movies, "factors": int(opts["factors"]), "dropout": float(opts["dropout"])}
+    module = MeanSequence(**arch).to(device)
+    model = SequenceModel(module, train_seqs, {"config": config}, device)
+    optim = torch.optim.Adam(module.parameters(), lr=float(opts["lr"]))
+    groups = example_batches(counts, int(opts["batch_size"]))
+    run.log(f"{NAME}: {n_examples:,} training examples from {int((counts > 0).sum()):,} users, "
+            f"{len(groups)} batches, {sum(p.numel() for p in module.parameters()):,} parameters on {device}")
+    epochs = int(opts["epochs"])
+    hist = {"epoch": [], "train_loss": [], "val_loss": [], "val_ndcg": []}
+    best = BestEpoch(higher_is_better=True)
+    timer = Timer()
+    select = train_mask(min_len)
+    with progress(epochs * len(groups), NAME, enabled=opts.get("progress", True)) as bar:
+        for epoch in range(1, epochs + 1):
+            te = Timer()
+            module.train()
+            total = 0.0
+            for gi in rng.permutation(len(groups)):
+                h, y = batch_examples(module, [train_seqs[u] for u in groups[gi]], select, device)
+                loss = nn.functional.cross_entropy(module.logits(h), y)
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                optim.step()
+                check_finite(loss, NAME, epoch)
+                total += float(loss.detach()) * len(y)
+                bar.update(1)
+            train_loss = total / n_examples
+            vl = val_loss(module, all_seqs, all_flags, device, int(opts["batch_size"]))
+            model.module.eval()
+            vh, vn = _val_ranking(model, train_seqs, val_targets, dataset)
+            secs = te()
+            run.append_metrics(epoch, None, None, None, secs, train_loss=train_loss, val_loss=vl,
+                               **{"val_hit@10": vh, "val_ndcg@10": vn})
+            save_checkpoint(run, module, epoch)
+            score = vn if vn is not None else float(epoch)
+            best.update(score, epoch, module)
+            for key, v in zip(hist, (epoch, train_loss, vl, vn)):
+                hist[key].append(v)
+            bar.postfix = f"loss {train_loss:.3f} val {fmt(vl)} ndcg {fmt(vn)}"
+            run.log(f"epoch {epoch}: train CE {train_loss:.4f} val CE {fmt(vl)} val Hit@10 {fmt(vh)} "
+                    f"val NDCG@10 {fmt(vn)} ({secs:.1f}s)")
+            patience = opts.get("patience")
+            if best.should_stop(epoch, patience, vn is not None):
+                run.log(f"stopping: no better validation NDCG@10 for {patience} epochs")
+                epochs = epoch
+                break
+    best.restore(module)
+    seconds = timer()
+    plot_curves(run, hist["epoch"], {"train cross-entropy": hist["train_loss"], "val cross-entropy": hist["val_loss"]},
+                "cross-entropy (nats)", f"{NAME} on {dataset.name}: next-movie loss per epoch", "loss.png")
+    model = SequenceModel(module, all_seqs, {"config": config}, device)
+    if dataset.test is not None and len(dataset.test):
+        ranking = ranking_protocol(model, dataset, strict=False)
+        run.log(f"best epoch {best.epoch}; test Hit@10 {ranking['hit@10']:.4f} NDCG@10 {ranking['ndcg@10']:.4f} "
+                f"genre consistency {ranking['genre_consistency@10']:.4f}")
+    else:
+        ranking = None
+        run.log(f"best epoch {best.epoch}; no test split, so no test ranking metrics")
+    save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
+                               "n_movies": dataset.n_movies, "dataset": dataset.name,
+                               "data_path": config["data_path"], "best_epoch": best.epoch})
+    facts = {
+        "epochs_run": epochs, "best_epoch": best.epoch, "train_rmse": None, "val_rmse": None, "test_rmse": None,
+        "test_mae": None, "train_seconds": seconds, "seconds_per_epoch": seconds / max(epochs, 1),
+        "train_loss": hist["train_loss"][best.epoch - 1], "val_loss": hist["val_loss"][best.epoch - 1],
+        # the full-ranking test metrics, under the same names `mfrec evaluate` writes
+        **({key: ranking[key] for key in RANKING_KEYS} if ranking else {}),
+        "ranking_split": ranking["split"] if ranking else None,
+    }
+    return facts
 
 
 def load(folder, meta, device="cpu"):
