@@ -127,6 +127,32 @@ def naive_genre_factors(movie_rows, n_genres, genre_lists, mu, user_bias, movie_
     return y.reshape(n_genres, k)
 
 
+def naive_effective_movie_factors(movie_factors, genre_factors, genre_lists):
+    """q_i + |G_i|^-1/2 sum_{g in G_i} y_g per movie, by a loop over each movie's genre list."""
+    import numpy as np
+
+    q = np.asarray(movie_factors, np.float64).copy()
+    y = np.asarray(genre_factors, np.float64)
+    for i, gs in enumerate(genre_lists):
+        if len(gs) and len(y):
+            q[i] += y[list(gs)].sum(axis=0) / np.sqrt(len(gs))
+    return q
+
+
+def naive_fold_in(movies, ratings, mu, movie_bias, effective_movie_factors, reg, reg_bias, weighted, reg_exponent):
+    """A new user's (bias, factors): the ridge regression of r_j - mu - b_j on [1, e_j] over their movies,
+    with penalty diag(reg_bias, lam, ..., lam), lam = reg * n ** reg_exponent (weighted) or reg, by a
+    dense solve of the normal equations in float64."""
+    import numpy as np
+
+    E = np.asarray(effective_movie_factors, np.float64)[np.asarray(movies)]
+    X = np.hstack([np.ones((len(movies), 1)), E])
+    t = np.asarray(ratings, np.float64) - mu - np.asarray(movie_bias, np.float64)[np.asarray(movies)]
+    lam = reg * len(movies) ** reg_exponent if weighted else reg
+    z = np.linalg.solve(X.T @ X + np.diag([reg_bias] + [lam] * E.shape[1]), X.T @ t)
+    return float(z[0]), z[1:]
+
+
 def naive_predict(users, movies, mu, user_bias, movie_bias, P, Qeff, scale=None):
     """mu + b_u + b_i + p_u . q_i per pair, clipped to scale when given."""
     import numpy as np

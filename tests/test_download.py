@@ -69,7 +69,7 @@ def test_download_verifies_md5_then_reads_and_is_reused(tmp_path, server, monkey
     assert sorted(p.name for p in data.iterdir()) == ["ml-latest-small.zip", "ml-latest-small.zip.verified.json"]
     # the verified zip is reused: no server needed any more
     monkeypatch.setenv("MFREC_DOWNLOAD_BASE_URL", f"http://127.0.0.1:{_refused_port()}")
-    assert download("ml-latest-small", data_dir=data, progress=False) == data / "ml-latest-small.zip"
+    assert download("ml-latest-small", data_dir=data) == data / "ml-latest-small.zip"
 
 
 def test_md5_mismatch_fails_and_leaves_nothing(tmp_path, server):
@@ -77,14 +77,14 @@ def test_md5_mismatch_fails_and_leaves_nothing(tmp_path, server):
     _zip(write_ml25m(tmp_path / "src"), www / "ml-25m.zip", "ml-25m")
     (www / "ml-25m.zip.md5").write_text("0123456789abcdef0123456789abcdef  ml-25m.zip\n")
     with pytest.raises(DownloadError, match="has MD5 .* but GroupLens publishes 0123456789abcdef"):
-        download("ml-25m", data_dir=tmp_path / "Data", base_url=url, progress=False)
+        download("ml-25m", data_dir=tmp_path / "Data", base_url=url)
     assert list((tmp_path / "Data").iterdir()) == []
 
 
 def test_missing_md5_falls_back_to_zip_integrity(tmp_path, server):
     www, url = server
     _zip(write_ml25m(tmp_path / "src"), www / "ml-20m.zip", "ml-20m")  # no ml-20m.zip.md5 served (404)
-    path = download("ml-20m", data_dir=tmp_path / "Data", base_url=url, progress=False)
+    path = download("ml-20m", data_dir=tmp_path / "Data", base_url=url)
     assert "zip integrity" in (tmp_path / "Data" / "ml-20m.zip.verified.json").read_text()
     assert read_dataset("ml-20m", source=path).movies.height == 4
 
@@ -97,21 +97,21 @@ def test_corrupt_zip_is_rejected_and_a_bad_leftover_is_replaced(tmp_path, server
     data[i] = ord("7") if data[i] != ord("7") else ord("8")
     (www / "ml-1m.zip").write_bytes(bytes(data))
     with pytest.raises(DownloadError, match="is corrupt: ml-1m/ratings.dat fails its CRC check"):
-        download("ml-1m", data_dir=tmp_path / "Data", base_url=url, progress=False)
+        download("ml-1m", data_dir=tmp_path / "Data", base_url=url)
     assert list((tmp_path / "Data").iterdir()) == []
     # a corrupt leftover in Data/ is downloaded again (and replaced only once the new one verifies)
     (tmp_path / "Data" / "ml-1m.zip").write_bytes(bytes(data))
     (www / "ml-1m.zip").write_bytes(good.read_bytes())
-    path = download("ml-1m", data_dir=tmp_path / "Data", base_url=url, progress=False)
+    path = download("ml-1m", data_dir=tmp_path / "Data", base_url=url)
     assert path.read_bytes() == good.read_bytes()
 
 
 def test_http_error_and_no_network_sentences(tmp_path, server):
     _www, url = server
     with pytest.raises(DownloadError, match="answered HTTP 404"):
-        download("ml-10m", data_dir=tmp_path / "Data", base_url=url, progress=False)
+        download("ml-10m", data_dir=tmp_path / "Data", base_url=url)
     with pytest.raises(DownloadError, match="no network.*--source.*--dataset synthetic"):
-        download("ml-10m", data_dir=tmp_path / "Data", base_url=f"http://127.0.0.1:{_refused_port()}", progress=False)
+        download("ml-10m", data_dir=tmp_path / "Data", base_url=f"http://127.0.0.1:{_refused_port()}")
     assert list((tmp_path / "Data").iterdir()) == []
 
 
@@ -145,7 +145,7 @@ def test_a_download_that_breaks_off_is_an_error_and_leaves_nothing(tmp_path):
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         with pytest.raises(DownloadError, match="broke off|stopped at 1,002 of 100,000 bytes"):
-            download("ml-1m", data_dir=tmp_path / "Data", base_url=f"http://127.0.0.1:{httpd.server_address[1]}", progress=False)
+            download("ml-1m", data_dir=tmp_path / "Data", base_url=f"http://127.0.0.1:{httpd.server_address[1]}")
     finally:
         httpd.shutdown()
         httpd.server_close()

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from mfrec.errors import MfrecError
-from mfrec.experiments import METRICS_COLUMNS, Run, find_run, load_experiment
+from mfrec import load_experiment
+from mfrec.experiments import METRICS_COLUMNS, Run, find_run
 
 
 def test_concurrent_runs_never_share_a_folder(tmp_path):

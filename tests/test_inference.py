@@ -35,7 +35,7 @@ def runs(tmp_path_factory, small_dataset):
 
 @pytest.fixture(scope="module")
 def exp(runs):
-    from mfrec.experiments import load_experiment
+    from mfrec import load_experiment
 
     return load_experiment(runs["mf-genre"])
 
@@ -56,7 +56,7 @@ def _train_row(ds, u):
 @pytest.mark.parametrize("model", ["mf-genre", "mf", "bias"])
 def test_fold_in_equals_the_training_user_step(runs, small_dataset, model):
     """Folding in a user's own training row gives what the user half-step of training computes."""
-    from mfrec.experiments import load_experiment
+    from mfrec import load_experiment
     from mfrec.inference import recommender
     from mfrec.kernels.als import solve_rows
 
@@ -196,7 +196,7 @@ def test_group_is_ranked_by_the_least_satisfied_member(rec, small_dataset):
 
 
 def test_similar_is_cosine_of_the_effective_movie_factors(rec, exp, runs):
-    from mfrec.experiments import load_experiment
+    from mfrec import load_experiment
     from mfrec.inference import recommender
 
     target = 7

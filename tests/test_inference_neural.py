@@ -115,7 +115,7 @@ def test_neumf_existing_user_and_similar_read_factors_npz(world, monkeypatch):
 
 
 def test_neumf_made_up_user_is_the_ridge_half_step_and_says_so(world, monkeypatch):
-    from mfrec.experiments import load_experiment
+    from mfrec import load_experiment
 
     ds, run = world["ds"], world["runs"]["neumf"]
     titles = world["movies"]["title"]
@@ -135,7 +135,7 @@ def test_neumf_made_up_user_is_the_ridge_half_step_and_says_so(world, monkeypatc
 
 
 def test_sequential_made_up_user_is_a_history(world, monkeypatch):
-    from mfrec.experiments import load_experiment
+    from mfrec import load_experiment
     from mfrec.neural import load_model
 
     ds, run = world["ds"], world["runs"]["sequential"]

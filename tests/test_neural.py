@@ -93,7 +93,7 @@ def _check_folder(run, summary, model):
 @pytest.mark.parametrize("model", ["neumf", "genre-embedding"])
 def test_rating_models_learn_save_and_reload(tiny, tmp_path, model):
     from mfrec.evaluation.protocols import rating_protocol
-    from mfrec.experiments import load_experiment
+    from mfrec import load_experiment
     from mfrec.neural import train_neural
 
     run = _run(tmp_path, model)

@@ -178,7 +178,7 @@ def test_figures_of_real_trained_runs(small_dataset, tmp_path):
     from mfrec.cli.compare import compare
     from mfrec.cli.plot import plot
     from mfrec.cli.train import train
-    from mfrec.experiments import load_experiment
+    from mfrec import load_experiment
 
     root = tmp_path / "Experiments_"
     for model, extra in (("mf-genre", ["--factors", "4"]), ("bias", [])):

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from mfrec.cli.train import train
-from mfrec.experiments import load_experiment
+from mfrec import load_experiment
 
 FILES = ("config.json", "metrics.csv", "train.log", "model.npz", "summary.json", "plots/rmse.png")
 SUMMARY_FIELDS = ("status", "dataset", "model", "config", "epochs_run", "best_epoch", "train_rmse", "val_rmse",
@@ -102,12 +102,17 @@ def test_neural_hook_gets_dataset_options_and_run(small_dataset, tmp_path, monke
 
     seen = {}
 
-    def train_neural(dataset, model_name, options, run):
-        seen.update(dataset=dataset, model=model_name, options=options, run=run)
-        run.append_metrics(1, 0.9, None, 0.95, 2.0)
-        return {"test_rmse": 0.95, "epochs_run": 1}
+    from mfrec.callbacks import EpochReport
 
-    fake = types.SimpleNamespace(train_neural=train_neural, extra_columns=lambda model: ("val_hit@10",))
+    def fit(dataset, model_name, opts, config, run, callback=None):
+        seen.update(dataset=dataset, model=model_name, options=opts, run=run)
+        callback(EpochReport(1, 0.9, None, 0.95, 2.0, 1, False, {"val_hit@10": 0.5}, "epoch 1: a fake epoch"))
+        return {"test_rmse": 0.95, "epochs_run": 1, "best_epoch": 1}
+
+    def resolve(dataset, model_name, options):
+        return dict(options), {"model": model_name, "dataset": dataset.name, **options}
+
+    fake = types.SimpleNamespace(fit=fit, resolve=resolve, extra_columns=lambda model: ("val_hit@10",))
     monkeypatch.setitem(sys.modules, "mfrec.neural", fake)
     result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "attention", "--lr", "0.01",
                                         "--batch-size", "64", "--device", "cpu", "--root", str(tmp_path)])
@@ -115,9 +120,10 @@ def test_neural_hook_gets_dataset_options_and_run(small_dataset, tmp_path, monke
     assert seen["model"] == "attention" and seen["options"]["lr"] == 0.01 and seen["options"]["batch_size"] == 64
     summary = json.loads((seen["run"].path / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["test_rmse"] == 0.95 and summary["model"] == "attention"
-    # the model's own metric columns are in metrics.csv from the start
-    header = (seen["run"].path / "metrics.csv").read_text().splitlines()[0]
-    assert header == "epoch,train_rmse,val_rmse,test_rmse,seconds,val_hit@10"
+    # the model's own metric columns are in metrics.csv, and the epoch report became a row and a log line
+    lines = (seen["run"].path / "metrics.csv").read_text().splitlines()
+    assert lines == ["epoch,train_rmse,val_rmse,test_rmse,seconds,val_hit@10", "1,0.9,,0.95,2.0,0.5"]
+    assert "epoch 1: a fake epoch" in (seen["run"].path / "train.log").read_text()
 
 
 def test_help_lists_models_and_defaults():
@@ -132,12 +138,13 @@ def test_set_passes_typed_model_options_to_the_neural_hook(small_dataset, tmp_pa
 
     seen = {}
 
-    def train_neural(dataset, model_name, options, run):
-        seen.update(options)
+    def fit(dataset, model_name, opts, config, run, callback=None):
+        seen.update(opts)
         return {"epochs_run": 1}
 
     defaults = {"min_length": 5, "dropout": 0.1, "self_pair": True, "factors": 256}
-    fake = types.SimpleNamespace(train_neural=train_neural, extra_columns=lambda m: (), default_options=lambda m: defaults)
+    fake = types.SimpleNamespace(fit=fit, resolve=lambda d, m, o: (dict(o), {"model": m}), extra_columns=lambda m: (),
+                                 default_options=lambda m: defaults)
     monkeypatch.setitem(sys.modules, "mfrec.neural", fake)
     args = ["--data", str(small_dataset.path), "--model", "sequential", "--root", str(tmp_path)]
     ok = CliRunner().invoke(train, args + ["--set", "min_length=3", "--set", "dropout=0.25", "--set", "self-pair=false"])

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_dataset": ("mfrec.data", "load"),
     "train": ("mfrec.models", "train"),
-    "load_experiment": ("mfrec.experiments", "load_experiment"),
+    "load_experiment": ("mfrec.inference.api", "load_experiment"),
 }
 
 

@@ -1,9 +1,8 @@
-"""Numbers behind the run figures: a run's factor arrays, 2-D maps of them, and comparison tables.
+"""Numbers behind the run figures: 2-D maps of a run's factors, its curves, and comparison tables.
 
-The factor arrays are read straight from ``model.npz`` (keys fixed by the experiment-folder
-contract: mu, user_bias, movie_bias, user_factors, movie_factors, genre_factors, genre_indptr,
-genre_indices, user_ids, movie_ids, config_json), or from the ``factors.npz`` with the same keys that
-neumf and genre-embedding runs export, so these functions need no model class (and no torch).
+The factors themselves are a ``FactorModel`` (``mfrec.models.factor``) loaded from the run's
+``model.npz`` or the ``factors.npz`` that neumf and genre-embedding runs export (same schema), so
+nothing here needs torch.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mfrec.errors import ModelError
+from mfrec.experiments.run import read_json, read_metrics
 
 # where the rank and the regularisation may sit in a run's config, first match wins
 K_KEYS = ("k", "factors", "n_factors", "rank", "dim", "embedding_dim")
@@ -24,31 +23,15 @@ REG_KEYS = ("reg", "regularization", "l2", "lambda_", "lam", "weight_decay")
 _STANDARD = ("epoch", "train_rmse", "val_rmse", "test_rmse", "seconds")
 
 
-# the factor arrays of a run: ALS model.npz, else the factors.npz a neumf/genre-embedding run exports
-# with the same keys
-ARRAY_FILES = ("model.npz", "factors.npz")
+def factors_file(run_path: str | os.PathLike) -> Path | None:
+    """The run's factor file (model.npz, else a neural run's factors.npz), or None when it has neither."""
+    from mfrec.models.factor import FACTOR_FILES
 
-
-def arrays_file(run_path: str | os.PathLike) -> Path | None:
-    """The run's factor-array file (model.npz, else factors.npz), or None when it has neither."""
-    for name in ARRAY_FILES:
+    for name in FACTOR_FILES:
         f = Path(run_path) / name
         if f.is_file():
             return f
     return None
-
-
-def load_arrays(run_path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The arrays of ``<run>/model.npz`` (or of a neural run's ``factors.npz``), loaded with allow_pickle=False."""
-    f = arrays_file(run_path)
-    if f is None:
-        raise ModelError(f"{Path(run_path)} has no model.npz or factors.npz: only ALS, neumf and genre-embedding "
-                         f"runs have factor arrays to plot")
-    try:
-        with np.load(f, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{f} is not a readable model file ({e})") from None
 
 
 def loss_curves(metrics) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -67,22 +50,6 @@ def loss_curves(metrics) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             if sub.height:
                 out[f"{name} (stage {stage})"] = (sub["epoch"].to_numpy(), sub[name].to_numpy().astype(np.float64))
     return out
-
-
-def effective_movie_factors(arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """q_i + |G_i|^(-1/2) sum_{g in G_i} y_g for every movie (just q_i when the run has no genre factors)."""
-    q = np.asarray(arrays["movie_factors"], dtype=np.float64)
-    y = np.asarray(arrays.get("genre_factors", np.zeros((0, q.shape[1]))), dtype=np.float64)
-    if y.size == 0 or "genre_indptr" not in arrays:
-        return q
-    indptr = np.asarray(arrays["genre_indptr"], np.int64)
-    indices = np.asarray(arrays["genre_indices"], np.int64)
-    counts = np.diff(indptr)
-    rows = np.repeat(np.arange(len(counts)), counts)
-    summed = np.zeros_like(q)
-    np.add.at(summed, rows, y[indices])
-    scale = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0)
-    return q + summed * scale[:, None]
 
 
 def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,21 +124,6 @@ def label_choice(coords: np.ndarray, counts: np.ndarray, n: int = 12) -> np.ndar
 
 
 # -- metrics and comparison ------------------------------------------------------------------------
-def read_metrics(run_path: str | os.PathLike):
-    """``metrics.csv`` as polars with every column but ``epoch`` as Float64 (empty cells -> null);
-    a run without the file gives an empty frame."""
-    import polars as pl
-
-    f = Path(run_path) / "metrics.csv"
-    if not f.is_file() or not f.read_text().strip():
-        return pl.DataFrame({"epoch": pl.Series([], dtype=pl.Int64)})
-    frame = pl.read_csv(f, infer_schema=False)
-    return frame.with_columns(
-        [pl.col(c).cast(pl.Int64, strict=False) if c == "epoch" else pl.col(c).cast(pl.Float64, strict=False)
-         for c in frame.columns]
-    )
-
-
 def ranking_curves(metrics) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The per-epoch ranking metrics of a run (columns with "@" in the name, e.g. val_hit@10)."""
     return {k: v for k, v in curves(metrics).items() if "@" in k}
@@ -211,8 +163,8 @@ def run_row(run_path: str | os.PathLike) -> dict[str, Any]:
     test_mae, val_rmse, seconds, plus any ranking metrics the run reports (names with "@": hit@10,
     val_ndcg@10, test_recall@10, ...)."""
     path = Path(run_path)
-    config = _load_json(path / "config.json")
-    summary = _load_json(path / "summary.json")
+    config = read_json(path / "config.json")
+    summary = read_json(path / "summary.json")
     cfg = {**(summary.get("config") or {}), **config}
     metrics = read_metrics(path)
     last = {}
@@ -273,15 +225,3 @@ def comparison_table(run_paths: Sequence[str | os.PathLike]):
             data[c] = pl.Series(c, [_number(v) for v in values], dtype=pl.Float64)
     frame = pl.DataFrame(data)
     return frame.sort(["test_rmse", "run"], nulls_last=True)
-
-
-def _load_json(f: Path) -> dict[str, Any]:
-    if not f.is_file():
-        return {}
-    try:
-        data = json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        from mfrec.errors import MfrecError
-
-        raise MfrecError(f"{f} is not valid JSON (line {e.lineno}): {e.msg}") from None
-    return data if isinstance(data, dict) else {}

@@ -1,15 +1,12 @@
-"""Helpers shared by the CLI commands: one-sentence errors and a progress bar."""
+"""Helpers shared by the CLI commands: one-sentence errors, tables and the progress bar."""
 
 from __future__ import annotations
 
 import functools
 import sys
-import time
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable
 
 import click
-
-T = TypeVar("T")
 
 
 def friendly_errors(fn: Callable) -> Callable:
@@ -40,57 +37,46 @@ def echo_table(rows: list[tuple[str, str]], title: str | None = None) -> None:
         click.echo(f"  {k:<{width}}  {v}")
 
 
-class Progress:
-    """A one-line progress bar on stderr that degrades to plain lines when stderr is not a terminal."""
+class ProgressBar:
+    """The command line's progress bar: a ``tqdm`` bar on stderr fed by ``mfrec.callbacks`` events.
 
-    def __init__(self, total: int | None, label: str, unit: str = "", enabled: bool = True):
-        self.total, self.label, self.unit = total, label, unit
-        self.done = 0
+    Pass it as the ``callback`` of a fit, a download or an evaluation: every ``Step`` advances the bar
+    (a new label starts a new bar), every ``EpochReport`` shows its note beside it. Disabled, it
+    ignores everything.
+    """
+
+    def __init__(self, enabled: bool = True):
         self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.t0 = time.perf_counter()
-        self._last = 0.0
-        self.postfix = ""
+        self.bar = None
+        self.label: str | None = None
 
-    def update(self, n: int = 1, postfix: str | None = None) -> None:
-        self.done += n
-        if postfix is not None:
-            self.postfix = postfix
-        now = time.perf_counter()
+    def __call__(self, event) -> None:
         if not self.enabled:
             return
-        if self.tty:
-            if now - self._last > 0.1 or (self.total and self.done >= self.total):
-                self._last = now
-                sys.stderr.write("\r" + self._line(now) + "\033[K")
-                sys.stderr.flush()
-        else:
-            sys.stderr.write(self._line(now) + "\n")
+        from mfrec.callbacks import EpochReport, Step
 
-    def _line(self, now: float) -> str:
-        elapsed = now - self.t0
-        if self.total:
-            frac = min(1.0, self.done / self.total)
-            bar = "#" * int(frac * 24) + "-" * (24 - int(frac * 24))
-            head = f"{self.label} [{bar}] {self.done}/{self.total}{self.unit}"
-        else:
-            head = f"{self.label} {self.done}{self.unit}"
-        return f"{head} {elapsed:6.1f}s {self.postfix}".rstrip()
+        if isinstance(event, Step):
+            if self.bar is None or event.label != self.label:
+                self.close()
+                from tqdm import tqdm
+
+                tty = sys.stderr.isatty()
+                # a terminal redraws the bar; a log file gets a line every 10 seconds at most
+                self.bar = tqdm(total=event.total, desc=event.label, unit=event.unit.strip() or "it",
+                                file=sys.stderr, mininterval=0.1 if tty else 10.0, dynamic_ncols=tty,
+                                ncols=None if tty else 100, unit_scale=event.unit.strip() == "B")
+                self.label = event.label
+            self.bar.update(event.advance)
+        elif isinstance(event, EpochReport) and self.bar is not None and event.note:
+            self.bar.set_postfix_str(event.note, refresh=False)
 
     def close(self) -> None:
-        if self.enabled and self.tty:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> "ProgressBar":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def track(items: Iterable[T], total: int | None, label: str) -> Iterator[T]:
-    with Progress(total, label) as bar:
-        for item in items:
-            yield item
-            bar.update()

@@ -43,20 +43,19 @@ def ranking_scorer(model):
 
 
 def evaluate_model(model, dataset, protocol: str, k: int = 10, progress: bool = True) -> dict[str, Any]:
-    from mfrec.cli.common import Progress
+    from mfrec.cli.common import ProgressBar
     from mfrec.evaluation.protocols import ranking_protocol, rating_protocol, require_user_last
 
     if protocol == "rating":
         return rating_protocol(model, dataset)
     require_user_last(dataset)
-    n_users = int((dataset.test.user[1:] != dataset.test.user[:-1]).sum() + 1) if dataset.test is not None and len(dataset.test) else 0
-    with Progress(n_users, "ranking users", enabled=progress) as bar:
-        return ranking_protocol(ranking_scorer(model), dataset, k=k, progress=bar.update)
+    with ProgressBar(enabled=progress) as bar:
+        return ranking_protocol(ranking_scorer(model), dataset, k=k, callback=bar)
 
 
 def record(run_path: Path, result: dict[str, Any]) -> dict[str, Any]:
     """Merge a protocol's result into evaluation.json and summary.json of a run folder."""
-    from mfrec.experiments.run import write_json
+    from mfrec.io import write_json
 
     ev_file = run_path / "evaluation.json"
     ev = json.loads(ev_file.read_text()) if ev_file.is_file() else {}

@@ -107,7 +107,10 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
 
         if write_raw or ids_from:
             raise DataError("--write-raw and --ids-from are for the synthetic dataset")
-        raw = read_dataset(dataset, source=source, data_dir=data_dir, progress=say)
+        from mfrec.cli.common import ProgressBar
+
+        with ProgressBar(enabled=not quiet) as bar:
+            raw = read_dataset(dataset, source=source, data_dir=data_dir, progress=say, callback=bar)
         canonical_test = lambda split_name: canonical_test_pairs(raw, split_name)  # noqa: E731
     links = None
     if imdb_dir:  # IMDB enrichment: find links.csv before the long part, so a dataset without one fails early

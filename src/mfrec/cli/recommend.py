@@ -53,7 +53,7 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, to
     Predictions/<run>/<label>.csv and .parquet. `interactive` starts the interactive loop."""
     if ctx.invoked_subcommand is not None:
         return
-    from mfrec.inference import open_run, recommender
+    from mfrec.inference import open_run
     from mfrec.inference.api import run_request
     from mfrec.inference.output import format_table, safe_label, write_predictions
 
@@ -68,7 +68,7 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, to
     mode = "all-users" if all_users else "similar" if similar else "users" if users else "user" if user else "like"
     exp, how = open_run(experiment, runs_dir, mode=mode)
     click.echo(how)
-    rec = recommender(exp)
+    rec = exp.recommender
     # neural runs answer fewer requests: refuse an unsupported one before any work (one sentence, exit 2)
     rec.check_supported(mode)
     if explain and not (users or similar or all_users):
@@ -126,12 +126,12 @@ def _usage():
 @friendly_errors
 def interactive(experiment, runs_dir, top, min_ratings):
     """An interactive loop: search, add/remove ratings, recommend, similar, popular (type help)."""
-    from mfrec.inference import open_run, recommender
+    from mfrec.inference import open_run
     from mfrec.inference.interactive import run_loop
 
     exp, how = open_run(experiment, runs_dir, mode="interactive")
     click.echo(how)
-    rec = recommender(exp)
+    rec = exp.recommender
     rec.check_supported("interactive")
     import sys
 

@@ -1,16 +1,5 @@
-"""``Main.py`` / ``mfrec train``: train a model and write ``Experiments_/<run>/``.
-
-ALS models (bias, mf, mf-genre) are trained here through ``mfrec.models.fit``. The neural
-baselines (neumf, sequential, genre-embedding, attention) go through a hook implemented in
-``mfrec.neural``::
-
-    mfrec.neural.train_neural(dataset, model_name, options, run) -> summary dict
-
-``dataset`` is the loaded :class:`mfrec.data.store.Dataset`; ``options`` a dict of the command-line
-options that were given (factors, epochs, reg, seed, threads, patience, device, lr, batch_size);
-``run`` the :class:`mfrec.experiments.Run` writer of the already created run folder (its
-config.json is written; the hook appends metrics, writes weights and plots, and returns the summary,
-which this command saves with status "ok"). Any exception marks the run "failed".
+"""``Main.py`` / ``mfrec train``: parse the options, train through ``mfrec.training.train_run``
+(which writes ``Experiments_/<run>/``), show a progress bar and print the summary.
 """
 
 from __future__ import annotations
@@ -76,51 +65,30 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
     The run folder Experiments_/<run>/ holds config.json, metrics.csv, train.log, model.npz,
     summary.json and plots/rmse.png; load it with mfrec.load_experiment(path or run name).
     """
+    from mfrec.cli.common import ProgressBar
     from mfrec.data import load
     from mfrec.errors import MfrecError
-    from mfrec.experiments import Run
+    from mfrec.training import train_run
 
     dataset = load(data, root=data_root)
-    run_name = name or f"{dataset.name}-{model}"
     if model in NEURAL_MODELS:
-        options = {k: v for k, v in dict(factors=factors, epochs=epochs, reg=reg, seed=seed, threads=threads,
-                                         patience=patience, device=device, lr=lr, batch_size=batch_size).items()
-                   if v is not None}
-        try:
-            from mfrec.neural import extra_columns, train_neural  # type: ignore[attr-defined]
-        except ImportError as e:
-            raise MfrecError(f"the neural model {model!r} needs mfrec.neural and torch ({e}); "
-                             "install them with pip install -e \".[torch]\"") from None
+        options = dict(factors=factors, epochs=epochs, reg=reg, seed=seed, threads=threads, patience=patience,
+                       device=device, lr=lr, batch_size=batch_size)
         if settings:
-            from mfrec.neural import default_options
-
+            try:
+                from mfrec.neural import default_options
+            except ImportError as e:  # pragma: no cover
+                raise MfrecError(f"the neural model {model!r} needs mfrec.neural and torch ({e}); "
+                                 "install them with pip install -e \".[torch]\"") from None
             options.update(parse_settings(settings, default_options(model), model))
-        config = {"model": model, "dataset": dataset.name, "data_path": str(dataset.path.resolve()), **options}
-        run = Run.create(run_name, root, config=config, extra_columns=extra_columns(model))
-        try:
-            summary = train_neural(dataset, model, options, run)
-            summary = run.save_summary({"dataset": dataset.name, "model": model, "config": config, **(summary or {})})
-        except BaseException as e:
-            run.fail(e)
-            raise
-        _print_summary(summary, run)
-        return
-
-    if settings:
-        raise MfrecError(f"--set is for the neural models; {model} takes its options directly (see --help)")
-    from mfrec.models.config import ALSConfig
-
-    config = ALSConfig.for_model(
-        model, factors=factors, epochs=epochs, reg=reg, reg_bias=reg_bias, reg_genre=reg_genre,
-        weighted_reg=weighted_reg, reg_exponent=reg_exponent, solver=solver, cg_steps=cg_steps, seed=seed, threads=threads, patience=patience,
-    ).validate()
-    full_config = {**config.to_dict(), "dataset": dataset.name, "data_path": str(dataset.path.resolve())}
-    run = Run.create(run_name, root, config=full_config)
-    try:
-        summary = train_als(dataset, config, run, progress=not quiet)
-    except BaseException as e:
-        run.fail(e)
-        raise
+    else:
+        if settings:
+            raise MfrecError(f"--set is for the neural models; {model} takes its options directly (see --help)")
+        options = dict(factors=factors, epochs=epochs, reg=reg, reg_bias=reg_bias, reg_genre=reg_genre,
+                       weighted_reg=weighted_reg, reg_exponent=reg_exponent, solver=solver, cg_steps=cg_steps,
+                       seed=seed, threads=threads, patience=patience)
+    with ProgressBar(enabled=not quiet) as bar:
+        run, summary = train_run(dataset, model, options, root=root, name=name, callback=bar)
     _print_summary(summary, run)
 
 
@@ -153,64 +121,6 @@ def parse_settings(settings, known: dict, model: str) -> dict:
                              f"(the default is {default!r})") from None
         out[key] = value
     return out
-
-
-def train_als(dataset, config, run, progress: bool = True) -> dict:
-    """Fit an ALS model into an open ``Run``: metrics, log, model.npz, plots/rmse.png, summary.json."""
-    import time
-
-    import numpy as np
-
-    from mfrec.cli.common import Progress
-    from mfrec.models.als import fit
-    from mfrec.plots.curves import plot_rmse
-
-    t0 = time.perf_counter()
-    with Progress(config.epochs, f"train {config.model}", enabled=progress) as bar:
-        def on_epoch(r):
-            run.append_metrics(r.epoch, r.train_rmse, r.val_rmse, r.test_rmse, r.seconds)
-            val = f" val {r.val_rmse:.4f}" if r.val_rmse is not None else ""
-            bar.update(1, postfix=f"epoch {r.epoch}: train RMSE {r.train_rmse:.4f}{val} ({r.seconds:.2f} s)")
-
-        model = fit(dataset, config, callback=on_epoch, log=run.log)
-    train_seconds = time.perf_counter() - t0
-    model.save(run.model_path)
-    best = model.history[model.best_epoch - 1]
-    plot_rmse(model.history, run.plots_dir / "rmse.png", best_epoch=model.best_epoch,
-              title=f"{config.model} on {dataset.name}: RMSE per epoch")
-    test = dataset.test
-    test_eval = model.evaluate(test) if test is not None and len(test) else {"rmse": None, "mae": None, "n": 0}
-    summary = {
-        "dataset": dataset.name,
-        "data_path": str(dataset.path.resolve()),
-        "model": config.model,
-        "config": config.to_dict(),
-        "epochs_run": len(model.history),
-        "best_epoch": model.best_epoch,
-        "train_rmse": best.train_rmse,
-        "val_rmse": best.val_rmse,
-        "test_rmse": test_eval["rmse"],
-        "test_mae": test_eval["mae"],
-        "train_seconds": train_seconds,
-        "seconds_per_epoch": model.meta["seconds_per_epoch"],
-        "numba_threads": model.meta["numba_threads"],
-        "n_train": len(dataset.train),
-        "n_val": len(dataset.val) if dataset.val is not None else 0,
-        "n_test": test_eval["n"],
-    }
-    if test is not None and len(test):
-        counts = np.diff(np.asarray(dataset.train_by_movie.indptr))
-        rare = counts[np.asarray(test.movie)] < 5
-        if rare.any():
-            from mfrec.evaluation.metrics import mae, rmse
-
-            pred = model.predict(np.asarray(test.user)[rare], np.asarray(test.movie)[rare])
-            truth = np.asarray(test.rating)[rare]
-            summary["rare_movies_test_rmse"] = rmse(pred, truth)  # movies with < 5 training ratings
-            summary["rare_movies_test_mae"] = mae(pred, truth)
-            summary["rare_movies_test_n"] = int(rare.sum())
-    run.log(f"test RMSE {test_eval['rmse']}, test MAE {test_eval['mae']}, best epoch {model.best_epoch}")
-    return run.save_summary(summary)
 
 
 def _print_summary(summary: dict, run) -> None:

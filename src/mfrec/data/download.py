@@ -108,11 +108,14 @@ def download(
     name: str,
     data_dir: str | os.PathLike = "Data",
     base_url: str | None = None,
-    progress: bool = True,
+    callback=None,
     timeout: float = 30.0,
 ) -> Path:
-    """``data_dir/<name>.zip``, downloaded and verified unless a verified copy is already there."""
-    from mfrec.cli.common import Progress
+    """``data_dir/<name>.zip``, downloaded and verified unless a verified copy is already there.
+
+    The download reports its bytes to ``callback`` as ``mfrec.callbacks.Step`` events.
+    """
+    from mfrec.callbacks import Step, emit
 
     base = resolve_base_url(base_url)
     data_dir = Path(data_dir)
@@ -142,13 +145,9 @@ def download(
     try:
         with _open(url, name, timeout) as resp:
             total = resp.headers.get("Content-Length")
-            total_mb = int(total) / 1e6 if total and total.isdigit() else None
-            bar = Progress(round(total_mb) if total_mb else None, f"downloading {name}.zip", " MB", enabled=progress)
-            # a terminal redraws its bar; plain stderr gets a line per ~5% (or per 10 MB without a size)
-            every = 1 if bar.tty else max(1, int((total_mb or 200) / 20))
-            shown = 0
+            n_bytes = int(total) if total and total.isdigit() else None
             done = 0
-            with bar, open(tmp, "wb") as out:
+            with open(tmp, "wb") as out:
                 while True:
                     try:
                         block = resp.read(_CHUNK)
@@ -158,10 +157,7 @@ def download(
                         break
                     out.write(block)
                     done += len(block)
-                    mb = int(done / 1e6)
-                    if mb - shown >= every:
-                        bar.update(mb - shown)
-                        shown = mb
+                    emit(callback, Step(len(block), n_bytes, f"downloading {name}.zip", " B"))
             if total and total.isdigit() and done != int(total):
                 raise DownloadError(f"the download of {url} stopped at {done:,} of {int(total):,} bytes; try again")
         md5 = fetch_md5(name, md5_url, timeout) if name in PUBLISHES_MD5 else None

@@ -69,6 +69,7 @@ def read_dataset(
     data_dir: str | Path = "Data",
     progress: Callable[[str], None] | None = None,
     base_url: str | None = None,
+    callback: Callable[[object], None] | None = None,
 ) -> RawData:
     """Read a MovieLens release from ``source`` (an extracted folder or the GroupLens zip).
 
@@ -80,7 +81,7 @@ def read_dataset(
     if source is None:
         from mfrec.data.download import download
 
-        source = download(dataset, data_dir=data_dir, base_url=base_url, progress=progress is not None)
+        source = download(dataset, data_dir=data_dir, base_url=base_url, callback=callback)
         say(f"using {source}")
     src = Path(source)
     if not src.exists():

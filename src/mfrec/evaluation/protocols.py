@@ -92,7 +92,7 @@ def _n_movies_of(model) -> int:
 
 
 def ranking_protocol(model, dataset, k: int = DEFAULT_K, batch_size: int = 256, strict: bool = True,
-                     progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                     callback: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Hit@k, NDCG@k, Recall@k, coverage and genre consistency over every user with test ratings.
 
     ``strict`` requires a ``user-last`` split (the protocol); without it the same metrics are
@@ -108,6 +108,6 @@ def ranking_protocol(model, dataset, k: int = DEFAULT_K, batch_size: int = 256, 
     t0 = time.perf_counter()
     res = evaluate_ranking(scorer_of(model), dataset.n_movies, users, history, targets,
                            (np.asarray(g.indptr), np.asarray(g.indices)), len(dataset.genres), k=k,
-                           batch_size=batch_size, progress=progress)
+                           batch_size=batch_size, callback=callback)
     return {"protocol": "ranking", "split": (dataset.manifest.get("split") or {}).get("method"), "k": k,
             **res.as_dict(), "candidates": "all movies not rated in train or val", "seconds": time.perf_counter() - t0}

@@ -190,12 +190,15 @@ def csr_from_pairs(user: np.ndarray, movie: np.ndarray, n_users: int) -> tuple[n
 
 def evaluate_ranking(score_fn, n_movies: int, users: np.ndarray, exclude: tuple, targets: tuple,
                      movie_genres: tuple, n_genres: int, k: int = DEFAULT_K, batch_size: int = 512,
-                     progress=None) -> RankingResult:
+                     callback=None) -> RankingResult:
     """Rank all candidates for ``users`` in batches with ``score_fn(user_batch) -> (b, n_movies)``.
 
     ``exclude`` and ``targets`` are (indptr, indices) CSRs over all users; ``movie_genres`` the
-    movie x genre CSR (indptr, indices). The history for genre consistency is ``exclude``.
+    movie x genre CSR (indptr, indices). The history for genre consistency is ``exclude``. Each
+    batch is reported to ``callback`` as a ``mfrec.callbacks.Step`` of users.
     """
+    from mfrec.callbacks import Step, emit
+
     users = np.asarray(users, dtype=np.int64)
     per_user = np.empty((len(users), 5), np.float64)
     seen = np.zeros(n_movies, np.bool_)
@@ -208,8 +211,7 @@ def evaluate_ranking(score_fn, n_movies: int, users: np.ndarray, exclude: tuple,
         per_user[a:a + len(b)] = user_metrics(items, b, targets[0], targets[1], exclude[0], exclude[1],
                                               movie_genres[0], movie_genres[1], n_genres)
         seen[items[items >= 0]] = True
-        if progress is not None:
-            progress(len(b))
+        emit(callback, Step(len(b), len(users), "ranking users", " users"))
     return RankingResult(k, users, per_user, float(seen.sum() / max(n_movies, 1)))
 
 

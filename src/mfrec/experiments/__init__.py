@@ -11,8 +11,9 @@ A run folder holds::
     model.npz      ALS factors (see mfrec.models.als); neural runs write their own weights file
     plots/*.png    rmse.png at least
 
-``Run`` writes a folder (ALS training in ``mfrec.models`` and the neural baselines both use it);
-``load_experiment`` reads one back.
+``Run`` writes a folder (``mfrec.training`` drives it for every model kind); ``Experiment`` reads one
+back. This package is folder I/O only: ``mfrec.load_experiment`` (in ``mfrec.inference.api``)
+returns an ``Experiment`` with the recommendation methods added.
 """
 
 from mfrec.experiments.run import (
@@ -20,7 +21,7 @@ from mfrec.experiments.run import (
     Experiment,
     Run,
     find_run,
-    load_experiment,
+    read_json,
     package_versions,
     peak_rss_mb,
 )
@@ -30,7 +31,7 @@ __all__ = [
     "Experiment",
     "Run",
     "find_run",
-    "load_experiment",
+    "read_json",
     "package_versions",
     "peak_rss_mb",
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mfrec.errors import MfrecError, ModelError
-from mfrec.inference.api import InferenceMixin  # recommend/fold_in/similar/explain (same code as Inference.py)
+from mfrec.io import json_safe, write_json
 
 DEFAULT_ROOT = Path("Experiments_")
 METRICS_COLUMNS = ("epoch", "train_rmse", "val_rmse", "test_rmse", "seconds")
@@ -43,28 +43,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
-
-
-def _clean(o: Any) -> Any:
-    """JSON-safe copy: NaN/inf become null, NumPy scalars and paths become plain values."""
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "item") and callable(o.item) and getattr(o, "ndim", 1) == 0:
-        o = o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return o
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temporary name, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
-    tmp.write_text(json.dumps(_clean(data), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
 
 
 def _cell(v: Any) -> str:
@@ -171,7 +149,7 @@ class Run:
         full.setdefault("finished", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         full.setdefault("run", self.name)
         write_json(self.path / "summary.json", full)
-        return _clean(full)
+        return json_safe(full)
 
     def fail(self, error: BaseException | str, summary: dict[str, Any] | None = None) -> dict[str, Any]:
         """Mark the run failed: the error (and traceback) go to train.log, status "failed" to summary.json.
@@ -213,19 +191,47 @@ def find_run(path_or_name: str | os.PathLike, root: str | os.PathLike = DEFAULT_
     raise MfrecError(f"no experiment {str(path_or_name)!r} (looked for {p} and for runs named so under {root})")
 
 
-class Experiment(InferenceMixin):
-    """A finished (or failed) training run loaded from its folder.
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path`` ({} when the file is absent); a damaged file is one sentence."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MfrecError(f"{path} is damaged: not valid JSON ({getattr(e, 'msg', e)}); "
+                         "the run folder cannot be read as it is") from None
+    if not isinstance(data, dict):
+        raise MfrecError(f"{path} is damaged: it holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def read_metrics(run_path: str | os.PathLike):
+    """``metrics.csv`` as polars with every column but ``epoch`` as Float64 (empty cells -> null);
+    a run without the file gives an empty frame."""
+    import polars as pl
+
+    f = Path(run_path) / "metrics.csv"
+    if not f.is_file() or not f.read_text().strip():
+        return pl.DataFrame({"epoch": pl.Series([], dtype=pl.Int64)})
+    frame = pl.read_csv(f, infer_schema=False)
+    return frame.with_columns(
+        [pl.col(c).cast(pl.Int64, strict=False) if c == "epoch" else pl.col(c).cast(pl.Float64, strict=False)
+         for c in frame.columns]
+    )
+
+
+class Experiment:
+    """A finished (or failed) training run loaded from its folder (files only, no inference).
 
     ``config``, ``summary`` (dicts), ``metrics`` (polars), ``log`` (text) are read at once;
-    ``model``, ``dataset``, ``movies`` and ``users`` load on first use.
+    ``model``, ``dataset``, ``movies`` and ``users`` load on first use. ``mfrec.load_experiment``
+    returns the subclass in ``mfrec.inference.api`` that adds recommend/similar/fold_in/explain.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        cfg = self.path / "config.json"
-        self.config: dict[str, Any] = json.loads(cfg.read_text()) if cfg.is_file() else {}
-        summ = self.path / "summary.json"
-        self.summary: dict[str, Any] = json.loads(summ.read_text()) if summ.is_file() else {}
+        self.config: dict[str, Any] = read_json(self.path / "config.json")
+        self.summary: dict[str, Any] = read_json(self.path / "summary.json")
         self._model = None
         self._dataset = None
         self._metrics = None
@@ -242,13 +248,10 @@ class Experiment(InferenceMixin):
     def metrics(self):
         """metrics.csv as a polars DataFrame (empty cells are null)."""
         if self._metrics is None:
-            import polars as pl
-
             f = self.path / "metrics.csv"
             if not f.is_file():
                 raise MfrecError(f"{f} is missing")
-            overrides = {c: pl.Float64 for c in METRICS_COLUMNS if c != "epoch"}
-            self._metrics = pl.read_csv(f, schema_overrides={"epoch": pl.Int64, **overrides})
+            self._metrics = read_metrics(self.path)
         return self._metrics
 
     @property
@@ -258,13 +261,14 @@ class Experiment(InferenceMixin):
 
     @property
     def model(self):
-        """The fitted model: ALS from model.npz, neural models through mfrec.neural.load_model."""
+        """The fitted model: a ``FactorModel`` from model.npz (ALS), a neural model through
+        ``mfrec.neural.load_model``."""
         if self._model is None:
             npz = self.path / "model.npz"
             if npz.is_file():
-                from mfrec.models.als import ALSModel
+                from mfrec.models.factor import FactorModel
 
-                self._model = ALSModel.load(npz)
+                self._model = FactorModel.load(npz)
             else:
                 try:
                     from mfrec.neural import load_model  # type: ignore[attr-defined]
@@ -272,6 +276,16 @@ class Experiment(InferenceMixin):
                     raise ModelError(f"{self.path} has no model.npz (status {self.status})") from None
                 self._model = load_model(self.path)
         return self._model
+
+    @property
+    def factors(self):
+        """The run's ``FactorModel``: an ALS run's model.npz, or the factors.npz a neumf or
+        genre-embedding run exports (ModelError when the run has neither)."""
+        from mfrec.models.factor import FactorModel
+
+        if (self.path / "model.npz").is_file():
+            return self.model
+        return FactorModel.load(self.path)
 
     @property
     def dataset(self):
@@ -296,8 +310,3 @@ class Experiment(InferenceMixin):
 
     def __repr__(self) -> str:
         return f"Experiment({self.name!r}, model={self.config.get('model')!r}, status={self.status!r})"
-
-
-def load_experiment(path_or_run_name: str | os.PathLike, root: str | os.PathLike = DEFAULT_ROOT) -> Experiment:
-    """Load a run folder: a path, a folder name under ``Experiments_/``, or a run's ``--name`` (latest)."""
-    return Experiment(find_run(path_or_run_name, root))

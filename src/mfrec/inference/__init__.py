@@ -1,16 +1,16 @@
 """Inference from a trained ALS run: fold-in of new users, recommendations, similar movies, explanations.
 
-- ``recommender(experiment)``: the ``Recommender`` of a loaded run (cached on it); Inference.py,
-  the interactive loop and the notebook API (``Experiment.recommend`` and friends, see ``api``)
-  all go through it.
+- ``api.load_experiment`` (``mfrec.load_experiment``): a run folder with recommend/similar/fold_in/
+  explain; its ``recommender`` (built once by ``recommender_for``) serves Inference.py, the
+  interactive loop and the notebook alike.
 - ``open_run(name_or_path)``: load a run by name or path, or the most recent successful one.
 - Neural runs (the torch extra): neumf and genre-embedding runs are read from their ``factors.npz``
   (the ALS key set) by the same ``Recommender``; a made-up user is folded in with the ALS user
   half-step against their movie factors (an approximation, said in the output). sequential and
   attention runs get the narrower recommenders of ``mfrec.inference.neural``.
-- ``fold_in.fold_in_rows`` / ``fold_in.explain_contributions``: the model's own ALS user half-step on
-  new rows, and the exact per-rating decomposition of the resulting scores.
-- ``topk.topk_rows`` / ``topk.recommend_all``: the Numba top-k kernel, one user or all of them.
+- New users are folded in by ``FactorModel.fold_in`` (``mfrec.models.factor``), the model's own ALS
+  user half-step; ``foldin.explain_contributions`` splits the resulting scores per rating.
+- ``topk.recommend_all``: the Numba top-k kernel (``mfrec.kernels.topk``) over every user.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def open_run(experiment: str | os.PathLike | None = None, root: str | os.PathLik
              mode: str | None = None):
     """``(Experiment, how)``: the run named/located by ``experiment``, or the latest successful one
     (with ``mode``, the latest whose kind can answer that request; the output names any newer run passed over)."""
-    from mfrec.experiments import load_experiment
+    from mfrec.inference.api import load_experiment
 
     if experiment is None or str(experiment) == "":
         path, skipped = _latest(Path(root), mode)
@@ -111,38 +111,29 @@ def open_run(experiment: str | os.PathLike | None = None, root: str | os.PathLik
     return exp, how
 
 
-def recommender(exp):
-    """The ``Recommender`` of a loaded experiment, built once and kept on it.
+def recommender_for(exp):
+    """A new ``Recommender`` for a loaded experiment (``LoadedExperiment.recommender`` keeps one).
 
-    ALS runs: model.npz. neumf / genre-embedding runs: their factors.npz (same keys). sequential
+    ALS runs: model.npz. neumf / genre-embedding runs: their factors.npz (same schema). sequential
     and attention runs: ``mfrec.neural.load_model`` behind ``SequenceRecommender`` / ``PairRecommender``.
     """
-    from mfrec.inference.model import FactorModel
     from mfrec.inference.recommend import Recommender
 
-    cached = getattr(exp, "_mfrec_recommender", None)
-    if cached is not None:
-        return cached
     path = Path(exp.path)
     kind = exp.config.get("model") or exp.summary.get("model")
-    if (path / "model.npz").is_file():
-        cached = Recommender(FactorModel.from_als(exp.model, path / "model.npz"), exp.dataset, run_name=exp.name)
-    elif (path / "factors.npz").is_file():
-        cached = Recommender(FactorModel.load(path / "factors.npz"), exp.dataset, run_name=exp.name)
-    elif kind in ("sequential", "attention") and (path / "model.json").is_file():
+    if (path / "model.npz").is_file() or (path / "factors.npz").is_file():
+        return Recommender(exp.factors, exp.dataset, run_name=exp.name)
+    if kind in ("sequential", "attention") and (path / "model.json").is_file():
         from mfrec.inference.neural import PairRecommender, SequenceRecommender
         from mfrec.neural import load_model
 
         cls = SequenceRecommender if kind == "sequential" else PairRecommender
-        cached = cls(load_model(path), exp.dataset, run_name=exp.name)
-    elif kind in ("neumf", "genre-embedding"):
+        return cls(load_model(path), exp.dataset, run_name=exp.name)
+    if kind in ("neumf", "genre-embedding"):
         raise ModelError(f"run {exp.name} ({kind}) has no factors.npz: train it again to get one "
                          f"(recommendations read its factors from that file)")
-    else:
-        raise ModelError(f"run {exp.name} has no model.npz, factors.npz or neural model.json: recommendations need "
-                         f"an ALS run (bias, mf, mf-genre) or a neural one (neumf, genre-embedding, sequential, attention)")
-    exp._mfrec_recommender = cached
-    return cached
+    raise ModelError(f"run {exp.name} has no model.npz, factors.npz or neural model.json: recommendations need "
+                     f"an ALS run (bias, mf, mf-genre) or a neural one (neumf, genre-embedding, sequential, attention)")
 
 
-__all__ = ["DEFAULT_RUNS", "MODEL_FILES", "supported_modes", "latest_run", "open_run", "recommender"]
+__all__ = ["DEFAULT_RUNS", "MODEL_FILES", "supported_modes", "latest_run", "open_run", "recommender_for"]

@@ -1,7 +1,8 @@
 """The notebook API: ``recommend``, ``fold_in``, ``similar`` and ``explain`` on a loaded experiment.
 
-``InferenceMixin`` is inherited by ``mfrec.experiments.Experiment``; its methods and Inference.py
-share one function, ``run_request``, so a notebook and the command line give the same lists::
+``load_experiment`` (``mfrec.load_experiment``) returns a :class:`LoadedExperiment`: the run folder
+of ``mfrec.experiments.Experiment`` plus these methods. They and Inference.py share one function,
+``run_request``, so a notebook and the command line give the same lists::
 
     exp = mfrec.load_experiment("ml-100k-u1-mf-genre")
     exp.recommend(like=["Star Wars", "Alien"], n=10)            # polars DataFrame
@@ -15,9 +16,11 @@ or through ``like=[...]`` (the top of the rating scale).
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterable, Mapping, Sequence
 
 from mfrec.errors import DataError
+from mfrec.experiments.run import DEFAULT_ROOT, Experiment, find_run
 
 
 def _pairs(ratings: Any) -> list[tuple[Any, float]]:
@@ -94,15 +97,21 @@ def run_request(
     return rec.recommend(profile(rec, ratings, like, rate), n=n, filters=filters, explain=explain)
 
 
-class InferenceMixin:
-    """Inference methods for an experiment object with ``path``, ``name`` and ``dataset``."""
+class LoadedExperiment(Experiment):
+    """A run folder with the inference methods; its ``Recommender`` is built on first use."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(path)
+        self._recommender = None
 
     @property
     def recommender(self):
-        """The run's ``Recommender`` (loaded once)."""
-        from mfrec.inference import recommender
+        """The run's ``Recommender`` (loaded once): see ``mfrec.inference.recommender_for``."""
+        if self._recommender is None:
+            from mfrec.inference import recommender_for
 
-        return recommender(self)
+            self._recommender = recommender_for(self)
+        return self._recommender
 
     def recommend(self, ratings: Any = None, *, like: Iterable[Any] = (), user: Any = None,
                   users: Sequence[Any] | str | None = None, n: int = 10, genre=None, years=None,
@@ -143,3 +152,8 @@ class InferenceMixin:
         else:
             targets = [rec.movie(m) for m in movies]
         return rec.explanation(pairs, targets)
+
+
+def load_experiment(path_or_run_name: str | os.PathLike, root: str | os.PathLike = DEFAULT_ROOT) -> LoadedExperiment:
+    """Load a run folder: a path, a folder name under ``Experiments_/``, or a run's ``--name`` (latest)."""
+    return LoadedExperiment(find_run(path_or_run_name, root))

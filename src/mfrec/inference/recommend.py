@@ -17,8 +17,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from mfrec.errors import DataError, ModelError, UnknownIdError
-from mfrec.inference.foldin import explain_contributions, fold_in_rows
-from mfrec.inference.model import FactorModel
+from mfrec.inference.foldin import explain_contributions
+from mfrec.models.factor import NO_BIAS_PENALTY, FactorModel
 from mfrec.inference.titles import TitleIndex
 from mfrec.inference.topk import topk_rows
 
@@ -127,7 +127,7 @@ class Recommender:
             raise ModelError(f"run {run_name}'s user or movie ids differ from dataset {dataset.name}'s: prepare and train again")
         self.kind = model.kind
         # a neumf/genre-embedding run's factors.npz: the neural model was trained by Adam, not ALS
-        self.exported_from = model.config.get("exported_from")
+        self.exported_from = model.exported_from
         self._init_tables(dataset)
 
     def check_supported(self, mode: str) -> None:
@@ -141,13 +141,11 @@ class Recommender:
     def fold_in_note(self) -> str:
         """How a made-up user is placed in this model (printed above their list)."""
         if self.exported_from:
-            from mfrec.inference.foldin import _hyper
-
-            h = _hyper(self.model)
-            bias = ("no user bias (the model has none)" if h["reg_bias"] >= 1e5
-                    else f"user-bias penalty {h['reg_bias']:g}")
+            h = self.model.fold_in_settings
+            bias = ("no user bias (the model has none)" if h.reg_bias >= NO_BIAS_PENALTY
+                    else f"user-bias penalty {h.reg_bias:g}")
             return (f"the ALS user half-step against this {self.exported_from} run's movie factors from factors.npz, "
-                    f"ridge penalty {h['reg']:g} x n (its own L2 weight per rating), {bias}: an approximation, "
+                    f"ridge penalty {h.reg:g} x n (its own L2 weight per rating), {bias}: an approximation, "
                     f"since the neural model was trained by Adam, not ALS")
         return "the model's per-row ALS step"
 
@@ -247,8 +245,8 @@ class Recommender:
             return UserVector(0.0, np.zeros(self.model.k, np.float32))
         idx = np.array([m for m, _ in ratings], np.int32)
         val = np.array([r for _, r in ratings], np.float32)
-        bias, vec = fold_in_rows(self.model, np.array([0, len(idx)], np.int64), idx, val)
-        return UserVector(float(bias[0]), vec[0])
+        bias, vec = self.model.fold_in_user(idx, val)
+        return UserVector(bias, vec)
 
     # -- lists -----------------------------------------------------------------------------------
     def _top(self, scores: np.ndarray, n: int, exclude: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -366,7 +364,7 @@ class Recommender:
         """Top-n for a made-up user given (movie index, rating) pairs; the rated movies never come back."""
         n = _check_n(n)
         vec = self.fold_in(ratings)
-        pred = self.model.predict(vec.bias, vec.vector)
+        pred = self.model.score_movies(vec.bias, vec.vector)
         mask = self.filter_mask(filters)
         recs, scores = self._top(pred, n, np.array([m for m, _ in ratings], np.int32), mask)
         why, details, notes = self._explained(ratings, recs, explain)
@@ -397,7 +395,7 @@ class Recommender:
         n = _check_n(n)
         u = self.user(user_id)
         vec = UserVector(float(self.model.user_bias[u]), self.model.user_factors[u])
-        pred = self.model.predict(vec.bias, vec.vector)
+        pred = self.model.score_movies(vec.bias, vec.vector)
         train = self._train_row(u)
         seen, counts = self._seen(u, exclude)
         recs, scores = self._top(pred, n, seen, self.filter_mask(filters))
@@ -425,7 +423,7 @@ class Recommender:
         if len(ids) < 2:
             raise DataError("--users needs at least two user ids separated by commas, e.g. --users 12,345")
         users = [self.user(x) for x in ids]
-        preds = np.stack([self.model.predict(float(self.model.user_bias[u]), self.model.user_factors[u]) for u in users])
+        preds = np.stack([self.model.score_movies(float(self.model.user_bias[u]), self.model.user_factors[u]) for u in users])
         group = preds.min(axis=0)
         seen = np.unique(np.concatenate([self._seen(u, exclude)[0] for u in users]))
         recs, scores = self._top(group, n, seen, self.filter_mask(filters))
@@ -447,7 +445,7 @@ class Recommender:
         if self.model.k == 0:
             raise ModelError(f"run {self.run_name} is a bias-only model: it has no movie factors to compare")
         m = self.movie(query)
-        q = self.model.item_factors
+        q = self.model.effective_movie_factors
         norms = np.linalg.norm(q, axis=1)
         norms[norms == 0] = np.inf
         cos = (q @ q[m]) / (norms * norms[m])
@@ -481,7 +479,7 @@ class Recommender:
         n = _check_n(n)
         indptr, indices = self._seen_csr(exclude)
         m = self.model
-        idx, sc = recommend_all(m.user_factors, m.item_factors, m.user_bias, m.movie_bias, m.mu, n,
+        idx, sc = recommend_all(m.user_factors, m.effective_movie_factors, m.user_bias, m.movie_bias, m.mu, n,
                                 allowed=self.filter_mask(filters), exclude_indptr=indptr, exclude_indices=indices, block=block)
         users = np.repeat(np.asarray(self.dataset.user_ids.ids, np.int64), n)
         ranks = np.tile(np.arange(1, n + 1, dtype=np.int32), m.n_users)

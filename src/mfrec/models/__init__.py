@@ -1,4 +1,8 @@
-"""ALS models: ``train(dataset, config, callback=...)`` -> a fitted :class:`ALSModel`.
+"""Models: ``train(dataset, config, callback=...)`` -> a fitted :class:`FactorModel`.
+
+``FactorModel`` (``mfrec.models.factor``) is the one persisted-model contract: every model kind that
+ends in user and movie factors (the ALS models, the neural exports) saves, loads, scores and folds in
+new users through it.
 
 >>> import mfrec
 >>> ds = mfrec.data.load("ml-100k-u1")
@@ -11,18 +15,17 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from mfrec.callbacks import EpochReport
 from mfrec.models.als import (
-    NPZ_KEYS,
-    ALSModel,
-    EpochResult,
     NonFiniteFactorsError,
     ThreadOversubscriptionWarning,
     check_threads,
     fit,
 )
 from mfrec.models.config import MODEL_DEFAULTS, MODELS, ALSConfig
+from mfrec.models.factor import FORMAT_VERSION, NPZ_KEYS, FactorModel, FoldInSettings
 
-load_model = ALSModel.load
+load_model = FactorModel.load
 
 
 def make_config(config: ALSConfig | dict[str, Any] | str) -> ALSConfig:
@@ -45,12 +48,12 @@ def make_config(config: ALSConfig | dict[str, Any] | str) -> ALSConfig:
 
 
 def train(dataset, config: ALSConfig | dict[str, Any] | str = "mf",
-          callback: Callable[[EpochResult], Any] | None = None, log: Callable[[str], None] | None = None) -> ALSModel:
-    """Fit an ALS model (bias, mf or mf-genre) on ``dataset``; ``callback(EpochResult)`` after each epoch."""
+          callback: Callable[[Any], Any] | None = None, log: Callable[[str], None] | None = None) -> FactorModel:
+    """Fit an ALS model (bias, mf or mf-genre) on ``dataset``; ``callback(EpochReport)`` after each epoch."""
     return fit(dataset, make_config(config), callback=callback, log=log)
 
 
 __all__ = [
-    "ALSConfig", "ALSModel", "EpochResult", "MODELS", "MODEL_DEFAULTS", "NPZ_KEYS", "NonFiniteFactorsError",
+    "ALSConfig", "EpochReport", "FORMAT_VERSION", "FactorModel", "FoldInSettings", "MODELS", "MODEL_DEFAULTS", "NPZ_KEYS", "NonFiniteFactorsError",
     "ThreadOversubscriptionWarning", "check_threads", "fit", "load_model", "make_config", "train",
 ]

@@ -11,8 +11,10 @@ Models (``python Main.py --model NAME``):
                        that starts from them.
 - ``attention``        pair-of-users rating model over sliding windows of each user's history.
 
-``train_neural(dataset, model_name, options, run)`` trains one into a run folder written by
-``mfrec.experiments.Run`` and returns the summary; ``load_model(run_folder)`` loads it back.
+``resolve(dataset, model_name, options)`` gives the full options and the run config;
+``fit(dataset, model_name, opts, config, run, callback)`` trains into a run folder (``mfrec.training``
+creates it, writes metrics.csv, logs and plots from the epoch reports, and saves the summary) and
+returns the model's summary facts; ``load_model(run_folder)`` loads it back.
 """
 
 from __future__ import annotations
@@ -58,13 +60,25 @@ def extra_columns(model_name: str) -> tuple[str, ...]:
     return EXTRA_COLUMNS[model_name]
 
 
-def train_neural(dataset, model_name: str, options: dict[str, Any], run) -> dict[str, Any]:
-    """Train ``model_name`` on ``dataset`` into ``run`` (an ``mfrec.experiments.Run``); return the summary.
+def resolve(dataset, model_name: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(options, config): the model's defaults overridden by every given option (not None), checked;
+    and the run's config (model, dataset, data_path and the options)."""
+    module = _module(model_name)
+    from mfrec.neural.common import base_config, resolve_options
 
-    ``options``: epochs, factors, lr, batch_size, device (cpu|cuda), seed, plus model-specific keys
-    (see each module's ``DEFAULTS``); a missing or None value takes the model's default.
-    """
-    return _module(model_name).train(dataset, dict(options or {}), run)
+    opts = resolve_options(dict(options or {}), module.DEFAULTS, model_name)
+    return opts, base_config(dataset, model_name, opts)
+
+
+def fit(dataset, model_name: str, opts: dict[str, Any], config: dict[str, Any], run, callback=None) -> dict[str, Any]:
+    """Train ``model_name`` into ``run`` (its ``path`` and ``log``) with options from :func:`resolve`;
+    every epoch goes to ``callback`` as ``mfrec.callbacks.EpochReport``. Returns the summary facts."""
+    module = _module(model_name)
+    from mfrec.neural.common import device_of, seed_all
+
+    device = device_of(opts["device"])
+    generator = seed_all(opts["seed"])
+    return module.fit(dataset, opts, config, run, device, generator, callback=callback)
 
 
 def default_options(model_name: str) -> dict[str, Any]:
@@ -80,4 +94,5 @@ def load_model(path):
     return _load(path)
 
 
-__all__ = ["MODELS", "INSTALL_HINT", "TorchMissingError", "default_options", "extra_columns", "load_model", "require_torch", "train_neural"]
+__all__ = ["MODELS", "INSTALL_HINT", "TorchMissingError", "default_options", "extra_columns", "fit", "load_model",
+           "require_torch", "resolve"]

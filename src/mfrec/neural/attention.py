@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from mfrec.callbacks import Step, emit
 from mfrec.neural.common import (
-    BestEpoch, Timer, check_finite, fmt, load_state, plot_curves, progress, save_checkpoint, save_weights,
-    train_guarded,
+    BestEpoch, Timer, check_finite, end_epoch, fmt, load_state, save_checkpoint, save_weights,
 )
 
 NAME = "attention"
@@ -323,12 +323,8 @@ def _split_rmse(model: PairModel, split) -> tuple[float | None, float | None]:
     return float(np.sqrt(np.mean(err * err))), float(np.mean(np.abs(err)))
 
 
-def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
-    """Train attention into ``run``; see ``mfrec.neural.common.train_guarded`` for the shared set-up."""
-    return train_guarded(dataset, options, run, NAME, DEFAULTS, _fit)
-
-
-def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen) -> dict[str, Any]:
+def fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen, callback=None) -> dict[str, Any]:
+    """Train attention into ``run`` (driven by ``mfrec.training``); returns the summary facts."""
     rng = np.random.default_rng(int(opts["seed"]))
     codes, vocab, used = user_features(dataset)
     feats = movie_features(dataset)
@@ -360,71 +356,62 @@ def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen
     bs = int(opts["batch_size"])
     epochs = int(opts["epochs"])
     n_batches = math.ceil(n / bs)
-    hist_rows = {"epoch": [], "train_rmse": [], "val_rmse": [], "test_rmse": []}
-    best = BestEpoch()
+    train_rmse: dict[int, float] = {}
+    best = BestEpoch(opts.get("patience"))
     timer = Timer()
     to = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
-    with progress(epochs * n_batches, NAME, enabled=opts.get("progress", True)) as bar:
-        for epoch in range(1, epochs + 1):
-            te = Timer()
-            module.train()
-            # partners: a random rater of the same movie, or oneself
-            lo_, cnt = mptr[M], mptr[M + 1] - mptr[M]
-            j = by_movie_order[lo_ + (rng.random(n) * cnt).astype(np.int64)]
-            j = np.where(rng.random(n) < float(opts["self_pair"]), np.arange(n), j)
-            total = 0.0
-            for idx in torch.randperm(n, generator=gen).split(bs):
-                if len(idx) < 2:  # batch norm needs two examples
-                    continue
-                i = idx.numpy()
-                a, b = i, j[i]
-                ua, ub = to(U[a]), to(U[b])
-                wa = hist.windows(ua, to(P[a]))
-                wb = hist.windows(ub, to(P[b]))
-                y = to(0.5 * (R[a] + R[b]))
-                pred = module(ua, *wa, ub, *wb, to(M[a]))
-                loss = torch.mean((pred - y) ** 2)
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                optim.step()
-                check_finite(loss, NAME, epoch)
-                total += float(loss.detach()) * len(i)
-                bar.update(1)
-            train_loss = total / n
-            module.eval()
-            sub = rng.choice(n, size=min(n, 20000), replace=False)
-            pred = model.predict(U[sub], M[sub]).astype(np.float64)
-            tr_rmse = float(np.sqrt(np.mean((pred - R[sub]) ** 2)))  # self-pairs, latest window
-            va, _ = _split_rmse(model, dataset.val)
-            tst, _ = _split_rmse(model, dataset.test)
-            secs = te()
-            run.append_metrics(epoch, tr_rmse, va, tst, secs, train_loss=train_loss,
-                               val_loss=None if va is None else va ** 2)
-            save_checkpoint(run, module, epoch)
-            score = va if va is not None else train_loss
-            best.update(score, epoch, module)
-            for key, v in zip(hist_rows, (epoch, tr_rmse, va, tst)):
-                hist_rows[key].append(v)
-            bar.postfix = f"pair MSE {train_loss:.3f} val {fmt(va)}"
-            run.log(f"epoch {epoch}: pair MSE {train_loss:.4f} train_rmse {fmt(tr_rmse)} val_rmse {fmt(va)} "
-                    f"test_rmse {fmt(tst)} ({secs:.1f}s)")
-            patience = opts.get("patience")
-            if best.should_stop(epoch, patience, va is not None):
-                run.log(f"stopping: no better validation RMSE for {patience} epochs")
-                epochs = epoch
-                break
+    for epoch in range(1, epochs + 1):
+        te = Timer()
+        module.train()
+        # partners: a random rater of the same movie, or oneself
+        lo_, cnt = mptr[M], mptr[M + 1] - mptr[M]
+        j = by_movie_order[lo_ + (rng.random(n) * cnt).astype(np.int64)]
+        j = np.where(rng.random(n) < float(opts["self_pair"]), np.arange(n), j)
+        total = 0.0
+        for idx in torch.randperm(n, generator=gen).split(bs):
+            if len(idx) < 2:  # batch norm needs two examples
+                continue
+            i = idx.numpy()
+            a, b = i, j[i]
+            ua, ub = to(U[a]), to(U[b])
+            wa = hist.windows(ua, to(P[a]))
+            wb = hist.windows(ub, to(P[b]))
+            y = to(0.5 * (R[a] + R[b]))
+            pred = module(ua, *wa, ub, *wb, to(M[a]))
+            loss = torch.mean((pred - y) ** 2)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            check_finite(loss, NAME, epoch)
+            total += float(loss.detach()) * len(i)
+            emit(callback, Step(1, epochs * n_batches, NAME, " batches"))
+        train_loss = total / n
+        module.eval()
+        sub = rng.choice(n, size=min(n, 20000), replace=False)
+        pred = model.predict(U[sub], M[sub]).astype(np.float64)
+        tr_rmse = float(np.sqrt(np.mean((pred - R[sub]) ** 2)))  # self-pairs, latest window
+        va, _ = _split_rmse(model, dataset.val)
+        tst, _ = _split_rmse(model, dataset.test)
+        secs = te()
+        save_checkpoint(run, module, epoch)
+        train_rmse[epoch] = tr_rmse
+        note = (f"pair MSE {train_loss:.4f} train_rmse {fmt(tr_rmse)} val_rmse {fmt(va)} test_rmse {fmt(tst)} "
+                f"({secs:.1f}s)")
+        if end_epoch(callback, best, module, epoch, va if va is not None else train_loss, va is not None, note,
+                     tr_rmse, va, tst, secs, train_loss=train_loss, val_loss=None if va is None else va ** 2):
+            run.log(f"stopping: no better validation RMSE for {best.patience} epochs")
+            epochs = epoch
+            break
     best.restore(module)
     module.eval()
     seconds = timer()
     va, _ = _split_rmse(model, dataset.val)
     tst, tmae = _split_rmse(model, dataset.test)
-    plot_curves(run, hist_rows["epoch"], {k: hist_rows[k] for k in ("train_rmse", "val_rmse", "test_rmse")},
-                "RMSE (rating points)", f"{NAME} on {dataset.name}: RMSE per epoch (single-user pairs)", "rmse.png")
     save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
                                "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
                                "dataset": dataset.name, "data_path": config["data_path"],
                                "best_epoch": best.epoch, "user_features": used, "imdb_features": feats["imdb"]})
-    facts = {"epochs_run": epochs, "best_epoch": best.epoch, "train_rmse": hist_rows["train_rmse"][best.epoch - 1],
+    facts = {"epochs_run": epochs, "best_epoch": best.epoch, "train_rmse": train_rmse[best.epoch],
              "val_rmse": va, "test_rmse": tst, "test_mae": tmae, "train_seconds": seconds,
              "seconds_per_epoch": seconds / max(epochs, 1), "user_features": used, "imdb_features": feats["imdb"]}
     return facts

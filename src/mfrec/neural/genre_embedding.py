@@ -6,9 +6,9 @@
 2. A user-movie rating model r̂(u, i) = μ + b_u + b_i + p_u · q_i whose movie embeddings q start
    from stage 1 (and keep training), with MSE and Adam as in ``neumf``.
 
-The run folder also gets ``factors.npz`` (the stage-2 model under ALS key names: mu, user_bias,
-movie_bias, user_factors, movie_factors), ``genre_stage_movie_embeddings.npy`` and two PCA movie
-maps drawn like ``mfrec plot``'s: ``plots/movie_map.png`` (stage 2) and ``plots/genre_movie_map.png``
+The run folder also gets ``factors.npz`` (the stage-2 model as a ``FactorModel``: mu, user_bias,
+movie_bias, user_factors, movie_factors) and ``genre_stage_movie_embeddings.npy``; ``mfrec.training``
+draws their PCA movie maps: ``plots/movie_map.png`` (stage 2) and ``plots/genre_movie_map.png``
 (stage 1).
 
 metrics.csv has one row per epoch of each stage (``stage`` 1 or 2; stage 1 fills only the losses,
@@ -24,13 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from mfrec.callbacks import EpochReport, Step, emit
 from mfrec.errors import DataError
-from mfrec.neural.common import (
-    Timer, batches, check_finite, export_factors, plot_curves, progress, save_weights, train_guarded,
-)
+from mfrec.io import atomic_path
+from mfrec.neural.common import Timer, batches, check_finite, export_factors, save_weights
 from mfrec.neural.rating import fit_rating, load_rating
 
 NAME = "genre-embedding"
+STAGE1_EMBEDDINGS = "genre_stage_movie_embeddings.npy"  # stage 1's movie embeddings, mapped after training
 DEFAULTS: dict[str, Any] = {
     "epochs": 15,  # stage 2 epochs
     "factors": 32,
@@ -118,7 +119,7 @@ def sample_negatives(movies: np.ndarray, has: np.ndarray, k: int, rng: np.random
     return np.stack([m[keep], g[keep]])
 
 
-def fit_genres(dataset, opts, run, gen, device, show_progress=True) -> tuple[torch.Tensor, dict[str, Any]]:
+def fit_genres(dataset, opts, run, gen, device, callback=None) -> tuple[torch.Tensor, dict[str, Any]]:
     movies, genres, has = genre_pairs(dataset)
     if len(movies) == 0:
         raise DataError(f"dataset {dataset.name!r} has no movie genres: genre-embedding needs them")
@@ -129,45 +130,37 @@ def fit_genres(dataset, opts, run, gen, device, show_progress=True) -> tuple[tor
     bce = nn.BCEWithLogitsLoss()
     losses = []
     t = Timer()
-    with progress(epochs, f"{NAME} stage 1", enabled=show_progress) as bar:
-        for e in range(1, epochs + 1):
-            te = Timer()
-            neg = sample_negatives(movies, has, int(opts["negatives"]), rng)
-            m = torch.as_tensor(np.concatenate([movies, neg[0]]), device=device)
-            g = torch.as_tensor(np.concatenate([genres, neg[1]]), device=device)
-            y = torch.cat([torch.ones(len(movies)), torch.zeros(neg.shape[1])]).to(device)
-            module.train()
-            total = 0.0
-            for idx in batches(len(y), int(opts["batch_size"]), gen):
-                idx = idx.to(device)
-                loss = bce(module(m[idx], g[idx]), y[idx])
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                optim.step()
-                check_finite(loss, NAME, e)
-                total += float(loss.detach()) * len(idx)
-            losses.append(total / len(y))
-            run.append_metrics(e - epochs, None, None, None, te(), stage=1, train_loss=losses[-1])
-            run.log(f"stage 1 epoch {e}: genre BCE {losses[-1]:.4f}")
-            bar.update(1, postfix=f"bce {losses[-1]:.4f}")
+    for e in range(1, epochs + 1):
+        te = Timer()
+        neg = sample_negatives(movies, has, int(opts["negatives"]), rng)
+        m = torch.as_tensor(np.concatenate([movies, neg[0]]), device=device)
+        g = torch.as_tensor(np.concatenate([genres, neg[1]]), device=device)
+        y = torch.cat([torch.ones(len(movies)), torch.zeros(neg.shape[1])]).to(device)
+        module.train()
+        total = 0.0
+        for idx in batches(len(y), int(opts["batch_size"]), gen):
+            idx = idx.to(device)
+            loss = bce(module(m[idx], g[idx]), y[idx])
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            check_finite(loss, NAME, e)
+            total += float(loss.detach()) * len(idx)
+        losses.append(total / len(y))
+        emit(callback, EpochReport(e - epochs, seconds=te(), metrics={"stage": 1, "train_loss": losses[-1]},
+                                   note=f"stage 1 epoch {e}: genre BCE {losses[-1]:.4f}"))
+        emit(callback, Step(1, epochs, f"{NAME} stage 1", " epochs"))
     with torch.no_grad():
         module.eval()
         pred = torch.sigmoid(module(torch.as_tensor(movies, device=device), torch.as_tensor(genres, device=device)))
         recall = float((pred > 0.5).float().mean())
-    plot_curves(run, list(range(1, epochs + 1)), {"genre BCE": losses}, "binary cross-entropy",
-                f"{NAME} stage 1 on {dataset.name}: movie-genre association loss", "genre_loss.png")
     return module.movie.weight.detach().clone(), {"genre_bce_first": losses[0], "genre_bce_last": losses[-1],
                                                   "genre_positive_recall": recall, "genre_seconds": t()}
 
 
-def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
-    """Train genre-embedding into ``run``; see ``mfrec.neural.common.train_guarded`` for the shared set-up."""
-    return train_guarded(dataset, options, run, NAME, DEFAULTS, _fit)
-
-
-def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen) -> dict[str, Any]:
-    show = opts.get("progress", True)
-    movie_emb, stage1 = fit_genres(dataset, opts, run, gen, device, show)
+def fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen, callback=None) -> dict[str, Any]:
+    """Train genre-embedding into ``run`` (driven by ``mfrec.training``); returns the summary facts."""
+    movie_emb, stage1 = fit_genres(dataset, opts, run, gen, device, callback)
     run.log(f"stage 1 done: BCE {stage1['genre_bce_first']:.4f} -> {stage1['genre_bce_last']:.4f}")
     mean = float(np.mean(dataset.train.rating))
     arch = {"n_users": dataset.n_users, "n_movies": dataset.n_movies, "factors": int(opts["factors"]), "mean": mean}
@@ -176,7 +169,7 @@ def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen
         # start from the genre embeddings, scaled to the rating model's initial spread
         scale = 0.1 / max(float(movie_emb.std()), 1e-8)
         module.movie.weight.copy_(movie_emb * scale)
-    facts = fit_rating(module, dataset, opts, run, gen, device, NAME, extra={"stage": 2}, show_progress=show)
+    facts = fit_rating(module, dataset, opts, run, gen, device, NAME, extra={"stage": 2}, callback=callback)
     save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
                                "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
                                "dataset": dataset.name, "data_path": config["data_path"],
@@ -185,9 +178,9 @@ def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen
                                   "user_bias": module.user_bias.weight.detach().cpu().numpy()[:, 0],
                                   "movie_bias": module.movie_bias.weight.detach().cpu().numpy()[:, 0],
                                   "user_factors": module.user_factors().cpu().numpy(),
-                                  "movie_factors": module.movie_factors().cpu().numpy()},
-                   maps={"genre_movie_map": movie_emb.cpu().numpy()})
-    np.save(Path(run.path) / "genre_stage_movie_embeddings.npy", movie_emb.cpu().numpy())
+                                  "movie_factors": module.movie_factors().cpu().numpy()})
+    with atomic_path(Path(run.path) / STAGE1_EMBEDDINGS, suffix=".npy") as tmp:
+        np.save(tmp, movie_emb.cpu().numpy())
     return {**facts, **stage1}
 
 

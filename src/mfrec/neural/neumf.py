@@ -12,9 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mfrec.neural.common import (
-    export_factors, save_weights, train_guarded,
-)
+from mfrec.neural.common import export_factors, save_weights
 from mfrec.neural.rating import fit_rating, load_rating
 
 NAME = "neumf"
@@ -57,18 +55,14 @@ class NeuMF(nn.Module):
         return self.movie.weight.detach()
 
 
-def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
-    """Train neumf into ``run``; see ``mfrec.neural.common.train_guarded`` for the shared set-up."""
-    return train_guarded(dataset, options, run, NAME, DEFAULTS, _fit)
-
-
-def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen) -> dict[str, Any]:
+def fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen, callback=None) -> dict[str, Any]:
+    """Train neumf into ``run`` (driven by ``mfrec.training``); returns the summary facts."""
     mean = float(np.mean(dataset.train.rating))
     arch = {"n_users": dataset.n_users, "n_movies": dataset.n_movies, "factors": int(opts["factors"]),
             "mean": mean, "init_std": float(opts["init_std"])}
     module = NeuMF(**arch).to(device)
     run.log(f"{NAME}: {sum(p.numel() for p in module.parameters()):,} parameters on {device}")
-    facts = fit_rating(module, dataset, opts, run, gen, device, NAME, show_progress=opts.get("progress", True))
+    facts = fit_rating(module, dataset, opts, run, gen, device, NAME, callback=callback)
     save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
                                "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
                                "dataset": dataset.name, "data_path": config["data_path"],

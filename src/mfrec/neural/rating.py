@@ -1,8 +1,8 @@
 """The training loop and the loaded-model wrapper shared by the rating-prediction models.
 
 ``fit_rating`` trains any module with ``forward(user, movie) -> rating`` on the train split with MSE
-and Adam, one metrics.csv row and one checkpoint per epoch, and keeps the epoch with the lowest
-validation RMSE (training RMSE when there is no validation split). Predictions are clipped to the
+and Adam, reports every epoch to ``callback``, writes one checkpoint per epoch, and keeps the epoch
+with the lowest validation RMSE (training RMSE when there is no validation split). Predictions are clipped to the
 dataset's rating scale when evaluated.
 """
 
@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from mfrec.callbacks import Step, emit
 from mfrec.neural.common import (
-    BestEpoch, Timer, batches, check_finite, fmt, load_state, plot_curves, progress, save_checkpoint, split_tensors,
+    BestEpoch, Timer, batches, check_finite, end_epoch, fmt, load_state, save_checkpoint, split_tensors,
 )
 
 
@@ -40,7 +41,7 @@ def rmse_mae(module, data, lo, hi) -> tuple[float | None, float | None]:
 
 def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, generator: torch.Generator,
                device: torch.device, model_name: str, extra: dict[str, Any] | None = None,
-               show_progress: bool = True) -> dict[str, Any]:
+               callback=None) -> dict[str, Any]:
     """Train ``module`` on ratings; returns the facts for summary.json (and leaves the best weights loaded)."""
     lo, hi = dataset.rating_scale
     train = split_tensors(dataset.train, device)
@@ -50,54 +51,44 @@ def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, gene
     reg = float(opts.get("reg", 0.0))
     n = len(train[0])
     epochs, bs = int(opts["epochs"]), int(opts["batch_size"])
-    history = {"epoch": [], "train_rmse": [], "val_rmse": [], "test_rmse": []}
-    best = BestEpoch()
+    best = BestEpoch(opts.get("patience"))
     timer = Timer()
     n_batches = math.ceil(n / bs)
-    with progress(epochs * n_batches, f"{model_name}", enabled=show_progress) as bar:
-        for epoch in range(1, epochs + 1):
-            t_ep = Timer()
-            module.train()
-            total = 0.0
-            for idx in batches(n, bs, generator):
-                idx = idx.to(device)
-                u, m, r = train[0][idx], train[1][idx], train[2][idx]
-                pred = module(u, m)
-                loss = torch.mean((pred - r) ** 2)
-                full = loss + reg * module.penalty(u, m) if reg > 0 and hasattr(module, "penalty") else loss
-                optim.zero_grad(set_to_none=True)
-                full.backward()
-                optim.step()
-                check_finite(loss, model_name, epoch)
-                total += float(loss.detach()) * len(idx)
-                bar.update(1)
-            train_loss = total / n
-            tr, _ = rmse_mae(module, train, lo, hi)
-            va, _ = rmse_mae(module, val, lo, hi)
-            te, _ = rmse_mae(module, test, lo, hi)
-            val_loss = va ** 2 if va is not None else None
-            secs = t_ep()
-            run.append_metrics(epoch, tr, va, te, secs, train_loss=train_loss, val_loss=val_loss, **(extra or {}))
-            save_checkpoint(run, module, epoch)
-            score = va if va is not None else tr
-            best.update(score, epoch, module)
-            for key, v in zip(("epoch", "train_rmse", "val_rmse", "test_rmse"), (epoch, tr, va, te)):
-                history[key].append(v)
-            bar.postfix = f"train {fmt(tr)} val {fmt(va)}"
-            run.log(f"epoch {epoch}: train_loss {train_loss:.4f} train_rmse {fmt(tr)} val_rmse {fmt(va)} "
-                    f"test_rmse {fmt(te)} ({secs:.1f}s)")
-            patience = opts.get("patience")
-            if best.should_stop(epoch, patience, va is not None):
-                run.log(f"stopping: no better validation RMSE for {patience} epochs")
-                epochs = epoch
-                break
+    for epoch in range(1, epochs + 1):
+        t_ep = Timer()
+        module.train()
+        total = 0.0
+        for idx in batches(n, bs, generator):
+            idx = idx.to(device)
+            u, m, r = train[0][idx], train[1][idx], train[2][idx]
+            pred = module(u, m)
+            loss = torch.mean((pred - r) ** 2)
+            full = loss + reg * module.penalty(u, m) if reg > 0 and hasattr(module, "penalty") else loss
+            optim.zero_grad(set_to_none=True)
+            full.backward()
+            optim.step()
+            check_finite(loss, model_name, epoch)
+            total += float(loss.detach()) * len(idx)
+            emit(callback, Step(1, epochs * n_batches, model_name, " batches"))
+        train_loss = total / n
+        tr, _ = rmse_mae(module, train, lo, hi)
+        va, _ = rmse_mae(module, val, lo, hi)
+        te, _ = rmse_mae(module, test, lo, hi)
+        val_loss = va ** 2 if va is not None else None
+        secs = t_ep()
+        save_checkpoint(run, module, epoch)
+        note = (f"train_loss {train_loss:.4f} train_rmse {fmt(tr)} val_rmse {fmt(va)} test_rmse {fmt(te)} "
+                f"({secs:.1f}s)")
+        if end_epoch(callback, best, module, epoch, va if va is not None else tr, va is not None, note,
+                     tr, va, te, secs, train_loss=train_loss, val_loss=val_loss, **(extra or {})):
+            run.log(f"stopping: no better validation RMSE for {best.patience} epochs")
+            epochs = epoch
+            break
     best.restore(module)
     tr, _ = rmse_mae(module, train, lo, hi)
     va, _ = rmse_mae(module, val, lo, hi)
     te, tmae = rmse_mae(module, test, lo, hi)
     seconds = timer()
-    plot_curves(run, history["epoch"], {k: history[k] for k in ("train_rmse", "val_rmse", "test_rmse")},
-                "RMSE (rating points)", f"{model_name} on {dataset.name}: RMSE per epoch", "rmse.png")
     run.log(f"best epoch {best.epoch}: train_rmse {fmt(tr)} val_rmse {fmt(va)} test_rmse {fmt(te)} test_mae {fmt(tmae)}")
     return {
         "epochs_run": epochs, "best_epoch": best.epoch, "train_rmse": tr, "val_rmse": va, "test_rmse": te,

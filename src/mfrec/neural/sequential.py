@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from mfrec.errors import DataError
+from mfrec.callbacks import Step, emit
 from mfrec.neural.common import (
-    BestEpoch, Timer, check_finite, fmt, load_state, plot_curves, progress, save_checkpoint, save_weights,
-    train_guarded,
+    BestEpoch, Timer, check_finite, end_epoch, fmt, load_state, save_checkpoint, save_weights,
 )
 
 NAME = "sequential"
@@ -202,12 +202,8 @@ def _val_ranking(model: SequenceModel, train_seqs, val_targets, dataset, k=10) -
     return d[f"hit@{k}"], d[f"ndcg@{k}"]
 
 
-def train(dataset, options: dict[str, Any], run) -> dict[str, Any]:
-    """Train sequential into ``run``; see ``mfrec.neural.common.train_guarded`` for the shared set-up."""
-    return train_guarded(dataset, options, run, NAME, DEFAULTS, _fit)
-
-
-def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen) -> dict[str, Any]:
+def fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen, callback=None) -> dict[str, Any]:
+    """Train sequential into ``run`` (driven by ``mfrec.training``); returns the summary facts."""
     from mfrec.evaluation.protocols import ranking_protocol
 
     rng = np.random.default_rng(int(opts["seed"]))
@@ -229,48 +225,39 @@ def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen
     run.log(f"{NAME}: {n_examples:,} training examples from {int((counts > 0).sum()):,} users, "
             f"{len(groups)} batches, {sum(p.numel() for p in module.parameters()):,} parameters on {device}")
     epochs = int(opts["epochs"])
-    hist = {"epoch": [], "train_loss": [], "val_loss": [], "val_ndcg": []}
-    best = BestEpoch(higher_is_better=True)
+    losses: dict[int, tuple[float, float | None]] = {}
+    best = BestEpoch(opts.get("patience"), higher_is_better=True)
     timer = Timer()
     select = train_mask(min_len)
-    with progress(epochs * len(groups), NAME, enabled=opts.get("progress", True)) as bar:
-        for epoch in range(1, epochs + 1):
-            te = Timer()
-            module.train()
-            total = 0.0
-            for gi in rng.permutation(len(groups)):
-                h, y = batch_examples(module, [train_seqs[u] for u in groups[gi]], select, device)
-                loss = nn.functional.cross_entropy(module.logits(h), y)
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                optim.step()
-                check_finite(loss, NAME, epoch)
-                total += float(loss.detach()) * len(y)
-                bar.update(1)
-            train_loss = total / n_examples
-            vl = val_loss(module, all_seqs, all_flags, device, int(opts["batch_size"]))
-            model.module.eval()
-            vh, vn = _val_ranking(model, train_seqs, val_targets, dataset)
-            secs = te()
-            run.append_metrics(epoch, None, None, None, secs, train_loss=train_loss, val_loss=vl,
-                               **{"val_hit@10": vh, "val_ndcg@10": vn})
-            save_checkpoint(run, module, epoch)
-            score = vn if vn is not None else float(epoch)
-            best.update(score, epoch, module)
-            for key, v in zip(hist, (epoch, train_loss, vl, vn)):
-                hist[key].append(v)
-            bar.postfix = f"loss {train_loss:.3f} val {fmt(vl)} ndcg {fmt(vn)}"
-            run.log(f"epoch {epoch}: train CE {train_loss:.4f} val CE {fmt(vl)} val Hit@10 {fmt(vh)} "
-                    f"val NDCG@10 {fmt(vn)} ({secs:.1f}s)")
-            patience = opts.get("patience")
-            if best.should_stop(epoch, patience, vn is not None):
-                run.log(f"stopping: no better validation NDCG@10 for {patience} epochs")
-                epochs = epoch
-                break
+    for epoch in range(1, epochs + 1):
+        te = Timer()
+        module.train()
+        total = 0.0
+        for gi in rng.permutation(len(groups)):
+            h, y = batch_examples(module, [train_seqs[u] for u in groups[gi]], select, device)
+            loss = nn.functional.cross_entropy(module.logits(h), y)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            check_finite(loss, NAME, epoch)
+            total += float(loss.detach()) * len(y)
+            emit(callback, Step(1, epochs * len(groups), NAME, " batches"))
+        train_loss = total / n_examples
+        vl = val_loss(module, all_seqs, all_flags, device, int(opts["batch_size"]))
+        model.module.eval()
+        vh, vn = _val_ranking(model, train_seqs, val_targets, dataset)
+        secs = te()
+        save_checkpoint(run, module, epoch)
+        losses[epoch] = (train_loss, vl)
+        note = (f"train CE {train_loss:.4f} val CE {fmt(vl)} val Hit@10 {fmt(vh)} val NDCG@10 {fmt(vn)} "
+                f"({secs:.1f}s)")
+        if end_epoch(callback, best, module, epoch, vn if vn is not None else float(epoch), vn is not None, note,
+                     seconds=secs, train_loss=train_loss, val_loss=vl, **{"val_hit@10": vh, "val_ndcg@10": vn}):
+            run.log(f"stopping: no better validation NDCG@10 for {best.patience} epochs")
+            epochs = epoch
+            break
     best.restore(module)
     seconds = timer()
-    plot_curves(run, hist["epoch"], {"train cross-entropy": hist["train_loss"], "val cross-entropy": hist["val_loss"]},
-                "cross-entropy (nats)", f"{NAME} on {dataset.name}: next-movie loss per epoch", "loss.png")
     model = SequenceModel(module, all_seqs, {"config": config}, device)
     if dataset.test is not None and len(dataset.test):
         ranking = ranking_protocol(model, dataset, strict=False)
@@ -285,7 +272,7 @@ def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen
     facts = {
         "epochs_run": epochs, "best_epoch": best.epoch, "train_rmse": None, "val_rmse": None, "test_rmse": None,
         "test_mae": None, "train_seconds": seconds, "seconds_per_epoch": seconds / max(epochs, 1),
-        "train_loss": hist["train_loss"][best.epoch - 1], "val_loss": hist["val_loss"][best.epoch - 1],
+        "train_loss": losses[best.epoch][0], "val_loss": losses[best.epoch][1],
         # the full-ranking test metrics, under the same names `mfrec evaluate` writes
         **({key: ranking[key] for key in RANKING_KEYS} if ranking else {}),
         "ranking_split": ranking["split"] if ranking else None,

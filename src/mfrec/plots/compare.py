@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from mfrec.analysis import runs as R
+from mfrec.experiments.run import read_metrics
 from mfrec.plots.style import colors, figure, save, styled
 
 # which curves to overlay, and how each is drawn
@@ -21,7 +22,7 @@ def comparison_figure(run_paths: Sequence[str | Path], path, title: str | None =
     """
     series = []
     for p in run_paths:
-        c = R.curves(R.read_metrics(p))
+        c = R.curves(read_metrics(p))
         drawn = {k: c[k] for k, _, _ in CURVES if k in c}
         if drawn:
             series.append((Path(p).name, drawn))

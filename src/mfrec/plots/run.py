@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mfrec.analysis import runs as R
+from mfrec.experiments.run import read_json, read_metrics
 from mfrec.plots.labels import place_labels
 from mfrec.plots.style import OTHER, PALETTE, colors, figure, save, styled
 
@@ -24,13 +25,13 @@ def _title(what: str, run_name: str) -> str:
     return f"{what}\nrun {run_name}" if run_name else what
 
 
-def biases_figure(arrays: dict, path, run_name: str = "") -> Path | None:
-    """Histograms of the user and movie biases (None when the run has no biases)."""
-    bu = np.asarray(arrays.get("user_bias", np.zeros(0)), np.float64)
-    bi = np.asarray(arrays.get("movie_bias", np.zeros(0)), np.float64)
+def biases_figure(model, path, run_name: str = "") -> Path | None:
+    """Histograms of a ``FactorModel``'s user and movie biases (None when it has no biases)."""
+    bu = np.asarray(model.user_bias, np.float64)
+    bi = np.asarray(model.movie_bias, np.float64)
     if bu.size == 0 and bi.size == 0:
         return None
-    mu = float(np.asarray(arrays.get("mu", np.nan)))
+    mu = model.mu
     with styled():
         fig, axes = figure(1, 2, sharey=False)
         for ax, b, who, color in ((axes[0], bu, "user", PALETTE[0]), (axes[1], bi, "movie", PALETTE[1])):
@@ -47,13 +48,14 @@ def biases_figure(arrays: dict, path, run_name: str = "") -> Path | None:
         return save(fig, path)
 
 
-def movie_map_figure(arrays: dict, ds, path, run_name: str = "", method: str = "pca", n_labels: int = 12,
-                     max_genres: int = 8, return_labels: bool = False):
-    """Movies placed by their (effective) factor vectors, PCA or t-SNE to 2-D, coloured by main genre,
-    with the most-rated titles labelled. None when the run has no factors (k = 0)."""
+def movie_map_figure(vectors: np.ndarray, ds, path, run_name: str = "", what: str = "q_i", method: str = "pca",
+                     n_labels: int = 12, max_genres: int = 8, return_labels: bool = False):
+    """Movies placed by their factor vectors (one row per movie; ``what`` names them in the title),
+    PCA or t-SNE to 2-D, coloured by main genre, with the most-rated titles labelled. None when the
+    vectors have no columns (k = 0)."""
     from mfrec.analysis.dataset import main_genre
 
-    q = R.effective_movie_factors(arrays)
+    q = np.asarray(vectors, np.float64)
     if q.shape[1] == 0:
         return None
     counts = np.diff(np.asarray(ds.train_by_movie.indptr))
@@ -88,7 +90,6 @@ def movie_map_figure(arrays: dict, ds, path, run_name: str = "", method: str = "
             setter(lo - pad, hi + pad)
         ax.set_xlabel(axis_labels[0])
         ax.set_ylabel(axis_labels[1])
-        what = "q_i + genre factors" if arrays.get("genre_factors", np.zeros(0)).size else "q_i"
         ax.set_title(_title(f"Movie factors ({what}), {method.upper()} map of {len(movies):,} movies", run_name))
         ax.legend(title="main genre", loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=1.8, frameon=False)
         labels = place_labels(ax, coords[pick, 0], coords[pick, 1], [titles[movies[i]] for i in pick])
@@ -99,9 +100,10 @@ def movie_map_figure(arrays: dict, ds, path, run_name: str = "", method: str = "
     return (out, labels) if return_labels else out
 
 
-def genre_factors_figure(arrays: dict, genres: list[str], path, run_name: str = "", max_dims: int = 40) -> Path | None:
+def genre_factors_figure(genre_factors: np.ndarray, genres: list[str], path, run_name: str = "",
+                         max_dims: int = 40) -> Path | None:
     """Heat map of the genre factors y_g (genres x factor dimensions); None without genre factors."""
-    y = np.asarray(arrays.get("genre_factors", np.zeros((0, 0))), np.float64)
+    y = np.asarray(genre_factors, np.float64)
     if y.size == 0:
         return None
     names = list(genres)[: y.shape[0]] + [f"genre {i}" for i in range(len(genres), y.shape[0])]
@@ -124,9 +126,9 @@ def genre_factors_figure(arrays: dict, genres: list[str], path, run_name: str = 
         return save(fig, path)
 
 
-def genre_map_figure(arrays: dict, genres: list[str], path, run_name: str = "") -> Path | None:
+def genre_map_figure(genre_factors: np.ndarray, genres: list[str], path, run_name: str = "") -> Path | None:
     """The genre factors y_g on a 2-D PCA map, each point labelled with its genre; None without them."""
-    y = np.asarray(arrays.get("genre_factors", np.zeros((0, 0))), np.float64)
+    y = np.asarray(genre_factors, np.float64)
     if y.size == 0 or y.shape[0] < 2:
         return None
     coords, explained = R.pca_2d(y)
@@ -149,23 +151,23 @@ def genre_map_figure(arrays: dict, genres: list[str], path, run_name: str = "") 
         return save(fig, path)
 
 
-def rmse_figure(run_path, path) -> Path | None:
-    """The run's RMSE curves, drawn by ``mfrec.plots.curves`` (the same figure training writes)."""
+def rmse_figure(run_path, path, best_epoch: int | None = None) -> Path | None:
+    """The run's RMSE curves, drawn by ``mfrec.plots.curves`` (the same figure training writes);
+    the best epoch is marked (default: summary.json's)."""
     from mfrec.plots import curves
 
-    metrics = R.read_metrics(run_path)
+    metrics = read_metrics(run_path)
     rmse = {k for k in R.curves(metrics) if k.endswith("rmse")}
     if not rmse:
         return None
-    summary = R._load_json(Path(run_path) / "summary.json")
-    best = summary.get("best_epoch")
+    best = best_epoch if best_epoch is not None else read_json(Path(run_path) / "summary.json").get("best_epoch")
     return curves.plot_rmse(metrics, path, best_epoch=int(best) if best is not None else None,
                             title=_title("RMSE per epoch", Path(run_path).name))
 
 
 def ranking_figure(run_path, path) -> Path | None:
     """Per-epoch ranking metrics (metrics.csv columns such as val_hit@10, val_ndcg@10); None without any."""
-    series = R.ranking_curves(R.read_metrics(run_path))
+    series = R.ranking_curves(read_metrics(run_path))
     if not series:
         return None
     with styled():
@@ -194,7 +196,7 @@ LOSS_UNITS = {
 def loss_figure(run_path, path, kind: str | None = None) -> Path | None:
     """The per-epoch training objective (metrics.csv train_loss / val_loss columns, one panel per
     stage for two-stage models); None when the run logs no loss (ALS runs)."""
-    series = R.loss_curves(R.read_metrics(run_path))
+    series = R.loss_curves(read_metrics(run_path))
     if not series:
         return None
     stages = sorted({name.rsplit("(stage ", 1)[1].rstrip(")") for name in series if "(stage " in name})
@@ -226,8 +228,15 @@ def loss_figure(run_path, path, kind: str | None = None) -> Path | None:
 
 
 def _model_kind(run_path: Path) -> str | None:
-    cfg = R._load_json(run_path / "config.json")
-    return cfg.get("model") or R._load_json(run_path / "summary.json").get("model")
+    cfg = read_json(run_path / "config.json")
+    return cfg.get("model") or read_json(run_path / "summary.json").get("model")
+
+
+def curve_figures(run_path, out_dir, kind: str | None, best_epoch: int | None = None) -> list[Path | None]:
+    """rmse.png, ranking.png and loss.png from the run's metrics.csv (None for each it has no values for)."""
+    run_path, out_dir = Path(run_path), Path(out_dir)
+    return [rmse_figure(run_path, out_dir / "rmse.png", best_epoch), ranking_figure(run_path, out_dir / "ranking.png"),
+            loss_figure(run_path, out_dir / "loss.png", kind)]
 
 
 def plot_run(run_path, out_dir=None, dataset=None, tsne: bool = False, n_labels: int = 12,
@@ -248,8 +257,7 @@ def plot_run(run_path, out_dir=None, dataset=None, tsne: bool = False, n_labels:
     name = run_path.name
     kind = _model_kind(run_path)
     skipped = skipped if skipped is not None else []
-    written = [rmse_figure(run_path, out_dir / "rmse.png"), ranking_figure(run_path, out_dir / "ranking.png"),
-               loss_figure(run_path, out_dir / "loss.png", kind)]
+    written = curve_figures(run_path, out_dir, kind)
     if written[0] is None:
         why = "metrics.csv has no RMSE values"
         if not (run_path / "metrics.csv").is_file():
@@ -258,32 +266,35 @@ def plot_run(run_path, out_dir=None, dataset=None, tsne: bool = False, n_labels:
             why += " (a sequential model ranks movies; it predicts no ratings)"
         skipped.append(("rmse.png", why))
     maps = ["movie_map.png"] + (["movie_map_tsne.png"] if tsne else [])
-    source = R.arrays_file(run_path)
+    source = R.factors_file(run_path)
     if source is not None:
-        arrays = R.load_arrays(run_path)
-        bu, bi = (np.asarray(arrays.get(k, np.zeros(0))) for k in ("user_bias", "movie_bias"))
+        from mfrec.models.factor import FactorModel
+
+        model = FactorModel.load(source)
+        bu, bi = model.user_bias, model.movie_bias
         if source.name == "factors.npz" and (bu.size + bi.size) and not (np.any(bu) or np.any(bi)):
             skipped.append(("biases.png", f"this {kind or 'neural'} model has no user or movie biases "
                                           f"(all zero in factors.npz)"))
         else:
-            written.append(biases_figure(arrays, out_dir / "biases.png", name))
-        k = np.asarray(arrays.get("movie_factors", np.zeros((0, 0)))).shape[-1]
-        if k > 0:
+            written.append(biases_figure(model, out_dir / "biases.png", name))
+        if model.k > 0:
             if dataset is None:
-                from mfrec.experiments import load_experiment
+                from mfrec.experiments import Experiment
 
-                dataset = load_experiment(run_path).dataset
-            _check_shapes(arrays, dataset, run_path, source.name)
-            written.append(movie_map_figure(arrays, dataset, out_dir / "movie_map.png", name, n_labels=n_labels))
+                dataset = Experiment(run_path).dataset
+            _check_shapes(model, dataset, source)
+            what = "q_i + genre factors" if model.genre_factors.shape[0] else "q_i"
+            q = model.effective_movie_factors
+            written.append(movie_map_figure(q, dataset, out_dir / "movie_map.png", name, what, n_labels=n_labels))
             if tsne:
-                written.append(movie_map_figure(arrays, dataset, out_dir / "movie_map_tsne.png", name, method="tsne",
+                written.append(movie_map_figure(q, dataset, out_dir / "movie_map_tsne.png", name, what, method="tsne",
                                                 n_labels=n_labels))
             genres = dataset.genres
         else:
             skipped.extend((m, f"the {kind or 'bias'} model has no movie factors (k = 0)") for m in maps)
             genres = []
-        written.append(genre_factors_figure(arrays, genres, out_dir / "genre_factors.png", name))
-        written.append(genre_map_figure(arrays, genres, out_dir / "genre_map.png", name))
+        written.append(genre_factors_figure(model.genre_factors, genres, out_dir / "genre_factors.png", name))
+        written.append(genre_map_figure(model.genre_factors, genres, out_dir / "genre_map.png", name))
     else:
         why = "the run has no model.npz or factors.npz"
         if (run_path / "model.json").is_file():
@@ -292,10 +303,10 @@ def plot_run(run_path, out_dir=None, dataset=None, tsne: bool = False, n_labels:
     return [p for p in written if p is not None]
 
 
-def _check_shapes(arrays: dict, ds, run_path, file_name: str = "model.npz") -> None:
+def _check_shapes(model, ds, source: Path) -> None:
     from mfrec.errors import ModelError
 
-    n = np.asarray(arrays["movie_factors"]).shape[0]
+    n = model.n_movies
     if n != ds.n_movies:
-        raise ModelError(f"{Path(run_path) / file_name} has {n:,} movies but dataset {ds.name} has "
+        raise ModelError(f"{source} has {n:,} movies but dataset {ds.name} has "
                          f"{ds.n_movies:,}: the run was trained on other data")

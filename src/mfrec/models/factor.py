@@ -1,0 +1,313 @@
+"""The one persisted-model contract: :class:`FactorModel`, its ``.npz`` schema, loader and fold-in.
+
+Every model kind that ends in user and movie factors saves and loads through this class: the ALS
+models (``model.npz``) and the neural models that export factors (``factors.npz``, same schema).
+Prediction for user u and movie i::
+
+    r̂(u, i) = mu + b_u + b_i + p_u · e_i,   e_i = q_i + |G_i|^-1/2 Σ_{g ∈ G_i} y_g
+
+``movie_factors`` are the trained ``q_i``; ``effective_movie_factors`` are ``e_i`` (the genre part
+added for mf-genre, equal to ``q_i`` otherwise), computed once when the model is built. Every array
+is read-only, so ``e_i`` can never go stale.
+
+**Schema** (``np.savez``, loaded with ``allow_pickle=False``): the arrays in :data:`ARRAY_KEYS`,
+``config_json`` (the training config and run facts as JSON) and ``format_version``. Files written
+before the version key existed are version 0 and load with the settings they were trained with:
+an ALS config without ``reg_exponent`` was trained with the classic ALS-WR exponent 1.
+
+**Fold-in** (:meth:`FactorModel.fold_in`): a user the model was not trained on gets the model's own
+ALS user half-step (``mfrec.kernels.als.solve_rows``) on a CSR of their ratings against the fixed
+movie side, with the penalties of :attr:`FactorModel.fold_in_settings`. Always the exact Cholesky
+solve: a CG-trained run approximates the same ridge problem with warm starts a new user lacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mfrec.errors import DataError, ModelError
+
+FORMAT_VERSION = 1
+ARRAY_KEYS = (
+    "mu", "user_bias", "movie_bias", "user_factors", "movie_factors", "genre_factors", "genre_indptr",
+    "genre_indices", "user_ids", "movie_ids",
+)
+NPZ_KEYS = ARRAY_KEYS + ("config_json",)  # every file has these; format_version from version 1 on
+FACTOR_FILES = ("model.npz", "factors.npz")  # ALS runs, neural runs that export factors
+LEGACY_REG_EXPONENT = 1.0  # ALS runs saved before reg_exponent existed used classic ALS-WR
+NO_BIAS_PENALTY = 1e6  # holds a folded-in user's bias at zero for a model without user biases
+
+
+@dataclass(frozen=True)
+class FoldInSettings:
+    """The penalties of the user half-step: ``lam = reg * n ** reg_exponent`` when ``weighted``."""
+
+    reg: float
+    reg_bias: float
+    weighted: bool
+    reg_exponent: float
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"reg": self.reg, "reg_bias": self.reg_bias, "weighted": self.weighted,
+                "reg_exponent": self.reg_exponent}
+
+
+def _readonly(a, dtype, ndim: int, name: str, where: str) -> np.ndarray:
+    out = np.array(a, dtype=dtype, order="C", copy=True)
+    if out.ndim != ndim:
+        raise ModelError(f"{where}: {name} has {out.ndim} dimensions, expected {ndim}")
+    out.setflags(write=False)
+    return out
+
+
+@contextmanager
+def _threads_for(n_rows: int):
+    """Solve a few rows on the calling thread alone: waking Numba's pool costs more than the solve."""
+    import numba
+
+    if n_rows > 8:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+class FactorModel:
+    """Biases and factors of a trained model, with its config and id vocabularies (read-only)."""
+
+    def __init__(self, mu, user_bias, movie_bias, user_factors, movie_factors, genre_factors=None,
+                 genre_indptr=None, genre_indices=None, user_ids=None, movie_ids=None,
+                 config: dict[str, Any] | None = None, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else None
+        where = str(self.path or "the model")
+        self.mu = float(np.asarray(mu))
+        self.user_bias = _readonly(user_bias, np.float32, 1, "user_bias", where)
+        self.movie_bias = _readonly(movie_bias, np.float32, 1, "movie_bias", where)
+        self.user_factors = _readonly(user_factors, np.float32, 2, "user_factors", where)
+        self.movie_factors = _readonly(movie_factors, np.float32, 2, "movie_factors", where)
+        nu, nm, k = len(self.user_bias), len(self.movie_bias), self.movie_factors.shape[1]
+        self.genre_factors = _readonly(np.zeros((0, k)) if genre_factors is None else genre_factors,
+                                       np.float32, 2, "genre_factors", where)
+        has_genres = self.genre_factors.shape[0] > 0
+        self.genre_indptr = _readonly(genre_indptr if genre_indptr is not None and has_genres else np.zeros(0),
+                                      np.int64, 1, "genre_indptr", where)
+        self.genre_indices = _readonly(genre_indices if genre_indices is not None and has_genres else np.zeros(0),
+                                       np.int32, 1, "genre_indices", where)
+        self.user_ids = _readonly(np.arange(nu) if user_ids is None else user_ids, np.int64, 1, "user_ids", where)
+        self.movie_ids = _readonly(np.arange(nm) if movie_ids is None else movie_ids, np.int64, 1, "movie_ids", where)
+        self.config: dict[str, Any] = dict(config or {})
+        if (self.user_factors.shape != (nu, k) or self.movie_factors.shape != (nm, k)
+                or self.genre_factors.shape[1] != k or len(self.user_ids) != nu or len(self.movie_ids) != nm):
+            raise ModelError(f"{where} has inconsistent array shapes: {nu} user biases, {nm} movie biases, "
+                             f"user factors {self.user_factors.shape}, movie factors {self.movie_factors.shape}, "
+                             f"genre factors {self.genre_factors.shape}, {len(self.user_ids)} user ids, "
+                             f"{len(self.movie_ids)} movie ids")
+        if has_genres:
+            ptr, idx = self.genre_indptr, self.genre_indices
+            if (len(ptr) != nm + 1 or ptr[0] != 0 or ptr[-1] != len(idx) or np.any(np.diff(ptr) < 0)
+                    or (len(idx) and (idx.min() < 0 or idx.max() >= self.genre_factors.shape[0]))):
+                raise ModelError(f"{where}: the movie-genre lists do not fit {nm} movies and "
+                                 f"{self.genre_factors.shape[0]} genre factors")
+        for name in ("user_bias", "movie_bias", "user_factors", "movie_factors", "genre_factors"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise ModelError(f"{where}: {name} holds NaN or infinite values")
+        if not np.isfinite(self.mu):
+            raise ModelError(f"{where}: mu is {self.mu}")
+        eff = self.movie_factors.copy()
+        if has_genres and k:
+            from mfrec.kernels.als import genre_part
+
+            eff += genre_part(self.genre_indptr, self.genre_indices, self.genre_factors)
+        eff.setflags(write=False)
+        self.effective_movie_factors = eff
+        self.history: list = []  # per-epoch reports of the fit that made this model (not persisted)
+
+    # -- shape and settings ---------------------------------------------------------------------
+    @property
+    def n_users(self) -> int:
+        return len(self.user_bias)
+
+    @property
+    def n_movies(self) -> int:
+        return len(self.movie_bias)
+
+    @property
+    def k(self) -> int:
+        return self.movie_factors.shape[1]
+
+    @property
+    def kind(self) -> str:
+        """The model kind that wrote the file: bias, mf, mf-genre, neumf, genre-embedding, ..."""
+        return str(self.config.get("exported_from") or self.config.get("model") or "mf")
+
+    @property
+    def exported_from(self) -> str | None:
+        """The neural model kind these factors were exported from (None for ALS models)."""
+        return self.config.get("exported_from")
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self.config.get("best_epoch")
+
+    @property
+    def rating_scale(self) -> tuple[float, float] | None:
+        s = self.config.get("rating_scale")
+        return (float(s[0]), float(s[1])) if s is not None else None
+
+    @property
+    def als_config(self):
+        """The ``ALSConfig`` this ALS model was trained with (older files: their own defaults)."""
+        from mfrec.models.config import ALSConfig
+
+        if self.exported_from:
+            raise ModelError(f"{self.path or 'the model'} holds factors exported from {self.exported_from}, "
+                             "not an ALS model")
+        try:
+            return ALSConfig.from_dict({"reg_exponent": LEGACY_REG_EXPONENT, **self.config})
+        except (TypeError, ValueError) as e:
+            raise ModelError(f"{self.path or 'the model'}'s config cannot be read ({e})") from None
+
+    @property
+    def fold_in_settings(self) -> FoldInSettings:
+        """The user half-step penalties: the ALS run's own, or for exported neural factors the ridge
+        their loss amounts to.
+
+        neumf and genre-embedding minimise the batch mean of ``(r - r̂)^2 + reg (|p_u|^2 + |q_i|^2)``,
+        so over an epoch a user with n ratings pays ``reg * n * |p_u|^2``: weighted-lambda with
+        exponent 1 and the run's ``reg``. A model without biases keeps a folded-in user's bias at zero
+        (a huge bias penalty); an unpenalised neural bias gets penalty 1 so that a one-movie user stays
+        well posed. For neural models this approximates where training would put a new user.
+        """
+        if self.exported_from:
+            try:
+                reg = float(self.config.get("reg") or 0.0)
+            except (TypeError, ValueError):
+                raise ModelError(f"{self.path or 'the model'}: reg {self.config.get('reg')!r} is not a number") from None
+            has_bias = bool(np.any(self.user_bias != 0) or np.any(self.movie_bias != 0))
+            return FoldInSettings(reg if reg > 0 else 0.05, 1.0 if has_bias else NO_BIAS_PENALTY, True, 1.0)
+        c = self.als_config
+        return FoldInSettings(float(c.reg), float(c.reg_bias), bool(c.weighted_reg), float(c.reg_exponent))
+
+    # -- use ------------------------------------------------------------------------------------
+    def predict(self, users, movies, clip: bool = True) -> np.ndarray:
+        """Predicted ratings (float32) for arrays of user and movie indices, clipped to the rating scale."""
+        from mfrec.kernels.predict import predict
+
+        return predict(users, movies, self.mu, self.user_bias, self.movie_bias, self.user_factors,
+                       self.effective_movie_factors, self.rating_scale if clip else None)
+
+    def evaluate(self, split, clip: bool = True) -> dict[str, float]:
+        """RMSE and MAE on a ``Split`` (or any object with user, movie, rating arrays)."""
+        from mfrec.kernels.predict import error_sums
+
+        n = len(split.rating)
+        if n == 0:
+            return {"rmse": float("nan"), "mae": float("nan"), "n": 0}
+        sq, ab = error_sums(split.user, split.movie, split.rating, self.mu, self.user_bias, self.movie_bias,
+                            self.user_factors, self.effective_movie_factors, self.rating_scale if clip else None)
+        return {"rmse": float(np.sqrt(sq / n)), "mae": ab / n, "n": n}
+
+    def score_movies(self, user_bias: float, user_vector: np.ndarray) -> np.ndarray:
+        """Unclipped predicted rating of every movie for one user (bias + factors), float32."""
+        if self.k == 0:
+            return (self.movie_bias + np.float32(self.mu + user_bias)).astype(np.float32)
+        from mfrec.kernels.topk import score_one
+
+        return score_one(self.effective_movie_factors, user_vector, self.movie_bias, self.mu + user_bias)
+
+    def fold_in(self, indptr, indices, values) -> tuple[np.ndarray, np.ndarray]:
+        """Bias (n_rows,) and factors (n_rows, k) of users given as a CSR of (movie index, rating).
+
+        The model's ALS user half-step on these rows, exact; the model is not modified.
+        """
+        from mfrec.kernels.als import solve_rows
+
+        indptr = np.asarray(indptr, np.int64)
+        indices = np.asarray(indices, np.int32)
+        values = np.asarray(values, np.float32)
+        if len(indices) and (indices.min() < 0 or indices.max() >= self.n_movies):
+            raise DataError(f"a rated movie index is outside 0..{self.n_movies - 1}")
+        if not np.all(np.isfinite(values)):
+            raise DataError("a rating to fold in is NaN or infinite")
+        for r in range(len(indptr) - 1):
+            row = indices[indptr[r]:indptr[r + 1]]
+            if len(np.unique(row)) != len(row):
+                raise DataError(f"user row {r} rates a movie twice: give each movie once")
+        with _threads_for(len(indptr) - 1):
+            factors, bias = solve_rows(indptr, indices, values, self.effective_movie_factors, self.movie_bias,
+                                       self.mu, **self.fold_in_settings.kwargs(), solver="cholesky", what="new user")
+        return bias, factors
+
+    def fold_in_user(self, movies, ratings) -> tuple[float, np.ndarray]:
+        """One new user's (bias, factors) from their (movie index, rating) pairs."""
+        movies = np.asarray(movies, np.int32)
+        ratings = np.asarray(ratings, np.float32)
+        if movies.shape != ratings.shape or movies.ndim != 1:
+            raise DataError("movies and ratings must be 1-d arrays of one length")
+        bias, factors = self.fold_in(np.array([0, len(movies)], np.int64), movies, ratings)
+        return float(bias[0]), factors[0]
+
+    # -- persistence ----------------------------------------------------------------------------
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What the model file holds, as NumPy arrays (config_json as a 0-d string array)."""
+        out = {key: getattr(self, key) for key in ARRAY_KEYS if key != "mu"}
+        out["mu"] = np.asarray(self.mu, np.float32)
+        out["config_json"] = np.asarray(json.dumps(self.config))
+        out["format_version"] = np.asarray(FORMAT_VERSION, np.int64)
+        return out
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model file (np.savez, no pickles) atomically; returns the path."""
+        from mfrec.io import write_npz
+
+        return write_npz(path, self.arrays())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "FactorModel":
+        """Load a model file (a run folder means its model.npz, else its factors.npz).
+
+        ``ModelError`` names the file and what is wrong with it.
+        """
+        path = Path(path)
+        if path.is_dir():
+            found = [path / f for f in FACTOR_FILES if (path / f).is_file()]
+            if not found:
+                raise ModelError(f"{path} has no {' or '.join(FACTOR_FILES)}: it holds no factor model")
+            path = found[0]
+        if not path.is_file():
+            raise ModelError(f"{path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                files = set(z.files)
+                missing = [key for key in NPZ_KEYS if key not in files]
+                if missing:
+                    raise ModelError(f"{path} is not an mfrec model file: it lacks {', '.join(missing)}")
+                a = {key: z[key] for key in NPZ_KEYS}
+                version = int(z["format_version"]) if "format_version" in files else 0
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise ModelError(f"{path} could not be read as a model file ({e})") from None
+        if version > FORMAT_VERSION:
+            raise ModelError(f"{path} has model format {version}, newer than this mfrec reads "
+                             f"({FORMAT_VERSION}): upgrade mfrec")
+        try:
+            config = json.loads(str(a.pop("config_json")))
+        except json.JSONDecodeError as e:
+            raise ModelError(f"{path}: config_json is not valid JSON ({e.msg})") from None
+        if not isinstance(config, dict):
+            raise ModelError(f"{path}: config_json is not a JSON object")
+        return cls(**a, config=config, path=path)
+
+    def __repr__(self) -> str:
+        return f"FactorModel({self.kind}, k={self.k}, {self.n_users:,} users, {self.n_movies:,} movies)"

@@ -1,0 +1,174 @@
+"""Training a model into a run folder: the one place that fits, records, plots and summarises.
+
+``train_run(dataset, model, options)`` is what ``Main.py`` / ``mfrec train`` calls for every model
+kind. It creates ``Experiments_/<run>/`` (config.json first), fits the model with a callback that
+turns each ``mfrec.callbacks.EpochReport`` into a metrics.csv row and a train.log line (and passes
+every event on to the caller's ``callback``, e.g. the command line's progress bar), saves the model
+file, draws the figures, and writes summary.json. Any error marks the run failed (the error and its
+traceback in train.log, status "failed" in summary.json) and is raised again.
+
+- ALS models (bias, mf, mf-genre): ``mfrec.models.fit``; the model is saved as model.npz.
+- Neural models (the torch extra): ``mfrec.neural.fit``; they write their own weights (and
+  factors.npz where the model is a factor model) into the folder.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from mfrec.callbacks import EpochReport, emit, fmt
+from mfrec.errors import MfrecError
+from mfrec.experiments.run import DEFAULT_ROOT, Run
+from mfrec.models.config import MODELS as ALS_MODELS
+
+NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
+RARE_MOVIE_RATINGS = 5  # test movies with fewer training ratings get their own RMSE in the summary
+
+
+def train_run(dataset, model: str, options: dict[str, Any] | None = None, root: str | os.PathLike = DEFAULT_ROOT,
+              name: str | None = None, callback: Callable[[Any], Any] | None = None) -> tuple[Run, dict[str, Any]]:
+    """Train ``model`` on ``dataset`` into a new run folder; returns ``(run, summary)``.
+
+    ``options``: for ALS models the ``ALSConfig`` fields (None values take the model's defaults);
+    for neural models their options (see ``mfrec.neural.default_options``).
+    """
+    options = {k: v for k, v in dict(options or {}).items() if v is not None}
+    run_name = name or f"{dataset.name}-{model}"
+    if model in ALS_MODELS:
+        return _train_als(dataset, model, options, root, run_name, callback)
+    if model in NEURAL_MODELS:
+        return _train_neural(dataset, model, options, root, run_name, callback)
+    raise MfrecError(f"unknown model {model!r}; choose one of: {', '.join(ALS_MODELS + NEURAL_MODELS)}")
+
+
+def recorder(run: Run, callback: Callable[[Any], Any] | None) -> Callable[[Any], None]:
+    """The fit callback: an epoch report becomes a metrics.csv row and a log line; every event goes on
+    to ``callback``."""
+    def on_event(event: Any) -> None:
+        if isinstance(event, EpochReport):
+            run.append_metrics(event.epoch, event.train_rmse, event.val_rmse, event.test_rmse, event.seconds,
+                               **event.metrics)
+            if event.note:
+                run.log(event.note)
+        emit(callback, event)
+
+    return on_event
+
+
+def _guarded(run: Run, work: Callable[[], dict[str, Any]], base: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return work()
+    except BaseException as e:
+        run.fail(e, base)
+        raise
+
+
+def _train_als(dataset, model: str, options: dict[str, Any], root, run_name: str, callback) -> tuple[Run, dict]:
+    from mfrec.models import make_config
+    from mfrec.models.als import fit
+
+    config = make_config({"model": model, **options}).validate()
+    data = {"dataset": dataset.name, "data_path": str(Path(dataset.path).resolve())}
+    run = Run.create(run_name, root, config={**config.to_dict(), **data})
+    base = {**data, "model": model, "config": config.to_dict()}
+
+    def work() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        fitted = fit(dataset, config, callback=recorder(run, callback), log=run.log)
+        train_seconds = time.perf_counter() - t0
+        fitted.save(run.model_path)
+        draw_figures(run, dataset, model, fitted.best_epoch)
+        best = fitted.history[fitted.best_epoch - 1]
+        summary = {
+            **base,
+            "epochs_run": len(fitted.history),
+            "best_epoch": fitted.best_epoch,
+            "train_rmse": best.train_rmse,
+            "val_rmse": best.val_rmse,
+            **test_errors(fitted, dataset),
+            "train_seconds": train_seconds,
+            "seconds_per_epoch": fitted.config["seconds_per_epoch"],
+            "numba_threads": fitted.config["numba_threads"],
+            "n_train": len(dataset.train),
+            "n_val": len(dataset.val) if dataset.val is not None else 0,
+        }
+        run.log(f"test RMSE {summary['test_rmse']}, test MAE {summary['test_mae']}, best epoch {fitted.best_epoch}")
+        return run.save_summary(summary)
+
+    return run, _guarded(run, work, base)
+
+
+def test_errors(model, dataset) -> dict[str, Any]:
+    """test_rmse, test_mae and n_test of a rating model, plus the errors on test movies with fewer than
+    ``RARE_MOVIE_RATINGS`` training ratings (rare_movies_test_rmse/_mae/_n) when there are any."""
+    import numpy as np
+
+    from mfrec.evaluation.metrics import mae, rmse
+
+    test = dataset.test
+    if test is None or len(test) == 0:
+        return {"test_rmse": None, "test_mae": None, "n_test": 0}
+    ev = model.evaluate(test)
+    out = {"test_rmse": ev["rmse"], "test_mae": ev["mae"], "n_test": ev["n"]}
+    counts = np.diff(np.asarray(dataset.train_by_movie.indptr))
+    rare = counts[np.asarray(test.movie)] < RARE_MOVIE_RATINGS
+    if rare.any():
+        pred = model.predict(np.asarray(test.user)[rare], np.asarray(test.movie)[rare])
+        truth = np.asarray(test.rating)[rare]
+        out.update(rare_movies_test_rmse=rmse(pred, truth), rare_movies_test_mae=mae(pred, truth),
+                   rare_movies_test_n=int(rare.sum()))
+    return out
+
+
+def _train_neural(dataset, model: str, options: dict[str, Any], root, run_name: str, callback) -> tuple[Run, dict]:
+    try:
+        from mfrec import neural
+    except ImportError as e:
+        raise MfrecError(f"the neural model {model!r} needs mfrec.neural and torch ({e}); "
+                         "install them with pip install -e \".[torch]\"") from None
+    opts, config = neural.resolve(dataset, model, options)
+    run = Run.create(run_name, root, config=config, extra_columns=neural.extra_columns(model))
+    base = {"dataset": dataset.name, "model": model, "config": config}
+
+    def work() -> dict[str, Any]:
+        facts = neural.fit(dataset, model, opts, config, run, callback=recorder(run, callback))
+        draw_figures(run, dataset, model, facts.get("best_epoch"))
+        summary = {**base, **facts}
+        run.log("summary: " + ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in summary.items()
+                                        if k not in ("config", "test_ranking")))
+        return run.save_summary(summary)
+
+    return run, _guarded(run, work, base)
+
+
+# files in a run folder that hold movie embeddings worth a map, and the figure each becomes
+EMBEDDING_MAPS = {"genre_stage_movie_embeddings.npy": ("genre_movie_map.png", "stage-1 genre embeddings")}
+
+
+def draw_figures(run: Run, dataset, kind: str, best_epoch: int | None) -> list[Path]:
+    """The figures a finished training run gets: its curves from metrics.csv (rmse.png, ranking.png,
+    loss.png where it has values), and for exported neural factors (factors.npz) the movie maps.
+    A figure that fails is logged and skipped: it must not fail a finished training run."""
+    from mfrec.plots.run import curve_figures, movie_map_figure
+
+    written: list[Path | None] = []
+    try:
+        written += curve_figures(run.path, run.plots_dir, kind, best_epoch)
+        maps: dict[str, tuple[Any, str]] = {}
+        if (run.path / "factors.npz").is_file():
+            from mfrec.models.factor import FactorModel
+
+            maps["movie_map.png"] = (FactorModel.load(run.path / "factors.npz").effective_movie_factors, "q_i")
+        for file, (figure, what) in EMBEDDING_MAPS.items():
+            if (run.path / file).is_file():
+                import numpy as np
+
+                maps[figure] = (np.load(run.path / file, allow_pickle=False), what)
+        for figure, (vectors, what) in maps.items():
+            written.append(movie_map_figure(vectors, dataset, run.plots_dir / figure, run.name, what))
+    except Exception as e:  # noqa: BLE001 - reported in train.log, the run itself is fine
+        run.log(f"figures not drawn: {type(e).__name__}: {e}")
+    return [p for p in written if p is not None]
