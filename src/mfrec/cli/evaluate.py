@@ -163,7 +163,7 @@ def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, q
         raise MfrecError(f"run {exp.name} has status {exp.status!r}; only finished runs can be evaluated")
     dataset = exp.dataset
     if protocol is None:
-        protocol = "ranking" if (dataset.manifest.get("split") or {}).get("method") == "user-last" else "rating"
+        protocol = "ranking" if dataset.manifest.split.get("method") == "user-last" else "rating"
     model = load_for_evaluation(exp)
     result = evaluate_model(model, dataset, protocol, k, progress=not quiet)
     summary = record(exp.path, result)
