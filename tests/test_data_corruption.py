@@ -1,8 +1,8 @@
 """Damaged prepared datasets (STYLE 22): every reader answers with one DataError sentence.
 
 manifest.json and rating.npy of a small generated dataset are flipped, truncated and emptied;
-``load`` (with and without ``verify``), ``Manifest.read`` and the IMDB enrichment must each say which
-file is wrong and what to do, never a traceback.
+``load`` (with and without ``verify``), ``Manifest.read``, the IMDB enrichment and the CLI commands
+that take ``--verify`` must each say which file is wrong and what to do, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from mfrec.data import load
 from mfrec.data.manifest import Manifest
@@ -227,3 +228,20 @@ def test_enrichment_records_imdb_parquet_so_load_checks_it(folder):
     with pytest.raises(DataError, match=IMDB_FILE):
         load(folder, verify=True)
 
+
+# -- the commands -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["analyze", "evaluate"])
+def test_verify_flag_reports_a_flipped_byte_in_one_line(folder, tmp_path, command):
+    from mfrec.cli.analyze import analyze
+    from mfrec.cli.evaluate import evaluate
+
+    f = folder / "rating.npy"
+    _flip(f, f.stat().st_size - 1)
+    args = {"analyze": (analyze, ["--data", str(folder), "--out", str(tmp_path / "fig")]),
+            "evaluate": (evaluate, ["--popularity", "--data", str(folder), "--root", str(tmp_path / "runs"), "--quiet"])}
+    cmd, argv = args[command]
+    res = CliRunner().invoke(cmd, [*argv, "--verify"])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(f) in lines[0] and "SHA-256" in lines[0]
+    assert not (tmp_path / "fig").exists() and not (tmp_path / "runs").exists()

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from mfrec.cli.common import echo_table, friendly_errors
+from mfrec.cli.common import VERIFY_OPTION, echo_table, friendly_errors
 
 RANKING_KEYS = ("hit", "ndcg", "recall", "coverage", "genre_consistency")
 
@@ -127,8 +127,9 @@ def load_for_evaluation(exp):
 @click.option("--name", default=None, help="--popularity: run name [DATA-popularity].")
 @click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="Length of the ranked list.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@VERIFY_OPTION
 @friendly_errors
-def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, quiet):
+def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, quiet, verify):
     """Evaluate a run under the rating or ranking protocol and record it in the run folder.
 
     \b
@@ -149,7 +150,7 @@ def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, q
         from mfrec.data import load
         from mfrec.evaluation.protocols import require_user_last
 
-        dataset = load(data, root=data_root)
+        dataset = load(data, root=data_root, verify=verify)
         require_user_last(dataset)
         path, summary = popularity_run(dataset, root, name, k, progress=not quiet)
         _print(path, "ranking", summary, k)
@@ -162,6 +163,8 @@ def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, q
     if exp.status != "ok":
         raise MfrecError(f"run {exp.name} has status {exp.status!r}; only finished runs can be evaluated")
     dataset = exp.dataset
+    if verify:
+        dataset.verify()
     if protocol is None:
         protocol = "ranking" if dataset.manifest.split.get("method") == "user-last" else "rating"
     model = load_for_evaluation(exp)
