@@ -35,7 +35,7 @@ def test_ml100k_u1_split_is_exactly_u1_test(tmp_path):
     uid, mid = ds.users["userId"].to_numpy(), ds.movies["movieId"].to_numpy()
     test = sorted(zip(uid[ds.test.user].tolist(), mid[ds.test.movie].tolist(), ds.test.rating.tolist()))
     assert test == sorted((u, m, float(r)) for u, m, r, _, t in ML100K_RATINGS if t)
-    assert ds.manifest["split"]["method"] == "u1" and ds.manifest["split"]["test_file"] == "u1.test"
+    assert ds.manifest.split["method"] == "u1" and ds.manifest.split["test_file"] == "u1.test"
     assert ds.movies.filter(ds.movies["movieId"] == 543)["title"][0] == "Misérables, Les (1995)"
     assert ds.users.columns == ["user", "userId", "gender", "age", "occupation", "zip"]
 

@@ -149,9 +149,9 @@ def test_splits_keep_every_rating_once_and_respect_definitions(tmp_path, small_r
         if spec.holdout == 2:
             assert np.all(np.bincount(ds.test.user, minlength=ds.n_users) == 2)
     if spec.method == "time":
-        cutoff = ds.manifest["split"]["cutoff"]
+        cutoff = ds.manifest.split["cutoff"]
         assert ds.test.timestamp.min() >= cutoff > ds.train.timestamp.max()
-        assert ds.val.timestamp.min() >= ds.manifest["split"]["val_cutoff"] > ds.train.timestamp.max()
+        assert ds.val.timestamp.min() >= ds.manifest.split["val_cutoff"] > ds.train.timestamp.max()
     if spec.method == "random":
         assert 0.17 < len(ds.test) / summary["ratings"] < 0.23 and 0.08 < len(ds.val) / summary["ratings"] < 0.12
 
@@ -160,7 +160,7 @@ def test_duplicates_keep_the_latest_and_are_counted(tmp_path):
     raw = _raw([1, 1, 1, 2, 2, 1], [5, 6, 5, 5, 5, 5], [1, 2, 3, 4, 5, 2], [10, 11, 30, 5, 5, 20])
     out, summary = prepare(raw, SplitSpec("none"), name="d", root=tmp_path)
     ds = load(out)
-    assert summary["duplicates_dropped"] == 3 and ds.manifest["counts"]["duplicates_dropped"] == 3
+    assert summary["duplicates_dropped"] == 3 and ds.manifest.counts["duplicates_dropped"] == 3
     got = sorted(zip(ds.users["userId"].to_numpy()[ds.train.user].tolist(), ds.movies["movieId"].to_numpy()[ds.train.movie].tolist(),
                      ds.train.rating.tolist()))
     # user 1 movie 5: latest (t=30) is 3; user 2 movie 5: equal times, the later line (5) wins

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mfrec.cli.common import echo_table, friendly_errors
+from mfrec.cli.common import VERIFY_OPTION, echo_table, friendly_errors
 
 
 def _q(d: dict, unit: str = "", fmt: str = "{:,.0f}") -> str:
@@ -47,16 +47,18 @@ def stats_rows(stats: dict) -> list[tuple[str, str]]:
     ]
 
 
-def run_analysis(data: str, out: str | Path | None = None, root: str | None = None, echo=click.echo) -> list[Path]:
+def run_analysis(data: str, out: str | Path | None = None, root: str | None = None, echo=click.echo,
+                 verify: bool = False) -> list[Path]:
     """Print the statistics of dataset ``data`` (name or path) and write its figures; returns the PNG paths.
 
-    Figures go to ``out`` (default ``figures/<name>/``). ``Data_processing.py --analyze`` calls this.
+    Figures go to ``out`` (default ``figures/<name>/``); ``verify`` checks every file's SHA-256
+    first. ``Data_processing.py --analyze`` calls this.
     """
     from mfrec.analysis.dataset import dataset_stats
     from mfrec.data import load
     from mfrec.plots.dataset import plot_dataset
 
-    ds = load(data, root=root)
+    ds = load(data, root=root, verify=verify)
     stats = dataset_stats(ds)
     echo_table(stats_rows(stats), title=f"Dataset {ds.name} ({ds.path})")
     out_dir = Path(out) if out is not None else Path("figures") / ds.name
@@ -69,8 +71,9 @@ def run_analysis(data: str, out: str | Path | None = None, root: str | None = No
 @click.option("--data", required=True, help="A prepared dataset: name under --root or a folder path.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Figure folder [default: figures/<name>].")
 @click.option("--root", type=click.Path(), default="Training_data", show_default=True, help="Where prepared datasets are.")
+@VERIFY_OPTION
 @friendly_errors
-def analyze(data, out, root):
+def analyze(data, out, root, verify):
     """Print a dataset's statistics and write its figures (PNG).
 
     \b
@@ -80,4 +83,4 @@ def analyze(data, out, root):
     Example:
       mfrec analyze --data ml-100k-u1            # -> figures/ml-100k-u1/*.png
     """
-    run_analysis(data, out, root=root)
+    run_analysis(data, out, root=root, verify=verify)

@@ -28,6 +28,13 @@ def friendly_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+VERIFY_OPTION = click.option(
+    "--verify", is_flag=True,
+    help="Check every file of the prepared dataset against the SHA-256 in its manifest.json "
+         "(slower; file sizes are always checked).",
+)
+
+
 def echo_table(rows: list[tuple[str, str]], title: str | None = None) -> None:
     """A two-column key/value table."""
     if title:

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from mfrec.cli.common import echo_table, friendly_errors
+from mfrec.cli.common import VERIFY_OPTION, echo_table, friendly_errors
 
 RANKING_KEYS = ("hit", "ndcg", "recall", "coverage", "genre_consistency")
 
@@ -126,8 +126,9 @@ def load_for_evaluation(exp):
 @click.option("--name", default=None, help="--popularity: run name [DATA-popularity].")
 @click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="Length of the ranked list.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@VERIFY_OPTION
 @friendly_errors
-def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, quiet):
+def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, quiet, verify):
     """Evaluate a run under the rating or ranking protocol and record it in the run folder.
 
     \b
@@ -148,7 +149,7 @@ def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, q
         from mfrec.data import load
         from mfrec.evaluation.protocols import require_user_last
 
-        dataset = load(data, root=data_root)
+        dataset = load(data, root=data_root, verify=verify)
         require_user_last(dataset)
         path, summary = popularity_run(dataset, root, name, k, progress=not quiet)
         _print(path, "ranking", summary, k)
@@ -161,8 +162,10 @@ def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, q
     if exp.status != "ok":
         raise MfrecError(f"run {exp.name} has status {exp.status!r}; only finished runs can be evaluated")
     dataset = exp.dataset
+    if verify:
+        dataset.verify()
     if protocol is None:
-        protocol = "ranking" if (dataset.manifest.get("split") or {}).get("method") == "user-last" else "rating"
+        protocol = "ranking" if dataset.manifest.split.get("method") == "user-last" else "rating"
     model = load_for_evaluation(exp)
     result = evaluate_model(model, dataset, protocol, k, progress=not quiet)
     summary = record(exp.path, result)

@@ -19,11 +19,11 @@ import re
 import socket
 import urllib.error
 import urllib.request
-import uuid
 import zipfile
 from pathlib import Path
 
 from mfrec.errors import DownloadError
+from mfrec.io import atomic_path, write_json
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens"
 ENV_BASE_URL = "MFREC_DOWNLOAD_BASE_URL"
@@ -137,12 +137,11 @@ def download(
         except DownloadError:
             pass  # a broken or outdated leftover: download it again below (replaced only on success)
         else:
-            marker.write_text(json.dumps({"stamp": _stamp(target), "verified_by": how}) + "\n")
+            write_json(marker, {"stamp": _stamp(target), "verified_by": how})
             return target
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = data_dir / f".{name}.zip.part-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_path(target) as tmp:
         with _open(url, name, timeout) as resp:
             total = resp.headers.get("Content-Length")
             n_bytes = int(total) if total and total.isdigit() else None
@@ -162,9 +161,5 @@ def download(
                 raise DownloadError(f"the download of {url} stopped at {done:,} of {int(total):,} bytes; try again")
         md5 = fetch_md5(name, md5_url, timeout) if name in PUBLISHES_MD5 else None
         how = verify(tmp, f"the downloaded {url}", md5)
-        os.replace(tmp, target)
-        _marker(target).write_text(json.dumps({"stamp": _stamp(target), "verified_by": how, "url": url}) + "\n")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_json(_marker(target), {"stamp": _stamp(target), "verified_by": how, "url": url})
     return target

@@ -10,8 +10,8 @@ From the IMDB folder (``.tsv`` or ``.tsv.gz``):
 - ``name.basics`` (optional): ``nconst``, ``primaryName`` — director names instead of nconst ids.
 
 The result is ``Training_data/<name>/imdb.parquet`` (movie, movieId, imdbId, tconst, runtime
-minutes (null when unknown), imdb_genres list, directors list) and an ``imdb`` entry in
-manifest.json (files used and match counts). The attention model uses runtime and director when
+minutes (null when unknown), imdb_genres list, directors list), recorded in manifest.json with its
+size and checksum and an ``imdb`` entry (files used and match counts). The attention model uses runtime and director when
 the file is there.
 """
 
@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
-import uuid
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+from mfrec.data.manifest import Manifest
+from mfrec.data.store import read_parquet
 from mfrec.errors import DataError
+from mfrec.io import atomic_path
 
 IMDB_FILE = "imdb.parquet"
 NO_LINKS = ("ml-100k", "ml-1m", "ml-10m", "synthetic")
@@ -162,7 +164,8 @@ def enrich_dataset(dataset_dir: str | os.PathLike, imdb_dir: str | os.PathLike, 
     manifest_file = folder / "manifest.json"
     if not manifest_file.is_file():
         raise DataError(f"{folder} is not a prepared dataset (no manifest.json)")
-    movies = pl.read_parquet(folder / "movies.parquet")
+    manifest = Manifest.read(manifest_file)
+    movies = read_parquet(folder / "movies.parquet")
     links = read_links(links_label, links_bytes)
     table, files = imdb_table(movies, links, imdb_dir)
     info = {
@@ -173,14 +176,9 @@ def enrich_dataset(dataset_dir: str | os.PathLike, imdb_dir: str | os.PathLike, 
         "with_runtime": int(table["runtime"].is_not_null().sum()),
         "with_directors": int((table["directors"].list.len() > 0).sum()),
     }
-    tmp = folder / f".{IMDB_FILE}.tmp-{uuid.uuid4().hex[:8]}"
-    table.write_parquet(tmp)
-    os.replace(tmp, folder / IMDB_FILE)
-    manifest = json.loads(manifest_file.read_text())
-    manifest["imdb"] = info
-    tmp = folder / f".manifest.json.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, manifest_file)
+    with atomic_path(folder / IMDB_FILE) as tmp:
+        table.write_parquet(tmp)
+    replace(manifest, imdb=info).with_files(folder, [IMDB_FILE]).write(manifest_file)
     say(f"IMDB: {info['linked']:,} of {info['movies']:,} movies linked, {info['with_runtime']:,} with runtime, "
         f"{info['with_directors']:,} with directors")
     return info
@@ -191,6 +189,4 @@ def load_imdb(dataset):
     f = Path(dataset.path) / IMDB_FILE
     if not f.is_file():
         return None
-    import polars as pl
-
-    return pl.read_parquet(f)
+    return read_parquet(f)

@@ -2,7 +2,8 @@
 
 Layout (format version 1)::
 
-    manifest.json          source, counts, split, seed, rating scale, genres, checksums, offsets
+    manifest.json          source, counts, split, seed, rating scale, genres, offsets, and the
+                           size and SHA-256 of every other file (see mfrec.data.manifest)
     user.npy   int32       user index of every rating        \\
     movie.npy  int32       movie index                        | sorted by (split, user, timestamp):
     rating.npy float32     rating                             | each split is one contiguous slice,
@@ -23,8 +24,6 @@ files, not copies.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import uuid
@@ -34,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from mfrec.data.manifest import AGAIN, FORMAT_VERSION, SPLITS, Manifest, missing_file, sha256
 from mfrec.errors import DataError, UnknownIdError
+from mfrec.io import json_safe
 
-FORMAT_VERSION = 1
-SPLITS = ("train", "val", "test")
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 DEFAULT_ROOT = Path("Training_data")
 
@@ -113,41 +112,50 @@ class CSR:
 
 
 class Dataset:
-    """A prepared dataset loaded from ``Training_data/<name>/``; arrays are memory-mapped."""
+    """A prepared dataset loaded from ``Training_data/<name>/``; arrays are memory-mapped.
 
-    def __init__(self, path: str | os.PathLike, mmap: bool = True):
+    Loading checks manifest.json (see :class:`~mfrec.data.manifest.Manifest`), the size of every
+    file it records, and each array's dtype and length; ``verify`` also checks every file's
+    SHA-256. Any fault is one :class:`~mfrec.errors.DataError` sentence.
+    """
+
+    def __init__(self, path: str | os.PathLike, mmap: bool = True, verify: bool = False):
         self.path = Path(path)
         manifest_path = self.path / "manifest.json"
         if not manifest_path.is_file():
             raise DataError(f"{self.path} is not a prepared dataset (no manifest.json); run Data_processing.py first")
-        self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        version = self.manifest.get("format_version")
-        if version != FORMAT_VERSION:
-            raise DataError(f"{manifest_path} has format version {version}; this mfrec reads version {FORMAT_VERSION}: prepare the data again")
+        self.manifest = Manifest.read(manifest_path)
+        self.manifest.check_files(self.path, full=verify)
         mode = "r" if mmap else None
-        arrays = {k: self._npy(f"{k}.npy", mode) for k in _RATING_ARRAYS}
-        self.name: str = self.manifest["name"]
-        self.n_users: int = int(self.manifest["counts"]["users"])
-        self.n_movies: int = int(self.manifest["counts"]["movies"])
-        self.genres: list[str] = list(self.manifest["genres"])
-        self.rating_scale: tuple[float, float] = tuple(self.manifest["rating_scale"])  # type: ignore[assignment]
-        offsets = self.manifest["split_offsets"]  # name -> [start, stop]
+        self.name: str = self.manifest.name
+        self.n_users: int = int(self.manifest.counts["users"])
+        self.n_movies: int = int(self.manifest.counts["movies"])
+        self.genres: list[str] = list(self.manifest.genres)
+        self.rating_scale: tuple[float, float] = self.manifest.rating_scale
+        n_ratings = self.manifest.counts.get("ratings")
+        arrays = {}
+        for k, dtype in _RATING_ARRAYS.items():
+            arrays[k] = self._npy(f"{k}.npy", mode, dtype, n_ratings)
+            n_ratings = len(arrays[k])
         self._splits: dict[str, Split] = {}
         for split in SPLITS:
-            if split in offsets:
-                a, b = offsets[split]
+            if split in self.manifest.split_offsets:
+                a, b = self.manifest.split_offsets[split]
+                if b > n_ratings:
+                    raise DataError(f"{manifest_path} puts the {split} split at ratings {a:,}..{b:,} but user.npy holds "
+                                    f"{n_ratings:,}: the dataset is damaged; {AGAIN}")
                 self._splits[split] = Split(split, *(arrays[k][a:b] for k in _RATING_ARRAYS))
         self.ratings = Split("all", *(arrays[k] for k in _RATING_ARRAYS))
         train = self._splits["train"]
-        self.train_by_user = CSR(self._npy("train_user_indptr.npy", mode), train.movie, train.rating)
+        self.train_by_user = CSR(self._npy("train_user_indptr.npy", mode, np.int64, self.n_users + 1), train.movie, train.rating)
         self.train_by_movie = CSR(
-            self._npy("train_movie_indptr.npy", mode),
-            self._npy("train_movie_user.npy", mode),
-            self._npy("train_movie_rating.npy", mode),
+            self._npy("train_movie_indptr.npy", mode, np.int64, self.n_movies + 1),
+            self._npy("train_movie_user.npy", mode, np.int32, len(train)),
+            self._npy("train_movie_rating.npy", mode, np.float32, len(train)),
         )
         self.movie_genres = CSR(
-            self._npy("genre_indptr.npy", mode),
-            self._npy("genre_indices.npy", mode),
+            self._npy("genre_indptr.npy", mode, np.int64, self.n_movies + 1),
+            self._npy("genre_indices.npy", mode, np.int32),
             np.ones(0, np.float32),
         )
         self._movies = None
@@ -155,12 +163,25 @@ class Dataset:
         self._user_ids: IdMap | None = None
         self._movie_ids: IdMap | None = None
 
+    def verify(self) -> None:
+        """Check every file's SHA-256 against manifest.json (what ``load(..., verify=True)`` does)."""
+        self.manifest.check_files(self.path, full=True)
+
     # -- arrays -------------------------------------------------------------------------------
-    def _npy(self, fname: str, mode: str | None) -> np.ndarray:
+    def _npy(self, fname: str, mode: str | None, dtype: Any, length: int | None = None) -> np.ndarray:
+        """A 1-D array of ``dtype`` (and ``length`` when given) from ``fname``, else a DataError."""
         f = self.path / fname
         if not f.is_file():
-            raise DataError(f"{f} is missing: the prepared dataset is incomplete; prepare it again")
-        return np.load(f, mmap_mode=mode, allow_pickle=False)
+            raise missing_file(f)
+        try:
+            a = np.load(f, mmap_mode=mode, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise DataError(f"{f} is not a readable .npy file ({e}); {AGAIN}") from None
+        if a.dtype != dtype or a.ndim != 1 or (length is not None and len(a) != length):
+            want = f"{np.dtype(dtype)} x {length:,}" if length is not None else f"1-D {np.dtype(dtype)}"
+            raise DataError(f"{f} holds {a.dtype} {'x'.join(f'{n:,}' for n in a.shape) or 'scalar'} where the "
+                            f"dataset needs {want}: the file is damaged; {AGAIN}")
+        return a
 
     @property
     def train(self) -> Split:
@@ -193,19 +214,18 @@ class Dataset:
     def movies(self):
         """Polars table: movie (index), movieId, title, year, genres (list of str)."""
         if self._movies is None:
-            import polars as pl
-
-            self._movies = pl.read_parquet(self.path / "movies.parquet")
+            self._movies = self._parquet("movies.parquet")
         return self._movies
 
     @property
     def users(self):
         """Polars table: user (index), userId, and demographics where the source has them."""
         if self._users is None:
-            import polars as pl
-
-            self._users = pl.read_parquet(self.path / "users.parquet")
+            self._users = self._parquet("users.parquet")
         return self._users
+
+    def _parquet(self, fname: str):
+        return read_parquet(self.path / fname)
 
     @property
     def user_ids(self) -> IdMap:
@@ -238,20 +258,29 @@ def resolve(name_or_path: str | os.PathLike, root: str | os.PathLike | None = No
     raise DataError(f"no prepared dataset {str(name_or_path)!r} (looked for {p} and {q}){hint}")
 
 
-def load(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None, mmap: bool = True) -> Dataset:
-    """Load a prepared dataset by folder path or by name under ``Training_data/``."""
-    return Dataset(resolve(name_or_path, root), mmap=mmap)
+def load(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None, mmap: bool = True,
+         verify: bool = False) -> Dataset:
+    """Load a prepared dataset by folder path or by name under ``Training_data/``.
+
+    Every file's size is checked against manifest.json; ``verify`` also checks its SHA-256.
+    """
+    return Dataset(resolve(name_or_path, root), mmap=mmap, verify=verify)
+
+
+def read_parquet(f: Path):
+    """A polars table from a dataset's parquet file; a missing or damaged file is a DataError."""
+    import polars as pl
+
+    if not f.is_file():
+        raise missing_file(f)
+    try:
+        return pl.read_parquet(f)
+    except (OSError, pl.exceptions.PolarsError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{f} is not a readable parquet file ({reason}); {AGAIN}") from None
 
 
 # -- writing -----------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def csr_from_rows(rows: np.ndarray, n_rows: int) -> np.ndarray:
     """indptr of a CSR whose entries are already grouped by row (rows sorted ascending)."""
     counts = np.bincount(rows, minlength=n_rows)
@@ -330,27 +359,28 @@ def write_dataset(
             for key, arr in arrays.items():
                 f = tmp / f"{key}.npy"
                 np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
-                hashes[f.name] = pool.submit(_sha256, f)
+                hashes[f.name] = pool.submit(sha256, f)
             movies.write_parquet(tmp / "movies.parquet")
             users.write_parquet(tmp / "users.parquet")
             for f in (tmp / "movies.parquet", tmp / "users.parquet"):
-                hashes[f.name] = pool.submit(_sha256, f)
+                hashes[f.name] = pool.submit(sha256, f)
             checksums = {name: hashes[name].result() for name in sorted(hashes)}
-        full = {
+        full = Manifest.from_dict({
             "format_version": FORMAT_VERSION,
-            **manifest,
+            **json_safe(manifest),
             "counts": {
                 "users": int(n_users),
                 "movies": int(n_movies),
                 "ratings": int(len(rating)),
                 **{name: stop - start for name, (start, stop) in offsets.items()},
-                **manifest.get("counts", {}),
+                **json_safe(manifest.get("counts", {})),
             },
             "genres": list(genres),
             "split_offsets": offsets,
             "checksums": checksums,
-        }
-        (tmp / "manifest.json").write_text(json.dumps(full, indent=2, default=_json_default) + "\n")
+            "sizes": {name: (tmp / name).stat().st_size for name in checksums},
+        }, source="the manifest to write")
+        full.write(tmp / "manifest.json")
         if out_dir.exists():
             old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
             out_dir.rename(old)
@@ -363,10 +393,3 @@ def write_dataset(
         raise
     return out_dir
 
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

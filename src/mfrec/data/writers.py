@@ -4,18 +4,17 @@
 ``movies.csv`` (movieId,title,genres with RFC-4180 quoting, ``|`` genres, ``(no genres listed)``),
 UTF-8, as GroupLens ships ml-20m and later. ``ml-1m``: ``ratings.dat``, ``movies.dat`` and (when
 the data has users) ``users.dat`` with ``::`` separators in ISO-8859-1; half-star ratings are
-written as ``3.5`` the way ml-10m does. Each file goes to a temporary name and is renamed when
-complete.
+written as ``3.5`` the way ml-10m does. Each file is written atomically (:mod:`mfrec.io`).
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 from mfrec.data.raw import RawData
 from mfrec.errors import DataError
+from mfrec.io import atomic_path, write_bytes
 
 RAW_FORMATS = ("ml-25m", "ml-1m")
 
@@ -33,16 +32,6 @@ def write_raw(raw: RawData, out_dir: str | os.PathLike, fmt: str = "ml-25m") -> 
     return out
 
 
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _genre_field(pl):
     return (
         pl.when(pl.col("genres").list.len() > 0)
@@ -55,9 +44,11 @@ def _write_csv_layout(raw: RawData, out: Path) -> None:
     import polars as pl
 
     ratings = raw.ratings.select("userId", "movieId", "rating", "timestamp")
-    _atomic(out / "ratings.csv", lambda p: ratings.write_csv(p, float_precision=1))
+    with atomic_path(out / "ratings.csv") as p:
+        ratings.write_csv(p, float_precision=1)
     movies = raw.movies.select(pl.col("movieId").cast(pl.Int64), "title", _genre_field(pl).alias("genres"))
-    _atomic(out / "movies.csv", lambda p: movies.write_csv(p, quote_style="necessary"))
+    with atomic_path(out / "movies.csv") as p:
+        movies.write_csv(p, quote_style="necessary")
 
 
 def _rating_text(pl, step: float):
@@ -78,11 +69,12 @@ def _write_dat_layout(raw: RawData, out: Path) -> None:
             separator="::",
         ).alias("line")
     )
-    _atomic(out / "ratings.dat", lambda p: lines.write_csv(p, include_header=False, quote_style="never"))
+    with atomic_path(out / "ratings.dat") as p:
+        lines.write_csv(p, include_header=False, quote_style="never")
 
     movies = raw.movies.select("movieId", "title", _genre_field(pl).alias("genres")).rows()
     text = "".join(f"{mid}::{title}::{genres}\n" for mid, title, genres in movies)
-    _atomic(out / "movies.dat", lambda p: p.write_bytes(_latin1(text, "movies.dat")))
+    write_bytes(out / "movies.dat", _latin1(text, "movies.dat"))
 
     users = raw.users
     if users is None:
@@ -92,7 +84,7 @@ def _write_dat_layout(raw: RawData, out: Path) -> None:
     if missing:
         raise DataError(f"users.dat needs the users' {', '.join(missing)}, which this data does not have")
     text = "".join(f"{u}::{g}::{a}::{o}::{z}\n" for u, g, a, o, z in users.select("userId", *need).rows())
-    _atomic(out / "users.dat", lambda p: p.write_bytes(_latin1(text, "users.dat")))
+    write_bytes(out / "users.dat", _latin1(text, "users.dat"))
 
 
 def _latin1(text: str, name: str) -> bytes:

@@ -48,7 +48,7 @@ def rating_protocol(model, dataset, split: str = "test", batch_size: int = 1 << 
 
 
 def require_user_last(dataset) -> None:
-    method = (dataset.manifest.get("split") or {}).get("method")
+    method = dataset.manifest.split.get("method")
     if method != RANKING_SPLIT:
         raise DataError(
             f"the ranking protocol needs a user-last split, but dataset {dataset.name!r} has a {method!r} split; "
@@ -109,5 +109,5 @@ def ranking_protocol(model, dataset, k: int = DEFAULT_K, batch_size: int = 256, 
     res = evaluate_ranking(scorer_of(model), dataset.n_movies, users, history, targets,
                            (np.asarray(g.indptr), np.asarray(g.indices)), len(dataset.genres), k=k,
                            batch_size=batch_size, callback=callback)
-    return {"protocol": "ranking", "split": (dataset.manifest.get("split") or {}).get("method"), "k": k,
+    return {"protocol": "ranking", "split": dataset.manifest.split.get("method"), "k": k,
             **res.as_dict(), "candidates": "all movies not rated in train or val", "seconds": time.perf_counter() - t0}
