@@ -300,15 +300,20 @@ class PairModel:
         return self.score_pairs(users, users)
 
     def recommend_pair(self, user_a: int, user_b: int, k: int = 10, exclude_seen: bool = True) -> list[tuple[int, float]]:
-        """Top-k movie indices for two users together (movies either has rated are left out)."""
-        s = self.score_pairs([user_a], [user_b], clip=True)[0].astype(np.float64)
+        """Top-k (movie index, predicted pair-mean rating) for two users together, best first.
+
+        Ranked on the unclipped scores, so movies above the top of the rating scale keep their order;
+        only the returned ratings are clipped to the scale. Movies either user rated in training are
+        left out unless ``exclude_seen`` is false.
+        """
+        s = self.score_pairs([user_a], [user_b])[0].astype(np.float64)
         if exclude_seen:
             h = self.histories
             for u in (user_a, user_b):
                 a, b = int(h.indptr[u]), int(h.indptr[u + 1])
                 s[h.movie[a:b].cpu().numpy()] = -np.inf
-        top = np.argsort(-s, kind="stable")[:k]
-        return [(int(m), float(s[m])) for m in top if np.isfinite(s[m])]
+        top = [int(m) for m in np.argsort(-s, kind="stable")[:k] if np.isfinite(s[m])]
+        return [(m, float(np.clip(s[m], *self.rating_scale))) for m in top]
 
     def __repr__(self) -> str:
         return f"PairModel({self.n_movies} movies)"
