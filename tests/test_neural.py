@@ -223,6 +223,15 @@ def test_recommend_pair_ranks_past_the_ceiling_by_the_unclipped_score(tiny):
     assert [r for _, r in top] == [5.0] * 5  # the ratings shown are clipped to the scale
 
 
+def test_attention_on_a_dataset_of_another_size_is_a_model_error(tiny):
+    from mfrec.errors import ModelError
+
+    meta = {"data_path": str(tiny.path), "arch": {"n_users": tiny.n_users, "n_movies": tiny.n_movies + 1}}
+    model = _flat_pair_model(tiny, 3.5, np.zeros(tiny.n_movies + 1), histories=False, meta=meta)
+    with pytest.raises(ModelError, match=f"has {tiny.n_users} users x {tiny.n_movies} movies but the model was "
+                                         f"trained on {tiny.n_users} x {tiny.n_movies + 1}"):
+        model.recommend_pair(1, 2)
+
 def test_attention_windows_never_contain_the_target(tiny):
     from mfrec.neural.attention import Histories
 

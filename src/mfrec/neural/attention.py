@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mfrec.errors import MfrecError, ModelError
 from mfrec.neural.common import (
     BestEpoch, Timer, check_finite, fmt, load_state, plot_curves, progress, save_checkpoint, save_weights,
     train_guarded,
@@ -245,10 +246,13 @@ class PairModel:
         if self._hist is None:
             from mfrec.neural.common import dataset_of
 
-            a = self.meta["arch"]
-            self._hist = Histories(dataset_of(self.meta), self.device, int(self.config.get("window", 4)),
+            dataset, a = dataset_of(self.meta), self.meta["arch"]
+            if (dataset.n_users, dataset.n_movies) != (a["n_users"], a["n_movies"]):
+                raise ModelError(f"{NAME}: dataset {dataset.name} has {dataset.n_users:,} users x {dataset.n_movies:,} "
+                                 f"movies but the model was trained on {a['n_users']:,} x {a['n_movies']:,}: "
+                                 "was the data prepared again since?")
+            self._hist = Histories(dataset, self.device, int(self.config.get("window", 4)),
                                    int(self.config.get("step", 2)))
-            assert self._hist.n_movies == a["n_movies"]
         return self._hist
 
     def _t(self, x) -> torch.Tensor:
@@ -343,8 +347,6 @@ def _fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen
             "mean": float(np.mean(dataset.train.rating)), "imdb": feats["imdb"],
             "n_directors": int(feats.get("n_directors", 1))}
     if arch["factors"] % arch["heads"]:
-        from mfrec.errors import MfrecError
-
         raise MfrecError(f"{NAME}: --factors ({arch['factors']}) must be a multiple of heads ({arch['heads']})")
     module = PairAttention(**arch).to(device)
     module.set_features(feats, codes)
