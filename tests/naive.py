@@ -74,26 +74,39 @@ def naive_explain(item_factors, movie_bias, mu, rated, ratings, targets, reg, re
 
 
 # -- ALS engine: references for mfrec.kernels.als and mfrec.kernels.predict -----------
+def naive_normal_equations(indptr, indices, values, fixed, fixed_bias, mu, reg, reg_bias, weighted, r,
+                           row_shift=None, reg_exponent=1.0):
+    """Row r's ridge normal equations A z = rhs for z = [bias, factors] (None for an empty row)."""
+    import numpy as np
+
+    fixed = np.asarray(fixed, np.float64)
+    k = fixed.shape[1]
+    cols = np.asarray(indices[indptr[r]:indptr[r + 1]])
+    if len(cols) == 0:
+        return None
+    t = np.asarray(values[indptr[r]:indptr[r + 1]], np.float64) - mu - np.asarray(fixed_bias, np.float64)[cols]
+    if row_shift is not None:
+        t = t - fixed[cols] @ np.asarray(row_shift, np.float64)[r]
+    X = np.hstack([np.ones((len(cols), 1)), fixed[cols]])
+    lam = reg * len(cols) ** reg_exponent if weighted else reg
+    D = np.diag([reg_bias] + [lam] * k)
+    return X.T @ X + D, X.T @ t
+
+
 def naive_solve_rows(indptr, indices, values, fixed, fixed_bias, mu, reg, reg_bias, weighted, row_shift=None,
                      reg_exponent=1.0):
     """Every row's ridge regression for [bias, factors] by np.linalg.solve on the dense normal equations."""
     import numpy as np
 
-    fixed = np.asarray(fixed, np.float64)
-    n_rows, k = len(indptr) - 1, fixed.shape[1]
+    n_rows, k = len(indptr) - 1, np.shape(fixed)[1]
     out_f = np.zeros((n_rows, k))
     out_b = np.zeros(n_rows)
     for r in range(n_rows):
-        cols = np.asarray(indices[indptr[r]:indptr[r + 1]])
-        if len(cols) == 0:
+        system = naive_normal_equations(indptr, indices, values, fixed, fixed_bias, mu, reg, reg_bias, weighted, r,
+                                        row_shift, reg_exponent)
+        if system is None:
             continue
-        t = np.asarray(values[indptr[r]:indptr[r + 1]], np.float64) - mu - np.asarray(fixed_bias, np.float64)[cols]
-        if row_shift is not None:
-            t = t - fixed[cols] @ np.asarray(row_shift, np.float64)[r]
-        X = np.hstack([np.ones((len(cols), 1)), fixed[cols]])
-        lam = reg * len(cols) ** reg_exponent if weighted else reg
-        D = np.diag([reg_bias] + [lam] * k)
-        z = np.linalg.solve(X.T @ X + D, X.T @ t)
+        z = np.linalg.solve(*system)
         out_b[r], out_f[r] = z[0], z[1:]
     return out_f, out_b
 

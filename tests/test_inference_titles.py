@@ -90,3 +90,50 @@ def test_keys_and_years():
     assert split_year("Land Before Time III (1995) (V)") == ("Land Before Time III", 1995)
     assert split_year("alien 1979") == ("alien 1979", None)
     assert split_year("alien 1979", bare=True) == ("alien", 1979)
+
+
+def test_a_typo_still_finds_the_film(index):
+    assert int(index.movie_ids[index.search("schindlr's list")[0]]) == 12
+    assert int(index.movie_ids[index.search("the matrx")[0]]) == 1
+    with pytest.raises(UnknownIdError, match=r"closest titles: Godfather: Part II, The \(1974\) \[id 13\]"):
+        index.resolve("godfathr part ii")
+    # a typo in one word of a longer title: found through the catalogue's words
+    assert [int(index.movie_ids[i]) for i in index.search("phantm")] == [6]
+    with pytest.raises(UnknownIdError, match=r"closest titles: Star Wars: Episode I - The Phantom Menace"):
+        index.resolve("phantm")
+
+
+def test_suggestions_are_ranked_by_closeness_not_popularity():
+    titles = TitleIndex([1, 2, 3], ["Alien (1979)", "Aliens (1986)", "Alien Resurrection (1997)"], None, [100, 1, 50])
+    with pytest.raises(UnknownIdError, match=r"closest titles: Aliens \(1986\) \[id 2\]; Alien \(1979\) \[id 1\]$"):
+        titles.resolve("alliens")
+    assert [int(titles.movie_ids[i]) for i in titles.search("alliens")] == [2, 1]
+
+
+def _generated_catalogue(n, seed=0):
+    """n made-up titles of consonant-vowel syllables (never "shawshank" or "redemption") with years."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    syllables = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+    picks, lengths = rng.integers(0, len(syllables), (20_000, 3)), rng.integers(1, 4, 20_000)
+    vocabulary = ["".join(syllables[j] for j in row[:m]).capitalize() for row, m in zip(picks, lengths)]
+    words, counts, years = rng.integers(0, len(vocabulary), (n, 4)), rng.integers(1, 5, n), rng.integers(1920, 2024, n)
+    return [f"{' '.join(vocabulary[j] for j in row[:m])} ({y})" for row, m, y in zip(words, counts, years)]
+
+
+def test_a_catalogue_of_ml32m_size_answers_fuzzy_and_partial_lookups():
+    titles = _generated_catalogue(90_000)
+    titles[31_337] = "Shawshank Redemption, The (1994)"
+    titles[77_000] = "Shawshank Revisited (2001)"
+    popularity = [1.0] * len(titles)
+    popularity[77_000] = 5.0
+    index = TitleIndex(range(1, len(titles) + 1), titles, None, popularity)
+    assert index.resolve("The Shawshank Redemption") == 31_337
+    assert index.resolve("redemption 1994") == 31_337  # whole word of a longer key
+    with pytest.raises(UnknownIdError, match=r"closest titles: Shawshank Redemption, The \(1994\) \[id 31338\]"):
+        index.resolve("shawshank redemtion")
+    assert index.search("shawshank redemtion")[0] == 31_337
+    assert index.search("shawshank") == [77_000, 31_337]  # both by their words, the most rated first
+    with pytest.raises(AmbiguousTitleError, match="'shawshank' matches 2 movies"):
+        index.resolve("shawshank")

@@ -199,6 +199,39 @@ def test_attention_learns_reloads_and_is_symmetric(tiny, tmp_path):
     assert len(top) == min(5, tiny.n_movies - len(seen)) and not seen & {m for m, _ in top}
 
 
+
+def _flat_pair_model(tiny, mean, movie_bias, histories=True, meta=None):
+    """An attention model whose score is mean + movie_bias[m] (the pair head's layers output 0)."""
+    from mfrec.neural.attention import Histories, PairAttention, PairModel
+
+    module = PairAttention(tiny.n_users, tiny.n_movies, 1, [], factors=4, heads=1, hidden=8, mean=mean)
+    with torch.no_grad():
+        module.head[-1].weight.zero_()
+        module.head[-1].bias.zero_()
+        module.movie_bias.weight[:, 0] = torch.as_tensor(movie_bias, dtype=torch.float32)
+    hist = Histories(tiny, "cpu", 4, 2) if histories else None
+    return PairModel(module, hist, {"rating_scale": (1.0, 5.0), **(meta or {})})
+
+
+def test_recommend_pair_ranks_past_the_ceiling_by_the_unclipped_score(tiny):
+    # every movie scores above 5, the higher the index the higher the score
+    model = _flat_pair_model(tiny, 10.0, 0.01 * np.arange(tiny.n_movies + 1))
+    seen = set(tiny.train.movie[np.isin(tiny.train.user, [1, 2])].tolist())
+    unseen = [m for m in range(tiny.n_movies) if m not in seen]
+    top = model.recommend_pair(1, 2, k=5)
+    assert [m for m, _ in top] == sorted(unseen, reverse=True)[:5]  # not the lowest indices, as clipped ties were
+    assert [r for _, r in top] == [5.0] * 5  # the ratings shown are clipped to the scale
+
+
+def test_attention_on_a_dataset_of_another_size_is_a_model_error(tiny):
+    from mfrec.errors import ModelError
+
+    meta = {"data_path": str(tiny.path), "arch": {"n_users": tiny.n_users, "n_movies": tiny.n_movies + 1}}
+    model = _flat_pair_model(tiny, 3.5, np.zeros(tiny.n_movies + 1), histories=False, meta=meta)
+    with pytest.raises(ModelError, match=f"has {tiny.n_users} users x {tiny.n_movies} movies but the model was "
+                                         f"trained on {tiny.n_users} x {tiny.n_movies + 1}"):
+        model.recommend_pair(1, 2)
+
 def test_attention_windows_never_contain_the_target(tiny):
     from mfrec.neural.attention import Histories
 

@@ -15,17 +15,21 @@ Resolution, in order:
 One candidate is the answer. Several candidates that are the same film listed twice (identical
 title and year, which happens in ml-100k) resolve to the one with the most training ratings.
 Otherwise several candidates are ambiguous: ``AmbiguousTitleError`` lists them with their ids. No
-candidate raises ``UnknownIdError`` naming the closest titles (``difflib``).
+candidate raises ``UnknownIdError`` naming the closest titles, best first (``rapidfuzz``, see
+``TitleIndex._closest_keys``).
+
+Every lookup reads indices built once per catalogue (key -> movies, word -> keys), so a query costs
+at most one pass over the keys, which keeps ML-32M's ~87k titles interactive.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
+from rapidfuzz import fuzz, process
 
 from mfrec.errors import MfrecError, UnknownIdError
 
@@ -40,6 +44,10 @@ _YEAR_PAREN = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*(?:\([^)]*\))?\s*$
 _YEAR_BARE = re.compile(r"^(.*\D)\s+(\d{4})$")
 _PARENS = re.compile(r"\(([^()]*)\)")
 MAX_LISTED = 10
+# rapidfuzz scores are 0..100: a key this close to the query is a suggestion (difflib's usual 0.6)
+CLOSE_KEY_SCORE = 60
+# a catalogue word this close to a query word counts as that word with a typo ("shawshnk")
+CLOSE_WORD_SCORE = 80
 
 
 class AmbiguousTitleError(MfrecError):
@@ -126,6 +134,12 @@ class TitleIndex:
             for k in ks:
                 self._by_key.setdefault(k, []).append(i)
         self._all_keys = sorted(self._by_key)
+        # word -> positions in _all_keys of the keys containing it (partial matches, typo fallback)
+        self._word_keys: dict[str, set[int]] = {}
+        for j, k in enumerate(self._all_keys):
+            for w in k.split():
+                self._word_keys.setdefault(w, set()).add(j)
+        self._words = sorted(self._word_keys)
 
     @classmethod
     def from_movies(cls, movies, popularity=None) -> "TitleIndex":
@@ -171,29 +185,44 @@ class TitleIndex:
         qkey = key(body)
         if not qkey:
             return []
-        hits = self._by_key.get(qkey, []) + [i for i in self._partial(qkey) if i not in self._by_key.get(qkey, [])]
+        hits = list(dict.fromkeys(self._by_key.get(qkey, []) + self._partial(qkey)))
         if year is not None:
             hits = [i for i in hits if self.years[i] == year]
-        if not hits:
-            close = difflib.get_close_matches(qkey, self._all_keys, n=limit, cutoff=0.6)
-            hits = [i for k in close for i in self._by_key[k]]
-        seen, out = set(), []
-        for i in sorted(hits, key=lambda i: -self.popularity[i]) if len(hits) > 1 else hits:
-            if i not in seen:
-                seen.add(i)
-                out.append(i)
-        return out[:limit]
+        if hits:  # the title's words are there: the most rated first
+            return sorted(hits, key=lambda i: -self.popularity[i])[:limit]
+        # a typo: the closest titles first
+        return list(dict.fromkeys(i for k in self._closest_keys(qkey, limit) for i in self._by_key[k]))[:limit]
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _closest_keys(self, qkey: str, limit: int) -> list[str]:
+        """Up to ``limit`` catalogue keys close to a query key, the closest first.
+
+        Closeness is rapidfuzz's ``fuzz.ratio`` (normalised Indel similarity, 0..100) of the whole
+        keys; keys scoring at least CLOSE_KEY_SCORE are the answer. Failing those (a partial title
+        with a typo, "shawshnk"), the keys sharing a word with the query, or a word within
+        CLOSE_WORD_SCORE of one of its words, ranked by the same score.
+        """
+        found = process.extract(qkey, self._all_keys, scorer=fuzz.ratio, processor=None, limit=limit,
+                                score_cutoff=CLOSE_KEY_SCORE)
+        if not found:
+            near: set[int] = set()
+            for w in set(qkey.split()):
+                for word, _, _ in process.extract(w, self._words, scorer=fuzz.ratio, processor=None, limit=3,
+                                                  score_cutoff=CLOSE_WORD_SCORE):
+                    near |= self._word_keys[word]
+            pool = [self._all_keys[j] for j in sorted(near)]
+            found = process.extract(qkey, pool, scorer=fuzz.ratio, processor=None, limit=limit)
+        return [k for k, _, _ in found]
+
     def _partial(self, qkey: str) -> list[int]:
-        pattern = re.compile(r"(^| )" + re.escape(qkey) + r"( |$)")
-        out: list[int] = []
-        for k in self._all_keys:
-            if pattern.search(k):
-                for i in self._by_key[k]:
-                    if i not in out:
-                        out.append(i)
-        return out
+        """Movies with a key that contains the query key's words, whole and in a row, in key order."""
+        postings = [self._word_keys.get(w) for w in set(qkey.split())]
+        if not postings or not all(postings):
+            return []
+        postings.sort(key=len)
+        padded = f" {qkey} "
+        found = sorted(j for j in postings[0].intersection(*postings[1:]) if padded in f" {self._all_keys[j]} ")
+        return list(dict.fromkeys(i for j in found for i in self._by_key[self._all_keys[j]]))
 
     def _pick(self, candidates: list[int], year: int | None, text: str, how: str) -> Match | None:
         if year is not None:
@@ -218,10 +247,7 @@ class TitleIndex:
         if year is not None and qkey in self._by_key:
             others = "; ".join(self.describe(i) for i in self._by_key[qkey][:MAX_LISTED])
             return f"no movie {text!r} from {year}; with that title there is: {others}"
-        close = difflib.get_close_matches(qkey, self._all_keys, n=5, cutoff=0.6)
-        if not close:  # try word by word: the closest titles sharing a word with the query
-            words = set(qkey.split())
-            close = [k for k in self._all_keys if words & set(k.split())][:5]
+        close = self._closest_keys(qkey, 5)
         if close:
             names = "; ".join(dict.fromkeys(self.describe(self._by_key[k][0]) for k in close))
             return f"no movie matches {text!r}; closest titles: {names}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from mfrec.errors import ModelError
@@ -25,34 +25,62 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 class ALSConfig:
     """Hyperparameters of an ALS model (``bias``, ``mf`` or ``mf-genre``)."""
 
-    model: str = "mf"
-    """Which model: bias (mu + b_u + b_i), mf (+ p_u.q_i) or mf-genre (+ genre factors)."""
-    factors: int = 64
-    """Latent dimension k (forced to 0 for the bias model)."""
-    epochs: int = 8
-    """Maximum number of ALS epochs (one epoch = user half-step + movie half-step [+ genre solve])."""
-    reg: float = 0.4
-    """L2 penalty on user/movie factors (times the row's rating count when weighted_reg)."""
-    reg_bias: float = 1.0
-    """L2 penalty on user/movie biases (never scaled by the count, so rare rows shrink more)."""
-    reg_genre: float = 0.3
-    """L2 penalty on genre factors (times the genre's rating count when weighted_reg)."""
-    weighted_reg: bool = True
-    """Weighted-lambda: scale reg by each row's rating count ** reg_exponent (ALS-WR)."""
-    reg_exponent: float = 0.75
-    """Exponent of the rating count in weighted-lambda (1 = classic ALS-WR, 0 = unweighted)."""
-    solver: str = "cg"
-    """Per-row solver: cholesky (exact) or cg (warm-started conjugate gradient, fast for large k)."""
-    cg_steps: int = 3
-    """Conjugate-gradient iterations per row and half-step (solver cg)."""
-    init_std: float = 0.1
-    """Standard deviation of the random initial factors."""
-    seed: int = 42
-    """Seed of the initial factors; the same seed gives the same model."""
-    threads: int = 0
-    """Numba threads (0 = Numba's default, all cores)."""
-    patience: int = 2
-    """Early stopping: stop after this many epochs without a better validation RMSE (0 = never)."""
+    model: str = field(
+        default="mf",
+        metadata={"doc": "Which model: bias (mu + b_u + b_i), mf (+ p_u.q_i) or mf-genre (+ genre factors)."},
+    )
+    factors: int = field(
+        default=64,
+        metadata={"doc": "Latent dimension k (forced to 0 for the bias model)."},
+    )
+    epochs: int = field(
+        default=8,
+        metadata={"doc": "Maximum number of ALS epochs (one epoch = user half-step + movie half-step [+ genre solve])."},
+    )
+    reg: float = field(
+        default=0.4,
+        metadata={"doc": "L2 penalty on user/movie factors (times the row's rating count when weighted_reg)."},
+    )
+    reg_bias: float = field(
+        default=1.0,
+        metadata={"doc": "L2 penalty on user/movie biases (never scaled by the count, so rare rows shrink more)."},
+    )
+    reg_genre: float = field(
+        default=0.3,
+        metadata={"doc": "L2 penalty on genre factors (times the genre's rating count when weighted_reg)."},
+    )
+    weighted_reg: bool = field(
+        default=True,
+        metadata={"doc": "Weighted-lambda: scale reg by each row's rating count ** reg_exponent (ALS-WR)."},
+    )
+    reg_exponent: float = field(
+        default=0.75,
+        metadata={"doc": "Exponent of the rating count in weighted-lambda (1 = classic ALS-WR, 0 = unweighted)."},
+    )
+    solver: str = field(
+        default="cg",
+        metadata={"doc": "Per-row solver: cholesky (exact) or cg (warm-started conjugate gradient, fast for large k)."},
+    )
+    cg_steps: int = field(
+        default=3,
+        metadata={"doc": "Conjugate-gradient iterations per row and half-step (solver cg)."},
+    )
+    init_std: float = field(
+        default=0.1,
+        metadata={"doc": "Standard deviation of the random initial factors."},
+    )
+    seed: int = field(
+        default=42,
+        metadata={"doc": "Seed of the initial factors; the same seed gives the same model."},
+    )
+    threads: int = field(
+        default=0,
+        metadata={"doc": "Numba threads (0 = Numba's default, all cores)."},
+    )
+    patience: int = field(
+        default=2,
+        metadata={"doc": "Early stopping: stop after this many epochs without a better validation RMSE (0 = never)."},
+    )
 
     @classmethod
     def for_model(cls, model: str, **overrides: Any) -> "ALSConfig":
@@ -116,16 +144,5 @@ class ALSConfig:
 
 
 def field_docs() -> dict[str, str]:
-    """One line of documentation per config field (for --help and the README)."""
-    import ast
-    import inspect
-
-    src = inspect.getsource(ALSConfig)
-    tree = ast.parse(src)
-    docs: dict[str, str] = {}
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = str(nxt.value.value)  # type: ignore[attr-defined]
-    return docs
-
+    """One line of documentation per config field (for --help and the README), in field order."""
+    return {f.name: f.metadata["doc"] for f in fields(ALSConfig)}

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from mfrec.callbacks import Step, emit
+from mfrec.errors import MfrecError, ModelError
 from mfrec.neural.common import (
     BestEpoch, Timer, check_finite, end_epoch, fmt, load_state, save_checkpoint, save_weights,
 )
@@ -245,10 +246,13 @@ class PairModel:
         if self._hist is None:
             from mfrec.neural.common import dataset_of
 
-            a = self.meta["arch"]
-            self._hist = Histories(dataset_of(self.meta), self.device, int(self.config.get("window", 4)),
+            dataset, a = dataset_of(self.meta), self.meta["arch"]
+            if (dataset.n_users, dataset.n_movies) != (a["n_users"], a["n_movies"]):
+                raise ModelError(f"{NAME}: dataset {dataset.name} has {dataset.n_users:,} users x {dataset.n_movies:,} "
+                                 f"movies but the model was trained on {a['n_users']:,} x {a['n_movies']:,}: "
+                                 "was the data prepared again since?")
+            self._hist = Histories(dataset, self.device, int(self.config.get("window", 4)),
                                    int(self.config.get("step", 2)))
-            assert self._hist.n_movies == a["n_movies"]
         return self._hist
 
     def _t(self, x) -> torch.Tensor:
@@ -300,15 +304,20 @@ class PairModel:
         return self.score_pairs(users, users)
 
     def recommend_pair(self, user_a: int, user_b: int, k: int = 10, exclude_seen: bool = True) -> list[tuple[int, float]]:
-        """Top-k movie indices for two users together (movies either has rated are left out)."""
-        s = self.score_pairs([user_a], [user_b], clip=True)[0].astype(np.float64)
+        """Top-k (movie index, predicted pair-mean rating) for two users together, best first.
+
+        Ranked on the unclipped scores, so movies above the top of the rating scale keep their order;
+        only the returned ratings are clipped to the scale. Movies either user rated in training are
+        left out unless ``exclude_seen`` is false.
+        """
+        s = self.score_pairs([user_a], [user_b])[0].astype(np.float64)
         if exclude_seen:
             h = self.histories
             for u in (user_a, user_b):
                 a, b = int(h.indptr[u]), int(h.indptr[u + 1])
                 s[h.movie[a:b].cpu().numpy()] = -np.inf
-        top = np.argsort(-s, kind="stable")[:k]
-        return [(int(m), float(s[m])) for m in top if np.isfinite(s[m])]
+        top = [int(m) for m in np.argsort(-s, kind="stable")[:k] if np.isfinite(s[m])]
+        return [(m, float(np.clip(s[m], *self.rating_scale))) for m in top]
 
     def __repr__(self) -> str:
         return f"PairModel({self.n_movies} movies)"
@@ -334,8 +343,6 @@ def fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen,
             "mean": float(np.mean(dataset.train.rating)), "imdb": feats["imdb"],
             "n_directors": int(feats.get("n_directors", 1))}
     if arch["factors"] % arch["heads"]:
-        from mfrec.errors import MfrecError
-
         raise MfrecError(f"{NAME}: --factors ({arch['factors']}) must be a multiple of heads ({arch['heads']})")
     module = PairAttention(**arch).to(device)
     module.set_features(feats, codes)
