@@ -21,7 +21,7 @@ def make_run(root, dataset, model="mf-genre", factors=8, epochs=4, name=None, st
     if model != "bias":
         cfg["factors"] = factors
     fitted = mfrec.train(dataset, cfg)
-    run = Run.create(name or f"{dataset.name}-{model}", root, config=fitted.config_dict())
+    run = Run.create(name or f"{dataset.name}-{model}", root, config=fitted.config)
     fitted.save(run.model_path)
     run.save_summary({"dataset": dataset.name, "model": model}, status=status)
     return run.path
@@ -42,9 +42,7 @@ def exp(runs):
 
 @pytest.fixture(scope="module")
 def rec(exp):
-    from mfrec.inference import recommender
-
-    return recommender(exp)
+    return exp.recommender
 
 
 def _train_row(ds, u):
@@ -57,17 +55,16 @@ def _train_row(ds, u):
 def test_fold_in_equals_the_training_user_step(runs, small_dataset, model):
     """Folding in a user's own training row gives what the user half-step of training computes."""
     from mfrec import load_experiment
-    from mfrec.inference import recommender
     from mfrec.kernels.als import solve_rows
 
     exp = load_experiment(runs[model])
-    als, r = exp.model, recommender(exp)
-    c = als.config
+    als, r = exp.model, exp.recommender
+    c = als.als_config
     ucsr = small_dataset.train_by_user
     # one user half-step over every user, exactly as fit() runs it, against the final movie side
-    extra = {"reg_exponent": c.reg_exponent} if hasattr(c, "reg_exponent") else {}
     P, bu = solve_rows(ucsr.indptr, ucsr.indices, ucsr.values, als.effective_movie_factors, als.movie_bias, float(als.mu),
-                       reg=c.reg, reg_bias=c.reg_bias, weighted=c.weighted_reg, solver="cholesky", what="user", **extra)
+                       reg=c.reg, reg_bias=c.reg_bias, weighted=c.weighted_reg, solver="cholesky", what="user",
+                       reg_exponent=c.reg_exponent)
     for u in (0, 5, 77):
         movies, ratings = _train_row(small_dataset, u)
         v = r.fold_in(list(zip(movies.tolist(), ratings.tolist())))
@@ -81,7 +78,7 @@ def test_fold_in_equals_the_training_user_step(runs, small_dataset, model):
 def test_fold_in_does_not_modify_the_model(exp, rec):
     npz = exp.path / "model.npz"
     digest = hashlib.sha256(npz.read_bytes()).hexdigest()
-    before = {k: getattr(rec.model, k).copy() for k in ("user_factors", "movie_factors", "user_bias", "movie_bias", "item_factors")}
+    before = {k: getattr(rec.model, k).copy() for k in ("user_factors", "movie_factors", "user_bias", "movie_bias", "effective_movie_factors")}
     als_before = exp.model.user_factors.copy()
     rec.recommend([(0, 5.0), (3, 1.0), (10, 4.0)], n=5, explain=True)
     exp.fold_in({int(rec.movie_id_array[1]): 5})
@@ -100,7 +97,7 @@ def test_made_up_user_scores_are_the_model_prediction(rec):
     m = rec.model
     for row in res.table.iter_rows(named=True):
         i = rec.movie(str(row["movieId"]))
-        expected = m.mu + m.movie_bias[i] + v.bias + float(m.item_factors[i] @ v.vector)
+        expected = m.mu + m.movie_bias[i] + v.bias + float(m.effective_movie_factors[i] @ v.vector)
         assert row["score"] == pytest.approx(expected, abs=1e-3)
     scores = res.table["score"].to_numpy()
     assert np.all(np.diff(scores) <= 1e-9)
@@ -124,14 +121,14 @@ def test_explanation_is_exact_and_matches_the_normal_equations(rec):
     contrib, parts = explain_contributions(rec.model, rated, values, targets)
     v = rec.fold_in(ratings)
     m = rec.model
-    scores = m.predict(v.bias, v.vector)[targets]
+    scores = m.score_movies(v.bias, v.vector)[targets]
     # contributions add up to score - (mu + b_i); parts add up to the fold-in
     np.testing.assert_allclose(contrib.sum(axis=1), scores - m.mu - m.movie_bias[targets], atol=1e-4)
     np.testing.assert_allclose(parts.sum(axis=0), np.r_[v.bias, v.vector], atol=1e-5)
     cfg = m.config
     # the factor penalty of a row with n ratings: reg * n ** reg_exponent (weighted-lambda) or reg
     lam = cfg["reg"] * len(rated) ** cfg.get("reg_exponent", 1.0) if cfg["weighted_reg"] else cfg["reg"]
-    ref, z = naive_explain(m.item_factors, m.movie_bias, m.mu, rated, values, targets, lam, cfg["reg_bias"], False)
+    ref, z = naive_explain(m.effective_movie_factors, m.movie_bias, m.mu, rated, values, targets, lam, cfg["reg_bias"], False)
     np.testing.assert_allclose(contrib, ref, atol=1e-4)
     np.testing.assert_allclose(z, np.r_[v.bias, v.vector], atol=1e-4)
 
@@ -166,7 +163,7 @@ def test_existing_user_excludes_everything_they_rated(rec, small_dataset):
     assert not listed & train_only and listed & (seen_all - train_only)
     # the ranking is the stored user vector's prediction
     m = rec.model
-    pred = m.predict(float(m.user_bias[u]), m.user_factors[u])
+    pred = m.score_movies(float(m.user_bias[u]), m.user_factors[u])
     top = res.table["movieId"].to_list()[:5]
     np.testing.assert_allclose(res.table["score"].to_numpy()[:5], pred[[rec.movie(str(i)) for i in top]], atol=1e-3)
 
@@ -183,7 +180,7 @@ def test_group_is_ranked_by_the_least_satisfied_member(rec, small_dataset):
     res = rec.recommend_group(ids, n=15)
     assert any("least misery" in n for n in res.notes)
     m = rec.model
-    preds = np.stack([m.predict(float(m.user_bias[u]), m.user_factors[u]) for u in (3, 4)])
+    preds = np.stack([m.score_movies(float(m.user_bias[u]), m.user_factors[u]) for u in (3, 4)])
     group = preds.min(axis=0)
     seen = set(rec._seen(3, "all")[0].tolist()) | set(rec._seen(4, "all")[0].tolist())
     eligible = np.array([i for i in range(m.n_movies) if i not in seen])
@@ -197,7 +194,6 @@ def test_group_is_ranked_by_the_least_satisfied_member(rec, small_dataset):
 
 def test_similar_is_cosine_of_the_effective_movie_factors(rec, exp, runs):
     from mfrec import load_experiment
-    from mfrec.inference import recommender
 
     target = 7
     res = rec.similar(str(rec.movie_id_array[target]), n=5)
@@ -208,7 +204,7 @@ def test_similar_is_cosine_of_the_effective_movie_factors(rec, exp, runs):
     assert [rec.movie(str(i)) for i in res.table["movieId"].to_list()] == expected.tolist()
     np.testing.assert_allclose(res.table["score"].to_numpy(), cos[expected], atol=1e-3)
     with pytest.raises(ModelError, match="bias-only"):
-        recommender(load_experiment(runs["bias"])).similar("1")
+        load_experiment(runs["bias"]).recommender.similar("1")
 
 
 def test_filters_genre_and_years(rec, small_dataset):

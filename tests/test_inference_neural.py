@@ -36,14 +36,12 @@ def tiny_dataset(root):
 def train_runs(dataset, root, models, finished=True):
     """Train each model into ``root/<model>-...``; returns {model: run folder}. With ``finished``, the
     summaries' finish times are set one second apart in the order given (the latest-run tests need it)."""
-    from mfrec.experiments import Run
-    from mfrec.neural import train_neural
+    from mfrec.training import train_run
 
     torch.set_num_threads(1)
     out = {}
     for i, model in enumerate(models):
-        run = Run.create(model, root)
-        train_neural(dataset, model, {**OPTIONS[model], "seed": 1, "progress": False}, run)
+        run, _ = train_run(dataset, model, {**OPTIONS[model], "seed": 1}, root=root, name=model)
         if finished:
             f = run.path / "summary.json"
             s = json.loads(f.read_text())

@@ -1,11 +1,18 @@
-"""The contract every ALS model keeps, as a mixin each model's test class inherits (bias, mf, mf-genre).
+"""The contract every model kind keeps, as a mixin each kind's test class inherits.
 
-A run trained through the real command, loaded back with ``load_experiment``: the model file round-trips
-bit-exactly, a new user is folded in by exactly the training user step, unknown ids raise, the same
-seed gives the same model, and the movies a made-up user gave never come back as recommendations.
+A run trained through the real command (``Main.py``), loaded back with ``load_experiment``: the model
+file round-trips bit-exactly through the one loader, a new user is folded in exactly as the NumPy
+reference in tests/naive.py computes it (the effective movie factors rebuilt from the genre lists,
+the ridge solved densely with the penalties the run's config.json states), unknown ids raise, the
+same seed gives the same model, and the movies a made-up user gave never come back.
+
+ALS models (bias, mf, mf-genre) and the neural models that export factors (neumf, genre-embedding)
+all inherit it.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -13,8 +20,8 @@ from click.testing import CliRunner
 
 import mfrec
 from mfrec.errors import MfrecError
-from mfrec.kernels.als import solve_rows
-from mfrec.models.als import ALSModel
+from mfrec.models.factor import FactorModel
+from naive import naive_effective_movie_factors, naive_fold_in
 
 
 class ModelContract:
@@ -33,29 +40,36 @@ class ModelContract:
         (path,) = [p for p in root.iterdir() if p.is_dir()]
         return mfrec.load_experiment(path)
 
+    def expected_penalties(self, config: dict, model: FactorModel) -> tuple[float, float, bool, float]:
+        """(reg, reg_bias, weighted, reg_exponent) of the user half-step, from the run's config.json."""
+        return (config["reg"], config["reg_bias"], config["weighted_reg"], config["reg_exponent"])
+
     def test_model_file_round_trips_bit_exactly(self, run, tmp_path):
-        model = run.model
-        again = ALSModel.load(model.save(tmp_path / "again.npz"))
-        for key in ("user_bias", "movie_bias", "user_factors", "movie_factors", "genre_factors", "user_ids", "movie_ids"):
+        model = run.factors
+        again = FactorModel.load(model.save(tmp_path / "again.npz"))
+        for key in ("user_bias", "movie_bias", "user_factors", "movie_factors", "genre_factors", "user_ids", "movie_ids",
+                    "effective_movie_factors"):
             a, b = getattr(model, key), getattr(again, key)
             assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), key
         assert again.mu == model.mu and again.config == model.config
         test = run.dataset.test
         assert model.predict(test.user, test.movie).tobytes() == again.predict(test.user, test.movie).tobytes()
 
-    def test_fold_in_is_the_training_user_step(self, run):
-        ds, model = run.dataset, run.model
+    def test_fold_in_matches_the_naive_reference(self, run):
+        ds, model = run.dataset, run.factors
         csr = ds.train_by_user
         u = int(np.argmax(np.diff(csr.indptr)))  # the most active user
-        sl = slice(csr.indptr[u], csr.indptr[u + 1])
-        ratings = {int(ds.movie_ids.ids[m]): float(r) for m, r in zip(csr.indices[sl], csr.values[sl])}
-        folded = run.fold_in(ratings)
-        c = model.config
-        factors, bias = solve_rows(csr.indptr, csr.indices, csr.values, model.effective_movie_factors, model.movie_bias,
-                                   model.mu, reg=c.reg, reg_bias=c.reg_bias, weighted=c.weighted_reg,
-                                   reg_exponent=c.reg_exponent)
-        np.testing.assert_allclose(folded.bias, bias[u], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(folded.vector, factors[u], rtol=1e-4, atol=1e-5)
+        movies, ratings = csr.indices[csr.indptr[u]:csr.indptr[u + 1]], csr.values[csr.indptr[u]:csr.indptr[u + 1]]
+        folded = run.fold_in({int(ds.movie_ids.ids[m]): float(r) for m, r in zip(movies, ratings)})
+
+        g = ds.movie_genres
+        genre_lists = [list(g.indices[g.indptr[i]:g.indptr[i + 1]]) for i in range(ds.n_movies)]
+        eff = naive_effective_movie_factors(model.movie_factors, model.genre_factors, genre_lists)
+        config = json.loads((run.path / "config.json").read_text())
+        reg, reg_bias, weighted, exponent = self.expected_penalties(config, model)
+        bias, vector = naive_fold_in(movies, ratings, model.mu, model.movie_bias, eff, reg, reg_bias, weighted, exponent)
+        np.testing.assert_allclose(folded.bias, bias, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(folded.vector, vector, rtol=1e-3, atol=1e-4)
 
     def test_unknown_ids_raise_instead_of_guessing(self, run):
         with pytest.raises(MfrecError, match="999999"):
@@ -63,10 +77,15 @@ class ModelContract:
         with pytest.raises(MfrecError, match="999999"):
             run.recommend(ratings={999_999: 4.0})
 
-    def test_same_seed_same_model(self, run):
-        again = mfrec.train(run.dataset, {k: v for k, v in run.model.config.to_dict().items() if k != "rating_scale"})
+    def test_same_seed_same_model(self, run, tmp_path):
+        from mfrec.training import train_run
+
+        config = json.loads((run.path / "config.json").read_text())
+        options = {k: v for k, v in config.items() if k not in ("model", "dataset", "data_path", "device")}
+        again, _ = train_run(run.dataset, self.model, options, root=tmp_path)
+        first, second = run.factors, FactorModel.load(again.path)
         for key in ("user_bias", "movie_bias", "user_factors", "movie_factors", "genre_factors"):
-            np.testing.assert_array_equal(getattr(again, key), getattr(run.model, key), err_msg=key)
+            np.testing.assert_array_equal(getattr(second, key), getattr(first, key), err_msg=key)
 
     def test_given_movies_are_never_recommended_back(self, run):
         ids = [int(x) for x in run.dataset.movie_ids.ids[:5]]
@@ -88,3 +107,40 @@ class TestMfContract(ModelContract):
 class TestMfGenreContract(ModelContract):
     model = "mf-genre"
     options = ("--factors", "6")
+
+
+class NeuralExportContract(ModelContract):
+    """neumf and genre-embedding runs export factors.npz; their fold-in is the ridge their loss amounts
+    to: reg x n on the factors (exponent 1), the bias held at zero when the model has no biases."""
+
+    options = ("--factors", "6", "--batch-size", "256", "--set", "genre_epochs=2")
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def run(cls, small_dataset, tmp_path_factory):
+        pytest.importorskip("torch", reason='the neural models need the torch extra: pip install -e ".[torch]"')
+        from mfrec.cli.train import train
+
+        root = tmp_path_factory.mktemp(f"runs-{cls.model}")
+        options = [o for o in cls.options]
+        if cls.model != "genre-embedding":
+            options = options[:4]
+        res = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", cls.model, "--epochs", "2",
+                                         "--patience", "0", "--root", str(root), "--quiet", *options])
+        assert res.exit_code == 0, res.output
+        (path,) = [p for p in root.iterdir() if p.is_dir()]
+        return mfrec.load_experiment(path)
+
+    def expected_penalties(self, config: dict, model: FactorModel) -> tuple[float, float, bool, float]:
+        has_bias = bool(np.any(model.user_bias) or np.any(model.movie_bias))
+        return (config["reg"], 1.0 if has_bias else 1e6, True, 1.0)
+
+
+@pytest.mark.torch
+class TestNeumfContract(NeuralExportContract):
+    model = "neumf"
+
+
+@pytest.mark.torch
+class TestGenreEmbeddingContract(NeuralExportContract):
+    model = "genre-embedding"

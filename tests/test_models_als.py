@@ -12,7 +12,7 @@ import pytest
 
 import mfrec
 from mfrec.errors import ModelError
-from mfrec.models import ALSConfig, ALSModel, NonFiniteFactorsError, ThreadOversubscriptionWarning, check_threads
+from mfrec.models import ALSConfig, FactorModel, NonFiniteFactorsError, ThreadOversubscriptionWarning, check_threads
 
 
 @pytest.fixture(scope="module")
@@ -127,12 +127,12 @@ def test_save_load_round_trip_bit_exact(small_dataset, tmp_path):
     model = mfrec.train(small_dataset, {"model": "mf-genre", "factors": 5, "epochs": 2})
     path = model.save(tmp_path / "model.npz")
     with np.load(path, allow_pickle=False) as z:
-        assert set(z.files) == set(mfrec.models.NPZ_KEYS)
+        assert set(z.files) == set(mfrec.models.NPZ_KEYS) | {"format_version"}
         assert z["mu"].shape == () and z["mu"].dtype == np.float32
         assert z["user_ids"].dtype == np.int64 and z["config_json"].shape == ()
         cfg = json.loads(str(z["config_json"]))
     assert cfg["model"] == "mf-genre" and cfg["rating_scale"] == list(small_dataset.rating_scale)
-    loaded = ALSModel.load(path)
+    loaded = FactorModel.load(path)
     assert loaded.config == model.config and loaded.mu == model.mu
     for key in ("user_bias", "movie_bias", "user_factors", "movie_factors", "genre_factors", "genre_indptr",
                 "genre_indices", "user_ids", "movie_ids"):
@@ -145,7 +145,7 @@ def test_save_load_round_trip_bit_exact(small_dataset, tmp_path):
 
 def test_bias_model_round_trip_has_empty_genres(small_dataset, tmp_path):
     model = mfrec.train(small_dataset, "bias")
-    loaded = ALSModel.load(model.save(tmp_path / "b.npz"))
+    loaded = FactorModel.load(model.save(tmp_path / "b.npz"))
     assert loaded.k == 0 and loaded.genre_factors.shape == (0, 0)
     np.testing.assert_array_equal(loaded.movie_bias, model.movie_bias)
 
@@ -153,10 +153,10 @@ def test_bias_model_round_trip_has_empty_genres(small_dataset, tmp_path):
 def test_load_rejects_bad_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ModelError, match="junk.npz"):
-        ALSModel.load(tmp_path / "junk.npz")
+        FactorModel.load(tmp_path / "junk.npz")
     np.savez(tmp_path / "partial.npz", mu=np.float32(3))
-    with pytest.raises(ModelError, match="missing"):
-        ALSModel.load(tmp_path / "partial.npz")
+    with pytest.raises(ModelError, match="lacks"):
+        FactorModel.load(tmp_path / "partial.npz")
 
 
 def test_fold_in_matches_training_half_step(small_dataset):
@@ -166,10 +166,10 @@ def test_fold_in_matches_training_half_step(small_dataset):
     sl = slice(csr.indptr[u], csr.indptr[u + 1])
     from mfrec.kernels.als import solve_rows
 
-    c = model.config
+    c = model.als_config
     f, b = solve_rows(csr.indptr, csr.indices, csr.values, model.effective_movie_factors, model.movie_bias, model.mu,
                       reg=c.reg, reg_bias=c.reg_bias, weighted=c.weighted_reg, reg_exponent=c.reg_exponent)
-    bias, factors = model.solve_user(csr.indices[sl], csr.values[sl])
+    bias, factors = model.fold_in_user(csr.indices[sl], csr.values[sl])
     np.testing.assert_array_equal(factors, f[u])
     assert bias == b[u]
 

@@ -28,19 +28,21 @@ def test_missing_torch_names_the_install_command(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
     with pytest.raises(neural.TorchMissingError, match=r'pip install -e "\.\[torch\]"'):
-        neural.train_neural(None, "neumf", {}, None)
+        neural.resolve(None, "neumf", {})
     with pytest.raises(ImportError, match="torch"):
         neural.load_model("anything")
 
 
 def test_unknown_model_is_a_clear_error():
-    from mfrec.neural import extra_columns, train_neural
+    from mfrec.neural import extra_columns, resolve
 
     with pytest.raises(MfrecError, match="unknown neural model 'nope'"):
-        train_neural(None, "nope", {}, None)
+        resolve(None, "nope", {})
     with pytest.raises(MfrecError, match="choose one of"):
         extra_columns("nope")
 
+
+from mfrec.training import train_run  # noqa: E402
 
 torch = pytest.importorskip("torch", reason='the neural baselines need the torch extra: pip install -e ".[torch]"')
 torch.set_num_threads(1)
@@ -58,12 +60,6 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("td")
     out, _ = prepare(raw, SplitSpec("user-last", holdout=3, val_fraction=0.1, seed=1), name="tiny", root=root)
     return load(out)
-
-
-def _run(tmp_path, name):
-    from mfrec.experiments import Run
-
-    return Run.create(name, tmp_path / "Experiments_")
 
 
 def _metrics(run):
@@ -94,11 +90,9 @@ def _check_folder(run, summary, model):
 def test_rating_models_learn_save_and_reload(tiny, tmp_path, model):
     from mfrec.evaluation.protocols import rating_protocol
     from mfrec import load_experiment
-    from mfrec.neural import train_neural
 
-    run = _run(tmp_path, model)
     opts = {"epochs": 6, "factors": 8, "lr": 0.02, "batch_size": 128, "seed": 3, "progress": False, "genre_epochs": 5}
-    summary = train_neural(tiny, model, opts, run)
+    run, summary = train_run(tiny, model, opts, root=tmp_path / "Experiments_")
     _check_folder(run, summary, model)
     m = _metrics(run)
     stage2 = m.filter(m["epoch"].cast(int) > 0)
@@ -136,11 +130,10 @@ def test_genre_negatives_are_never_positives(tiny):
 
 def test_sequential_learns_and_reloads(tiny, tmp_path):
     from mfrec.evaluation.protocols import ranking_protocol
-    from mfrec.neural import load_model, train_neural
+    from mfrec.neural import load_model
 
-    run = _run(tmp_path, "seq")
-    summary = train_neural(tiny, "sequential", {"epochs": 5, "factors": 16, "lr": 0.02, "batch_size": 256, "seed": 1,
-                                                "progress": False, "min_length": 3}, run)
+    run, summary = train_run(tiny, "sequential", {"epochs": 5, "factors": 16, "lr": 0.02, "batch_size": 256, "seed": 1,
+                                                "progress": False, "min_length": 3}, root=tmp_path / "Experiments_")
     _check_folder(run, summary, "sequential")
     m = _metrics(run)
     losses = _floats(m["train_loss"])
@@ -179,11 +172,10 @@ def test_sequential_prefix_means_and_masks():
 
 def test_attention_learns_reloads_and_is_symmetric(tiny, tmp_path):
     from mfrec.evaluation.protocols import rating_protocol
-    from mfrec.neural import load_model, train_neural
+    from mfrec.neural import load_model
 
-    run = _run(tmp_path, "att")
-    summary = train_neural(tiny, "attention", {"epochs": 4, "factors": 8, "heads": 2, "hidden": 16, "lr": 0.01,
-                                               "batch_size": 128, "seed": 2, "progress": False}, run)
+    run, summary = train_run(tiny, "attention", {"epochs": 4, "factors": 8, "heads": 2, "hidden": 16, "lr": 0.01,
+                                               "batch_size": 128, "seed": 2, "progress": False}, root=tmp_path / "Experiments_")
     _check_folder(run, summary, "attention")
     losses = _floats(_metrics(run)["train_loss"])
     assert losses[-1] < losses[0]
@@ -252,14 +244,13 @@ def test_attention_windows_never_contain_the_target(tiny):
 
 
 def test_device_cuda_without_gpu_is_a_clear_error(tiny, tmp_path):
-    from mfrec.neural import train_neural
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
-    run = _run(tmp_path, "cuda")
     with pytest.raises(MfrecError, match="--device cuda"):
-        train_neural(tiny, "neumf", {"device": "cuda", "epochs": 1, "progress": False}, run)
-    assert json.loads((run.path / "summary.json").read_text())["status"] == "failed"
+        train_run(tiny, "neumf", {"device": "cuda", "epochs": 1, "progress": False}, root=tmp_path)
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
 
 
 def test_main_py_trains_a_neural_model(tiny, tmp_path):
@@ -282,7 +273,7 @@ def test_attention_uses_imdb_runtime_and_directors(tiny, tmp_path):
     import polars as pl
 
     from mfrec.data import load
-    from mfrec.neural import load_model, train_neural
+    from mfrec.neural import load_model
     from mfrec.neural.attention import movie_features
 
     folder = tmp_path / "tiny-imdb"
@@ -298,9 +289,8 @@ def test_attention_uses_imdb_runtime_and_directors(tiny, tmp_path):
     assert f["imdb"] and f["n_directors"] == 3  # Ann, Bob + the unknown code 0
     assert f["runtime"][0].tolist() == [0.0, 0.0] and f["runtime"][1, 1] == 1.0  # movie 0: runtime unknown
     assert f["director"][1] != f["director"][2] and f["director"][0] == 0  # movie 0 has no director
-    run = _run(tmp_path, "att-imdb")
-    summary = train_neural(ds, "attention", {"epochs": 2, "factors": 8, "heads": 2, "hidden": 16, "batch_size": 128,
-                                             "progress": False}, run)
+    run, summary = train_run(ds, "attention", {"epochs": 2, "factors": 8, "heads": 2, "hidden": 16, "batch_size": 128,
+                                             "progress": False}, root=tmp_path / "Experiments_")
     assert summary["imdb_features"] is True
     loaded = load_model(run.path)
     assert loaded.module.imdb and loaded.predict([0], [1]).shape == (1,)

@@ -33,22 +33,6 @@ def test_pca_2d_matches_the_covariance_eigenvectors():
         R.pca_2d(np.zeros((0, 3)))
 
 
-def test_effective_movie_factors_add_the_scaled_genre_sum():
-    rng = np.random.default_rng(1)
-    q = rng.normal(size=(4, 3)).astype(np.float32)
-    y = rng.normal(size=(3, 3)).astype(np.float32)
-    indptr = np.array([0, 2, 3, 3, 6])
-    indices = np.array([0, 2, 1, 0, 1, 2])
-    arrays = {"movie_factors": q, "genre_factors": y, "genre_indptr": indptr, "genre_indices": indices}
-    out = R.effective_movie_factors(arrays)
-    for m in range(4):
-        gs = indices[indptr[m]:indptr[m + 1]]
-        ref = q[m].astype(np.float64) + (y[gs].sum(axis=0) / np.sqrt(len(gs)) if len(gs) else 0.0)
-        np.testing.assert_allclose(out[m], ref, rtol=1e-6, atol=1e-6)
-    no_genre = R.effective_movie_factors({**arrays, "genre_factors": np.zeros((0, 3), np.float32)})
-    np.testing.assert_array_equal(no_genre, q)
-
-
 def test_mapped_movies_and_label_choice():
     counts = np.array([0, 50, 3, 25, 100, 19, 20])
     keep = R.mapped_movies(counts, min_ratings=20, max_movies=10)
@@ -107,8 +91,10 @@ def test_movie_map_labels_the_most_rated_titles_without_overlap(genre_run, small
     from mfrec.plots.labels import overlapping_pairs
     from mfrec.plots.run import movie_map_figure
 
-    arrays = R.load_arrays(genre_run)
-    path, labels = movie_map_figure(arrays, small_dataset, tmp_path / "map.png", "x", return_labels=True,
+    from mfrec.models.factor import FactorModel
+
+    q = FactorModel.load(genre_run).effective_movie_factors
+    path, labels = movie_map_figure(q, small_dataset, tmp_path / "map.png", "x", return_labels=True,
                                     n_labels=8)
     assert_png(path)
     counts = np.diff(small_dataset.train_by_movie.indptr)
@@ -153,7 +139,12 @@ def test_plot_cli_errors_are_one_sentence(small_dataset, tmp_path):
     res = CliRunner().invoke(plot, ["-e", "nothing-here", "--root", str(tmp_path)])
     assert res.exit_code == 2 and "no experiment 'nothing-here'" in res.output and "Traceback" not in res.output
     run = make_run(tmp_path, small_dataset, name="mf-y", model="mf", k=3)
-    np.savez(run / "model.npz", **{**R.load_arrays(run), "movie_factors": np.zeros((5, 3), np.float32)})
+    from mfrec.models.factor import FactorModel
+
+    arrays = FactorModel.load(run).arrays()  # a model of 5 movies: whole, but for other data
+    arrays.update(movie_factors=np.zeros((5, 3), np.float32), movie_bias=np.zeros(5, np.float32),
+                  movie_ids=np.arange(5), genre_factors=np.zeros((0, 3), np.float32))
+    np.savez(run / "model.npz", **arrays)
     res = CliRunner().invoke(plot, ["-e", str(run)])
     assert res.exit_code == 2 and "trained on other data" in res.output
     (run / "model.npz").write_bytes(b"not a zip")
