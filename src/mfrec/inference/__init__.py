@@ -10,7 +10,8 @@
   attention runs get the narrower recommenders of ``mfrec.inference.neural``.
 - ``fold_in.fold_in_rows`` / ``fold_in.explain_contributions``: the model's own ALS user half-step on
   new rows, and the exact per-rating decomposition of the resulting scores.
-- ``topk.topk_rows`` / ``topk.recommend_all``: the Numba top-k kernel, one user or all of them.
+- ``topk.recommend_all``: top-k for every user of a model, BLAS-scored blocks through the one
+  Numba top-k kernel (``mfrec.kernels.topk.topk_rows``, which also serves one user's request).
 """
 
 from __future__ import annotations

@@ -137,6 +137,6 @@ class FactorModel:
         """Predicted rating of every movie for one user (bias + factors)."""
         if self.k == 0:
             return (self.movie_bias + np.float32(self.mu + user_bias)).astype(np.float32)
-        from mfrec.inference.topk import score_one
+        from mfrec.kernels.topk import score_one
 
         return score_one(self.item_factors, user_vector, self.movie_bias, self.mu + user_bias)
