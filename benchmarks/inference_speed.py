@@ -61,7 +61,7 @@ def build_model(n_users: int, n_movies: int, k: int, n_genres: int, seed: int):
 def one_user(model, movies: np.ndarray, ratings: np.ndarray, n: int = 10):
     """What Recommender.recommend computes before building its table."""
     from mfrec.inference.foldin import fold_in_rows
-    from mfrec.inference.topk import topk_rows
+    from mfrec.kernels.topk import topk_rows
 
     bias, vec = fold_in_rows(model, np.array([0, len(movies)], np.int64), movies, ratings)
     scores = model.predict(float(bias[0]), vec[0])

@@ -1,7 +1,7 @@
 """Slow, obviously-correct NumPy references that the Numba kernels are checked against."""
 
 
-# -- ranking metrics: obviously-correct references for mfrec.evaluation.ranking --------
+# -- ranking: references for mfrec.evaluation.ranking.top_k and mfrec.kernels.ranking --
 def naive_top_k(scores, excluded_per_row, k):
     """Top-k per row by a full stable sort: score descending, movie index ascending on ties; -1 pads."""
     import numpy as np
@@ -35,7 +35,7 @@ def naive_user_metrics(topk, targets, history, movie_genres):
     return np.array(rows, dtype=np.float64).reshape(-1, 5)
 
 
-# -- inference: references for mfrec.inference.topk and the explanation decomposition --
+# -- top-k: references for mfrec.kernels.topk, and the explanation decomposition --------
 def naive_topk_filtered(scores, row_bias, col_bias, allowed, excluded_per_row, k):
     """(indices, scores) of the k best allowed, non-excluded columns of scores + row_bias + col_bias
     per row, by a full sort (score descending, index ascending on ties); -1 / NaN pad."""
@@ -175,7 +175,7 @@ def naive_predict(users, movies, mu, user_bias, movie_bias, P, Qeff, scale=None)
     return np.clip(p, *scale) if scale is not None else p
 
 
-# -- data pipeline: references for mfrec.data._kernels -----------------------------------
+# -- data pipeline: references for mfrec.kernels.parse and mfrec.kernels.sort ----------
 def naive_parse_ratings(text, sep):
     """(user, movie, rating, timestamp) lists from lines of four numbers split by ``sep``."""
     rows = [line.rstrip("\r").split(sep) for line in text.rstrip("\r\n").split("\n")]
@@ -214,3 +214,25 @@ def naive_min_counts(pairs, min_user, min_movie):
         if len(kept) == len(pairs):
             return kept
         pairs = kept
+
+
+# -- CSR: references for mfrec.kernels.csr --------------------------------------------------
+def naive_csr_from_pairs(rows, cols, n_rows):
+    """(indptr, indices) built row by row from Python lists: each row's columns in their given order."""
+    per_row = [[] for _ in range(n_rows)]
+    for r, c in zip(rows, cols):
+        per_row[int(r)].append(int(c))
+    return naive_csr_of_lists(per_row)
+
+
+def naive_csr_rows(indptr, indices, rows):
+    """(indptr, indices) of the CSR made of rows ``rows`` of (indptr, indices), one list per row."""
+    return naive_csr_of_lists([list(indices[indptr[r]:indptr[r + 1]]) for r in rows])
+
+
+def naive_csr_of_lists(lists):
+    """(indptr int64, indices int32) of a CSR whose row i holds the entries of lists[i]."""
+    import numpy as np
+
+    indptr = np.array([0] + [sum(len(x) for x in lists[: i + 1]) for i in range(len(lists))], np.int64)
+    return indptr, np.array([c for x in lists for c in x], dtype=np.int32)

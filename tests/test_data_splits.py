@@ -88,7 +88,6 @@ def test_counting_sort_partition_and_bad_rating_match_references():
     want_ptr, want_order = naive_counting_sort(keys, 11)
     np.testing.assert_array_equal(indptr, want_ptr)
     np.testing.assert_array_equal(order, want_order)
-    np.testing.assert_array_equal(K._rows_of(indptr), np.repeat(np.arange(11), np.diff(indptr)))
     codes = rng.integers(0, 3, 200).astype(np.int8)
     rows = rng.permutation(200).astype(np.int64)
     src = [np.arange(200, dtype=np.int32), np.arange(200, dtype=np.int32) * 2, np.arange(200, dtype=np.int64) * 3,
@@ -185,21 +184,6 @@ def test_filters_through_prepare_and_unknown_movie(tmp_path):
     with pytest.raises(DataError, match="movie id 7 is not in the movies file"):
         prepare(bad, SplitSpec("none"), name="h", root=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
-
-
-@pytest.mark.nojit
-@pytest.mark.parametrize("n_blocks", [1, 3, 8])
-def test_transpose_matches_a_stable_argsort(n_blocks):
-    rng = np.random.default_rng(4)
-    rows = np.sort(rng.integers(0, 30, 500)).astype(np.int32)
-    cols = rng.integers(0, 17, 500).astype(np.int32)
-    vals = rng.random(500).astype(np.float32)
-    r, v = np.empty(500, np.int32), np.empty(500, np.float32)
-    indptr = K._transpose(rows, cols, vals, 20, n_blocks, r, v)  # columns 17..19 stay empty
-    want_ptr, order = naive_counting_sort(cols, 20)
-    np.testing.assert_array_equal(indptr, want_ptr)
-    np.testing.assert_array_equal(r, rows[order])
-    np.testing.assert_array_equal(v, vals[order])
 
 
 def test_dense_index_by_table_and_for_huge_or_negative_ids():

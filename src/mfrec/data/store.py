@@ -281,26 +281,6 @@ def read_parquet(f: Path):
 
 
 # -- writing -----------------------------------------------------------------------------------
-def csr_from_rows(rows: np.ndarray, n_rows: int) -> np.ndarray:
-    """indptr of a CSR whose entries are already grouped by row (rows sorted ascending)."""
-    counts = np.bincount(rows, minlength=n_rows)
-    indptr = np.zeros(n_rows + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return indptr
-
-
-def transpose_csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_cols: int):
-    """Regroup entries by column with a stable counting sort: (indptr, row_indices, values)."""
-    from mfrec.data import _kernels as K
-
-    cols = np.ascontiguousarray(cols)
-    if len(cols) and (int(cols.min()) < 0 or int(cols.max()) >= n_cols):
-        raise DataError(f"column index out of range 0..{n_cols - 1}")
-    values = np.ascontiguousarray(values)
-    out_rows = np.empty(len(cols), np.int32)
-    out_values = np.empty(len(cols), values.dtype)
-    indptr = K._transpose(np.ascontiguousarray(rows, dtype=np.int32), cols, values, n_cols, 8, out_rows, out_values)
-    return indptr, out_rows, out_values
 
 
 def write_dataset(
@@ -346,6 +326,8 @@ def write_dataset(
         }
         a, b = offsets["train"]
         tu, tm, tr = arrays["user"][a:b], arrays["movie"][a:b], arrays["rating"][a:b]
+        from mfrec.kernels.csr import csr_from_rows, transpose_csr
+
         arrays["train_user_indptr"] = csr_from_rows(tu, n_users)
         mptr, muser, mrating = transpose_csr(tu, tm, tr, n_movies)
         arrays["train_movie_indptr"], arrays["train_movie_user"], arrays["train_movie_rating"] = mptr, muser, mrating

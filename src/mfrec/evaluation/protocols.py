@@ -19,7 +19,8 @@ from typing import Any, Callable
 import numpy as np
 
 from mfrec.errors import DataError, ModelError
-from mfrec.evaluation.ranking import DEFAULT_K, csr_from_pairs, evaluate_ranking
+from mfrec.evaluation.ranking import DEFAULT_K, evaluate_ranking
+from mfrec.kernels.csr import csr_from_pairs
 
 RANKING_SPLIT = "user-last"
 

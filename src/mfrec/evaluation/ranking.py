@@ -19,82 +19,24 @@ the metrics (all means over the users with at least one target) are
   ``H_u`` is u's input history (the excluded movies ``E_u``: what the model was given about u).
   A user for whom both genre sets are empty scores 0.
 
-The top-k selection is the package's one Numba top-k kernel (``mfrec.inference.topk``, parallel over
+The top-k selection is the package's one Numba top-k kernel (``mfrec.kernels.topk``, parallel over
 score rows, each row writing its own output row), the same one behind recommendations; the metrics
-are a Numba kernel here. ``tests/naive.py`` holds the NumPy references both are checked against.
+are the Numba kernel ``mfrec.kernels.ranking.user_metrics``. ``tests/naive.py`` holds the NumPy
+references both are checked against.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from mfrec.errors import MfrecError, ModelError
-from mfrec.inference.topk import topk_rows
+from mfrec.kernels.csr import check_csr, csr_rows
+from mfrec.kernels.ranking import user_metrics
+from mfrec.kernels.topk import topk_rows
 
 DEFAULT_K = 10
-
-
-# -- kernels -------------------------------------------------------------------------------------
-@numba.njit(cache=True, parallel=True)
-def _user_metrics_kernel(topk, rows, tgt_indptr, tgt_indices, hist_indptr, hist_indices,
-                         genre_indptr, genre_indices, n_genres, out):
-    """Per evaluated user: out[i] = (hit, ndcg, recall, genre jaccard, n_targets)."""
-    n, k = topk.shape
-    n_movies = len(genre_indptr) - 1
-    for i in numba.prange(n):
-        r = rows[i]
-        t0, t1 = tgt_indptr[r], tgt_indptr[r + 1]
-        n_t = t1 - t0
-        is_target = np.zeros(n_movies, np.bool_)
-        for p in range(t0, t1):
-            is_target[tgt_indices[p]] = True
-        hits = 0
-        dcg = 0.0
-        for j in range(k):
-            m = topk[i, j]
-            if m >= 0 and is_target[m]:
-                hits += 1
-                dcg += 1.0 / np.log2(j + 2.0)
-        idcg = 0.0
-        for j in range(min(n_t, k)):
-            idcg += 1.0 / np.log2(j + 2.0)
-        hist_g = np.zeros(n_genres, np.bool_)
-        rec_g = np.zeros(n_genres, np.bool_)
-        for p in range(hist_indptr[r], hist_indptr[r + 1]):
-            m = hist_indices[p]
-            for q in range(genre_indptr[m], genre_indptr[m + 1]):
-                hist_g[genre_indices[q]] = True
-        for j in range(k):
-            m = topk[i, j]
-            if m >= 0:
-                for q in range(genre_indptr[m], genre_indptr[m + 1]):
-                    rec_g[genre_indices[q]] = True
-        inter = 0
-        union = 0
-        for g in range(n_genres):
-            if hist_g[g] and rec_g[g]:
-                inter += 1
-            if hist_g[g] or rec_g[g]:
-                union += 1
-        out[i, 0] = 1.0 if hits > 0 else 0.0
-        out[i, 1] = dcg / idcg if idcg > 0 else 0.0
-        out[i, 2] = hits / n_t if n_t > 0 else 0.0
-        out[i, 3] = inter / union if union > 0 else 0.0
-        out[i, 4] = n_t
-
-
-# -- public wrappers -----------------------------------------------------------------------------
-def _check_csr(indptr, indices, n_rows: int, n_cols: int, what: str):
-    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
-    indices = np.ascontiguousarray(indices, dtype=np.int32)
-    if len(indptr) != n_rows + 1 or indptr[0] != 0 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0):
-        raise MfrecError(f"{what}: a CSR with {n_rows} rows needs a non-decreasing indptr of length {n_rows + 1} ending at {len(indices)}")
-    if len(indices) and (indices.min() < 0 or indices.max() >= n_cols):
-        raise MfrecError(f"{what}: movie index {int(indices.max()) if indices.max() >= n_cols else int(indices.min())} is outside 0..{n_cols - 1}")
-    return indptr, indices
 
 
 def top_k(scores: np.ndarray, exclude_indptr: np.ndarray, exclude_indices: np.ndarray, k: int = DEFAULT_K,
@@ -117,42 +59,15 @@ def top_k(scores: np.ndarray, exclude_indptr: np.ndarray, exclude_indices: np.nd
     if len(rows) != n:
         raise MfrecError(f"rows has {len(rows)} entries for {n} score rows")
     n_rows = len(exclude_indptr) - 1
-    indptr, indices = _check_csr(exclude_indptr, exclude_indices, n_rows, n_movies, "exclusions")
+    indptr, indices = check_csr(exclude_indptr, exclude_indices, n_rows, n_movies, "exclusions")
     if n and (rows.min() < 0 or rows.max() >= n_rows):
         raise MfrecError(f"rows must index the {n_rows} exclusion rows")
     # the exclusion lists of the asked-for rows, as a CSR of their own, for the one top-k kernel the
-    # package has (mfrec.inference.topk: also behind recommendations; same tie rule)
-    starts = np.asarray(indptr, np.int64)[rows]
-    lengths = np.asarray(indptr, np.int64)[rows + 1] - starts
-    sub_indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(lengths, out=sub_indptr[1:])
-    gather = np.repeat(starts - sub_indptr[:-1], lengths) + np.arange(sub_indptr[-1], dtype=np.int64)
-    sub_indices = np.asarray(indices, np.int32)[gather]
-    items, best = topk_rows(scores, k, exclude_indptr=sub_indptr, exclude_indices=sub_indices)
+    # package has (mfrec.kernels.topk: also behind recommendations; same tie rule)
+    sub_indptr, positions = csr_rows(indptr, rows)
+    items, best = topk_rows(scores, k, exclude_indptr=sub_indptr, exclude_indices=indices[positions])
     best[items < 0] = -np.inf  # padding: this module's contract is -1 / -inf
     return items, best
-
-
-def user_metrics(topk: np.ndarray, rows: np.ndarray, target_indptr, target_indices, history_indptr,
-                 history_indices, genre_indptr, genre_indices, n_genres: int) -> np.ndarray:
-    """Per-user (hit, ndcg, recall, genre Jaccard, number of targets) for top-k lists ``topk``."""
-    topk = np.ascontiguousarray(topk, dtype=np.int32)
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    n_movies = len(genre_indptr) - 1
-    n_rows = len(target_indptr) - 1
-    tptr, tidx = _check_csr(target_indptr, target_indices, n_rows, n_movies, "targets")
-    hptr, hidx = _check_csr(history_indptr, history_indices, n_rows, n_movies, "history")
-    gptr = np.ascontiguousarray(genre_indptr, dtype=np.int64)
-    gidx = np.ascontiguousarray(genre_indices, dtype=np.int32)
-    if len(gidx) and (gidx.min() < 0 or gidx.max() >= n_genres):
-        raise MfrecError(f"genre index outside 0..{n_genres - 1}")
-    if topk.ndim != 2 or len(topk) != len(rows):
-        raise MfrecError("topk must be (n, k) with one row index per top-k row")
-    if len(topk) and topk.max() >= n_movies:
-        raise MfrecError(f"top-k movie index {int(topk.max())} is outside 0..{n_movies - 1}")
-    out = np.empty((len(topk), 5), np.float64)
-    _user_metrics_kernel(topk, rows, tptr, tidx, hptr, hidx, gptr, gidx, int(max(n_genres, 1)), out)
-    return out
 
 
 @dataclass
@@ -176,16 +91,6 @@ class RankingResult:
             f"genre_consistency@{k}": mean(3),
             "users_evaluated": int(len(pu)),
         }
-
-
-def csr_from_pairs(user: np.ndarray, movie: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indptr, indices) grouping movies by user (stable within a user)."""
-    user = np.asarray(user, dtype=np.int64)
-    order = np.argsort(user, kind="stable")
-    counts = np.bincount(user, minlength=n_users)
-    indptr = np.zeros(n_users + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return indptr, np.asarray(movie, dtype=np.int32)[order]
 
 
 def evaluate_ranking(score_fn, n_movies: int, users: np.ndarray, exclude: tuple, targets: tuple,

@@ -10,7 +10,8 @@
   attention runs get the narrower recommenders of ``mfrec.inference.neural``.
 - New users are folded in by ``FactorModel.fold_in`` (``mfrec.models.factor``), the model's own ALS
   user half-step; ``foldin.explain_contributions`` splits the resulting scores per rating.
-- ``topk.recommend_all``: the Numba top-k kernel (``mfrec.kernels.topk``) over every user.
+- ``topk.recommend_all``: top-k for every user of a model, BLAS-scored blocks through the one
+  Numba top-k kernel (``mfrec.kernels.topk.topk_rows``, which also serves one user's request).
 """
 
 from __future__ import annotations

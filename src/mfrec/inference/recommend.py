@@ -20,7 +20,7 @@ from mfrec.errors import DataError, ModelError, UnknownIdError
 from mfrec.inference.foldin import explain_contributions
 from mfrec.models.factor import NO_BIAS_PENALTY, FactorModel
 from mfrec.inference.titles import TitleIndex
-from mfrec.inference.topk import topk_rows
+from mfrec.kernels.topk import topk_rows
 
 COLUMNS = ("rank", "movieId", "title", "year", "genres", "predicted_rating", "score", "why")
 GROUP_RULE = "least misery: a movie's group score is the lowest predicted rating among the members"
@@ -501,7 +501,7 @@ class Recommender:
 
     def _seen_csr(self, exclude: str) -> tuple[np.ndarray, np.ndarray]:
         """CSR (by user index) of the movies each user rated: in training, or in any split."""
-        from mfrec.data.store import csr_from_rows
+        from mfrec.kernels.csr import csr_from_pairs
 
         if exclude not in ("all", "train"):
             raise DataError(f"exclude must be 'all' or 'train', not {exclude!r}")
@@ -509,9 +509,7 @@ class Recommender:
             csr = self.dataset.train_by_user
             return np.asarray(csr.indptr, np.int64), np.asarray(csr.indices, np.int32)
         r = self.dataset.ratings
-        order = np.argsort(np.asarray(r.user), kind="stable")
-        users = np.asarray(r.user)[order]
-        return csr_from_rows(users, self.model.n_users), np.asarray(r.movie)[order].astype(np.int32)
+        return csr_from_pairs(np.asarray(r.user), np.asarray(r.movie), self.model.n_users)
 
     def _seen(self, u: int, exclude: str) -> tuple[np.ndarray, dict[str, int]]:
         if exclude not in ("all", "train"):

@@ -31,6 +31,7 @@ from numba import njit, prange
 
 from mfrec.errors import ModelError
 from mfrec.kernels._config import FASTMATH
+from mfrec.kernels.csr import csr_rows
 
 SOLVERS = {"cholesky": 0, "cg": 1}
 OK, NOT_POSITIVE_DEFINITE, NOT_FINITE = 0, 1, 2
@@ -364,12 +365,10 @@ def solve_genre_factors(
     if n_sets:
         # positions of the movie-CSR entries, grouped by genre set
         set_movies = np.asarray(set_movies, np.int64)
-        starts, lens = indptr[set_movies], indptr[set_movies + 1] - indptr[set_movies]
-        offsets = np.concatenate([[0], np.cumsum(lens)])
-        pos = np.repeat(starts - offsets[:-1], lens) + np.arange(offsets[-1])
+        offsets, pos = csr_rows(indptr, set_movies)
         bounds = offsets[np.asarray(set_indptr, np.int64)]
         u = np.asarray(users, np.int32)[pos]
-        m = np.repeat(set_movies.astype(np.int32), lens)
+        m = np.repeat(set_movies.astype(np.int32), np.diff(offsets))
         e = np.asarray(ratings, np.float32)[pos] - predict(u, m, mu, np.ascontiguousarray(user_bias, np.float32),
                                                             np.ascontiguousarray(movie_bias, np.float32), P,
                                                             np.ascontiguousarray(movie_factors, np.float32))

@@ -186,7 +186,8 @@ class SequenceModel:
 
 
 def _val_ranking(model: SequenceModel, train_seqs, val_targets, dataset, k=10) -> tuple[float | None, float | None]:
-    from mfrec.evaluation.ranking import csr_from_pairs, evaluate_ranking
+    from mfrec.evaluation.ranking import evaluate_ranking
+    from mfrec.kernels.csr import csr_from_pairs
 
     users = np.array([u for u in range(dataset.n_users) if len(val_targets[u])])
     if len(users) == 0:
