@@ -1,4 +1,4 @@
-"""Splits, de-duplication, min-count filters and the data kernels (checked against tests/naive.py)."""
+"""Splits, de-duplication and min-count filters through prepare (the data kernels: test_kernels_ingest.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mfrec.data import _kernels as K
 from mfrec.data import load
-from mfrec.data.prepare import group_by_user, min_count_mask, prepare
+from mfrec.data.prepare import min_count_mask, prepare
 from mfrec.data.raw import RawData
 from mfrec.data.splits import SplitSpec
-from naive import naive_counting_sort, naive_group_dedupe, naive_min_counts, naive_parse_ratings
+from naive import naive_min_counts
 
 
 def _raw(user, movie, rating, ts, n_movies=None):
@@ -30,78 +29,6 @@ def _triples(ds, split):
     uid, mid = ds.users["userId"].to_numpy(), ds.movies["movieId"].to_numpy()
     s = getattr(ds, split)
     return set(zip(uid[s.user].tolist(), mid[s.movie].tolist(), s.timestamp.tolist()))
-
-
-# -- kernels vs references -----------------------------------------------------------------------
-@pytest.mark.nojit
-@pytest.mark.parametrize("sep", [",", "\t", "::"])
-def test_parser_matches_reference(sep):
-    rng = np.random.default_rng(1)
-    rows = [(int(rng.integers(1, 99999)), int(rng.integers(1, 300000)), float(rng.integers(1, 11)) / 2, int(rng.integers(0, 2**40)))
-            for _ in range(300)]
-    text = "".join(f"{u}{sep}{m}{sep}{r:g}{sep}{t}" + ("\r\n" if i % 7 == 0 else "\n") for i, (u, m, r, t) in enumerate(rows))
-    buf = np.frombuffer(text.encode(), np.uint8)
-    cuts = [0] + [int(K._next_line_start(buf, len(buf) * c // 3, len(buf))) for c in (1, 2)] + [len(buf)]
-    starts, ends = np.array(cuts[:-1], np.int64), np.array(cuts[1:], np.int64)
-    counts = K._count_lines(buf, starts, ends)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    n = int(counts.sum())
-    u, m, t = (np.empty(n, np.int64) for _ in range(3))
-    r = np.empty(n, np.float32)
-    status, bad_line, bad_pos = (np.zeros(3, np.int64) for _ in range(3))
-    b = sep.encode()
-    K._parse_ratings(buf, starts, ends, offsets, b[0], b[1] if len(b) > 1 else 0, len(b), u, m, r, t, status, bad_line, bad_pos)
-    assert status.tolist() == [0, 0, 0]
-    wu, wm, wr, wt = naive_parse_ratings(text, sep)
-    assert u.tolist() == wu and m.tolist() == wm and r.tolist() == wr and t.tolist() == wt
-
-
-@pytest.mark.nojit
-def test_parser_reports_the_first_bad_line_and_field():
-    text = b"1,2,3,4\n5,6,7,8\n9,x,1,2\n3,4,5,6\n"
-    buf = np.frombuffer(text, np.uint8)
-    starts, ends = np.array([0], np.int64), np.array([len(buf)], np.int64)
-    out = [np.empty(4, np.int64), np.empty(4, np.int64), np.empty(4, np.float32), np.empty(4, np.int64)]
-    status, bad_line, bad_pos = (np.zeros(1, np.int64) for _ in range(3))
-    K._parse_ratings(buf, starts, ends, np.zeros(1, np.int64), ord(","), 0, 1, *out, status, bad_line, bad_pos)
-    assert (status[0], bad_line[0], bad_pos[0]) == (K.BAD_MOVIE, 2, 16)
-
-
-@pytest.mark.nojit
-def test_group_dedupe_matches_reference_with_ties_and_duplicates():
-    rng = np.random.default_rng(2)
-    n = 400
-    user = rng.integers(0, 12, n).astype(np.int32)
-    movie = rng.integers(0, 25, n).astype(np.int32)  # many duplicate (user, movie) pairs
-    ts = rng.integers(0, 30, n).astype(np.int64)  # and many equal timestamps
-    order, dropped = group_by_user(user, movie, ts, 12, 25)
-    want, want_dropped = naive_group_dedupe(user.tolist(), movie.tolist(), ts.tolist())
-    assert order.tolist() == want and dropped == want_dropped > 0
-
-
-@pytest.mark.nojit
-def test_counting_sort_partition_and_bad_rating_match_references():
-    rng = np.random.default_rng(3)
-    keys = rng.integers(0, 9, 200).astype(np.int32)
-    order = np.empty(len(keys), np.int64)
-    indptr = K._counting_sort(keys, 11, order)  # two empty keys at the end
-    want_ptr, want_order = naive_counting_sort(keys, 11)
-    np.testing.assert_array_equal(indptr, want_ptr)
-    np.testing.assert_array_equal(order, want_order)
-    codes = rng.integers(0, 3, 200).astype(np.int8)
-    rows = rng.permutation(200).astype(np.int64)
-    src = [np.arange(200, dtype=np.int32), np.arange(200, dtype=np.int32) * 2, np.arange(200, dtype=np.int64) * 3,
-           np.arange(200, dtype=np.float32) / 2]
-    outs = [np.empty_like(a) for a in src]
-    counts = K._partition(codes, rows, *src, *outs)
-    within = np.argsort(codes, kind="stable")
-    for a, o in zip(src, outs):
-        np.testing.assert_array_equal(o, a[rows[within]])
-    np.testing.assert_array_equal(counts, np.bincount(codes, minlength=3))
-    assert K._first_bad_rating(np.array([1, 2.5, 5], np.float32), 0.5, 5.0, 0.5) == -1
-    assert K._first_bad_rating(np.array([1, 2.5, 5.5], np.float32), 0.5, 5.0, 0.5) == 2
-    assert K._first_bad_rating(np.array([1, 2.5, 3], np.float32), 1.0, 5.0, 1.0) == 1
-    assert K._first_bad_rating(np.array([np.nan], np.float32), 1.0, 5.0, 1.0) == 0
 
 
 def test_min_count_filter_iterates_until_stable():

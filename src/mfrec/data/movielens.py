@@ -8,8 +8,9 @@ ml-10m             ``ratings.dat`` (half stars), ``movies.dat``; no users file
 ml-20m ... latest  ``ratings.csv``, ``movies.csv`` (quoted titles, ``|`` genres), no users file
 =================  ==========================================================================
 
-Ratings files go through polars (a 25M-line ``ratings.csv`` takes seconds); the small movie and
-user tables are parsed line by line so every error names its line. Text is read as bytes and
+Ratings files go through the parallel Numba parser ``mfrec.kernels.parse.parse_ratings`` (a
+25M-line ``ratings.csv`` takes seconds) into a polars frame; the small movie and user tables are
+parsed line by line so every error names its line. Text is read as bytes and
 decoded explicitly: UTF-8 where it is valid, ISO-8859-1 for any line that is not (the ml-100k and
 ml-1m files are ISO-8859-1; a stray byte elsewhere never crashes the reader).
 
@@ -490,7 +491,7 @@ def read_ratings(path: Path, label: str, fmt: Format, sep: bytes, header: str | 
     import numpy as np
     import polars as pl
 
-    from mfrec.data import _kernels as K
+    from mfrec.kernels.parse import EMPTY_LINE, first_bad_rating, parse_ratings
 
     try:
         size = path.stat().st_size
@@ -512,34 +513,14 @@ def read_ratings(path: Path, label: str, fmt: Format, sep: bytes, header: str | 
         end -= 1
     if end <= start:
         raise DataError(f"{label} has no ratings" + (" (only the header)" if header else ""))
-    n_chunks = max(1, min(64, (end - start) // (1 << 22)))
-    cuts = [start] + [int(K._next_line_start(buf, start + (end - start) * c // n_chunks, end)) for c in range(1, n_chunks)] + [end]
-    starts = np.array(cuts[:-1], np.int64)
-    ends = np.array(cuts[1:], np.int64)
-    counts = K._count_lines(buf, starts, ends)
-    offsets = np.zeros(len(counts), np.int64)
-    np.cumsum(counts[:-1], out=offsets[1:])
-    n = int(counts.sum())
-    user = np.empty(n, np.int32)
-    movie = np.empty(n, np.int32)
-    rating = np.empty(n, np.float32)
-    ts = np.empty(n, np.int64)
-    status = np.zeros(len(counts), np.int64)
-    bad_line = np.zeros(len(counts), np.int64)
-    bad_pos = np.zeros(len(counts), np.int64)
-    sep0 = sep[0]
-    sep1 = sep[1] if len(sep) > 1 else 0
-    K._parse_ratings(buf, starts, ends, offsets, sep0, sep1, len(sep), user, movie, rating, ts, status, bad_line, bad_pos)
-    failed = np.flatnonzero(status)
-    if len(failed):
-        c = int(failed[0])
-        lineno = skip + int(offsets[c]) + int(bad_line[c]) + 1
-        pos = int(bad_pos[c])
-        stop = int(K._next_line_start(buf, pos, end))
-        text = bytes(buf[pos:min(stop, pos + 100)]).decode("utf-8", "replace").rstrip("\r\n")
-        code = int(status[c])
+    user, movie, rating, ts, failure = parse_ratings(buf, sep, start, end)
+    if failure is not None:
+        lineno = skip + failure.line + 1
+        text = bytes(buf[failure.pos:min(failure.end, failure.pos + 100)]).decode("utf-8", "replace").rstrip("\r\n")
+        code = failure.code
+        n = len(user)
         del buf
-        if code == K.EMPTY_LINE:
+        if code == EMPTY_LINE:
             raise DataError(f"{label} line {lineno} is empty")
         fields = sep.decode().join(["userId", "movieId", "rating", "timestamp"]).replace("\t", "<tab>")
         last = lineno == skip + n
@@ -549,7 +530,7 @@ def read_ratings(path: Path, label: str, fmt: Format, sep: bytes, header: str | 
         )
     del buf
     lo, hi = fmt.scale
-    bad = int(K._first_bad_rating(rating, lo, hi, fmt.step))
+    bad = first_bad_rating(rating, lo, hi, fmt.step)
     if bad >= 0:
         steps = "whole stars" if fmt.step == 1 else "half stars"
         raise DataError(f"{label} line {bad + 1 + skip}: rating {float(rating[bad]):g} is not on the {lo:g}..{hi:g} scale in {steps}")

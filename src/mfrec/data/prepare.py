@@ -33,23 +33,6 @@ def dense_index(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniq.astype(np.int64), inverse.astype(np.int32)
 
 
-def group_by_user(user: np.ndarray, movie: np.ndarray, timestamp: np.ndarray, n_users: int, n_movies: int) -> tuple[np.ndarray, int]:
-    """The order that sorts ratings by (user, timestamp, movie), without the older duplicates.
-
-    Duplicate (user, movie) pairs keep the latest rating (on equal timestamps, the later in file
-    order); returns the order and the number of duplicates dropped.
-    """
-    from mfrec.data import _kernels as K
-
-    order = np.empty(len(user), np.int64)
-    indptr = K._counting_sort(user, n_users, order)
-    keep = np.ones(len(order), np.bool_)
-    dropped = int(K._sort_segments_dedupe(indptr, order, timestamp, movie, n_movies, keep))
-    if dropped:
-        order = order[keep]
-    return order, dropped
-
-
 def min_count_mask(user: np.ndarray, movie: np.ndarray, n_users: int, n_movies: int, min_user: int, min_movie: int) -> tuple[np.ndarray | None, int]:
     """Which ratings survive dropping users and movies with too few, repeated until both limits hold.
 
@@ -74,25 +57,16 @@ def min_count_mask(user: np.ndarray, movie: np.ndarray, n_users: int, n_movies: 
 
 
 def check_scale(raw: RawData) -> None:
-    from mfrec.data import _kernels as K
+    from mfrec.kernels.parse import first_bad_rating
 
     lo, hi = raw.rating_scale
-    r = np.ascontiguousarray(raw.ratings["rating"].to_numpy(), dtype=np.float32)
-    bad = int(K._first_bad_rating(r, lo, hi, raw.rating_step))
+    bad = first_bad_rating(raw.ratings["rating"].to_numpy(), lo, hi, raw.rating_step)
     if bad >= 0:
         first = raw.ratings.row(bad, named=True)
         raise DataError(
             f"{raw.ratings_file}: rating {first['rating']:g} (user {first['userId']}, movie {first['movieId']}) "
             f"is outside the {raw.dataset} scale {lo:g}..{hi:g} in steps of {raw.rating_step:g}"
         )
-
-
-def _gather(src: np.ndarray, order: np.ndarray) -> np.ndarray:
-    from mfrec.data import _kernels as K
-
-    out = np.empty(len(order), src.dtype)
-    K._gather(np.ascontiguousarray(src), order, out)
-    return out
 
 
 def prepare(
@@ -111,6 +85,8 @@ def prepare(
     (ml-100k's u1..ub); it is required for those splits.
     """
     import polars as pl
+
+    from mfrec.kernels.sort import gather, group_by_user, partition
 
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
@@ -175,7 +151,7 @@ def prepare(
         tu = np.minimum(np.searchsorted(user_ids, pu), n_users - 1)
         tm = np.minimum(np.searchsorted(movie_ids, pm), n_movies - 1)
         ok = (user_ids[tu] == pu) & (movie_ids[tm] == pm)
-        keys = _gather(user0, order_rows).astype(np.int64) * n_movies + _gather(movie0, order_rows)
+        keys = gather(user0, order_rows).astype(np.int64) * n_movies + gather(movie0, order_rows)
         codes = np.where(np.isin(keys, tu[ok].astype(np.int64) * n_movies + tm[ok]), np.int8(2), np.int8(0)).astype(np.int8)
         if not ok.all() or int((codes == 2).sum()) != pairs.height:
             raise DataError(f"{split.method}.test has ratings that are not in {raw.ratings_file} (or were filtered out)")
@@ -183,19 +159,13 @@ def prepare(
     elif split.method == "random":
         codes, split_info = make_split(split, np.zeros(0, np.int32), np.zeros(0, np.int64), n_users, n=n)
     else:
-        user_sorted = _gather(user0, order_rows)
-        ts_sorted = _gather(ts_raw, order_rows)
+        user_sorted = gather(user0, order_rows)
+        ts_sorted = gather(ts_raw, order_rows)
         codes, split_info = make_split(split, user_sorted, ts_sorted, n_users)
         del user_sorted, ts_sorted
 
     # final order: by split (train, val, test), each still by (user, time, movie)
-    from mfrec.data import _kernels as K
-
-    user_out = np.empty(n, np.int32)
-    movie_out = np.empty(n, np.int32)
-    ts_out = np.empty(n, np.int64)
-    rating_out = np.empty(n, np.float32)
-    split_counts = K._partition(codes, order_rows, user0, movie0, ts_raw, rating_raw, user_out, movie_out, ts_out, rating_out)
+    user_out, movie_out, ts_out, rating_out, split_counts = partition(codes, order_rows, user0, movie0, ts_raw, rating_raw)
     codes = np.repeat(np.arange(3, dtype=np.int8), split_counts)
     del order_rows
     say("split and sorted")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from mfrec.data.raw import ML_GENRES, RawData
@@ -73,70 +72,6 @@ class SyntheticSpec:
                 f"{self.n_ratings:,} ratings do not fit {self.n_users:,} users x {self.n_movies:,} movies "
                 "(at most half of all pairs); ask for fewer ratings or more users/movies"
             )
-
-
-@numba.njit(cache=True)
-def _mix(x):
-    # splitmix64 finaliser: a counter-based generator, so stream (seed, user, i) needs no state.
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-@numba.njit(cache=True)
-def _uniform(key, counter):
-    # a float64 in [0, 1) from 53 random bits
-    return float(_mix(key + np.uint64(counter) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-
-
-@numba.njit(cache=True, parallel=True)
-def _generate_ratings(
-    counts, offsets, movie_cdf, seed, mu, bu, bi, p, q_eff, noise, lo, hi, step, start, span, out_movie, out_rating, out_ts
-):
-    n_users = counts.shape[0]
-    n_movies = movie_cdf.shape[0]
-    k = p.shape[1]
-    n_blocks = min(n_users, 256)
-    for blk in numba.prange(n_blocks):
-        seen = np.full(n_movies, -1, np.int64)  # per-block marker: which user last took each movie
-        for u in range(blk, n_users, n_blocks):
-            key = _mix(np.uint64(seed) * np.uint64(0x100000001B3) + np.uint64(u) + np.uint64(1))
-            c = np.uint64(0)
-            o = offsets[u]
-            need = counts[u]
-            got = 0
-            while got < need:
-                r = _uniform(key, c)
-                c += np.uint64(1)
-                if r < 0.85:  # popularity-weighted pick ...
-                    m = np.searchsorted(movie_cdf, _uniform(key, c) * movie_cdf[-1], side="right")
-                    if m >= n_movies:
-                        m = n_movies - 1
-                else:  # ... or uniform, so heavy users also reach the tail
-                    m = int(_uniform(key, c) * n_movies)
-                c += np.uint64(1)
-                if seen[m] == u:
-                    continue
-                seen[m] = u
-                out_movie[o + got] = m
-                got += 1
-            # ratings and increasing timestamps
-            t = start[u]
-            gap = span[u] / (need + 1.0)
-            for j in range(need):
-                m = out_movie[o + j]
-                s = mu + bu[u] + bi[m]
-                for f in range(k):
-                    s += p[u, f] * q_eff[m, f]
-                u1 = max(_uniform(key, c), 1e-300)
-                u2 = _uniform(key, c + np.uint64(1))
-                c += np.uint64(2)
-                s += noise * np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
-                s = np.round(s / step) * step
-                out_rating[o + j] = min(max(s, lo), hi)
-                t += 1.0 + gap * 2.0 * _uniform(key, c)
-                c += np.uint64(1)
-                out_ts[o + j] = np.int64(t)
 
 
 def _titles(rng: np.random.Generator, n: int, years: np.ndarray) -> list[str]:
@@ -217,6 +152,8 @@ def generate(spec: SyntheticSpec, movies=None, users=None) -> RawData:
     """
     import polars as pl
 
+    from mfrec.kernels.synthetic import generate_ratings
+
     spec.validate()
     if movies is not None and movies.height != spec.n_movies:
         raise ValueError(f"the movies table has {movies.height:,} movies but the spec asks for {spec.n_movies:,}")
@@ -257,20 +194,14 @@ def generate(spec: SyntheticSpec, movies=None, users=None) -> RawData:
         if len(gs):
             q_eff[i] += z[gs].sum(axis=0) / np.sqrt(len(gs))
     counts = _activity(rng, spec)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    total = int(counts.sum())
     lo, hi, step = (0.5, 5.0, 0.5) if spec.half_stars else (1.0, 5.0, 1.0)
     t0 = 946_684_800 if not spec.half_stars else 820_454_400  # 2000-01-01 / 1996-01-01
     horizon = 3.0e8 if spec.half_stars else 9.0e7
     start = t0 + rng.random(nu) * horizon * 0.8
     span = rng.random(nu) * np.minimum(horizon * 0.2, 3.0e7) + 3600.0
 
-    movie = np.empty(total, np.int32)
-    rating = np.empty(total, np.float32)
-    ts = np.empty(total, np.int64)
-    _generate_ratings(
-        counts, offsets, np.cumsum(pop_w), np.uint64(spec.seed), mu, bu, bi, p, q_eff, spec.noise, lo, hi, step,
-        start, span, movie, rating, ts,
+    movie, rating, ts = generate_ratings(
+        counts, np.cumsum(pop_w), spec.seed, mu, bu, bi, p, q_eff, spec.noise, (lo, hi, step), start, span,
     )
     user = np.repeat(np.arange(nu, dtype=np.int64), counts)
 

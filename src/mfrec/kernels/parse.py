@@ -1,14 +1,20 @@
-"""Numba kernels of the data pipeline: a ratings-file parser, grouping, de-duplication, counting sort.
+"""The ratings-file parser: lines of four numeric fields (user, movie, rating, timestamp), in parallel chunks.
 
-Pure ``@njit`` functions, arrays in and arrays out, returning a status where they can fail; the
-callers in ``movielens.py``, ``prepare.py`` and ``store.py`` validate inputs and raise the errors.
-Each is checked against a NumPy reference in ``tests/naive.py``.
+``parse_ratings`` cuts the bytes into chunks at line starts, counts each chunk's lines, and parses
+the chunks in parallel straight into int32/int32/float32/int64 arrays; a malformed line is returned
+as a ``ParseFailure`` (status code, line, byte range) for the caller to turn into an error that
+names its file. ``first_bad_rating`` finds the first rating off a scale. The ``_kernels`` are pure
+``@njit``; each is checked against a reference in ``tests/naive.py``.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
+
+from mfrec.errors import DataError
 
 # parse status codes (0 = ok); the failing field is reported so the error can name it
 BAD_USER, BAD_MOVIE, BAD_RATING, BAD_TIMESTAMP, BAD_END, EMPTY_LINE, BIG_ID = 1, 2, 3, 4, 5, 6, 7
@@ -160,92 +166,64 @@ def _first_bad_rating(rating, lo, hi, step):
     return -1
 
 
-@numba.njit(cache=True)
-def _counting_sort(keys, n_keys, order):
-    """Stable counting sort into ``order`` (the permutation grouping entries by key); returns indptr.
+class ParseFailure(NamedTuple):
+    """The first malformed line: what is wrong with it, which line it is, where its bytes are."""
 
-    ``order`` is allocated by the caller (NumPy allocations of this size get transparent huge pages).
+    code: int  # BAD_USER, BAD_MOVIE, BAD_RATING, BAD_TIMESTAMP, BAD_END, EMPTY_LINE or BIG_ID
+    line: int  # 0-based, counted from ``start``
+    pos: int  # byte offset of the line's start
+    end: int  # byte offset just after the line (after its newline, or ``end``)
+
+
+def parse_ratings(buf: np.ndarray, sep: bytes, start: int = 0, end: int | None = None, n_chunks: int | None = None):
+    """Parse the lines of ``buf[start:end]`` (bytes, e.g. a memory map) of four ``sep``-separated numbers.
+
+    Returns ``(user int32, movie int32, rating float32, timestamp int64, failure)``: ``failure`` is
+    None, or the first malformed line as a :class:`ParseFailure` (the arrays are then incomplete).
+    A last line without a newline counts; an empty line is malformed. ``n_chunks`` (default: one
+    per 4 MiB, at most 64) only sets how the work is split, never the result.
     """
-    n = keys.shape[0]
-    indptr = np.zeros(n_keys + 1, np.int64)
-    for i in range(n):
-        indptr[keys[i] + 1] += 1
-    for j in range(n_keys):
-        indptr[j + 1] += indptr[j]
-    fill = indptr[:-1].copy()
-    for i in range(n):
-        kk = keys[i]
-        order[fill[kk]] = i
-        fill[kk] += 1
-    return indptr
+    if buf.ndim != 1 or buf.dtype != np.uint8:
+        raise DataError(f"the parser reads a 1-d uint8 buffer, got {buf.dtype} of shape {buf.shape}")
+    if len(sep) not in (1, 2):
+        raise DataError(f"the field separator must be one or two bytes, got {sep!r}")
+    end = len(buf) if end is None else end
+    if not 0 <= start <= end <= len(buf):
+        raise DataError(f"cannot parse bytes {start}..{end} of a {len(buf)}-byte buffer")
+    if n_chunks is None:
+        n_chunks = max(1, min(64, (end - start) // (1 << 22)))
+    if n_chunks < 1:
+        raise DataError(f"the parser needs at least one chunk, got {n_chunks}")
+    cuts = [start] + [int(_next_line_start(buf, start + (end - start) * c // n_chunks, end)) for c in range(1, n_chunks)] + [end]
+    starts = np.array(cuts[:-1], np.int64)
+    ends = np.array(cuts[1:], np.int64)
+    counts = _count_lines(buf, starts, ends)
+    offsets = np.zeros(len(counts), np.int64)
+    np.cumsum(counts[:-1], out=offsets[1:])
+    n = int(counts.sum())
+    user = np.empty(n, np.int32)
+    movie = np.empty(n, np.int32)
+    rating = np.empty(n, np.float32)
+    ts = np.empty(n, np.int64)
+    status = np.zeros(len(counts), np.int64)
+    bad_line = np.zeros(len(counts), np.int64)
+    bad_pos = np.zeros(len(counts), np.int64)
+    sep1 = sep[1] if len(sep) > 1 else 0
+    _parse_ratings(buf, starts, ends, offsets, sep[0], sep1, len(sep), user, movie, rating, ts, status, bad_line, bad_pos)
+    failure = None
+    failed = np.flatnonzero(status)
+    if len(failed):
+        c = int(failed[0])
+        pos = int(bad_pos[c])
+        failure = ParseFailure(int(status[c]), int(offsets[c] + bad_line[c]), pos, int(_next_line_start(buf, pos, end)))
+    return user, movie, rating, ts, failure
 
 
-@numba.njit(cache=True, parallel=True)
-def _sort_segments_dedupe(indptr, order, ts, movie, n_movies, keep):
-    """Within each user's segment of ``order``: sort by (timestamp, movie), stably; mark older duplicates.
-
-    ``order`` is permuted in place. ``keep[j]`` (position in ``order``) becomes False for every
-    rating of a (user, movie) pair that has a later one (the later in time, or in file order on
-    equal timestamps). Returns the number of duplicates dropped.
-    """
-    n_users = indptr.shape[0] - 1
-    n_blocks = min(n_users, 64)
-    dropped = np.zeros(n_blocks, np.int64)
-    for blk in numba.prange(n_blocks):
-        seen = np.full(n_movies, -1, np.int64)
-        for u in range(blk, n_users, n_blocks):
-            a, b = indptr[u], indptr[u + 1]
-            if b - a > 1:
-                ordered = True
-                for j in range(a + 1, b):
-                    p, q = order[j - 1], order[j]
-                    if ts[q] < ts[p] or (ts[q] == ts[p] and movie[q] < movie[p]):
-                        ordered = False
-                        break
-                if not ordered:
-                    seg = order[a:b].copy()
-                    # stable sort by movie, then stable by timestamp: (timestamp, movie, file order)
-                    mk = np.empty(b - a, np.int64)
-                    for j in range(b - a):
-                        mk[j] = movie[seg[j]]
-                    seg = seg[np.argsort(mk, kind="mergesort")]
-                    for j in range(b - a):
-                        mk[j] = ts[seg[j]]
-                    seg = seg[np.argsort(mk, kind="mergesort")]
-                    order[a:b] = seg
-            for j in range(b - 1, a - 1, -1):  # latest first: keep the first of each movie seen
-                m = movie[order[j]]
-                if seen[m] == u:
-                    keep[j] = False
-                    dropped[blk] += 1
-                else:
-                    seen[m] = u
-    return dropped.sum()
-
-
-@numba.njit(cache=True, parallel=True)
-def _gather(src, order, out):
-    for i in numba.prange(order.shape[0]):
-        out[i] = src[order[i]]
-
-
-@numba.njit(cache=True)
-def _partition(codes, rows, user, movie, timestamp, rating, out_user, out_movie, out_ts, out_rating):
-    """Stable partition by split code (0, 1, 2) of rows ``rows[i]`` of the source arrays; returns the counts."""
-    n = codes.shape[0]
-    counts = np.zeros(3, np.int64)
-    for i in range(n):
-        counts[codes[i]] += 1
-    cursor = np.zeros(3, np.int64)
-    cursor[1] = counts[0]
-    cursor[2] = counts[0] + counts[1]
-    for i in range(n):
-        c = codes[i]
-        p = cursor[c]
-        cursor[c] = p + 1
-        r = rows[i]
-        out_user[p] = user[r]
-        out_movie[p] = movie[r]
-        out_ts[p] = timestamp[r]
-        out_rating[p] = rating[r]
-    return counts
+def first_bad_rating(rating: np.ndarray, lo: float, hi: float, step: float) -> int:
+    """Index of the first rating outside [lo, hi] or off the ``step`` grid (NaN included); -1 if none."""
+    rating = np.ascontiguousarray(rating, dtype=np.float32)
+    if rating.ndim != 1:
+        raise DataError(f"ratings must be a 1-d array, got shape {rating.shape}")
+    if not step > 0:
+        raise DataError(f"the rating step must be positive, got {step}")
+    return int(_first_bad_rating(rating, lo, hi, step))
