@@ -300,21 +300,22 @@ def test_best_epoch_keeps_the_best_weights_and_stops_after_patience():
     from mfrec.neural.common import BestEpoch
 
     layer = torch.nn.Linear(2, 1)
-    best = BestEpoch()  # lower is better (RMSE)
+    best = BestEpoch(patience=2)  # lower is better (RMSE)
     for epoch, (score, w) in enumerate([(1.0, 1.0), (0.5, 2.0), (0.7, 3.0), (0.6, 4.0)], start=1):
         with torch.no_grad():
             layer.weight.fill_(w)
-        best.update(score, epoch, layer)
+        best.keep(score, epoch, layer)
         if epoch == 3:
-            assert not best.should_stop(epoch, 2, True)  # one epoch without improvement
+            assert not best.should_stop(epoch, True)  # one epoch without improvement
     assert best.epoch == 2 and best.score == 0.5
-    assert best.should_stop(4, 2, True)
-    assert not best.should_stop(4, 2, False) and not best.should_stop(4, 0, True) and not best.should_stop(4, None, True)
+    assert best.should_stop(4, True)
+    assert not best.should_stop(4, False)  # never without a validation score
+    assert not BestEpoch(patience=0).should_stop(9, True) and not BestEpoch(patience=None).should_stop(9, True)
     best.restore(layer)
     assert torch.all(layer.weight == 2.0)
 
     ranking = BestEpoch(higher_is_better=True)  # NDCG
-    ranking.update(0.1, 1, layer)
-    ranking.update(0.3, 2, layer)
-    ranking.update(0.2, 3, layer)
+    ranking.keep(0.1, 1, layer)
+    ranking.keep(0.3, 2, layer)
+    ranking.keep(0.2, 3, layer)
     assert ranking.epoch == 2

@@ -7,7 +7,6 @@ nothing here needs torch.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mfrec.experiments.run import read_json, read_metrics
+from mfrec.experiments.summary import Summary
 
 # where the rank and the regularisation may sit in a run's config, first match wins
 K_KEYS = ("k", "factors", "n_factors", "rank", "dim", "embedding_dim")
@@ -164,7 +164,7 @@ def run_row(run_path: str | os.PathLike) -> dict[str, Any]:
     val_ndcg@10, test_recall@10, ...)."""
     path = Path(run_path)
     config = read_json(path / "config.json")
-    summary = read_json(path / "summary.json")
+    summary = Summary.read(path / "summary.json")
     cfg = {**(summary.get("config") or {}), **config}
     metrics = read_metrics(path)
     last = {}

@@ -74,7 +74,6 @@ def compare(runs, root, csv_path, out):
     RUNS are run folders, names under --root, training --names or quoted globs:
       mfrec compare 'Experiments_/mf-*' bias-20261122-130000-a1b2c3
     """
-    import os
 
     from mfrec.analysis.runs import comparison_table
     from mfrec.plots.compare import comparison_figure
@@ -86,9 +85,10 @@ def compare(runs, root, csv_path, out):
         click.echo(line)
     csv_path = Path(csv_path) if csv_path else Path(root) / "comparison.csv"
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
-    table.write_csv(tmp)
-    os.replace(tmp, csv_path)
+    from mfrec.io import atomic_path
+
+    with atomic_path(csv_path) as tmp:
+        table.write_csv(tmp)
     click.echo(f"table: {csv_path}")
     by_name = {p.name: p for p in paths}
     ordered = [by_name[name] for name in table["run"].to_list() if name in by_name]  # best first, as in the table

@@ -62,7 +62,9 @@ def record(run_path: Path, result: dict[str, Any]) -> dict[str, Any]:
     ev[result["protocol"]] = result
     write_json(ev_file, ev)
     sf = run_path / "summary.json"
-    summary = json.loads(sf.read_text()) if sf.is_file() else {}
+    from mfrec.experiments import Summary
+
+    summary = Summary.read(sf).to_dict()
     if result["protocol"] == "ranking":
         k = result["k"]
         for key in RANKING_KEYS:
@@ -156,9 +158,9 @@ def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, q
         return
     if experiment is None:
         raise MfrecError("give --experiment RUN (or --popularity --data NAME)")
-    from mfrec.experiments import load_experiment
+    from mfrec.experiments import Experiment, find_run
 
-    exp = load_experiment(experiment, root)
+    exp = Experiment(find_run(experiment, root))
     if exp.status != "ok":
         raise MfrecError(f"run {exp.name} has status {exp.status!r}; only finished runs can be evaluated")
     dataset = exp.dataset

@@ -157,7 +157,6 @@ def imdb_table(movies, links, imdb_dir: str | os.PathLike):
 def enrich_dataset(dataset_dir: str | os.PathLike, imdb_dir: str | os.PathLike, links_label: str, links_bytes: bytes,
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Write imdb.parquet into a prepared dataset folder and record the join in its manifest."""
-    import polars as pl
 
     say = progress or (lambda _m: None)
     folder = Path(dataset_dir)

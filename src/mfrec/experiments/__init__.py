@@ -24,14 +24,18 @@ from mfrec.experiments.run import (
     read_json,
     package_versions,
     peak_rss_mb,
+    read_metrics,
 )
+from mfrec.experiments.summary import Summary
 
 __all__ = [
     "METRICS_COLUMNS",
     "Experiment",
     "Run",
+    "Summary",
     "find_run",
     "read_json",
+    "read_metrics",
     "package_versions",
     "peak_rss_mb",
 ]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from mfrec.errors import MfrecError, ModelError
+from mfrec.experiments.summary import Summary
 from mfrec.io import json_safe, write_json
 
 DEFAULT_ROOT = Path("Experiments_")
@@ -148,6 +149,8 @@ class Run:
         full.setdefault("versions", package_versions())
         full.setdefault("finished", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         full.setdefault("run", self.name)
+        full = json_safe(full)
+        Summary.from_dict(full, str(self.path / "summary.json"))  # what is written must read back
         write_json(self.path / "summary.json", full)
         return json_safe(full)
 
@@ -231,7 +234,7 @@ class Experiment:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.config: dict[str, Any] = read_json(self.path / "config.json")
-        self.summary: dict[str, Any] = read_json(self.path / "summary.json")
+        self.summary = Summary.read(self.path / "summary.json")
         self._model = None
         self._dataset = None
         self._metrics = None

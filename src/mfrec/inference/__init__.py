@@ -16,11 +16,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from mfrec.errors import MfrecError, ModelError
+from mfrec.experiments.summary import Summary
 
 DEFAULT_RUNS = Path("Experiments_")
 
@@ -46,8 +46,8 @@ def _successful_runs(root: Path) -> list[tuple[str, float, Path, str | None]]:
             if not (summary.is_file() and any((d / f).is_file() for f in MODEL_FILES)):
                 continue
             try:
-                s = json.loads(summary.read_text())
-            except (OSError, ValueError):
+                s = Summary.read(summary)
+            except (OSError, MfrecError):  # a damaged run folder is never "the latest successful run"
                 continue
             if s.get("status") == "ok":
                 kind = s.get("model") or (s.get("config") or {}).get("model")

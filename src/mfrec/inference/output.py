@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from pathlib import Path
 
 from mfrec.errors import DataError
@@ -71,15 +70,9 @@ def write_frame(table, run_name: str, label: str, root: str | os.PathLike = DEFA
     out = Path(root) / safe_label(run_name)
     out.mkdir(parents=True, exist_ok=True)
     csv, parquet = out / f"{label}.csv", out / f"{label}.parquet"
-    tag = secrets.token_hex(4)
-    tmp_csv, tmp_parquet = out / f".{label}.csv.tmp-{tag}", out / f".{label}.parquet.tmp-{tag}"
-    try:
+    from mfrec.io import atomic_path
+
+    with atomic_path(csv) as tmp_csv, atomic_path(parquet) as tmp_parquet:
         table.write_csv(tmp_csv)
         table.write_parquet(tmp_parquet)
-        os.replace(tmp_csv, csv)
-        os.replace(tmp_parquet, parquet)
-    finally:
-        for tmp in (tmp_csv, tmp_parquet):
-            if tmp.exists():
-                tmp.unlink()
     return csv, parquet

@@ -138,8 +138,8 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
         def rmse(split) -> float | None:
             if split is None or len(split) == 0:
                 return None
-            sq, _ = error_sums(split.user, split.movie, split.rating, mu, bu, bi, P, Q + G if genre else Q,
-                               scale)
+            sq, _ = error_sums(split.user, split.movie, split.rating, np.float32(mu), bu, bi, P,
+                               Q + G if genre else Q, scale)
             return float(np.sqrt(sq / len(split)))
 
         history: list[EpochReport] = []

@@ -92,7 +92,7 @@ class FactorModel:
                  config: dict[str, Any] | None = None, path: str | os.PathLike | None = None):
         self.path = Path(path) if path is not None else None
         where = str(self.path or "the model")
-        self.mu = float(np.asarray(mu))
+        self.mu = float(np.float32(mu))  # stored as float32, so a loaded model predicts bit-exactly the same
         self.user_bias = _readonly(user_bias, np.float32, 1, "user_bias", where)
         self.movie_bias = _readonly(movie_bias, np.float32, 1, "movie_bias", where)
         self.user_factors = _readonly(user_factors, np.float32, 2, "user_factors", where)
@@ -297,7 +297,10 @@ class FactorModel:
                 a = {key: z[key] for key in NPZ_KEYS}
                 version = int(z["format_version"]) if "format_version" in files else 0
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise ModelError(f"{path} could not be read as a model file ({e})") from None
+            # NumPy calls any non-.npz file a pickle; say what it is instead
+            why = "not an .npz archive" if "pickle" in str(e) else str(e).splitlines()[0][:120]
+            raise ModelError(f"{path} is not a readable model file ({why}): it is damaged or was not written "
+                             "by mfrec; train the run again") from None
         if version > FORMAT_VERSION:
             raise ModelError(f"{path} has model format {version}, newer than this mfrec reads "
                              f"({FORMAT_VERSION}): upgrade mfrec")

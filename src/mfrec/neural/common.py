@@ -12,10 +12,9 @@ epoch); ``checkpoints/epoch_NNN.pt`` hold one state dict per epoch.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -16,6 +16,7 @@ import numpy as np
 
 from mfrec.analysis import runs as R
 from mfrec.experiments.run import read_json, read_metrics
+from mfrec.experiments.summary import Summary
 from mfrec.plots.labels import place_labels
 from mfrec.plots.style import OTHER, PALETTE, colors, figure, save, styled
 
@@ -160,7 +161,7 @@ def rmse_figure(run_path, path, best_epoch: int | None = None) -> Path | None:
     rmse = {k for k in R.curves(metrics) if k.endswith("rmse")}
     if not rmse:
         return None
-    best = best_epoch if best_epoch is not None else read_json(Path(run_path) / "summary.json").get("best_epoch")
+    best = best_epoch if best_epoch is not None else Summary.read(Path(run_path) / "summary.json").best_epoch
     return curves.plot_rmse(metrics, path, best_epoch=int(best) if best is not None else None,
                             title=_title("RMSE per epoch", Path(run_path).name))
 
@@ -229,7 +230,7 @@ def loss_figure(run_path, path, kind: str | None = None) -> Path | None:
 
 def _model_kind(run_path: Path) -> str | None:
     cfg = read_json(run_path / "config.json")
-    return cfg.get("model") or read_json(run_path / "summary.json").get("model")
+    return cfg.get("model") or Summary.read(run_path / "summary.json").model
 
 
 def curve_figures(run_path, out_dir, kind: str | None, best_epoch: int | None = None) -> list[Path | None]:
