@@ -7,9 +7,9 @@ The factors are random with ML-25M's shape (162,541 users x 59,047 movies, k = 6
 genre factors, as mf-genre has): training an ML-25M model on this machine takes far longer than the
 benchmark, and speed does not depend on the values. What is timed is the code Inference.py runs:
 
-1. per made-up user (warm process, after one JIT warm-up call): ``fold_in_rows`` (the model's ALS
+1. per made-up user (warm process, after one JIT warm-up call): ``FactorModel.fold_in`` (the model's ALS
    user half-step, ``mfrec.kernels.als.solve_rows``, on a 20-rating one-row CSR) + scoring every
-   movie (``FactorModel.predict``) + the Numba top-k with the 20 rated movies excluded — the same
+   movie (``FactorModel.score_movies``) + the Numba top-k with the 20 rated movies excluded — the same
    calls ``Recommender.recommend`` makes before it builds the output table; median and p90 ms;
 2. batch: top 10 for every user with ``recommend_all`` (BLAS scores a block of users, the Numba
    kernel selects per row in parallel), excluding ~150 "seen" movies per user (ML-25M's mean);
@@ -34,7 +34,7 @@ ML25M = (162_541, 59_047)
 
 
 def build_model(n_users: int, n_movies: int, k: int, n_genres: int, seed: int):
-    from mfrec.inference.model import FactorModel
+    from mfrec.models.factor import FactorModel
 
     rng = np.random.default_rng(seed)
     per_movie = rng.integers(1, 4, n_movies)
@@ -52,19 +52,17 @@ def build_model(n_users: int, n_movies: int, k: int, n_genres: int, seed: int):
         "genre_indices": genre_indices,
         "user_ids": np.arange(1, n_users + 1, dtype=np.int64),
         "movie_ids": np.arange(1, n_movies + 1, dtype=np.int64),
-        "config_json": np.asarray(json.dumps({"model": "mf-genre", "factors": k, "reg": 0.4, "reg_bias": 1.0,
-                                              "weighted_reg": True, "reg_exponent": 0.75})),
     }
-    return FactorModel.from_arrays(arrays)
+    return FactorModel(**arrays, config={"model": "mf-genre", "factors": k, "reg": 0.4, "reg_bias": 1.0,
+                                         "weighted_reg": True, "reg_exponent": 0.75})
 
 
 def one_user(model, movies: np.ndarray, ratings: np.ndarray, n: int = 10):
     """What Recommender.recommend computes before building its table."""
-    from mfrec.inference.foldin import fold_in_rows
     from mfrec.kernels.topk import topk_rows
 
-    bias, vec = fold_in_rows(model, np.array([0, len(movies)], np.int64), movies, ratings)
-    scores = model.predict(float(bias[0]), vec[0])
+    bias, vec = model.fold_in(np.array([0, len(movies)], np.int64), movies, ratings)
+    scores = model.score_movies(float(bias[0]), vec[0])
     excl = np.unique(movies)
     return topk_rows(scores[None, :], n, exclude_indptr=np.array([0, len(excl)], np.int64), exclude_indices=excl)
 
@@ -136,10 +134,10 @@ def main() -> None:
     indptr = np.r_[0, np.cumsum(seen_counts)].astype(np.int64)
     indices = rng.integers(0, args.movies, int(indptr[-1]), dtype=np.int32)
     users = np.arange(n_batch)
-    recommend_all(model.user_factors, model.item_factors, model.user_bias, model.movie_bias, model.mu, 10,
+    recommend_all(model.user_factors, model.effective_movie_factors, model.user_bias, model.movie_bias, model.mu, 10,
                   exclude_indptr=indptr, exclude_indices=indices, users=users[: args.block], block=args.block)  # warm-up
     t0 = time.perf_counter()
-    top_i, _ = recommend_all(model.user_factors, model.item_factors, model.user_bias, model.movie_bias, model.mu, 10,
+    top_i, _ = recommend_all(model.user_factors, model.effective_movie_factors, model.user_bias, model.movie_bias, model.mu, 10,
                              exclude_indptr=indptr, exclude_indices=indices, users=users, block=args.block)
     batch_s = time.perf_counter() - t0
     assert (top_i >= 0).all()
@@ -150,7 +148,7 @@ def main() -> None:
         "n_users": args.users, "n_movies": args.movies, "k": args.k,
         "fold_in": {
             "ratings_per_user": args.ratings_per_user, "repeats": args.repeats,
-            "what": "fold_in_rows (ALS user half-step, Cholesky) + predict every movie + Numba top-10",
+            "what": "FactorModel.fold_in (ALS user half-step, Cholesky) + predict every movie + Numba top-10",
             "median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
             "min_ms": float(times.min()), "first_call_s": warmup_s, "target_median_ms": 5.0,
         },

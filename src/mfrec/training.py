@@ -124,8 +124,10 @@ def test_errors(model, dataset) -> dict[str, Any]:
 
 
 def _train_neural(dataset, model: str, options: dict[str, Any], root, run_name: str, callback) -> tuple[Run, dict]:
+    import importlib
+
     try:
-        from mfrec import neural
+        neural = importlib.import_module("mfrec.neural")
     except ImportError as e:
         raise MfrecError(f"the neural model {model!r} needs mfrec.neural and torch ({e}); "
                          "install them with pip install -e \".[torch]\"") from None

@@ -16,9 +16,9 @@ from mfrec.kernels.topk import topk_rows
 
 def recommend_all(
     user_factors: np.ndarray,
-    item_factors: np.ndarray,
+    movie_factors: np.ndarray,
     user_bias: np.ndarray,
-    item_bias: np.ndarray,
+    movie_bias: np.ndarray,
     mu: float,
     k: int,
     *,
@@ -30,16 +30,16 @@ def recommend_all(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k movies for every user (or the ``users`` given): BLAS scores a block, the kernel selects.
 
-    Predicted rating = mu + b_u + b_i + p_u . q_i (``item_factors`` already holding any genre part).
+    Predicted rating = mu + b_u + b_i + p_u . q_i (``movie_factors`` are the effective ones, genre part included).
     ``exclude_indptr/indices`` is a CSR over *all* users (e.g. their training ratings).
     """
     user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
-    item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+    movie_factors = np.ascontiguousarray(movie_factors, dtype=np.float32)
     n_users = user_factors.shape[0]
     rows = np.arange(n_users) if users is None else np.asarray(users, dtype=np.int64)
     out_i = np.empty((len(rows), k), np.int32)
     out_s = np.empty((len(rows), k), np.float32)
-    item_bias = np.asarray(item_bias, dtype=np.float32) + np.float32(mu)
+    col_bias = np.asarray(movie_bias, dtype=np.float32) + np.float32(mu)
     if exclude_indptr is None:
         exclude_indptr = np.zeros(n_users + 1, np.int64)
         exclude_indices = np.zeros(0, np.int32)
@@ -49,9 +49,9 @@ def recommend_all(
     for a in range(0, len(rows), block):
         b = min(a + block, len(rows))
         sel = rows[a:b]
-        scores = user_factors[sel] @ item_factors.T if item_factors.shape[1] else np.zeros((b - a, item_factors.shape[0]), np.float32)
+        scores = user_factors[sel] @ movie_factors.T if movie_factors.shape[1] else np.zeros((b - a, movie_factors.shape[0]), np.float32)
         out_i[a:b], out_s[a:b] = topk_rows(
-            scores, k, row_bias=user_bias[sel], col_bias=item_bias, allowed=allowed,
+            scores, k, row_bias=user_bias[sel], col_bias=col_bias, allowed=allowed,
             exclude_indptr=exclude_indptr, exclude_indices=exclude_indices, row_offset=a,
         )
     return out_i, out_s

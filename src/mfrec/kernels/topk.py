@@ -112,27 +112,27 @@ def _topk_rows_serial(scores, row_bias, col_bias, allowed, excl_indptr, excl_ind
 
 
 @numba.njit(cache=True, fastmath=FASTMATH)  # re-association only, so the dot product vectorises
-def _score_one(item_factors, vector, item_bias, base, out):
-    n, k = item_factors.shape
+def _score_one(movie_factors, vector, movie_bias, base, out):
+    n, k = movie_factors.shape
     for i in range(n):
         s = np.float32(0.0)
         for a in range(k):
-            s += item_factors[i, a] * vector[a]
-        out[i] = s + item_bias[i] + base
+            s += movie_factors[i, a] * vector[a]
+        out[i] = s + movie_bias[i] + base
 
 
-def score_one(item_factors: np.ndarray, vector: np.ndarray, item_bias: np.ndarray, base: float) -> np.ndarray:
-    """``item_factors @ vector + item_bias + base`` for one user, float32, on the calling thread only
+def score_one(movie_factors: np.ndarray, vector: np.ndarray, movie_bias: np.ndarray, base: float) -> np.ndarray:
+    """``movie_factors @ vector + movie_bias + base`` for one user, float32, on the calling thread only
     (a BLAS call would wake its thread pool, which costs more than the sum on a busy machine)."""
-    item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+    movie_factors = np.ascontiguousarray(movie_factors, dtype=np.float32)
     vector = np.ascontiguousarray(vector, dtype=np.float32)
-    item_bias = np.ascontiguousarray(item_bias, dtype=np.float32)
-    if item_factors.ndim != 2 or vector.shape != (item_factors.shape[1],) or item_bias.shape != (item_factors.shape[0],):
+    movie_bias = np.ascontiguousarray(movie_bias, dtype=np.float32)
+    if movie_factors.ndim != 2 or vector.shape != (movie_factors.shape[1],) or movie_bias.shape != (movie_factors.shape[0],):
         raise MfrecError(
-            f"score_one shapes disagree: factors {item_factors.shape}, vector {vector.shape}, bias {item_bias.shape}"
+            f"score_one shapes disagree: factors {movie_factors.shape}, vector {vector.shape}, bias {movie_bias.shape}"
         )
-    out = np.empty(item_factors.shape[0], np.float32)
-    _score_one(item_factors, vector, item_bias, np.float32(base), out)
+    out = np.empty(movie_factors.shape[0], np.float32)
+    _score_one(movie_factors, vector, movie_bias, np.float32(base), out)
     return out
 
 

@@ -94,7 +94,9 @@ def movie_features(dataset, max_directors: int = 2000) -> dict[str, Any]:
     n, ng = dataset.n_movies, max(len(dataset.genres), 1)
     g = dataset.movie_genres
     genres = np.zeros((n + 1, ng), np.float32)
-    rows = np.repeat(np.arange(n), np.diff(np.asarray(g.indptr)))
+    from mfrec.kernels.csr import rows_of
+
+    rows = rows_of(g.indptr)
     genres[rows, np.asarray(g.indices)] = 1.0
     out: dict[str, Any] = {"genres": genres, "imdb": False}
     f = Path(dataset.path) / "imdb.parquet"

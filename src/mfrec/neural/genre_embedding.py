@@ -96,8 +96,9 @@ class GenreMF(nn.Module):
 def genre_pairs(dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(movie, genre) positive pairs and a movie x genre boolean incidence matrix."""
     g = dataset.movie_genres
-    indptr = np.asarray(g.indptr)
-    movies = np.repeat(np.arange(dataset.n_movies), np.diff(indptr))
+    from mfrec.kernels.csr import rows_of
+
+    movies = rows_of(g.indptr).astype(np.int64)
     genres = np.asarray(g.indices, np.int64)
     has = np.zeros((dataset.n_movies, max(len(dataset.genres), 1)), bool)
     has[movies, genres] = True

@@ -13,7 +13,7 @@ def _series(metrics: Any, column: str) -> list[float | None]:
         return list(metrics.get_column(column).to_list()) if column in metrics.columns else []
     if isinstance(metrics, dict):
         return list(metrics.get(column, []))
-    return [getattr(row, column, None) for row in metrics]  # rows such as EpochResult
+    return [getattr(row, column, None) for row in metrics]  # rows such as mfrec.callbacks.EpochReport
 
 
 def _ok(v) -> bool:
