@@ -36,7 +36,7 @@ from torch import nn
 from mfrec.callbacks import Step, emit
 from mfrec.errors import MfrecError, ModelError
 from mfrec.neural.common import (
-    BestEpoch, Timer, check_finite, end_epoch, fmt, load_state, save_checkpoint, save_weights,
+    BestEpoch, Timer, end_epoch, fmt, optimizer_step, load_state, save_checkpoint, save_weights,
 )
 
 NAME = "attention"
@@ -388,11 +388,7 @@ def fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen,
             y = to(0.5 * (R[a] + R[b]))
             pred = module(ua, *wa, ub, *wb, to(M[a]))
             loss = torch.mean((pred - y) ** 2)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            check_finite(loss, NAME, epoch)
-            total += float(loss.detach()) * len(i)
+            total += optimizer_step(optim, loss, NAME, epoch) * len(i)
             emit(callback, Step(1, epochs * n_batches, NAME, " batches"))
         train_loss = total / n
         module.eval()

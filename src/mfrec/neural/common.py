@@ -143,6 +143,16 @@ def check_finite(loss: torch.Tensor, model_name: str, epoch: int) -> None:
         raise ModelError(f"{model_name}: the training loss became {loss.item()} in epoch {epoch}; lower --lr")
 
 
+def optimizer_step(optim, loss: torch.Tensor, model_name: str, epoch: int, objective: torch.Tensor | None = None) -> float:
+    """One minibatch update: gradients of ``objective`` (default ``loss``, e.g. loss plus a penalty),
+    a step, a check that ``loss`` is finite; returns the loss as a float."""
+    optim.zero_grad(set_to_none=True)
+    (loss if objective is None else objective).backward()
+    optim.step()
+    check_finite(loss, model_name, epoch)
+    return float(loss.detach())
+
+
 class BestEpoch(EarlyStopping):
     """``EarlyStopping`` that also keeps a copy of the best epoch's weights (``restore`` puts them back)."""
 

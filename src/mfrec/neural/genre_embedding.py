@@ -27,7 +27,7 @@ from torch import nn
 from mfrec.callbacks import EpochReport, Step, emit
 from mfrec.errors import DataError
 from mfrec.io import atomic_path
-from mfrec.neural.common import Timer, batches, check_finite, export_factors, save_weights
+from mfrec.neural.common import Timer, batches, optimizer_step, export_factors, save_weights
 from mfrec.neural.rating import fit_rating, load_rating
 
 NAME = "genre-embedding"
@@ -142,11 +142,7 @@ def fit_genres(dataset, opts, run, gen, device, callback=None) -> tuple[torch.Te
         for idx in batches(len(y), int(opts["batch_size"]), gen):
             idx = idx.to(device)
             loss = bce(module(m[idx], g[idx]), y[idx])
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            check_finite(loss, NAME, e)
-            total += float(loss.detach()) * len(idx)
+            total += optimizer_step(optim, loss, NAME, e) * len(idx)
         losses.append(total / len(y))
         emit(callback, EpochReport(e - epochs, seconds=te(), metrics={"stage": 1, "train_loss": losses[-1]},
                                    note=f"stage 1 epoch {e}: genre BCE {losses[-1]:.4f}"))

@@ -16,7 +16,7 @@ import torch
 
 from mfrec.callbacks import Step, emit
 from mfrec.neural.common import (
-    BestEpoch, Timer, batches, check_finite, end_epoch, fmt, load_state, save_checkpoint, split_tensors,
+    BestEpoch, Timer, batches, end_epoch, fmt, optimizer_step, load_state, save_checkpoint, split_tensors,
 )
 
 
@@ -64,11 +64,7 @@ def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, gene
             pred = module(u, m)
             loss = torch.mean((pred - r) ** 2)
             full = loss + reg * module.penalty(u, m) if reg > 0 and hasattr(module, "penalty") else loss
-            optim.zero_grad(set_to_none=True)
-            full.backward()
-            optim.step()
-            check_finite(loss, model_name, epoch)
-            total += float(loss.detach()) * len(idx)
+            total += optimizer_step(optim, loss, model_name, epoch, full) * len(idx)
             emit(callback, Step(1, epochs * n_batches, model_name, " batches"))
         train_loss = total / n
         tr, _ = rmse_mae(module, train, lo, hi)

@@ -24,7 +24,7 @@ from torch import nn
 from mfrec.errors import DataError
 from mfrec.callbacks import Step, emit
 from mfrec.neural.common import (
-    BestEpoch, Timer, check_finite, end_epoch, fmt, load_state, save_checkpoint, save_weights,
+    BestEpoch, Timer, end_epoch, fmt, optimizer_step, load_state, save_checkpoint, save_weights,
 )
 
 NAME = "sequential"
@@ -237,11 +237,7 @@ def fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen,
         for gi in rng.permutation(len(groups)):
             h, y = batch_examples(module, [train_seqs[u] for u in groups[gi]], select, device)
             loss = nn.functional.cross_entropy(module.logits(h), y)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            check_finite(loss, NAME, epoch)
-            total += float(loss.detach()) * len(y)
+            total += optimizer_step(optim, loss, NAME, epoch) * len(y)
             emit(callback, Step(1, epochs * len(groups), NAME, " batches"))
         train_loss = total / n_examples
         vl = val_loss(module, all_seqs, all_flags, device, int(opts["batch_size"]))
