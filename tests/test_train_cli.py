@@ -163,3 +163,19 @@ def test_set_is_refused_for_als_models(small_dataset, tmp_path):
     result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "mf", "--set", "x=1",
                                         "--root", str(tmp_path)])
     assert result.exit_code == 2 and "--set is for the neural models" in result.output
+
+
+def test_verify_catches_a_same_size_change_before_training(small_dataset, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(small_dataset.path, data)
+    f = data / "rating.npy"
+    raw = bytearray(f.read_bytes())
+    raw[-1] ^= 0x01  # the last rating's lowest bit: same size, other content
+    f.write_bytes(bytes(raw))
+    args = ["--data", str(data), "--model", "bias", "--epochs", "1", "--root", str(tmp_path / "runs"), "--quiet"]
+    res = CliRunner().invoke(train, args + ["--verify"])
+    assert res.exit_code == 2 and "rating.npy" in res.output and "SHA-256" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "runs").exists()  # nothing trained, no run folder
+    assert CliRunner().invoke(train, args).exit_code == 0  # the cheap size check alone does not see it

@@ -1,4 +1,5 @@
-"""Training a model into a run folder: the one place that fits, records, plots and summarises.
+"""Training a model into a run folder, and evaluating one: the place that fits, records, plots and
+summarises, so that the command line only parses options and prints.
 
 ``train_run(dataset, model, options)`` is what ``Main.py`` / ``mfrec train`` calls for every model
 kind. It creates ``Experiments_/<run>/`` (config.json first), fits the model with a callback that
@@ -10,6 +11,10 @@ traceback in train.log, status "failed" in summary.json) and is raised again.
 - ALS models (bias, mf, mf-genre): ``mfrec.models.fit``; the model is saved as model.npz.
 - Neural models (the torch extra): ``mfrec.neural.fit``; they write their own weights (and
   factors.npz where the model is a factor model) into the folder.
+
+``evaluate_run`` evaluates a finished run under the rating or ranking protocol and records the
+result in its evaluation.json and summary.json; ``popularity_run`` writes and evaluates a run of the
+popularity baseline.
 """
 
 from __future__ import annotations
@@ -174,3 +179,79 @@ def draw_figures(run: Run, dataset, kind: str, best_epoch: int | None) -> list[P
     except Exception as e:  # noqa: BLE001 - reported in train.log, the run itself is fine
         run.log(f"figures not drawn: {type(e).__name__}: {e}")
     return [p for p in written if p is not None]
+
+
+# -- evaluating a run folder -----------------------------------------------------------------------
+RANKING_KEYS = ("hit", "ndcg", "recall", "coverage", "genre_consistency")
+
+
+def evaluate_run(exp, protocol: str, k: int = 10, callback: Callable[[Any], Any] | None = None) -> tuple[dict, dict]:
+    """Evaluate a loaded run (``mfrec.experiments.Experiment``) under ``protocol`` ("rating" or
+    "ranking") and record the result in its folder; returns ``(result, summary)``."""
+    from mfrec.evaluation.protocols import ranking_protocol, rating_protocol, require_user_last
+
+    if exp.config.get("model") == "popularity":  # nothing is saved but the counts: refit them
+        from mfrec.evaluation.ranking import Popularity
+
+        model = Popularity.fit(exp.dataset)
+    else:
+        model = exp.model
+    if protocol == "rating":
+        result = rating_protocol(model, exp.dataset)
+    else:
+        require_user_last(exp.dataset)
+        result = ranking_protocol(model, exp.dataset, k=k, callback=callback)
+    return result, record_evaluation(exp.path, result)
+
+
+def record_evaluation(run_path: str | os.PathLike, result: dict[str, Any]) -> dict[str, Any]:
+    """Merge a protocol's result into evaluation.json and summary.json of a run folder."""
+    from mfrec.experiments import Summary, read_json
+    from mfrec.io import write_json
+
+    run_path = Path(run_path)
+    ev = read_json(run_path / "evaluation.json")
+    ev[result["protocol"]] = result
+    write_json(run_path / "evaluation.json", ev)
+    summary = Summary.read(run_path / "summary.json").to_dict()
+    if result["protocol"] == "ranking":
+        k = result["k"]
+        for key in RANKING_KEYS:
+            summary[f"{key}@{k}"] = result[f"{key}@{k}"]
+        summary["ranking_split"] = result["split"]
+    else:
+        if summary.get("test_rmse") is None:
+            summary["test_rmse"], summary["test_mae"] = result["rmse"], result["mae"]
+        summary["eval_rmse"], summary["eval_mae"] = result["rmse"], result["mae"]
+    write_json(run_path / "summary.json", summary)
+    return summary
+
+
+def popularity_run(dataset, root: str | os.PathLike = DEFAULT_ROOT, name: str | None = None, k: int = 10,
+                   callback: Callable[[Any], Any] | None = None) -> tuple[Path, dict[str, Any]]:
+    """A run folder for the popularity baseline (config, train.log, popularity.npz, summary), evaluated
+    under the ranking protocol; returns ``(folder, summary)``."""
+    import numpy as np
+
+    from mfrec.evaluation.protocols import ranking_protocol
+    from mfrec.evaluation.ranking import Popularity
+    from mfrec.io import write_npz
+
+    t0 = time.perf_counter()
+    config = {"model": "popularity", "dataset": dataset.name, "data_path": str(Path(dataset.path).resolve()),
+              "score": "number of training ratings per movie", "seed": None}
+    run = Run.create(name or f"{dataset.name}-popularity", root, config=config)
+    base = {"dataset": dataset.name, "model": "popularity", "config": config}
+
+    def work() -> dict[str, Any]:
+        pop = Popularity.fit(dataset)
+        write_npz(run.path / "popularity.npz", {"counts": np.asarray(pop.counts)})
+        run.log(f"popularity: {dataset.n_movies:,} movies scored by their training rating counts")
+        run.save_summary({**base, "epochs_run": 0, "best_epoch": None, "train_rmse": None, "val_rmse": None,
+                          "test_rmse": None, "test_mae": None, "train_seconds": time.perf_counter() - t0,
+                          "seconds_per_epoch": None})
+        result = ranking_protocol(pop, dataset, k=k, callback=callback)
+        run.log("ranking: " + ", ".join(f"{key}={v:.4f}" for key, v in result.items() if "@" in key))
+        return record_evaluation(run.path, result)
+
+    return run.path, _guarded(run, work, base)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from mfrec.cli.common import echo_table, friendly_errors
+from mfrec.cli.common import VERIFY_OPTION, echo_table, friendly_errors
 
 ALS_MODELS = ("bias", "mf", "mf-genre")
 NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
@@ -51,9 +51,10 @@ DEFAULTS_HELP = (
               help="Neural models: any other option of the model, e.g. --set min_length=10 --set heads=2 "
                    "(an unknown key lists the model's options).")
 @click.option("--quiet", is_flag=True, help="No progress bar; only the summary.")
+@VERIFY_OPTION
 @friendly_errors
 def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, weighted_reg, reg_exponent, solver, cg_steps, seed,
-          threads, patience, name, root, device, lr, batch_size, settings, quiet):
+          threads, patience, name, root, device, lr, batch_size, settings, quiet, verify):
     """Train a model on a prepared dataset and write an experiment folder.
 
     \b
@@ -70,7 +71,7 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
     from mfrec.errors import MfrecError
     from mfrec.training import train_run
 
-    dataset = load(data, root=data_root)
+    dataset = load(data, root=data_root, verify=verify)
     if model in NEURAL_MODELS:
         options = dict(factors=factors, epochs=epochs, reg=reg, seed=seed, threads=threads, patience=patience,
                        device=device, lr=lr, batch_size=batch_size)

@@ -227,6 +227,14 @@ class FactorModel:
 
         return score_one(self.effective_movie_factors, user_vector, self.movie_bias, self.mu + user_bias)
 
+    def score_users(self, users) -> np.ndarray:
+        """Unclipped predicted ratings of every movie for a batch of trained users, (len(users), n_movies)
+        float32 (what ranking scores: clipping would tie the top of the list)."""
+        u = np.asarray(users, np.int64)
+        s = (self.user_factors[u] @ self.effective_movie_factors.T if self.k
+             else np.zeros((len(u), self.n_movies), np.float32))
+        return (s + self.user_bias[u, None] + self.movie_bias[None, :] + np.float32(self.mu)).astype(np.float32)
+
     def fold_in(self, indptr, indices, values) -> tuple[np.ndarray, np.ndarray]:
         """Bias (n_rows,) and factors (n_rows, k) of users given as a CSR of (movie index, rating).
 
