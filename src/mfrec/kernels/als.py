@@ -196,21 +196,23 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
 
 @njit(cache=True, parallel=True)
 def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, reg_bias, weighted,
-               reg_exponent, solver, cg_steps, n_blocks, max_row, out_factors, out_bias, status):
+               reg_exponent, solver, cg_steps, work64, work32, bufs, out_factors, out_bias, status):
     n_rows = indptr.shape[0] - 1
     k = fixed.shape[1]
+    n_blocks = work64.shape[0]
     has_shift = row_shift.shape[0] > 0
     mu32 = np.float32(mu)
     for blk in prange(n_blocks):
-        # per-block work buffers: each block owns the rows blk, blk + n_blocks, ...
-        A = np.empty((k + 1, k + 1), np.float64)
-        rhs = np.empty(k + 1, np.float64)
-        x = np.empty(k, np.float32)
-        res = np.empty(k, np.float32)
-        diag = np.empty(k, np.float32)
-        p = np.empty(k, np.float32)
-        ap = np.empty(k, np.float32)
-        buf = np.empty((max_row if solver == 1 else 0, k), np.float32)
+        # per-block work buffers, allocated (zeroed) by the caller: each block owns the rows
+        # blk, blk + n_blocks, ... and its slice of the buffers
+        A = work64[blk, :k + 1, :]
+        rhs = work64[blk, k + 1, :]
+        x = work32[blk, 0]
+        res = work32[blk, 1]
+        diag = work32[blk, 2]
+        p = work32[blk, 3]
+        ap = work32[blk, 4]
+        buf = bufs[blk]
         for r in range(blk, n_rows, n_blocks):
             start = indptr[r]
             end = indptr[r + 1]
@@ -308,9 +310,13 @@ def solve_rows(
     # rows are dealt round-robin to a few blocks per thread (balances power-law row lengths); with
     # cg each block owns one (longest row x k) float32 gather buffer
     n_blocks = max(1, min(n_rows, _BLOCKS_PER_THREAD * numba.get_num_threads()))
-    max_row = int(np.max(np.diff(indptr)))
+    max_row = int(np.max(np.diff(indptr))) if SOLVERS[solver] == 1 else 0
+    work64 = np.zeros((n_blocks, k + 2, k + 1), np.float64)  # A (k+1 x k+1) and rhs per block
+    work32 = np.zeros((n_blocks, 5, k), np.float32)  # x, res, diag, p, ap per block
+    bufs = np.zeros((n_blocks, max_row, k), np.float32)  # cg: the row's gathered fixed factors
     _half_step(indptr, indices, values, fixed, fbias, float(mu), shift, float(reg), float(reg_bias),
-               bool(weighted), float(reg_exponent), SOLVERS[solver], int(cg_steps), n_blocks, max_row, out_factors, out_bias, status)
+               bool(weighted), float(reg_exponent), SOLVERS[solver], int(cg_steps), work64, work32, bufs,
+               out_factors, out_bias, status)
     bad = np.flatnonzero(status)
     if len(bad):
         why = "is not positive definite" if status[bad[0]] == NOT_POSITIVE_DEFINITE else "gave NaN or inf"
