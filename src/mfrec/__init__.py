@@ -22,7 +22,8 @@ _LAZY = {
 
 
 # subpackages reachable as attributes after a plain ``import mfrec`` (e.g. ``mfrec.data.load``)
-_SUBPACKAGES = ("data", "models", "experiments", "inference", "evaluation", "analysis", "plots", "kernels", "neural")
+_SUBPACKAGES = ("data", "models", "experiments", "inference", "evaluation", "analysis", "plots", "kernels", "neural",
+                "training", "callbacks", "io")
 
 
 def __getattr__(name: str) -> Any:

@@ -93,7 +93,7 @@ def _train_als(dataset, model: str, options: dict[str, Any], root, run_name: str
             "best_epoch": fitted.best_epoch,
             "train_rmse": best.train_rmse,
             "val_rmse": best.val_rmse,
-            **test_errors(fitted, dataset),
+            **held_out_errors(fitted, dataset),
             "train_seconds": train_seconds,
             "seconds_per_epoch": fitted.config["seconds_per_epoch"],
             "numba_threads": fitted.config["numba_threads"],
@@ -106,7 +106,7 @@ def _train_als(dataset, model: str, options: dict[str, Any], root, run_name: str
     return run, _guarded(run, work, base)
 
 
-def test_errors(model, dataset) -> dict[str, Any]:
+def held_out_errors(model, dataset) -> dict[str, Any]:
     """test_rmse, test_mae and n_test of a rating model, plus the errors on test movies with fewer than
     ``RARE_MOVIE_RATINGS`` training ratings (rare_movies_test_rmse/_mae/_n) when there are any."""
     import numpy as np
