@@ -28,7 +28,7 @@ SPLITS = ("random", "user-last", "time", "none", "u1", "u2", "u3", "u4", "u5", "
               help="user-last: ratings per user held out (>= 1) or a fraction of each user's ratings (< 1).")
 @click.option("--cutoff", type=float, default=None, help="time: unix timestamp; ratings at or after it are test.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed for the split and the synthetic generator.")
-@click.option("--name", default=None, help="Folder name under Training_data/ (default: DATASET-SPLIT).")
+@click.option("--name", default=None, help="Folder name under Training_data/: letters, digits, . _ - (default: DATASET-SPLIT).")
 @click.option("--root", type=click.Path(), default="Training_data", show_default=True, help="Where prepared datasets go.")
 @click.option("--min-user-ratings", type=int, default=0, show_default=True, help="Drop users with fewer ratings (iterated with the movie filter).")
 @click.option("--min-movie-ratings", type=int, default=0, show_default=True, help="Drop movies with fewer ratings.")
@@ -66,9 +66,14 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
     """
     import time
 
+    from mfrec.data.names import plain_name
     from mfrec.data.prepare import prepare as run_prepare
     from mfrec.data.splits import SplitSpec
+    from mfrec.data.store import SCRATCH_RESERVE
     from mfrec.errors import DataError
+
+    if name is not None:  # before the long part; the store checks again
+        plain_name(name, "--name", SCRATCH_RESERVE, root)
 
     t0 = time.perf_counter()
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(f"[{time.perf_counter() - t0:6.1f}s] {msg}", err=True))

@@ -17,23 +17,35 @@ Layout (format version 1)::
     genre_indices.npy      int32               genre indices into manifest["genres"]
     movies.parquet         movie, movieId, title, year, genres (list of str)
     users.parquet          user, userId, and gender/age/occupation/zip where the source has them
+    .verified.json         (not in the manifest) size and mtime of each file when its SHA-256 last
+                           matched, written by ``load(..., verify="auto")``
 
 Everything is ``.npy`` so that ``load`` memory-maps it; the split arrays are views of the mapped
 files, not copies.
+
+Replacing a dataset (``write_dataset``) is crash-safe: the new folder is written complete under
+``.<name>.tmp-<pid>-<hex>``, then, holding a lock on the root folder, the old folder is renamed to
+``.<name>.old-<pid>-<hex>`` and the new one to ``<name>``. An interrupt between those two renames
+puts the old folder back at once; a kill there leaves it aside, and ``recover`` renames it back at
+the next prepare under that root or the next load of that name. Scratch folders whose process is
+gone are deleted by the next prepare; they are never listed as datasets.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
-import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from mfrec.data.manifest import AGAIN, FORMAT_VERSION, SPLITS, Manifest, missing_file, sha256
+from mfrec.data.names import is_plain, plain_name
 from mfrec.errors import DataError, UnknownIdError
 from mfrec.io import json_safe
 
@@ -115,11 +127,12 @@ class Dataset:
     """A prepared dataset loaded from ``Training_data/<name>/``; arrays are memory-mapped.
 
     Loading checks manifest.json (see :class:`~mfrec.data.manifest.Manifest`), the size of every
-    file it records, and each array's dtype and length; ``verify`` also checks every file's
-    SHA-256. Any fault is one :class:`~mfrec.errors.DataError` sentence.
+    file it records, and each array's dtype and length; ``verify=True`` also checks every file's
+    SHA-256, ``verify="auto"`` does so only when a file's size or modification time changed since
+    the last check that passed. Any fault is one :class:`~mfrec.errors.DataError` sentence.
     """
 
-    def __init__(self, path: str | os.PathLike, mmap: bool = True, verify: bool = False):
+    def __init__(self, path: str | os.PathLike, mmap: bool = True, verify: bool | str = False):
         self.path = Path(path)
         manifest_path = self.path / "manifest.json"
         if not manifest_path.is_file():
@@ -251,18 +264,30 @@ def resolve(name_or_path: str | os.PathLike, root: str | os.PathLike | None = No
         return p
     base = Path(root) if root is not None else DEFAULT_ROOT
     q = base / str(name_or_path)
+    if not (q / "manifest.json").is_file() and is_plain(str(name_or_path)):
+        recover(base, str(name_or_path))  # a replacement killed between its two renames
     if (q / "manifest.json").is_file():
         return q
-    available = sorted(d.name for d in base.glob("*") if (d / "manifest.json").is_file()) if base.is_dir() else []
+    available = list_datasets(base)
     hint = f"; prepared datasets: {', '.join(available)}" if available else "; run Data_processing.py to prepare one"
     raise DataError(f"no prepared dataset {str(name_or_path)!r} (looked for {p} and {q}){hint}")
 
 
+def list_datasets(root: str | os.PathLike | None = None) -> list[str]:
+    """Names of the prepared datasets under ``root`` (hidden scratch folders are never listed)."""
+    base = Path(root) if root is not None else DEFAULT_ROOT
+    if not base.is_dir():
+        return []
+    return sorted(d.name for d in base.iterdir() if not d.name.startswith(".") and (d / "manifest.json").is_file())
+
+
 def load(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None, mmap: bool = True,
-         verify: bool = False) -> Dataset:
+         verify: bool | str = False) -> Dataset:
     """Load a prepared dataset by folder path or by name under ``Training_data/``.
 
-    Every file's size is checked against manifest.json; ``verify`` also checks its SHA-256.
+    Every file's size is checked against manifest.json; ``verify=True`` also checks its SHA-256,
+    ``verify="auto"`` (what Main.py does) once per version of the files: the hashes are computed
+    again only when a file's size or modification time changed since the last check that passed.
     """
     return Dataset(resolve(name_or_path, root), mmap=mmap, verify=verify)
 
@@ -301,15 +326,22 @@ def write_dataset(
     manifest: dict[str, Any],
     presorted: bool = False,
 ) -> Path:
-    """Write a dataset folder atomically: everything goes to a temporary sibling, renamed at the end.
+    """Write a dataset folder: everything goes to a scratch sibling, swapped in at the end.
 
     ``split`` holds 0/1/2 (train/val/test) per rating. Unless ``presorted``, the ratings are sorted
-    by (split, user, timestamp) here. An existing ``out_dir`` is replaced only once the new one is
-    complete.
+    by (split, user, timestamp) here. The dataset's name (``manifest["name"]``, else the folder's)
+    must be a plain name (see :mod:`mfrec.data.names`). An existing ``out_dir`` is replaced only
+    once the new folder is complete, and only when it is a prepared dataset (has a manifest.json);
+    see the module's docstring for what an interrupt or a kill leaves behind.
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    root = out_dir.parent
+    ds_name = plain_name(manifest.get("name") or out_dir.name, "dataset name", SCRATCH_RESERVE, root)
+    plain_name(out_dir.name, "dataset folder name", SCRATCH_RESERVE, root)
+    _check_replaceable(out_dir, ds_name)
+    root.mkdir(parents=True, exist_ok=True)
+    recover(root)  # what earlier, interrupted writes left here
+    tmp = _scratch(root, out_dir.name, "tmp")
     tmp.mkdir()
     try:
         if not presorted:
@@ -342,6 +374,7 @@ def write_dataset(
                 f = tmp / f"{key}.npy"
                 np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
                 hashes[f.name] = pool.submit(sha256, f)
+                _swap_point("writing")
             movies.write_parquet(tmp / "movies.parquet")
             users.write_parquet(tmp / "users.parquet")
             for f in (tmp / "movies.parquet", tmp / "users.parquet"):
@@ -350,6 +383,7 @@ def write_dataset(
         full = Manifest.from_dict({
             "format_version": FORMAT_VERSION,
             **json_safe(manifest),
+            "name": ds_name,
             "counts": {
                 "users": int(n_users),
                 "movies": int(n_movies),
@@ -363,15 +397,145 @@ def write_dataset(
             "sizes": {name: (tmp / name).stat().st_size for name in checksums},
         }, source="the manifest to write")
         full.write(tmp / "manifest.json")
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
+        _swap_point("written")
+        old = _swap_in(tmp, out_dir, ds_name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None:
+        _remove(old)
     return out_dir
 
+
+# -- the swap and what an interrupted one leaves ---------------------------------------------------
+SCRATCH_RESERVE = 25  # bytes a scratch name adds to the dataset's name: "." ".old-" pid(<=10) "-" 8 hex
+_SCRATCH = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?:(?P<pid>\d{1,10})-)?[0-9a-f]{8}")
+
+
+def _swap_point(stage: str) -> None:
+    """Called at each step of ``write_dataset`` ("writing", "written", "locked", "aside", "swapped");
+    the crash tests replace it to kill the process there."""
+
+
+def _scratch(root: Path, name: str, kind: str) -> Path:
+    """A new scratch folder name beside the dataset: ``.<name>.<kind>-<pid>-<8 hex>``."""
+    return root / f".{name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _check_replaceable(out_dir: Path, name: str) -> None:
+    """Refuse to replace anything but a prepared dataset: the store deletes only what it created."""
+    if (out_dir.exists() or out_dir.is_symlink()) and not (out_dir / "manifest.json").is_file():
+        raise DataError(f"{out_dir} exists and is not a prepared dataset (no manifest.json), so it is left as it "
+                        f"is: move it away or prepare under another name than {name!r}")
+
+
+def _swap_in(tmp: Path, out_dir: Path, name: str) -> Path | None:
+    """Rename the complete ``tmp`` to ``out_dir``; the replaced dataset's scratch path (to delete), if any.
+
+    Holding the root's lock, the old folder is renamed aside and ``tmp`` into its place. An exception
+    (Ctrl-C) between the two renames puts the old folder back; a kill there is undone by ``recover``.
+    """
+    with _locked(out_dir.parent):
+        _swap_point("locked")
+        _check_replaceable(out_dir, name)  # again: another process may have made it meanwhile
+        if not (out_dir / "manifest.json").is_file():
+            tmp.rename(out_dir)
+            return None
+        old = _scratch(out_dir.parent, out_dir.name, "old")
+        out_dir.rename(old)
+        try:
+            _swap_point("aside")
+            tmp.rename(out_dir)
+        except BaseException:
+            if not out_dir.exists():
+                old.rename(out_dir)
+            raise
+        _swap_point("swapped")
+        return old
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``folder`` itself (no lock file is left); where the platform or
+    the file system has none, go on unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # pragma: no cover - a file system without flock
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _alive(pid: str | None) -> bool:
+    """Whether the process that named a scratch folder may still be writing it."""
+    if pid is None:  # written by a version without the pid in the name, which took no lock
+        return False
+    if int(pid) == os.getpid() or os.name == "nt":  # this process; Windows cannot be asked safely
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def recover(root: str | os.PathLike, name: str | None = None) -> None:
+    """Undo what interrupted ``write_dataset`` calls left under ``root`` (only for ``name`` when given).
+
+    A dataset renamed aside (``.<name>.old-*``) whose ``<name>`` is missing is renamed back; then the
+    scratch folders of processes that are gone are deleted. Nothing else is touched, and a folder that
+    cannot be renamed or deleted (no permission) is left for a later run.
+    """
+    root = Path(root)
+    if all(_alive(m["pid"]) for _, m in _leftovers(root, name)):
+        return  # nothing, or only what running processes are writing: no need to wait for the lock
+    with _locked(root):
+        found = _leftovers(root, name)
+        keep = set()  # names whose dataset is missing and could not be put back: delete none of theirs
+        for ds in sorted({m["name"] for _, m in found}):
+            target = root / ds
+            if target.exists() or target.is_symlink():
+                continue
+            aside = [p for p, m in found if m["name"] == ds and m["kind"] == "old" and not _alive(m["pid"])
+                     and (p / "manifest.json").is_file()]
+            if aside:
+                newest = max(aside, key=lambda p: (p / "manifest.json").stat().st_mtime_ns)
+                try:
+                    newest.rename(target)
+                except OSError:
+                    keep.add(ds)
+        for p, m in found:
+            if m["name"] not in keep and not _alive(m["pid"]):
+                _remove(p)
+
+
+def _remove(p: Path) -> None:
+    """Delete a scratch folder (or the symlink a replaced dataset was); what cannot be deleted stays."""
+    if p.is_symlink():
+        p.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _leftovers(root: Path, name: str | None) -> list[tuple[Path, dict]]:
+    """The scratch folders under ``root`` (of ``name`` when given), each with its parsed name."""
+    try:
+        entries = list(os.scandir(root))
+    except OSError:  # no such folder, or not readable
+        return []
+    out = []
+    for e in entries:
+        m = _SCRATCH.fullmatch(e.name)
+        if m and (name is None or m["name"] == name) and (e.is_dir(follow_symlinks=False) or e.is_symlink()):
+            out.append((Path(e.path), m.groupdict()))
+    return out

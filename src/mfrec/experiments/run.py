@@ -20,6 +20,7 @@ from mfrec.io import json_safe, write_json
 DEFAULT_ROOT = Path("Experiments_")
 METRICS_COLUMNS = ("epoch", "train_rmse", "val_rmse", "test_rmse", "seconds")
 _RUN_SUFFIX = r"-\d{8}-\d{6}-[0-9a-f]{6}"
+_SUFFIX_BYTES = len("-YYYYmmdd-HHMMSS-abcdef")  # what Run.create adds to the name
 
 
 def peak_rss_mb() -> float:
@@ -84,10 +85,13 @@ class Run:
         """A new, unique folder ``root/<name>-<YYYYmmdd-HHMMSS>-<6 hex>``.
 
         The folder is claimed with ``mkdir`` (atomic), so two runs started at the same second never
-        share a folder.
+        share a folder. ``name`` is made a plain file name (see ``mfrec.data.names.sanitize``); one
+        too long for the file system with the suffix added is a DataError.
         """
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-.") or "run"
+        from mfrec.data.names import check_length, sanitize
+
         root = Path(root)
+        safe = check_length(sanitize(name) or "run", "run name", _SUFFIX_BYTES, root)
         root.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for _ in range(1000):

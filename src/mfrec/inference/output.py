@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
+from mfrec.data.names import check_length, sanitize
 from mfrec.errors import DataError
 
 DEFAULT_ROOT = Path("Predictions")
@@ -51,11 +51,17 @@ def format_table(result, title_width: int = 42, genre_width: int = 26, why_width
     return "\n".join(lines)
 
 
-def safe_label(label: str) -> str:
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "-", str(label)).strip("-.")
+LABEL_RESERVE = len("..parquet.tmp-") + 8  # what atomic_path adds to <label>.parquet while writing
+
+
+def safe_label(label: str, root: str | os.PathLike = DEFAULT_ROOT, what: str = "--label",
+               reserve: int = LABEL_RESERVE) -> str:
+    """``label`` as a file name: other characters than letters, digits, . _ - become '-'; a label
+    with none of those, or too long for the file system under ``root``, is a DataError."""
+    clean = sanitize(label)
     if not clean:
-        raise DataError(f"--label {label!r} has no usable characters (letters, digits, . _ -)")
-    return clean
+        raise DataError(f"{what} {label!r} has no usable characters (letters, digits, . _ -)")
+    return check_length(clean, what, reserve, root)
 
 
 def write_predictions(result, run_name: str, label: str | None = None, root: str | os.PathLike = DEFAULT_ROOT) -> tuple[Path, Path]:
@@ -66,8 +72,8 @@ def write_predictions(result, run_name: str, label: str | None = None, root: str
 
 def write_frame(table, run_name: str, label: str, root: str | os.PathLike = DEFAULT_ROOT) -> tuple[Path, Path]:
     """A polars table as ``<root>/<run>/<label>.csv`` and ``.parquet``, atomically (temporary name, rename)."""
-    label = safe_label(label)
-    out = Path(root) / safe_label(run_name)
+    label = safe_label(label, root)
+    out = Path(root) / safe_label(run_name, root, "run name", reserve=0)
     out.mkdir(parents=True, exist_ok=True)
     csv, parquet = out / f"{label}.csv", out / f"{label}.parquet"
     from mfrec.io import atomic_path
