@@ -178,4 +178,5 @@ def test_verify_catches_a_same_size_change_before_training(small_dataset, tmp_pa
     res = CliRunner().invoke(train, args + ["--verify"])
     assert res.exit_code == 2 and "rating.npy" in res.output and "SHA-256" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "runs").exists()  # nothing trained, no run folder
-    assert CliRunner().invoke(train, args).exit_code == 0  # the cheap size check alone does not see it
+    res = CliRunner().invoke(train, args)  # without --verify too: Main.py hashes a dataset whose files changed
+    assert res.exit_code == 2 and "rating.npy" in res.output and "SHA-256" in res.output

@@ -30,8 +30,9 @@ def friendly_errors(fn: Callable) -> Callable:
 
 VERIFY_OPTION = click.option(
     "--verify", is_flag=True,
-    help="Check every file of the prepared dataset against the SHA-256 in its manifest.json "
-         "(slower; file sizes are always checked).",
+    help="Check every file of the prepared dataset against the SHA-256 in its manifest.json now "
+         "(slower; file sizes are always checked, and Main.py hashes a dataset whose files changed "
+         "since its last check anyway).",
 )
 
 

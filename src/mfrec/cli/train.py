@@ -71,7 +71,7 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
     from mfrec.errors import MfrecError
     from mfrec.training import train_run
 
-    dataset = load(data, root=data_root, verify=verify)
+    dataset = load(data, root=data_root, verify=True if verify else "auto")
     if model in NEURAL_MODELS:
         options = dict(factors=factors, epochs=epochs, reg=reg, seed=seed, threads=threads, patience=patience,
                        device=device, lr=lr, batch_size=batch_size)

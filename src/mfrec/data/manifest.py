@@ -171,13 +171,19 @@ class Manifest:
         sizes = {**self.sizes, **{n: (folder / n).stat().st_size for n in names}}
         return replace(self, checksums=dict(sorted(checksums.items())), sizes=dict(sorted(sizes.items())))
 
-    def check_files(self, folder: str | os.PathLike, full: bool = False) -> None:
+    def check_files(self, folder: str | os.PathLike, full: bool | str = False) -> None:
         """Check the files recorded in the manifest against ``folder``.
 
         Every file must be there with its recorded size (manifests without sizes skip this). The
         SHA-256 is computed when ``full`` or when a size differs; a file whose hash matches is
-        accepted. A fault raises one DataError sentence: which file, expected vs found, what to do.
+        accepted. ``full="auto"`` hashes only when some file's size or modification time differs
+        from the last check that passed (recorded in ``.verified.json``, see :func:`check_cached`).
+        A fault raises one DataError sentence: which file, expected vs found, what to do.
         """
+        if full == "auto":
+            return check_cached(self, folder)
+        if full not in (True, False):
+            raise ValueError(f"verify should be True, False or 'auto', not {full!r}")
         folder = Path(folder)
         for fname in sorted(set(self.checksums) | set(self.sizes)):
             f = folder / fname
@@ -200,6 +206,48 @@ class Manifest:
                     expected = f"{want_size:,} bytes, {expected}"
                 raise DataError(f"{f} does not match manifest.json (expected {expected}, found {size:,} bytes, "
                                 f"SHA-256 {got[:16]}...): the file was changed or damaged; {AGAIN}")
+
+
+VERIFIED = ".verified.json"  # in the dataset folder: (size, mtime_ns) of each file when its hashes last matched
+
+
+def _stamps(manifest: Manifest, folder: Path) -> dict[str, list[int]] | None:
+    """[size, mtime_ns] of manifest.json and every recorded file (None when one is missing)."""
+    out = {}
+    for fname in ["manifest.json", *sorted(set(manifest.checksums) | set(manifest.sizes))]:
+        try:
+            st = (folder / fname).stat()
+        except OSError:
+            return None
+        out[fname] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def check_cached(manifest: Manifest, folder: str | os.PathLike) -> None:
+    """The full SHA-256 check of ``folder``, skipped when no file changed since the last one passed.
+
+    "Changed" means another size or modification time (nanoseconds) than ``.verified.json``
+    records, so this catches damage, edits and replaced files, not a rewrite that restores the old
+    time stamp (``verify=True`` hashes regardless). After a check that passes the stamps, taken
+    before hashing, are written atomically; a folder that cannot be written is hashed every time.
+    """
+    folder = Path(folder)
+    before = _stamps(manifest, folder)
+    cache = folder / VERIFIED
+    try:
+        if before is not None and json.loads(cache.read_text()).get("files") == before:
+            manifest.check_files(folder, full=False)  # the cheap check still runs
+            return
+    except (OSError, ValueError, AttributeError):  # no cache yet, or a damaged one: hash
+        pass
+    manifest.check_files(folder, full=True)
+    if before is not None:
+        from mfrec.io import write_json
+
+        try:
+            write_json(cache, {"files": before})
+        except OSError:  # a read-only dataset: nothing is cached
+            pass
 
 
 def sha256(path: Path) -> str:
