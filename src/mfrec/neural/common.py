@@ -141,7 +141,8 @@ def save_checkpoint(run, module: torch.nn.Module, epoch: int) -> Path:
     d = Path(run.path) / CHECKPOINTS
     d.mkdir(exist_ok=True)
     path = d / f"epoch_{epoch:03d}.pt"
-    torch.save(module.state_dict(), path)
+    with atomic_path(path) as tmp:  # an interrupt mid-save leaves no torn checkpoint
+        torch.save(module.state_dict(), tmp)
     return path
 
 
