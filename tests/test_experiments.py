@@ -75,6 +75,8 @@ def test_load_experiment_by_path_folder_or_name(tmp_path):
     time.sleep(1.1)  # a later timestamp
     second = Run.create("mf", root=tmp_path, config={"model": "mf", "seed": 2})
     Run.create("mf-genre", root=tmp_path, config={"model": "mf-genre"})
+    for run in (first, second):  # a name resolves only to a run that finished
+        run.save_summary({"model": "mf"})
     assert find_run(first.path) == first.path
     assert find_run(first.name, root=tmp_path) == first.path
     assert find_run("mf", root=tmp_path) == second.path  # the latest run of that name, not mf-genre

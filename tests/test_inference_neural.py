@@ -168,6 +168,17 @@ def test_attention_pair_uses_recommend_pair(world, monkeypatch):
     assert table["predicted_rating"].to_list() == pytest.approx([s for m, s in full if m in expect], abs=1e-3)
 
 
+def test_attention_pair_of_one_user_twice_is_refused(world, monkeypatch):
+    """``--users 1,1`` is not a pair: one sentence pointing to --user (which scores the pair (u, u))."""
+    ds, run = world["ds"], world["runs"]["attention"]
+    a = int(ds.user_ids.ids[1])
+    before = _predictions(world, "attention")
+    res = invoke(world, ["-e", run.name, "--users", f"{a},{a}"], monkeypatch)
+    assert res.exit_code == 2
+    assert f"--users lists user {a} twice" in res.output and f"--user {a}" in res.output
+    assert _predictions(world, "attention").keys() == before.keys()
+
+
 @pytest.mark.parametrize("model,args,names", [
     ("sequential", ["--similar", "1"], "similar movies (--similar) is not supported"),
     ("sequential", ["--users", "1,2"], "a pair or group (--users) is not supported"),

@@ -3,27 +3,76 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
-from typing import Callable
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import click
 
+# signals whose default action ends the process without any cleanup: while a command runs they raise
+# ``Terminated`` instead (SIGTERM is what ``timeout``, ``kill`` and job schedulers send)
+CAUGHT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Terminated(KeyboardInterrupt):
+    """A termination signal as an exception.
+
+    A ``KeyboardInterrupt`` so that every guard written for Ctrl-C sees it the same way: a training
+    run is marked failed ("interrupted by SIGTERM"), temporary files are removed, nothing is
+    half-written. ``exit_code`` is the shell's convention, 128 + the signal number (143 for SIGTERM).
+    """
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(signal.Signals(signum).name)
+
+
+def _raise_terminated(signum: int, frame) -> None:
+    # a second signal while the first is being cleaned up ends the process at once, as it would by default
+    signal.signal(signum, signal.SIG_DFL)
+    raise Terminated(signum)
+
+
+@contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    """While the block runs, ``CAUGHT_SIGNALS`` raise ``Terminated`` in the main thread.
+
+    Only signals left at their default action are taken over (one ignored on purpose, SIGHUP under
+    ``nohup`` say, stays ignored), and the previous handlers come back afterwards, so a notebook or a
+    test that calls a command keeps its own. Elsewhere than the main thread nothing changes.
+    """
+    taken: dict[int, object] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in CAUGHT_SIGNALS:
+            if signal.getsignal(sig) == signal.SIG_DFL:
+                taken[sig] = signal.signal(sig, _raise_terminated)
+    try:
+        yield
+    finally:
+        for sig, previous in taken.items():
+            signal.signal(sig, previous)
+
 
 def friendly_errors(fn: Callable) -> Callable:
-    """Turn mfrec's input errors into one sentence on stderr and exit code 2, never a traceback."""
+    """Turn mfrec's input errors into one sentence on stderr and exit code 2, never a traceback;
+    Ctrl-C and SIGTERM into one line and the shell's exit code (130, 143)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from mfrec.errors import MfrecError
 
-        try:
-            return fn(*args, **kwargs)
-        except MfrecError as e:
-            click.secho(f"error: {e}", fg="red", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.secho("interrupted", fg="red", err=True)
-            sys.exit(130)
+        with signals_as_interrupts():
+            try:
+                return fn(*args, **kwargs)
+            except MfrecError as e:
+                click.secho(f"error: {e}", fg="red", err=True)
+                sys.exit(2)
+            except KeyboardInterrupt as e:
+                click.secho(f"interrupted by {e}" if isinstance(e, Terminated) else "interrupted", fg="red", err=True)
+                sys.exit(getattr(e, "exit_code", 130))
 
     return wrapper
 

@@ -160,6 +160,8 @@ class Run:
 
     def fail(self, error: BaseException | str, summary: dict[str, Any] | None = None) -> dict[str, Any]:
         """Mark the run failed: the error (and traceback) go to train.log, status "failed" to summary.json.
+        An interrupt (``KeyboardInterrupt``, which the command line also raises for SIGTERM) is recorded
+        as error "interrupted by Ctrl-C (SIGINT)" or "interrupted by SIGTERM".
 
         Idempotent: when a model's own guard has already marked the run failed, the CLI's outer guard
         does not log the same error a second time.
@@ -169,6 +171,8 @@ class Run:
         if isinstance(error, BaseException):
             text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
             message = f"{type(error).__name__}: {error}"
+            if isinstance(error, KeyboardInterrupt):  # Ctrl-C, or a signal the command line raises as one
+                message = f"interrupted by {error}" if str(error) else "interrupted by Ctrl-C (SIGINT)"
         else:
             text = message = str(error)
         self.log(f"FAILED: {message}")
@@ -180,8 +184,11 @@ class Run:
 
 # -- loading ------------------------------------------------------------------------------------
 def find_run(path_or_name: str | os.PathLike, root: str | os.PathLike = DEFAULT_ROOT) -> Path:
-    """A run folder from its path, its folder name under ``root``, or a ``--name`` given at training
-    (the latest run of that name)."""
+    """A run folder from its path, its folder name under ``root``, or a ``--name`` given at training.
+
+    A name resolves to the latest run of that name, and only when that run finished (status "ok"):
+    when it failed, was interrupted or is still running, the error says so and names the latest run of
+    that name that did finish (a folder name or path opens any run, finished or not)."""
     p = Path(path_or_name)
     if p.is_dir() and ((p / "config.json").is_file() or (p / "summary.json").is_file()):
         return p
@@ -194,8 +201,28 @@ def find_run(path_or_name: str | os.PathLike, root: str | os.PathLike = DEFAULT_
         matches = sorted((d for d in root.iterdir() if d.is_dir() and pattern.match(d.name)),
                          key=lambda d: d.name[len(str(path_or_name)):])
         if matches:
-            return matches[-1]
+            newest, how = matches[-1], why_unfinished(matches[-1])
+            if how is None:
+                return newest
+            done = [d for d in matches if why_unfinished(d) is None]
+            other = (f"to use the latest that finished, pass {done[-1].name}" if done else "no run of that name finished")
+            other += "; to open this one anyway, pass its folder name"
+            raise MfrecError(f"the newest run named {str(path_or_name)!r}, {newest.name}, {how}: {other}")
     raise MfrecError(f"no experiment {str(path_or_name)!r} (looked for {p} and for runs named so under {root})")
+
+
+def why_unfinished(run_path: Path) -> str | None:
+    """None for a run that finished (status "ok"), else what became of it, in words ("failed (...)",
+    "did not finish (...)"), to follow "run NAME" in a sentence."""
+    try:
+        summary = Summary.read(run_path / "summary.json")
+    except MfrecError:
+        return "has a damaged summary.json"
+    if summary.status == "ok":
+        return None
+    if summary.status == "failed":
+        return f"failed ({summary.error or 'see its train.log'})"
+    return "did not finish (no summary.json: it is still training, or it was killed)"
 
 
 def read_json(path: Path) -> dict[str, Any]:

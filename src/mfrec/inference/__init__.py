@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 from mfrec.errors import MfrecError, ModelError
+from mfrec.experiments.run import why_unfinished
 from mfrec.experiments.summary import Summary
 
 DEFAULT_RUNS = Path("Experiments_")
@@ -106,9 +107,9 @@ def open_run(experiment: str | os.PathLike | None = None, root: str | os.PathLik
     else:
         exp = load_experiment(experiment, root=root)
         how = f"using run {exp.name}"
-    status = exp.summary.get("status")
-    if status == "failed":
-        raise ModelError(f"run {exp.name} failed ({exp.summary.get('error', 'see its train.log')}): pick another run")
+    unfinished = why_unfinished(exp.path)  # a failed, interrupted or still-running run has no model to trust
+    if unfinished:
+        raise ModelError(f"run {exp.name} {unfinished}: pick another run")
     return exp, how
 
 

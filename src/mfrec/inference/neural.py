@@ -167,7 +167,7 @@ class PairRecommender(_NeuralRecommender):
         if len(ids) != 2:
             raise DataError(f"the attention model of run {self.run_name} recommends for a pair: give exactly two user "
                             f"ids, e.g. --users 12,345 (got {len(ids)})")
-        a, b = (self.user(x) for x in ids)
+        a, b = self.distinct_users(ids)
         seen = np.unique(np.concatenate([self._seen(a, exclude)[0], self._seen(b, exclude)[0]]))
         recs, scores = self._pair_table(a, b, n, seen, filters)
         alone_a, alone_b = self._alone(a, recs), self._alone(b, recs)

@@ -184,6 +184,21 @@ class Recommender:
                 f"user {text} is not in dataset {self.dataset.name} (user ids run {ids.min()}..{ids.max()}, {len(ids)} users)"
             ) from None
 
+    def distinct_users(self, user_ids: Sequence[str]) -> list[int]:
+        """The user indices of a group's ids; a user listed twice (``--users 1,1``, or ``1,01``) is refused.
+
+        Refused rather than dropped: a repeat is most often a typo for another member, and least misery
+        over a repeated member silently answers for a smaller group than the one asked for."""
+        first: dict[int, str] = {}
+        for text in user_ids:
+            u = self.user(text)
+            if u in first:
+                same = text if first[u] == text else f"{first[u]} (as {first[u]} and {text})"
+                raise DataError(f"--users lists user {same} twice: give each member of the group once "
+                                f"(for one user's own list, use --user {first[u]})")
+            first[u] = text
+        return list(first)
+
     def title(self, m: int) -> str:
         return self.titles_list[m]
 
@@ -422,7 +437,7 @@ class Recommender:
         ids = [str(x).strip() for x in user_ids if str(x).strip()]
         if len(ids) < 2:
             raise DataError("--users needs at least two user ids separated by commas, e.g. --users 12,345")
-        users = [self.user(x) for x in ids]
+        users = self.distinct_users(ids)
         preds = np.stack([self.model.score_movies(float(self.model.user_bias[u]), self.model.user_factors[u]) for u in users])
         group = preds.min(axis=0)
         seen = np.unique(np.concatenate([self._seen(u, exclude)[0] for u in users]))

@@ -12,7 +12,9 @@ epoch); ``checkpoints/epoch_NNN.pt`` hold one state dict per epoch.
 from __future__ import annotations
 
 import json
+import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +32,66 @@ CHECKPOINTS = "checkpoints"
 
 
 # -- options -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rule:
+    """What one numeric option accepts: whole numbers or any finite number from ``low`` to ``high``
+    (each end excluded when ``low_open`` / ``high_open``); ``text`` says it in the error."""
+
+    whole: bool
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = True
+    text: str = ""
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            return False
+        if self.whole and not isinstance(value, (int, np.integer)):
+            return False
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+
+_AT_LEAST_ONE = Rule(True, 1, text="a whole number >= 1")
+_WHOLE = Rule(True, 0, text="a whole number >= 0")
+_POSITIVE = Rule(False, 0.0, low_open=True, text="a finite number > 0")
+_NON_NEGATIVE = Rule(False, 0.0, text="a finite number >= 0")
+
+# every numeric option of every neural model (tests/test_neural_options.py checks each DEFAULTS key has one)
+OPTION_RULES: dict[str, Rule] = {
+    **dict.fromkeys(("epochs", "factors", "batch_size", "heads", "hidden", "window", "step", "genre_epochs",
+                     "negatives", "min_length"), _AT_LEAST_ONE),
+    **dict.fromkeys(("seed", "threads", "patience"), _WHOLE),
+    **dict.fromkeys(("lr", "genre_lr", "init_std"), _POSITIVE),
+    **dict.fromkeys(("reg", "weight_decay"), _NON_NEGATIVE),
+    "dropout": Rule(False, 0.0, 1.0, text="a number from 0 up to (not including) 1"),
+    "self_pair": Rule(False, 0.0, 1.0, high_open=False, text="a number from 0 to 1"),
+}
+# options the command line takes directly; the others are given with --set KEY=VALUE
+_FLAGS = ("epochs", "factors", "batch_size", "seed", "threads", "patience", "lr", "reg")
+
+
+def option_name(key: str) -> str:
+    """How the user gives ``key``: ``--batch-size`` for a command-line option, else ``--set key=...``."""
+    return f"--{key.replace('_', '-')}" if key in _FLAGS else f"{key} (--set {key}=...)"
+
+
 def resolve_options(options: dict[str, Any], defaults: dict[str, Any], model_name: str) -> dict[str, Any]:
-    """Defaults overridden by every option that is given (not None); unknown keys are kept as given."""
+    """Defaults overridden by every option that is given (not None); unknown keys are kept as given.
+
+    Every numeric option (``OPTION_RULES``) must be finite and in its range: NaN, infinities, negative
+    penalties or a fractional epoch count are one ``MfrecError`` naming the option and the value."""
     out = dict(defaults)
     for key, value in options.items():
         if value is not None:
             out[key] = value
-    for key in ("epochs", "factors", "batch_size"):
-        if key in out and (not isinstance(out[key], (int, np.integer)) or out[key] < 1):
-            raise MfrecError(f"{model_name}: --{key.replace('_', '-')} must be a positive integer, got {out[key]!r}")
-    if "lr" in out and not (isinstance(out["lr"], (int, float)) and out["lr"] > 0):
-        raise MfrecError(f"{model_name}: --lr must be positive, got {out['lr']!r}")
+    for key, rule in OPTION_RULES.items():
+        if out.get(key) is not None and not rule.accepts(out[key]):
+            raise MfrecError(f"{model_name}: {option_name(key)} must be {rule.text}, got {out[key]!r}")
     out["device"] = str(out.get("device") or "cpu")
     if out.get("threads"):
         torch.set_num_threads(int(out["threads"]))
@@ -90,7 +141,8 @@ def save_checkpoint(run, module: torch.nn.Module, epoch: int) -> Path:
     d = Path(run.path) / CHECKPOINTS
     d.mkdir(exist_ok=True)
     path = d / f"epoch_{epoch:03d}.pt"
-    torch.save(module.state_dict(), path)
+    with atomic_path(path) as tmp:  # an interrupt mid-save leaves no torn checkpoint
+        torch.save(module.state_dict(), tmp)
     return path
 
 
