@@ -182,6 +182,30 @@ def naive_parse_ratings(text, sep):
     return [int(r[0]) for r in rows], [int(r[1]) for r in rows], [float(r[2]) for r in rows], [int(r[3]) for r in rows]
 
 
+def naive_parse_line(line, sep):
+    """One line of four numbers split by ``sep``: (user, movie, rating, timestamp), or the name of the
+    first field whose value its stored type cannot hold ("user", "movie", "rating" or "timestamp").
+
+    Ids are int32 and non-negative, timestamps int64 (either sign); a rating's whole part must fit int64.
+    """
+    u, m, r, t = line.rstrip("\r").split(sep)
+    u, m, t = int(u), int(m), int(t)
+    if not 0 <= u <= 2**31 - 1:
+        return "user"
+    if not 0 <= m <= 2**31 - 1:
+        return "movie"
+    if int(r.split(".")[0]) > 2**63 - 1:
+        return "rating"
+    if abs(t) > 2**63 - 1:
+        return "timestamp"
+    return u, m, float(r), t
+
+
+def naive_content_end(data, start, end):
+    """The index just after the last byte of ``data[start:end]`` that is not ASCII whitespace (``start`` if none)."""
+    return start + len(bytes(data[start:end]).rstrip())
+
+
 def naive_group_dedupe(user, movie, timestamp):
     """Order by (user, timestamp, movie, file position) keeping only the last rating of each (user, movie)."""
     n = len(user)

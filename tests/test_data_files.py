@@ -203,3 +203,51 @@ def test_a_folder_of_several_releases_asks_for_the_right_one(tmp_path):
         read_dataset("ml-1m", source=tmp_path / "all")
     with pytest.raises(DataError, match="has no ratings.csv"):
         read_dataset("ml-25m", source=tmp_path / "all")
+
+
+# -- the ratings file's edges: numbers too large for their column, trailing whitespace -----------
+RATINGS_HEADER = "userId,movieId,rating,timestamp\n"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("18446744073709551617,1,4.0,1147880044", "line 3: a user or movie id is negative or above 2,147,483,647"),
+    ("1,18446744073709551617,4.0,1147880044", "line 3: a user or movie id is negative or above 2,147,483,647"),
+    ("1,2,4.0,18446744073709551621", "line 3: the timestamp is beyond"),
+    ("1,2,18446744073709551620,1147880044", "line 3: the rating is above 9,223,372,036,854,775,807"),
+])
+def test_numbers_too_large_for_their_column_are_refused_with_the_line(tmp_path, line, message):
+    """Once these wrapped around: user 2**64+1 became user 1, and a wrapped timestamp won "keep the latest"."""
+    from mfrec.errors import DataError
+
+    folder = write_ml25m(tmp_path / "ml")
+    (folder / "ratings.csv").write_text(RATINGS_HEADER + "1,1,4.0,1147880044\n" + line + "\n2,1,0.5,1147868828\n")
+    with pytest.raises(DataError, match=message) as err:
+        read_dataset("ml-25m", source=folder)
+    assert "truncated" not in str(err.value)
+
+
+@pytest.mark.parametrize("tail", ["\n", "", "\r\n", "\n" * 5000, "\r\n\r\n  \t\n\n", " \t"])
+def test_trailing_blank_lines_and_whitespace_are_ignored(tmp_path, tail):
+    folder = write_ml25m(tmp_path / "ml")
+    body = "1,1,4.0,1147880044\r\n1,2,3.5,1147868817"
+    (folder / "ratings.csv").write_text(RATINGS_HEADER + body + tail, newline="")
+    assert read_dataset("ml-25m", source=folder).ratings.rows() == [(1, 1, 4.0, 1147880044), (1, 2, 3.5, 1147868817)]
+
+
+@pytest.mark.parametrize("dataset, name, header", [("ml-25m", "ratings.csv", RATINGS_HEADER), ("ml-1m", "ratings.dat", "")])
+def test_whitespace_only_files_and_inner_blank_lines(tmp_path, dataset, name, header):
+    from mfrec.errors import DataError
+
+    folder = (write_ml25m if header else write_ml1m)(tmp_path / "ml")
+    sep = "," if header else "::"
+    cases = [
+        ("\n\n  \r\n\t\n", f"{name} is empty"),
+        (" ", f"{name} is empty"),
+        (header + f"1{sep}1{sep}4{sep}1\n\n1{sep}2{sep}3{sep}1\n\n", f"{name} line {2 + bool(header)} is empty"),
+    ]
+    if header:
+        cases.append((header + "\n\n \r\n", rf"{name} has no ratings \(only the header\)"))
+    for text, message in cases:
+        (folder / name).write_text(text, newline="")
+        with pytest.raises(DataError, match=message):
+            read_dataset(dataset, source=folder)

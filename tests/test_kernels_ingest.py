@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from mfrec.errors import DataError
-from mfrec.kernels.parse import BAD_END, BAD_MOVIE, EMPTY_LINE, first_bad_rating, parse_ratings
+from mfrec.kernels.parse import (BAD_END, BAD_MOVIE, BAD_RATING, BIG_ID, BIG_RATING, BIG_TIMESTAMP, EMPTY_LINE, content_end,
+                                 first_bad_rating, parse_ratings)
 from mfrec.kernels.sort import counting_sort, gather, group_by_user, partition
 from mfrec.kernels.synthetic import generate_ratings
 
-from naive import naive_counting_sort, naive_group_dedupe, naive_parse_ratings
+from naive import naive_content_end, naive_counting_sort, naive_group_dedupe, naive_parse_line, naive_parse_ratings
 
 pytestmark = pytest.mark.nojit
 
@@ -47,6 +48,87 @@ def test_parser_reports_the_first_bad_line_and_field():
     text = b"".join(b"%d,1,1,1\n" % i for i in range(40)) + b"1,2,3,4,5\n"
     *_, failure = parse_ratings(np.frombuffer(text, np.uint8), b",", n_chunks=4)
     assert (failure.code, failure.line, text[failure.pos:failure.end]) == (BAD_END, 40, b"1,2,3,4,5\n")
+
+
+I64 = 2**63 - 1
+
+
+@pytest.mark.parametrize("line, code", [
+    (b"18446744073709551617,2,4.0,5", BIG_ID),  # 2**64 + 1 once wrapped around to user 1
+    (b"1,18446744073709551618,4.0,5", BIG_ID),
+    (b"99999999999999999999999999999,2,4.0,5", BIG_ID),
+    (b"-18446744073709551615,2,4.0,5", BIG_ID),  # wrapped to +1
+    (b"2147483648,2,4.0,5", BIG_ID),
+    (b"1,2,4.0,18446744073709551621", BIG_TIMESTAMP),  # once wrapped to 5
+    (b"1,2,4.0,%d" % (I64 + 1), BIG_TIMESTAMP),
+    (b"1,2,4.0,-%d" % (I64 + 1), BIG_TIMESTAMP),
+    (b"1,2,18446744073709551620,5", BIG_RATING),  # once wrapped to rating 4
+    (b"1,2,%d.5,5" % (I64 + 1), BIG_RATING),
+    (b"1,2,-4.0,5", BAD_RATING),
+])
+def test_parser_rejects_numbers_its_types_cannot_hold(line, code):
+    for text in (line, line + b"\r\n", b"1,1,1,1\n" + line + b"\n"):
+        *_, failure = parse_ratings(np.frombuffer(text, np.uint8), b",")
+        assert failure is not None and failure.code == code, (text, failure)
+        assert failure.line == text.count(b"\n", 0, failure.pos)
+
+
+def test_parser_reads_the_largest_numbers_and_long_digit_strings_exactly():
+    text = (b"2147483647,0000000000000000000000000002147483647,%d.%s,%d\n" % (I64, b"9" * 30, I64)
+            + b"1,2,18450.744073709551616,-%d\n" % I64  # a wrapped integer part once made this rating 4.0
+            + b"0,0,4.50000000000000000000000001,0\n")
+    u, m, r, t, failure = parse_ratings(np.frombuffer(text, np.uint8), b",")
+    assert failure is None
+    assert u.tolist() == [2**31 - 1, 1, 0] and m.tolist() == [2**31 - 1, 2, 0] and t.tolist() == [I64, -I64, 0]
+    assert r.tolist() == np.array([float(I64), 18450.744073709551616, 4.5], np.float32).tolist()
+
+
+def _digits(rng, longest):
+    """A run of 1..longest digits, sometimes with leading zeros."""
+    body = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(1, longest + 1))))
+    return "0" * int(rng.integers(0, 25)) + body if rng.random() < 0.2 else body
+
+
+@pytest.mark.parametrize("n_chunks", [1, 4])
+def test_parser_matches_reference_on_numbers_of_any_length(n_chunks):
+    """Random digit strings up to 25 digits in every field: each value is the reference's, or the line is refused."""
+    rng = np.random.default_rng(5)
+    codes = {"user": BIG_ID, "movie": BIG_ID, "rating": BIG_RATING, "timestamp": BIG_TIMESTAMP}
+    good, n_refused = [], 0
+    for _ in range(300):
+        sign = lambda: "-" if rng.random() < 0.1 else ""  # noqa: E731
+        rating = _digits(rng, 22) + ("." + _digits(rng, 25) if rng.random() < 0.6 else "")
+        line = f"{sign()}{_digits(rng, 12)},{sign()}{_digits(rng, 12)},{rating},{sign()}{_digits(rng, 22)}"
+        want = naive_parse_line(line, ",")
+        u, m, r, t, failure = parse_ratings(np.frombuffer(line.encode(), np.uint8), b",")
+        if isinstance(want, str):
+            assert failure is not None and failure.code == codes[want], (line, failure)
+            n_refused += 1
+        else:
+            assert failure is None, (line, failure)
+            assert (u[0], m[0], r[0], t[0]) == (want[0], want[1], np.float32(want[2]), want[3]), line
+            good.append(line)
+    assert 50 < n_refused < 250  # both kinds of line were tried
+    text = "\n".join(good)
+    u, m, r, t, failure = parse_ratings(np.frombuffer(text.encode(), np.uint8), b",", n_chunks=n_chunks)
+    want = [naive_parse_line(line, ",") for line in good]
+    assert failure is None
+    assert list(zip(u.tolist(), m.tolist(), t.tolist())) == [(w[0], w[1], w[3]) for w in want]
+    assert r.tolist() == np.array([w[2] for w in want], np.float32).tolist()
+
+
+@pytest.mark.parametrize("data", [
+    b"1,2,3,4\n", b"1,2,3,4", b"1,2,3,4\r\n\r\n", b"1,2,3,4\n\n\n \t\n\x0b\x0c\r\n  ", b"1,2,3,4 \t",
+    b"", b"\n", b" \t\r\n\n\n", b"x\n" + b"\n" * 10_000,
+])
+def test_content_end_matches_reference(data):
+    buf = np.frombuffer(data, np.uint8)
+    for start in range(min(len(data), 4) + 1):
+        for end in (start, len(data)):
+            assert content_end(buf, start, end) == naive_content_end(data, start, end), (data, start, end)
+    assert content_end(buf) == naive_content_end(data, 0, len(data))
+    with pytest.raises(DataError, match="cannot parse bytes"):
+        content_end(buf, 1, 0)
 
 
 def test_parser_rejects_a_bad_separator_or_window():

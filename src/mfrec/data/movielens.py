@@ -478,20 +478,21 @@ _WHAT = {
     4: "the timestamp is not a whole number",
     5: "there is more on the line than four fields",
     7: "a user or movie id is negative or above 2,147,483,647",
+    8: "the timestamp is beyond \u00b19,223,372,036,854,775,807 (a 64-bit integer)",
+    9: "the rating is above 9,223,372,036,854,775,807, far off any rating scale",
 }
+_CUT_SHORT = (1, 2, 3, 4)  # a field missing or malformed: on the last line, the file may be truncated
 
 
-def read_ratings(path: Path, label: str, fmt: Format, sep: bytes, header: str | None):
-    """Parse a ratings file of four numeric fields per line with the Numba parser (in parallel chunks).
+def _ratings_window(path: Path, label: str, header: str | None) -> tuple[int, int, int]:
+    """(first byte of the ratings, lines before it, end of the ratings without trailing whitespace).
 
-    Returns a polars frame userId Int32, movieId Int32, rating Float32, timestamp Int64 (built on
-    the parsed NumPy arrays without a copy). Any malformed line, or a rating off the dataset's
-    scale, raises DataError naming the file and the line.
+    Raises DataError when the file cannot be read, holds only whitespace, has the wrong header or no
+    ratings after it.
     """
     import numpy as np
-    import polars as pl
 
-    from mfrec.kernels.parse import EMPTY_LINE, first_bad_rating, parse_ratings
+    from mfrec.kernels.parse import content_end
 
     try:
         size = path.stat().st_size
@@ -499,7 +500,12 @@ def read_ratings(path: Path, label: str, fmt: Format, sep: bytes, header: str | 
             first = f.readline()
     except OSError as e:
         raise DataError(f"{label} cannot be read ({e.strerror or e})") from None
-    if size == 0 or (not first.strip() and size == len(first)):
+    if size == 0:
+        raise DataError(f"{label} is empty")
+    buf = np.memmap(path, dtype=np.uint8, mode="r")
+    end = content_end(buf, 0, size)
+    del buf
+    if end == 0:
         raise DataError(f"{label} is empty")
     start, skip = 0, 0
     if header is not None:
@@ -507,12 +513,26 @@ def read_ratings(path: Path, label: str, fmt: Format, sep: bytes, header: str | 
         if got.split(",")[:4] != header.split(","):
             raise DataError(f"{label} line 1: expected the header {header}, got {got[:80]!r}")
         start, skip = len(first), 1
-    buf = np.memmap(path, dtype=np.uint8, mode="r")
-    end = size
-    while end > start and buf[end - 1] in (10, 13, 32):
-        end -= 1
     if end <= start:
         raise DataError(f"{label} has no ratings" + (" (only the header)" if header else ""))
+    return start, skip, end
+
+
+def read_ratings(path: Path, label: str, fmt: Format, sep: bytes, header: str | None):
+    """Parse a ratings file of four numeric fields per line with the Numba parser (in parallel chunks).
+
+    Returns a polars frame userId Int32, movieId Int32, rating Float32, timestamp Int64 (built on
+    the parsed NumPy arrays without a copy). Trailing whitespace and blank lines are ignored. Any
+    malformed line, a number too large for its column, or a rating off the dataset's scale raises
+    DataError naming the file and the line.
+    """
+    import numpy as np
+    import polars as pl
+
+    from mfrec.kernels.parse import EMPTY_LINE, first_bad_rating, parse_ratings
+
+    start, skip, end = _ratings_window(path, label, header)
+    buf = np.memmap(path, dtype=np.uint8, mode="r")
     user, movie, rating, ts, failure = parse_ratings(buf, sep, start, end)
     if failure is not None:
         lineno = skip + failure.line + 1
@@ -526,7 +546,7 @@ def read_ratings(path: Path, label: str, fmt: Format, sep: bytes, header: str | 
         last = lineno == skip + n
         raise DataError(
             f"{label} line {lineno}: {_WHAT.get(code, 'malformed')} (expected {fields}, got {text!r})"
-            + (" - is the file truncated?" if last and code != 5 else "")
+            + (" - is the file truncated?" if last and code in _CUT_SHORT else "")
         )
     del buf
     lo, hi = fmt.scale

@@ -6,7 +6,8 @@
 - ``topk.topk_rows`` / ``topk.score_one``: the one top-k selection (ties to the lower index) and
   one user's scores on the calling thread.
 - ``ranking.user_metrics``: per-user hit, NDCG, recall and genre Jaccard of top-k lists.
-- ``parse.parse_ratings`` / ``parse.first_bad_rating``: the parallel ratings-file parser.
+- ``parse.parse_ratings`` / ``parse.content_end`` / ``parse.first_bad_rating``: the parallel
+  ratings-file parser, where trailing whitespace starts, the first rating off a scale.
 - ``sort.group_by_user`` / ``sort.counting_sort`` / ``sort.gather`` / ``sort.partition``: grouping
   ratings by user in time order without duplicates, and splitting them.
 - ``csr``: CSR from pairs, a CSR's rows, its transpose (the one copy of each, NumPy or Numba).

@@ -1,10 +1,11 @@
 """The ratings-file parser: lines of four numeric fields (user, movie, rating, timestamp), in parallel chunks.
 
 ``parse_ratings`` cuts the bytes into chunks at line starts, counts each chunk's lines, and parses
-the chunks in parallel straight into int32/int32/float32/int64 arrays; a malformed line is returned
-as a ``ParseFailure`` (status code, line, byte range) for the caller to turn into an error that
-names its file. ``first_bad_rating`` finds the first rating off a scale. The ``_kernels`` are pure
-``@njit``; each is checked against a reference in ``tests/naive.py``.
+the chunks in parallel straight into int32/int32/float32/int64 arrays; a malformed line, or a number
+its type cannot hold (never wrapped around), is returned as a ``ParseFailure`` (status code, line,
+byte range) for the caller to turn into an error that names its file. ``content_end`` finds where
+trailing whitespace starts; ``first_bad_rating`` finds the first rating off a scale. The
+``_kernels`` are pure ``@njit``; each is checked against a reference in ``tests/naive.py``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from mfrec.errors import DataError
 
 # parse status codes (0 = ok); the failing field is reported so the error can name it
 BAD_USER, BAD_MOVIE, BAD_RATING, BAD_TIMESTAMP, BAD_END, EMPTY_LINE, BIG_ID = 1, 2, 3, 4, 5, 6, 7
+BIG_TIMESTAMP, BIG_RATING = 8, 9  # a timestamp beyond int64; a rating whose whole part is beyond int64
 _ID_MAX = 2**31 - 1  # user and movie ids are stored as int32
+_I64_MAX = 2**63 - 1  # timestamps are stored as int64; no parsed number may wrap around it
+_V_SAFE = _I64_MAX // 10  # any value below it takes one more digit within int64
 _NL, _CR, _MINUS, _DOT = 10, 13, 45, 46
+_TAB, _SPACE = 9, 32  # ASCII whitespace: 9..13 and 32, as bytes.strip() has it
 
 
 @numba.njit(cache=True)
@@ -30,6 +35,17 @@ def _next_line_start(buf, pos, end):
             return pos + 1
         pos += 1
     return end
+
+
+@numba.njit(cache=True)
+def _content_end(buf, start, end):
+    """The index just after the last byte of [start, end) that is not ASCII whitespace (``start`` if none)."""
+    while end > start:
+        b = buf[end - 1]
+        if b != _SPACE and not _TAB <= b <= _CR:
+            return end
+        end -= 1
+    return start
 
 
 @numba.njit(cache=True, parallel=True)
@@ -49,38 +65,68 @@ def _count_lines(buf, starts, ends):
 
 
 @numba.njit(cache=True)
+def _digits(buf, i, e):
+    """The run of decimal digits at ``buf[i:e]`` as an integer: (value, index after it, fits int64).
+
+    Up to 18 digits always fit and are summed in the loop; a longer run is valued again, exactly,
+    by ``_long_digits``. A value beyond int64 never wraps around: ``fits`` is False instead.
+    """
+    v = 0
+    j = i
+    while j < e and 48 <= buf[j] <= 57:
+        if j - i < 18:
+            v = v * 10 + (np.int64(buf[j]) - 48)
+        j += 1
+    if j - i <= 18:
+        return v, j, True
+    v, fits = _long_digits(buf, i, j)
+    return v, j, fits
+
+
+@numba.njit(cache=True)
+def _long_digits(buf, i, j):
+    """The value of the digits ``buf[i:j]`` and whether it fits int64 (0, False if not)."""
+    v = 0
+    for p in range(i, j):
+        d = np.int64(buf[p]) - 48
+        if v > (_I64_MAX - d) // 10:
+            return 0, False
+        v = v * 10 + d
+    return v, True
+
+
+@numba.njit(cache=True)
 def _parse_int(buf, i, e):
+    """The integer (optional minus, digits) at ``buf[i:e]``: (value, index after it, has digits, fits int64)."""
     neg = False
     if i < e and buf[i] == _MINUS:
         neg = True
         i += 1
-    v = 0
-    j = i
-    while j < e and 48 <= buf[j] <= 57:
-        v = v * 10 + (np.int64(buf[j]) - 48)
-        j += 1
-    return (-v if neg else v), j, j > i
+    v, j, fits = _digits(buf, i, e)
+    return (-v if neg else v), j, j > i, fits
 
 
 @numba.njit(cache=True)
 def _parse_decimal(buf, i, e):
-    # digits [. digits], accumulated as an integer and scaled once: exact for MovieLens' x.0 / x.5
-    v = 0
-    j = i
-    while j < e and 48 <= buf[j] <= 57:
-        v = v * 10 + (np.int64(buf[j]) - 48)
-        j += 1
+    """The decimal (digits [. digits]) at ``buf[i:e]``: (value, index after it, well formed, fits).
+
+    Accumulated as an integer and scaled once: exact for MovieLens' x.0 / x.5. A whole part beyond
+    int64 does not fit; fraction digits past the 15th, or past what int64 holds, are read and dropped
+    (they lie far below float32's resolution).
+    """
+    v, j, fits = _digits(buf, i, e)
     ok = j > i
     scale = 1.0
     if ok and j < e and buf[j] == _DOT:
         j += 1
         k = j
-        while j < e and 48 <= buf[j] <= 57 and j - k < 15:
-            v = v * 10 + (np.int64(buf[j]) - 48)
-            scale *= 10.0
+        while j < e and 48 <= buf[j] <= 57:
+            if fits and j - k < 15 and v < _V_SAFE:  # once one digit is dropped, so are all after it
+                v = v * 10 + (np.int64(buf[j]) - 48)
+                scale *= 10.0
             j += 1
         ok = j > k
-    return v / scale, j, ok
+    return v / scale, j, ok, fits
 
 
 @numba.njit(cache=True)
@@ -103,31 +149,35 @@ def _parse_chunk(buf, s, e, off, sep0, sep1, seplen, user, movie, rating, ts):
         start = i
         if buf[i] == _NL or (buf[i] == _CR and (i + 1 >= e or buf[i + 1] == _NL)):
             return EMPTY_LINE, line, start
-        u, i, ok = _parse_int(buf, i, e)
+        u, i, ok, fits = _parse_int(buf, i, e)
         if not ok:
             return BAD_USER, line, start
-        if u < 0 or u > _ID_MAX:
+        if not fits or u < 0 or u > _ID_MAX:
             return BIG_ID, line, start
         i, ok = _sep(buf, i, e, sep0, sep1, seplen)
         if not ok:
             return BAD_USER, line, start
-        m, i, ok = _parse_int(buf, i, e)
+        m, i, ok, fits = _parse_int(buf, i, e)
         if not ok:
             return BAD_MOVIE, line, start
-        if m < 0 or m > _ID_MAX:
+        if not fits or m < 0 or m > _ID_MAX:
             return BIG_ID, line, start
         i, ok = _sep(buf, i, e, sep0, sep1, seplen)
         if not ok:
             return BAD_MOVIE, line, start
-        r, i, ok = _parse_decimal(buf, i, e)
+        r, i, ok, fits = _parse_decimal(buf, i, e)
         if not ok:
             return BAD_RATING, line, start
+        if not fits:
+            return BIG_RATING, line, start
         i, ok = _sep(buf, i, e, sep0, sep1, seplen)
         if not ok:
             return BAD_RATING, line, start
-        t, i, ok = _parse_int(buf, i, e)
+        t, i, ok, fits = _parse_int(buf, i, e)
         if not ok:
             return BAD_TIMESTAMP, line, start
+        if not fits:
+            return BIG_TIMESTAMP, line, start
         if i < e and buf[i] == _CR:
             i += 1
         if i < e:
@@ -169,10 +219,30 @@ def _first_bad_rating(rating, lo, hi, step):
 class ParseFailure(NamedTuple):
     """The first malformed line: what is wrong with it, which line it is, where its bytes are."""
 
-    code: int  # BAD_USER, BAD_MOVIE, BAD_RATING, BAD_TIMESTAMP, BAD_END, EMPTY_LINE or BIG_ID
+    code: int  # BAD_USER, BAD_MOVIE, BAD_RATING, BAD_TIMESTAMP, BAD_END, EMPTY_LINE, BIG_ID, BIG_TIMESTAMP or BIG_RATING
     line: int  # 0-based, counted from ``start``
     pos: int  # byte offset of the line's start
     end: int  # byte offset just after the line (after its newline, or ``end``)
+
+
+def _check_window(buf: np.ndarray, start: int, end: int | None) -> int:
+    """``end`` (default: the buffer's length) once ``buf`` is 1-d uint8 and 0 <= start <= end <= len(buf)."""
+    if buf.ndim != 1 or buf.dtype != np.uint8:
+        raise DataError(f"the parser reads a 1-d uint8 buffer, got {buf.dtype} of shape {buf.shape}")
+    end = len(buf) if end is None else end
+    if not 0 <= start <= end <= len(buf):
+        raise DataError(f"cannot parse bytes {start}..{end} of a {len(buf)}-byte buffer")
+    return end
+
+
+def content_end(buf: np.ndarray, start: int = 0, end: int | None = None) -> int:
+    """The index just after the last non-whitespace byte of ``buf[start:end]``, ``start`` if it is all whitespace.
+
+    Trailing blank lines, spaces, tabs and CRs are cut off this way before parsing: one pass from
+    the end, touching only the whitespace it skips (bytes.rstrip()'s ASCII whitespace).
+    """
+    end = _check_window(buf, start, end)
+    return int(_content_end(buf, start, end))
 
 
 def parse_ratings(buf: np.ndarray, sep: bytes, start: int = 0, end: int | None = None, n_chunks: int | None = None):
@@ -183,13 +253,9 @@ def parse_ratings(buf: np.ndarray, sep: bytes, start: int = 0, end: int | None =
     A last line without a newline counts; an empty line is malformed. ``n_chunks`` (default: one
     per 4 MiB, at most 64) only sets how the work is split, never the result.
     """
-    if buf.ndim != 1 or buf.dtype != np.uint8:
-        raise DataError(f"the parser reads a 1-d uint8 buffer, got {buf.dtype} of shape {buf.shape}")
+    end = _check_window(buf, start, end)
     if len(sep) not in (1, 2):
         raise DataError(f"the field separator must be one or two bytes, got {sep!r}")
-    end = len(buf) if end is None else end
-    if not 0 <= start <= end <= len(buf):
-        raise DataError(f"cannot parse bytes {start}..{end} of a {len(buf)}-byte buffer")
     if n_chunks is None:
         n_chunks = max(1, min(64, (end - start) // (1 << 22)))
     if n_chunks < 1:
