@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -13,12 +14,13 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterable
 
-from mfrec.errors import MfrecError, ModelError
+from mfrec.errors import DataError, MfrecError, ModelError
 from mfrec.experiments.summary import Summary
 from mfrec.io import json_safe, write_json
 
 DEFAULT_ROOT = Path("Experiments_")
 METRICS_COLUMNS = ("epoch", "train_rmse", "val_rmse", "test_rmse", "seconds")
+FINGERPRINT = "dataset_fingerprint"  # the config.json / summary.json key of the dataset version a run trained on
 _RUN_SUFFIX = r"-\d{8}-\d{6}-[0-9a-f]{6}"
 
 
@@ -44,6 +46,20 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def dataset_fingerprint(manifest) -> str | None:
+    """The version of a prepared dataset: the SHA-256 (hex) of the file checksums its manifest records.
+
+    Preparing the same ratings with the same settings gives the same files, hence the same
+    fingerprint, whatever the dataset's name or the time it was written; another split gives
+    another. None when the manifest records no checksums (nothing to tell versions apart by).
+    """
+    checksums = getattr(manifest, "checksums", None)
+    if not checksums:
+        return None
+    text = json.dumps(dict(sorted(checksums.items())), separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _cell(v: Any) -> str:
@@ -292,16 +308,44 @@ class Experiment:
 
     @property
     def dataset(self):
-        """The prepared dataset the run trained on (from config's data_path, else its name)."""
+        """The prepared dataset the run trained on (from config's data_path, else its name); a dataset
+        prepared again since, with other files, is refused (see ``check_dataset``)."""
         if self._dataset is None:
             from mfrec.data import load
 
             data_path = self.config.get("data_path")
             if data_path and (Path(data_path) / "manifest.json").is_file():
-                self._dataset = load(data_path)
+                dataset = load(data_path)
             else:
-                self._dataset = load(self.config.get("dataset") or data_path)
+                dataset = load(self.config.get("dataset") or data_path)
+            self.check_dataset(dataset)
+            self._dataset = dataset
         return self._dataset
+
+    @property
+    def dataset_fingerprint(self) -> str | None:
+        """The fingerprint of the dataset version the run trained on (``dataset_fingerprint``), from
+        config.json, else summary.json; None for runs written before runs recorded it."""
+        for name, facts in (("config.json", self.config), ("summary.json", self.summary)):
+            value = facts.get(FINGERPRINT)
+            if value is None:
+                continue
+            if not (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)):
+                raise MfrecError(f"{self.path / name} is damaged: {FINGERPRINT} should be 64 hex digits, "
+                                 f"found {json.dumps(value)[:40]}")
+            return value
+        return None
+
+    def check_dataset(self, dataset) -> None:
+        """Raise a DataError when ``dataset`` is not the version of the dataset the run trained on."""
+        want = self.dataset_fingerprint
+        if want is None:  # a run from before fingerprints: nothing to compare
+            return
+        got = dataset_fingerprint(getattr(dataset, "manifest", None))
+        if got != want:
+            raise DataError(f"run {self.name} was trained on another version of dataset {dataset.name} than "
+                            f"{dataset.path} holds now (fingerprint {want[:12]} then, {(got or 'none')[:12]} now): "
+                            f"train the run again, or prepare the dataset again with the settings it had then")
 
     @property
     def movies(self):
