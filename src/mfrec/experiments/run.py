@@ -224,19 +224,71 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+CONFIG_TEXT = ("model", "dataset", "data_path")  # config.json fields the readers use as text
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A run's config.json (see ``read_json``) with the fields every reader relies on checked:
+    model, dataset and data_path are text where present; a wrong one is one sentence."""
+    config = read_json(path)
+    for key in CONFIG_TEXT:
+        value = config.get(key)
+        if value is not None and not isinstance(value, str):
+            raise MfrecError(f"{path} is damaged: {key} should be text, found {json.dumps(value)[:40]}")
+    return config
+
+
 def read_metrics(run_path: str | os.PathLike):
-    """``metrics.csv`` as polars with every column but ``epoch`` as Float64 (empty cells -> null);
-    a run without the file gives an empty frame."""
+    """``metrics.csv`` as polars with ``epoch`` as Int64 and every other column as Float64 (empty
+    cells -> null); a run without the file gives an empty frame.
+
+    A damaged file (not UTF-8, empty, no ``epoch`` column, a row with another number of cells than
+    the header, a cell that is not a number) is one MfrecError sentence naming the file and line.
+    """
+    import csv
+
     import polars as pl
 
     f = Path(run_path) / "metrics.csv"
-    if not f.is_file() or not f.read_text().strip():
+    if not f.is_file():
         return pl.DataFrame({"epoch": pl.Series([], dtype=pl.Int64)})
-    frame = pl.read_csv(f, infer_schema=False)
-    return frame.with_columns(
-        [pl.col(c).cast(pl.Int64, strict=False) if c == "epoch" else pl.col(c).cast(pl.Float64, strict=False)
-         for c in frame.columns]
-    )
+
+    def damaged(what: str) -> MfrecError:
+        return MfrecError(f"{f} is damaged: {what}; its curves cannot be read (train the run again to get them)")
+
+    try:
+        text = f.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise damaged(f"byte {e.start} is not UTF-8 text") from None
+    except OSError as e:
+        raise MfrecError(f"{f} cannot be read ({e.strerror or e})") from None
+    try:
+        rows = list(csv.reader(text.splitlines(), strict=True))
+    except csv.Error as e:
+        raise damaged(f"it is not a CSV table ({e})") from None
+    if not rows or not any(rows[0]):
+        raise damaged("it is empty (a run writes its header line when it starts)")
+    if not text.endswith("\n"):
+        raise damaged(f"its last line ({len(rows)}) is cut off: every line a run writes ends with a line break")
+    header = rows[0]
+    if "epoch" not in header or len(set(header)) != len(header) or not all(header):
+        raise damaged(f"its header {','.join(header)[:60]!r} is not epoch,train_rmse,... with one name per column")
+    columns: dict[str, list] = {c: [] for c in header}
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise damaged(f"line {line} has {len(row)} cells where the header has {len(header)}")
+        for c, cell in zip(header, row):
+            try:
+                value = None if cell == "" else int(cell) if c == "epoch" else float(cell)
+            except ValueError:
+                raise damaged(f"line {line} holds {cell[:20]!r} in column {c}, which is not a "
+                              f"{'whole number' if c == 'epoch' else 'number'}") from None
+            if c == "epoch" and value is None:
+                raise damaged(f"line {line} has no epoch")
+            columns[c].append(value)
+    return pl.DataFrame([pl.Series(c, v, dtype=pl.Int64 if c == "epoch" else pl.Float64) for c, v in columns.items()])
 
 
 class Experiment:
@@ -249,7 +301,7 @@ class Experiment:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.config: dict[str, Any] = read_json(self.path / "config.json")
+        self.config: dict[str, Any] = read_config(self.path / "config.json")
         self.summary = Summary.read(self.path / "summary.json")
         self._model = None
         self._dataset = None
@@ -276,7 +328,8 @@ class Experiment:
     @property
     def log(self) -> str:
         f = self.path / "train.log"
-        return f.read_text() if f.is_file() else ""
+        # a log is for reading: bytes that are not UTF-8 (a damaged file) show as U+FFFD, not an error
+        return f.read_text(errors="replace") if f.is_file() else ""
 
     @property
     def model(self):
