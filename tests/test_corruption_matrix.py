@@ -83,7 +83,7 @@ def _list(f: Path) -> None:
 
 
 def _other_type(v):
-    if isinstance(v, bool) or isinstance(v, (int, float)):
+    if isinstance(v, (bool, int, float)):
         return "x"
     if isinstance(v, str):
         return 5
@@ -127,13 +127,16 @@ def _readers(run: Path, data: Path, movie_id: int, out: Path) -> dict:
     from mfrec.cli.plot import plot
     from mfrec.cli.recommend import recommend
 
+    rating = ["--experiment", run, "--protocol", "rating", "--quiet"]
     return {
-        "Inference.py": lambda: _cli(recommend, ["-e", run, "--like", movie_id, "--min-ratings", 0, "--out-dir", out / "P"]),
+        "Inference.py": lambda: _cli(recommend, ["-e", run, "--like", movie_id, "--min-ratings", 0,
+                                                 "--out-dir", out / "P"]),
         "plot": lambda: _cli(plot, ["-e", run, "--out", out / "plots"]),
         "compare": lambda: _cli(compare, [run, "--csv", out / "c.csv", "--out", out / "c.png"]),
-        "evaluate": lambda: _cli(evaluate, ["--experiment", run, "--protocol", "rating", "--quiet"]),
-        "evaluate --verify": lambda: _cli(evaluate, ["--experiment", run, "--protocol", "rating", "--quiet", "--verify"]),
-        "load_experiment": lambda: _api(lambda: mfrec.load_experiment(run).recommend(like=[movie_id], n=3, min_ratings=0)),
+        "evaluate": lambda: _cli(evaluate, rating),
+        "evaluate --verify": lambda: _cli(evaluate, [*rating, "--verify"]),
+        "load_experiment": lambda: _api(lambda: mfrec.load_experiment(run).recommend(like=[movie_id], n=3,
+                                                                                      min_ratings=0)),
         "data.load": lambda: _api(lambda: mfrec.data.load(data)),
         "data.load verify": lambda: _api(lambda: mfrec.data.load(data, verify=True)),
     }
@@ -181,14 +184,15 @@ def test_compare_over_a_glob_skips_and_lists_a_damaged_run(world, tmp_path):
     shutil.copytree(run, good)
     (run / "metrics.csv").write_bytes(b"epoch,train_rmse\n1,\xff\xfe\n")
     (run.parent / "not-a-run").mkdir()  # a folder the glob matches that is no run: silently left out, as before
-    r = CliRunner().invoke(compare, [str(run.parent / "*"), "--csv", str(tmp_path / "c.csv"), "--out", str(tmp_path / "c.png")])
+    glob = str(run.parent / "*")
+    r = CliRunner().invoke(compare, [glob, "--csv", str(tmp_path / "c.csv"), "--out", str(tmp_path / "c.png")])
     assert r.exit_code == 0, r.output
     assert "1 run " in r.output and "Traceback" not in r.output
     skipped = [line for line in r.output.splitlines() if line.startswith("skipped")]
     assert len(skipped) == 1 and run.name in skipped[0] and "metrics.csv is damaged" in skipped[0]
     assert (tmp_path / "c.csv").read_text().count("\n") == 2  # header and the good run
     (good / "summary.json").write_text("{")
-    r = CliRunner().invoke(compare, [str(run.parent / "*"), "--csv", str(tmp_path / "c.csv")])
+    r = CliRunner().invoke(compare, [glob, "--csv", str(tmp_path / "c.csv")])
     assert r.exit_code == 2 and "none of the 2 runs could be read" in r.output.splitlines()[-1]
 
 

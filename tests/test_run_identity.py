@@ -25,7 +25,10 @@ def _prepare(raw, root, seed, method="random"):
     from mfrec.data.prepare import prepare
     from mfrec.data.splits import SplitSpec
 
-    spec = SplitSpec("user-last", holdout=3, seed=seed) if method == "user-last" else SplitSpec("random", 0.2, 0.1, seed=seed)
+    if method == "user-last":
+        spec = SplitSpec("user-last", holdout=3, seed=seed)
+    else:
+        spec = SplitSpec("random", 0.2, 0.1, seed=seed)
     return prepare(raw, spec, name="d", root=root)[0]
 
 
@@ -48,7 +51,7 @@ def trained(raw, tmp_path_factory):
 @pytest.fixture
 def world(trained, tmp_path, monkeypatch):
     """A copy of the trained world, with the working directory inside it (Training_data/ is the default root)."""
-    base, run_path, summary = trained
+    base, run_path, _ = trained
     shutil.copytree(base, tmp_path / "w")
     monkeypatch.chdir(tmp_path / "w")
     run = tmp_path / "w" / "Experiments_" / run_path.name
@@ -109,7 +112,7 @@ def test_inference_plot_and_the_notebook_api_refuse_it_too(world, raw):
         exp.recommend(user=int(exp.model.user_ids[0]))
     _one_sentence(str(e.value), run.name, "train", "prepare")
     with pytest.raises(MfrecError):
-        Experiment(run).movies
+        _ = Experiment(run).movies
     title = load(folder / "Training_data" / "d").movies["title"][0]
     r = CliRunner().invoke(recommend, ["-e", str(run), "--like", title, "--out-dir", str(folder / "P")])
     assert r.exit_code == 2, r.output
@@ -147,12 +150,12 @@ def test_runs_written_before_the_fingerprint_keep_working(world, raw):
 
 
 def test_a_damaged_fingerprint_is_one_sentence(world):
-    folder, run = world
+    _, run = world
     cfg = json.loads((run / "config.json").read_text())
     cfg["dataset_fingerprint"] = [1, 2]
     (run / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(MfrecError) as e:
-        Experiment(run).dataset
+        _ = Experiment(run).dataset
     _one_sentence(str(e.value), "config.json", "dataset_fingerprint")
 
 
