@@ -81,7 +81,7 @@ class ModelContract:
         from mfrec.training import train_run
 
         config = json.loads((run.path / "config.json").read_text())
-        options = {k: v for k, v in config.items() if k not in ("model", "dataset", "data_path", "device")}
+        options = {k: v for k, v in config.items() if k not in ("model", "dataset", "data_path", "dataset_fingerprint", "device")}
         again, _ = train_run(run.dataset, self.model, options, root=tmp_path)
         first, second = run.factors, FactorModel.load(again.path)
         for key in ("user_bias", "movie_bias", "user_factors", "movie_factors", "genre_factors"):

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from mfrec.callbacks import EpochReport, emit, fmt
 from mfrec.errors import MfrecError
-from mfrec.experiments.run import DEFAULT_ROOT, Run
+from mfrec.experiments.run import DEFAULT_ROOT, FINGERPRINT, Run, dataset_fingerprint
 from mfrec.models.config import MODELS as ALS_MODELS
 
 NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
@@ -47,6 +47,16 @@ def train_run(dataset, model: str, options: dict[str, Any] | None = None, root: 
     if model in NEURAL_MODELS:
         return _train_neural(dataset, model, options, root, run_name, callback)
     raise MfrecError(f"unknown model {model!r}; choose one of: {', '.join(ALS_MODELS + NEURAL_MODELS)}")
+
+
+def dataset_facts(dataset) -> dict[str, Any]:
+    """What a run records about its dataset (config.json and summary.json): name, folder and the
+    fingerprint of the version it trains on, which evaluation and inference check it against."""
+    facts = {"dataset": dataset.name, "data_path": str(Path(dataset.path).resolve())}
+    fingerprint = dataset_fingerprint(getattr(dataset, "manifest", None))
+    if fingerprint is not None:
+        facts[FINGERPRINT] = fingerprint
+    return facts
 
 
 def recorder(run: Run, callback: Callable[[Any], Any] | None) -> Callable[[Any], None]:
@@ -76,7 +86,7 @@ def _train_als(dataset, model: str, options: dict[str, Any], root, run_name: str
     from mfrec.models.als import fit
 
     config = make_config({"model": model, **options}).validate()
-    data = {"dataset": dataset.name, "data_path": str(Path(dataset.path).resolve())}
+    data = dataset_facts(dataset)
     run = Run.create(run_name, root, config={**config.to_dict(), **data})
     base = {**data, "model": model, "config": config.to_dict()}
 
@@ -137,8 +147,10 @@ def _train_neural(dataset, model: str, options: dict[str, Any], root, run_name: 
         raise MfrecError(f"the neural model {model!r} needs mfrec.neural and torch ({e}); "
                          "install them with pip install -e \".[torch]\"") from None
     opts, config = neural.resolve(dataset, model, options)
+    data = dataset_facts(dataset)
+    config = {**config, **data}
     run = Run.create(run_name, root, config=config, extra_columns=neural.extra_columns(model))
-    base = {"dataset": dataset.name, "model": model, "config": config}
+    base = {**data, "model": model, "config": config}
 
     def work() -> dict[str, Any]:
         facts = neural.fit(dataset, model, opts, config, run, callback=recorder(run, callback))
@@ -238,10 +250,10 @@ def popularity_run(dataset, root: str | os.PathLike = DEFAULT_ROOT, name: str | 
     from mfrec.io import write_npz
 
     t0 = time.perf_counter()
-    config = {"model": "popularity", "dataset": dataset.name, "data_path": str(Path(dataset.path).resolve()),
-              "score": "number of training ratings per movie", "seed": None}
+    data = dataset_facts(dataset)
+    config = {"model": "popularity", **data, "score": "number of training ratings per movie", "seed": None}
     run = Run.create(name or f"{dataset.name}-popularity", root, config=config)
-    base = {"dataset": dataset.name, "model": "popularity", "config": config}
+    base = {**data, "model": "popularity", "config": config}
 
     def work() -> dict[str, Any]:
         pop = Popularity.fit(dataset)

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mfrec.experiments.run import read_json, read_metrics
+from mfrec.errors import MfrecError
+from mfrec.experiments.run import read_config, read_metrics
 from mfrec.experiments.summary import Summary
 
 # where the rank and the regularisation may sit in a run's config, first match wins
@@ -150,6 +151,19 @@ def _first(d: dict[str, Any], keys: Sequence[str]) -> Any:
     return None
 
 
+def _whole(path: Path, config: dict[str, Any], cfg: dict[str, Any], keys: Sequence[str]) -> int | None:
+    """The first of ``keys`` in ``cfg`` as a whole number; anything else names the file it came from."""
+    for key in keys:
+        v = cfg.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer():
+            where = path / ("config.json" if key in config else "summary.json")
+            raise MfrecError(f"{where} is damaged: {key} should be a whole number, found {str(v)[:40]!r}")
+        return int(v)
+    return None
+
+
 def _number(v: Any) -> float | None:
     try:
         f = float(v)
@@ -163,7 +177,7 @@ def run_row(run_path: str | os.PathLike) -> dict[str, Any]:
     test_mae, val_rmse, seconds, plus any ranking metrics the run reports (names with "@": hit@10,
     val_ndcg@10, test_recall@10, ...)."""
     path = Path(run_path)
-    config = read_json(path / "config.json")
+    config = read_config(path / "config.json")
     summary = Summary.read(path / "summary.json")
     cfg = {**(summary.get("config") or {}), **config}
     metrics = read_metrics(path)
@@ -181,7 +195,7 @@ def run_row(run_path: str | os.PathLike) -> dict[str, Any]:
         "status": summary.get("status", "unfinished"),
         "model": summary.get("model") or cfg.get("model"),
         "dataset": summary.get("dataset") or cfg.get("dataset"),
-        "k": _first(cfg, K_KEYS),
+        "k": _whole(path, config, cfg, K_KEYS),
         # a bias model has no factors, so its factor penalty is unused: show none rather than a default
         "reg": None if (summary.get("model") or cfg.get("model")) == "bias" else _first(cfg, REG_KEYS),
         "reg_bias": _number(cfg.get("reg_bias")),
@@ -200,15 +214,23 @@ def run_row(run_path: str | os.PathLike) -> dict[str, Any]:
     return row
 
 
-def comparison_table(run_paths: Sequence[str | os.PathLike]):
+def comparison_table(run_paths: Sequence[str | os.PathLike], skipped: list | None = None):
     """A polars frame with one :func:`run_row` per run, best test RMSE first (runs without one last).
 
     Columns absent from every run (say, ranking metrics when no run has them) are left out; a run
-    lacking a column another run has gets a null there.
+    lacking a column another run has gets a null there. A run with a damaged file raises its
+    MfrecError sentence; with ``skipped`` (a list) it is left out and ``(path, sentence)`` is added there.
     """
     import polars as pl
 
-    rows = [run_row(p) for p in run_paths]
+    rows = []
+    for p in run_paths:
+        try:
+            rows.append(run_row(p))
+        except MfrecError as e:
+            if skipped is None:
+                raise
+            skipped.append((Path(p), str(e)))
     if not rows:
         return pl.DataFrame()
     columns: list[str] = []

@@ -73,13 +73,25 @@ def compare(runs, root, csv_path, out):
     \b
     RUNS are run folders, names under --root, training --names or quoted globs:
       mfrec compare 'Experiments_/mf-*' bias-20261122-130000-a1b2c3
+
+    A run with a damaged file is left out and listed (on stderr) with what is wrong.
     """
 
     from mfrec.analysis.runs import comparison_table
+    from mfrec.errors import MfrecError
     from mfrec.plots.compare import comparison_figure
 
     paths = resolve_runs(runs, root)
-    table = comparison_table(paths)
+    skipped: list = []
+    table = comparison_table(paths, skipped=skipped)
+    if len(skipped) == len(paths) == 1:
+        raise MfrecError(skipped[0][1])
+    for path, why in skipped:
+        click.secho(f"skipped {path.name}: {why}", fg="yellow", err=True)
+    if not table.height:
+        raise MfrecError(f"none of the {len(paths)} runs could be read (each is listed above with what is wrong)")
+    left_out = {p for p, _ in skipped}
+    paths = [p for p in paths if p not in left_out]
     click.secho(f"{len(paths)} run{'s' if len(paths) != 1 else ''} (best test RMSE first)", bold=True)
     for line in format_table(table):
         click.echo(line)

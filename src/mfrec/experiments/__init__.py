@@ -2,7 +2,8 @@
 
 A run folder holds::
 
-    config.json    model, dataset, data_path, every hyperparameter, seed
+    config.json    model, dataset, data_path, dataset_fingerprint (the dataset version trained
+                   on: SHA-256 of its manifest's file checksums), every hyperparameter, seed
     metrics.csv    epoch,train_rmse,val_rmse,test_rmse,seconds (+ extra columns a model adds);
                    an empty cell where a value was not computed
     train.log      time-stamped log lines; a failed run ends with the error
@@ -17,10 +18,13 @@ returns an ``Experiment`` with the recommendation methods added.
 """
 
 from mfrec.experiments.run import (
+    FINGERPRINT,
     METRICS_COLUMNS,
     Experiment,
     Run,
+    dataset_fingerprint,
     find_run,
+    read_config,
     read_json,
     package_versions,
     peak_rss_mb,
@@ -29,11 +33,14 @@ from mfrec.experiments.run import (
 from mfrec.experiments.summary import Summary
 
 __all__ = [
+    "FINGERPRINT",
     "METRICS_COLUMNS",
     "Experiment",
     "Run",
     "Summary",
+    "dataset_fingerprint",
     "find_run",
+    "read_config",
     "read_json",
     "read_metrics",
     "package_versions",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -13,12 +14,13 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterable
 
-from mfrec.errors import MfrecError, ModelError
+from mfrec.errors import DataError, MfrecError, ModelError
 from mfrec.experiments.summary import Summary
 from mfrec.io import json_safe, write_json
 
 DEFAULT_ROOT = Path("Experiments_")
 METRICS_COLUMNS = ("epoch", "train_rmse", "val_rmse", "test_rmse", "seconds")
+FINGERPRINT = "dataset_fingerprint"  # the config.json / summary.json key of the dataset version a run trained on
 _RUN_SUFFIX = r"-\d{8}-\d{6}-[0-9a-f]{6}"
 _SUFFIX_BYTES = len("-YYYYmmdd-HHMMSS-abcdef")  # what Run.create adds to the name
 
@@ -45,6 +47,20 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def dataset_fingerprint(manifest) -> str | None:
+    """The version of a prepared dataset: the SHA-256 (hex) of the file checksums its manifest records.
+
+    Preparing the same ratings with the same settings gives the same files, hence the same
+    fingerprint, whatever the dataset's name or the time it was written; another split gives
+    another. None when the manifest records no checksums (nothing to tell versions apart by).
+    """
+    checksums = getattr(manifest, "checksums", None)
+    if not checksums:
+        return None
+    text = json.dumps(dict(sorted(checksums.items())), separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _cell(v: Any) -> str:
@@ -239,19 +255,71 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+CONFIG_TEXT = ("model", "dataset", "data_path")  # config.json fields the readers use as text
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A run's config.json (see ``read_json``) with the fields every reader relies on checked:
+    model, dataset and data_path are text where present; a wrong one is one sentence."""
+    config = read_json(path)
+    for key in CONFIG_TEXT:
+        value = config.get(key)
+        if value is not None and not isinstance(value, str):
+            raise MfrecError(f"{path} is damaged: {key} should be text, found {json.dumps(value)[:40]}")
+    return config
+
+
 def read_metrics(run_path: str | os.PathLike):
-    """``metrics.csv`` as polars with every column but ``epoch`` as Float64 (empty cells -> null);
-    a run without the file gives an empty frame."""
+    """``metrics.csv`` as polars with ``epoch`` as Int64 and every other column as Float64 (empty
+    cells -> null); a run without the file gives an empty frame.
+
+    A damaged file (not UTF-8, empty, no ``epoch`` column, a row with another number of cells than
+    the header, a cell that is not a number) is one MfrecError sentence naming the file and line.
+    """
+    import csv
+
     import polars as pl
 
     f = Path(run_path) / "metrics.csv"
-    if not f.is_file() or not f.read_text().strip():
+    if not f.is_file():
         return pl.DataFrame({"epoch": pl.Series([], dtype=pl.Int64)})
-    frame = pl.read_csv(f, infer_schema=False)
-    return frame.with_columns(
-        [pl.col(c).cast(pl.Int64, strict=False) if c == "epoch" else pl.col(c).cast(pl.Float64, strict=False)
-         for c in frame.columns]
-    )
+
+    def damaged(what: str) -> MfrecError:
+        return MfrecError(f"{f} is damaged: {what}; its curves cannot be read (train the run again to get them)")
+
+    try:
+        text = f.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise damaged(f"byte {e.start} is not UTF-8 text") from None
+    except OSError as e:
+        raise MfrecError(f"{f} cannot be read ({e.strerror or e})") from None
+    try:
+        rows = list(csv.reader(text.splitlines(), strict=True))
+    except csv.Error as e:
+        raise damaged(f"it is not a CSV table ({e})") from None
+    if not rows or not any(rows[0]):
+        raise damaged("it is empty (a run writes its header line when it starts)")
+    if not text.endswith("\n"):
+        raise damaged(f"its last line ({len(rows)}) is cut off: every line a run writes ends with a line break")
+    header = rows[0]
+    if "epoch" not in header or len(set(header)) != len(header) or not all(header):
+        raise damaged(f"its header {','.join(header)[:60]!r} is not epoch,train_rmse,... with one name per column")
+    columns: dict[str, list] = {c: [] for c in header}
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise damaged(f"line {line} has {len(row)} cells where the header has {len(header)}")
+        for c, cell in zip(header, row):
+            try:
+                value = None if cell == "" else int(cell) if c == "epoch" else float(cell)
+            except ValueError:
+                raise damaged(f"line {line} holds {cell[:20]!r} in column {c}, which is not a "
+                              f"{'whole number' if c == 'epoch' else 'number'}") from None
+            if c == "epoch" and value is None:
+                raise damaged(f"line {line} has no epoch")
+            columns[c].append(value)
+    return pl.DataFrame([pl.Series(c, v, dtype=pl.Int64 if c == "epoch" else pl.Float64) for c, v in columns.items()])
 
 
 class Experiment:
@@ -264,7 +332,7 @@ class Experiment:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.config: dict[str, Any] = read_json(self.path / "config.json")
+        self.config: dict[str, Any] = read_config(self.path / "config.json")
         self.summary = Summary.read(self.path / "summary.json")
         self._model = None
         self._dataset = None
@@ -291,7 +359,8 @@ class Experiment:
     @property
     def log(self) -> str:
         f = self.path / "train.log"
-        return f.read_text() if f.is_file() else ""
+        # a log is for reading: bytes that are not UTF-8 (a damaged file) show as U+FFFD, not an error
+        return f.read_text(errors="replace") if f.is_file() else ""
 
     @property
     def model(self):
@@ -323,16 +392,44 @@ class Experiment:
 
     @property
     def dataset(self):
-        """The prepared dataset the run trained on (from config's data_path, else its name)."""
+        """The prepared dataset the run trained on (from config's data_path, else its name); a dataset
+        prepared again since, with other files, is refused (see ``check_dataset``)."""
         if self._dataset is None:
             from mfrec.data import load
 
             data_path = self.config.get("data_path")
             if data_path and (Path(data_path) / "manifest.json").is_file():
-                self._dataset = load(data_path)
+                dataset = load(data_path)
             else:
-                self._dataset = load(self.config.get("dataset") or data_path)
+                dataset = load(self.config.get("dataset") or data_path)
+            self.check_dataset(dataset)
+            self._dataset = dataset
         return self._dataset
+
+    @property
+    def dataset_fingerprint(self) -> str | None:
+        """The fingerprint of the dataset version the run trained on (``dataset_fingerprint``), from
+        config.json, else summary.json; None for runs written before runs recorded it."""
+        for name, facts in (("config.json", self.config), ("summary.json", self.summary)):
+            value = facts.get(FINGERPRINT)
+            if value is None:
+                continue
+            if not (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)):
+                raise MfrecError(f"{self.path / name} is damaged: {FINGERPRINT} should be 64 hex digits, "
+                                 f"found {json.dumps(value)[:40]}")
+            return value
+        return None
+
+    def check_dataset(self, dataset) -> None:
+        """Raise a DataError when ``dataset`` is not the version of the dataset the run trained on."""
+        want = self.dataset_fingerprint
+        if want is None:  # a run from before fingerprints: nothing to compare
+            return
+        got = dataset_fingerprint(getattr(dataset, "manifest", None))
+        if got != want:
+            raise DataError(f"run {self.name} was trained on another version of dataset {dataset.name} than "
+                            f"{dataset.path} holds now (fingerprint {want[:12]} then, {(got or 'none')[:12]} now): "
+                            f"train the run again, or prepare the dataset again with the settings it had then")
 
     @property
     def movies(self):

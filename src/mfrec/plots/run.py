@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mfrec.analysis import runs as R
-from mfrec.experiments.run import read_json, read_metrics
+from mfrec.experiments.run import read_config, read_metrics
 from mfrec.experiments.summary import Summary
 from mfrec.plots.labels import place_labels
 from mfrec.plots.style import OTHER, PALETTE, colors, figure, save, styled
@@ -229,7 +229,7 @@ def loss_figure(run_path, path, kind: str | None = None) -> Path | None:
 
 
 def _model_kind(run_path: Path) -> str | None:
-    cfg = read_json(run_path / "config.json")
+    cfg = read_config(run_path / "config.json")
     return cfg.get("model") or Summary.read(run_path / "summary.json").model
 
 
