@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,9 +306,11 @@ class FactorModel:
                     raise ModelError(f"{path} is not an mfrec model file: it lacks {', '.join(missing)}")
                 a = {key: z[key] for key in NPZ_KEYS}
                 version = int(z["format_version"]) if "format_version" in files else 0
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError, EOFError, OverflowError, IndexError, KeyError, NotImplementedError,
+                RuntimeError, struct.error, zipfile.BadZipFile, zlib.error) as e:  # what zipfile and npy raise
             # NumPy calls any non-.npz file a pickle; say what it is instead
-            why = "not an .npz archive" if "pickle" in str(e) else str(e).splitlines()[0][:120]
+            lines = str(e).strip().splitlines()
+            why = "not an .npz archive" if "pickle" in str(e) else (lines[0][:120] if lines else type(e).__name__)
             raise ModelError(f"{path} is not a readable model file ({why}): it is damaged or was not written "
                              "by mfrec; train the run again") from None
         if version > FORMAT_VERSION:
