@@ -80,8 +80,8 @@ def friendly_errors(fn: Callable) -> Callable:
 VERIFY_OPTION = click.option(
     "--verify", is_flag=True,
     help="Check every file of the prepared dataset against the SHA-256 in its manifest.json now "
-         "(slower; file sizes are always checked, and Main.py hashes a dataset whose files changed "
-         "since its last check anyway).",
+         "(slower; file sizes are always checked, and Main.py and mfrec evaluate hash a dataset whose "
+         "files changed since its last check anyway).",
 )
 
 

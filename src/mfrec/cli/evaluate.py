@@ -55,7 +55,7 @@ def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, q
         from mfrec.data import load
         from mfrec.evaluation.protocols import require_user_last
 
-        dataset = load(data, root=data_root, verify=verify)
+        dataset = load(data, root=data_root, verify=True if verify else "auto")
         require_user_last(dataset)
         with ProgressBar(enabled=not quiet) as bar:
             path, summary = popularity_run(dataset, root, name, k, callback=bar)
@@ -69,8 +69,7 @@ def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, q
     if exp.status != "ok":
         raise MfrecError(f"run {exp.name} has status {exp.status!r}; only finished runs can be evaluated")
     dataset = exp.dataset
-    if verify:
-        dataset.verify()
+    dataset.verify(True if verify else "auto")  # what is evaluated must be what was prepared
     if protocol is None:
         protocol = "ranking" if dataset.manifest.split.get("method") == "user-last" else "rating"
     with ProgressBar(enabled=not quiet) as bar:

@@ -176,9 +176,10 @@ class Dataset:
         self._user_ids: IdMap | None = None
         self._movie_ids: IdMap | None = None
 
-    def verify(self) -> None:
-        """Check every file's SHA-256 against manifest.json (what ``load(..., verify=True)`` does)."""
-        self.manifest.check_files(self.path, full=True)
+    def verify(self, full: bool | str = True) -> None:
+        """Check every file's SHA-256 against manifest.json (what ``load(..., verify=True)`` does);
+        ``full="auto"`` hashes only files whose size or modification time changed since the last check."""
+        self.manifest.check_files(self.path, full=full)
 
     # -- arrays -------------------------------------------------------------------------------
     def _npy(self, fname: str, mode: str | None, dtype: Any, length: int | None = None) -> np.ndarray:
