@@ -102,6 +102,10 @@ def test_rating_models_learn_save_and_reload(tiny, tmp_path, model):
     # round trip: the reloaded model reproduces the recorded test RMSE, through load_experiment too
     loaded = load_experiment(run.path).model
     assert rating_protocol(loaded, tiny)["rmse"] == pytest.approx(summary["test_rmse"], rel=1e-5)
+    import mfrec  # the documented loader of a factors.npz, from the file or from its run folder
+
+    for where in (run.path / "factors.npz", run.path):
+        np.testing.assert_array_equal(mfrec.load_model(where).movie_factors, loaded.movie_factors)
     scores = loaded.score_users(np.array([0, 5]))
     assert scores.shape == (2, tiny.n_movies)
     np.testing.assert_allclose(np.clip(scores[1, [3, 7]], *tiny.rating_scale), loaded.predict([5, 5], [3, 7]), rtol=1e-5)

@@ -9,10 +9,12 @@ new users through it.
 >>> model = mfrec.train(ds, "mf-genre")                 # the model's defaults
 >>> model = mfrec.train(ds, {"model": "mf", "factors": 64})
 >>> model.predict(ds.test.user, ds.test.movie); model.save("model.npz")
+>>> model = mfrec.load_model("model.npz")               # = mfrec.models.load_model
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 from mfrec.callbacks import EpochReport
@@ -25,7 +27,16 @@ from mfrec.models.als import (
 from mfrec.models.config import MODEL_DEFAULTS, MODELS, ALSConfig
 from mfrec.models.factor import FORMAT_VERSION, NPZ_KEYS, FactorModel, FoldInSettings
 
-load_model = FactorModel.load
+
+def load_model(path: str | os.PathLike) -> FactorModel:
+    """A saved model back: a ``model.save(path)`` file, a run's ``model.npz`` / ``factors.npz``, or a run
+    folder (its model.npz, else its factors.npz). A damaged or missing file is one ``ModelError``.
+
+    >>> model = mfrec.train(ds, "mf"); model.save("mf.npz")
+    >>> same = mfrec.load_model("mf.npz")
+    >>> same.predict(ds.test.user, ds.test.movie)
+    """
+    return FactorModel.load(path)
 
 
 def make_config(config: ALSConfig | dict[str, Any] | str) -> ALSConfig:
@@ -49,7 +60,14 @@ def make_config(config: ALSConfig | dict[str, Any] | str) -> ALSConfig:
 
 def train(dataset, config: ALSConfig | dict[str, Any] | str = "mf",
           callback: Callable[[Any], Any] | None = None, log: Callable[[str], None] | None = None) -> FactorModel:
-    """Fit an ALS model (bias, mf or mf-genre) on ``dataset``; ``callback(EpochReport)`` after each epoch."""
+    """Fit an ALS model (bias, mf or mf-genre) on ``dataset``; ``callback(EpochReport)`` after each epoch.
+
+    ``config``: a model name (its defaults), a dict of ``ALSConfig`` fields, or an ``ALSConfig``.
+
+    >>> ds = mfrec.data.load("ml-100k-u1")
+    >>> model = mfrec.train(ds, {"model": "mf-genre", "factors": 32}, callback=print)
+    >>> model.predict(ds.test.user, ds.test.movie)
+    """
     return fit(dataset, make_config(config), callback=callback, log=log)
 
 
