@@ -199,7 +199,10 @@ def test_similar_is_cosine_of_the_effective_movie_factors(rec, exp, runs):
     cos[target] = -np.inf
     expected = np.argsort(-cos, kind="stable")[:5]
     assert [rec.movie(str(i)) for i in res.table["movieId"].to_list()] == expected.tolist()
-    np.testing.assert_allclose(res.table["score"].to_numpy(), cos[expected], atol=1e-3)
+    # the column says what it holds: a cosine, and no predicted rating (no user is asked about)
+    assert res.table.columns == ["rank", "movieId", "title", "year", "genres", "cosine", "why"]
+    assert res.ranked_by == "cosine"
+    np.testing.assert_allclose(res.table["cosine"].to_numpy(), cos[expected], atol=1e-6)
     with pytest.raises(ModelError, match="bias-only"):
         load_experiment(runs["bias"]).recommender.similar("1")
 

@@ -4,12 +4,14 @@ and synthetic ratings say so in their dataset's name and manifest."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from test_inference import make_run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -83,3 +85,88 @@ def test_import_mfrec_and_its_dir_stay_light():
             "print(heavy, 'train' in names and 'load_model' in names)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] True"
+
+
+# -- columns named for what they hold ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, small_dataset):
+    base = tmp_path_factory.mktemp("api")
+    run = make_run(base / "Experiments_", small_dataset, "mf-genre", name="api")
+    return {"base": base, "run": run, "ds": small_dataset}
+
+
+def _invoke(world, monkeypatch, *args):
+    from mfrec.cli.recommend import recommend
+
+    monkeypatch.chdir(world["base"])
+    res = CliRunner().invoke(recommend, ["-e", world["run"].name, *args], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def _head(output: str) -> list[str]:
+    return next(line for line in output.splitlines() if line.lstrip().startswith("#  title")).split()
+
+
+def test_similar_popular_and_user_lists_name_their_ranking_column(world, monkeypatch):
+    import polars as pl
+
+    from mfrec import load_experiment
+
+    mid = str(int(world["ds"].movies.sort("movie")["movieId"][0]))
+    res = _invoke(world, monkeypatch, "--similar", mid, "--label", "sim")
+    assert _head(res.output) == ["#", "title", "year", "genres", "cosine", "why"]
+    out = world["base"] / "Predictions" / world["run"].name
+    for table in (pl.read_csv(out / "sim.csv"), pl.read_parquet(out / "sim.parquet")):
+        assert table.columns == ["rank", "movieId", "title", "year", "genres", "cosine", "why"]
+    res = _invoke(world, monkeypatch, "--like", mid, "--label", "me")
+    assert _head(res.output) == ["#", "title", "year", "genres", "rating", "score", "why"]
+    rec = load_experiment(world["run"]).recommender
+    popular = rec.popular(n=4)
+    assert popular.ranked_by == "training_ratings" and popular.table["training_ratings"].dtype == pl.Int64
+    counts = np.diff(np.asarray(world["ds"].train_by_movie.indptr))
+    assert popular.table["training_ratings"].to_list() == sorted(counts, reverse=True)[:4]
+
+
+def test_readme_explains_every_result_column():
+    from mfrec.inference.recommend import COLUMNS, RANKED_BY
+
+    text = README.read_text()
+    section = text[text.index("## Recommendations"):]
+    section = section[:section.index("\n## ", 1)]
+    for column in (*COLUMNS, *RANKED_BY, "userId"):
+        assert re.search(rf"`{re.escape(column)}`", section), f"README's Recommendations section never explains {column}"
+
+
+# -- Predictions files: readable precision, no silent replacement -------------------------------------
+def test_all_users_csv_is_rounded_and_parquet_keeps_full_precision(world, monkeypatch):
+    import polars as pl
+
+    _invoke(world, monkeypatch, "--all-users", "--top", "2", "--label", "batch")
+    out = world["base"] / "Predictions" / world["run"].name
+    lines = (out / "batch.csv").read_text().splitlines()
+    decimals = [len(cell.split(".")[1]) for line in lines[1:] for cell in line.split(",") if re.fullmatch(r"-?\d+\.\d+", cell)]
+    assert decimals and max(decimals) <= 4
+    csv, pq = pl.read_csv(out / "batch.csv"), pl.read_parquet(out / "batch.parquet")
+    assert csv.columns == pq.columns
+    np.testing.assert_allclose(csv["score"].to_numpy(), pq["score"].to_numpy(), atol=5e-5)
+    assert (pq["score"].to_numpy() != csv["score"].to_numpy()).any()  # the Parquet file is not rounded
+
+
+def test_default_labels_never_replace_an_earlier_list_a_given_label_does(world, monkeypatch):
+    titles = world["ds"].movies.sort("movie")["movieId"].to_list()
+    out = world["base"] / "Predictions" / world["run"].name
+    first = _invoke(world, monkeypatch, "--like", str(titles[3]))
+    second = _invoke(world, monkeypatch, "--like", str(titles[4]))
+    written = sorted(p.name for p in out.glob("made-up-user*.csv"))
+    assert written == ["made-up-user-2.csv", "made-up-user.csv"]
+    assert "made-up-user.csv" in first.output and "made-up-user-2.csv" in second.output
+    import polars as pl
+
+    assert pl.read_csv(out / "made-up-user.csv")["movieId"].to_list() != pl.read_csv(out / "made-up-user-2.csv")["movieId"].to_list()
+    _invoke(world, monkeypatch, "--like", str(titles[5]), "--label", "mine")
+    _invoke(world, monkeypatch, "--like", str(titles[6]), "--label", "mine")
+    assert sorted(p.name for p in out.glob("mine*")) == ["mine.csv", "mine.parquet"]
+    _invoke(world, monkeypatch, "--all-users", "--top", "1")
+    _invoke(world, monkeypatch, "--all-users", "--top", "1")
+    assert {"all-users.csv", "all-users-2.csv"} <= {p.name for p in out.glob("all-users*.csv")}

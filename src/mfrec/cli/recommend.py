@@ -104,7 +104,7 @@ def _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_di
         click.echo(f"{row['userId']:>7}  {row['rank']:>3}  {title:<44}  {row['predicted_rating']:>6.2f}")
     if table.height > preview.height:
         click.echo(f"... {table.height - preview.height:,} more rows in the files")
-    csv, parquet = write_frame(table, exp.name, label or "all-users", out_dir)
+    csv, parquet = write_frame(table, exp.name, label, out_dir, default="all-users")
     click.echo(f"wrote {csv} and {parquet.name}")
 
 

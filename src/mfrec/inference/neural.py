@@ -71,7 +71,7 @@ class _NeuralRecommender(Recommender):
         n = _check_n(n)
         recs, counts = self._top(self.popularity.astype(np.float32), n, np.asarray(exclude, np.int32), self.filter_mask(filters))
         why = [f"{int(c)} training ratings" for c in counts]
-        return Result(self._table(recs, [None] * len(recs), counts, why),
+        return Result(self._table(recs, None, counts, why, ranked_by="training_ratings"),
                       [f"most-rated movies in {self.dataset.name}'s training split"], {}, label="popular", kind="popular")
 
     def _filter_note(self, filters: Filters | None) -> list[str]:
@@ -104,7 +104,7 @@ class SequenceRecommender(_NeuralRecommender):
         p /= p.sum()
         recs, sc = self._top(scores.astype(np.float32), n, exclude, self.filter_mask(filters))
         why = [f"next-movie probability {100 * p[m]:.1f}%" for m in recs]
-        return self._table(recs, [None] * len(recs), sc, why)
+        return self._table(recs, None, sc, why, ranked_by="logit")
 
     def recommend(self, ratings, n=10, filters=None, explain=False) -> Result:
         n = _check_n(n)
@@ -119,7 +119,7 @@ class SequenceRecommender(_NeuralRecommender):
             f"made-up user with {len(movies)} watched movie{'s' if len(movies) != 1 else ''} as a history for sequential "
             f"run {self.run_name} (the mean of their movie embeddings scores every movie as the next one to watch; "
             f"ratings are not used and the order does not matter); the given movies are excluded",
-            "score = the model's next-movie logit; it predicts no ratings",
+            "logit = the model's next-movie score; it predicts no ratings",
         ]
         return Result(table, head + self._filter_note(filters), {}, label="made-up-user")
 
@@ -135,7 +135,7 @@ class SequenceRecommender(_NeuralRecommender):
         head = [
             f"user {user_id}: their {len(history)} training + validation movies in time order as the history for "
             f"sequential run {self.run_name}; excluded the {len(seen)} movies they rated ({what})",
-            "score = the model's next-movie logit; it predicts no ratings",
+            "logit = the model's next-movie score; it predicts no ratings",
         ]
         return Result(table, head + self._filter_note(filters), {}, label=f"user-{user_id}")
 

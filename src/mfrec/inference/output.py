@@ -16,30 +16,39 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+# how the printed table heads and formats the column a list is ranked by (recommend.RANKED_BY)
+_RANKED_HEAD = {"score": ("score", "{:>7.3f}"), "cosine": ("cosine", "{:>7.3f}"),
+                "training_ratings": ("ratings", "{:>7d}"), "logit": ("logit", "{:>7.3f}")}
+
+
 def format_table(result, title_width: int = 42, genre_width: int = 26, why_width: int = 84) -> str:
-    """The list as fixed-width text: rank, title, year, genres, predicted rating, why (+ --explain lines)."""
+    """The list as fixed-width text: rank, title, year, genres, predicted rating (where the list has one),
+    the column it is ranked by (under its own name), why (+ --explain lines)."""
     t = result.table
-    score_head = {"similar": "cosine", "popular": "ratings"}.get(result.kind, "score")
+    ranked = next((c for c in t.columns if c in _RANKED_HEAD), None)
+    has_rating = "predicted_rating" in t.columns
     lines = list(result.notes)
-    head = f"{'#':>3}  {'title':<{title_width}}  {'year':>4}  {'genres':<{genre_width}}  {'rating':>6}"
-    if score_head:
-        head += f"  {score_head:>7}"
+    head = f"{'#':>3}  {'title':<{title_width}}  {'year':>4}  {'genres':<{genre_width}}"
+    if has_rating:
+        head += f"  {'rating':>6}"
+    if ranked:
+        head += f"  {_RANKED_HEAD[ranked][0]:>7}"
     head += "  why"
     lines.append(head)
     rule_at = len(lines)
     lines.append("")  # the rule under the header, as wide as the widest row (set below)
     width = len(head)
     for row in t.iter_rows(named=True):
-        pred = row["predicted_rating"]
         year = row["year"]
         line = (
             f"{row['rank']:>3}  {_cut(row['title'], title_width):<{title_width}}  {'' if year is None else year:>4}  "
-            f"{_cut(row['genres'].replace('|', ', '), genre_width):<{genre_width}}  "
-            f"{'' if pred is None else f'{pred:.2f}':>6}"
+            f"{_cut(row['genres'].replace('|', ', '), genre_width):<{genre_width}}"
         )
-        if score_head:
-            s = row["score"]
-            line += f"  {int(s):>7d}" if result.kind == "popular" else f"  {s:>7.3f}"
+        if has_rating:
+            pred = row["predicted_rating"]
+            line += f"  {'' if pred is None else f'{pred:.2f}':>6}"
+        if ranked:
+            line += "  " + _RANKED_HEAD[ranked][1].format(row[ranked])
         line += f"  {_cut(row['why'], why_width)}"
         lines.append(line)
         width = max(width, len(line))
@@ -64,21 +73,48 @@ def safe_label(label: str, root: str | os.PathLike = DEFAULT_ROOT, what: str = "
     return check_length(clean, what, reserve, root)
 
 
+CSV_DECIMALS = 4  # floats in the CSV files; the Parquet files keep full precision
+
+
 def write_predictions(result, run_name: str, label: str | None = None, root: str | os.PathLike = DEFAULT_ROOT) -> tuple[Path, Path]:
     """``<root>/<run>/<label>.csv`` and ``.parquet`` (same columns), each written to a temporary
-    name and renamed into place, so a reader never sees half a file."""
-    return write_frame(result.table, run_name, label or result.label, root)
+    name and renamed into place, so a reader never sees half a file.
+
+    Without ``label`` the list's own (made-up-user, user-ID, similar-ID, ...) is used, numbered
+    (made-up-user-2, -3, ...) when that name is taken: a default never replaces an earlier list.
+    A ``label`` that is given names the file to write, and replaces it."""
+    return write_frame(result.table, run_name, label, root, default=result.label)
 
 
-def write_frame(table, run_name: str, label: str, root: str | os.PathLike = DEFAULT_ROOT) -> tuple[Path, Path]:
-    """A polars table as ``<root>/<run>/<label>.csv`` and ``.parquet``, atomically (temporary name, rename)."""
-    label = safe_label(label, root)
+def write_frame(table, run_name: str, label: str | None, root: str | os.PathLike = DEFAULT_ROOT,
+                default: str | None = None) -> tuple[Path, Path]:
+    """A polars table as ``<root>/<run>/<label>.csv`` and ``.parquet``, atomically (temporary name, rename).
+
+    Floats are rounded to ``CSV_DECIMALS`` in the CSV only. With ``label=None`` the file is named
+    ``default``, numbered when that name is taken (see ``write_predictions``)."""
+    import polars.selectors as cs
+
+    if label is None and default is None:
+        raise ValueError("write_frame needs a label or a default")
+    numbered = label is None
+    label = safe_label(default if numbered else label, root)
     out = Path(root) / safe_label(run_name, root, "run name", reserve=0)
     out.mkdir(parents=True, exist_ok=True)
+    if numbered:
+        label = _free_label(out, label, root)
     csv, parquet = out / f"{label}.csv", out / f"{label}.parquet"
     from mfrec.io import atomic_path
 
     with atomic_path(csv) as tmp_csv, atomic_path(parquet) as tmp_parquet:
-        table.write_csv(tmp_csv)
+        table.with_columns(cs.float().round(CSV_DECIMALS)).write_csv(tmp_csv)
         table.write_parquet(tmp_parquet)
     return csv, parquet
+
+
+def _free_label(folder: Path, label: str, root) -> str:
+    """``label``, or ``label-2``, ``label-3``, ... : the first whose .csv and .parquet are both free."""
+    candidate, n = label, 1
+    while (folder / f"{candidate}.csv").exists() or (folder / f"{candidate}.parquet").exists():
+        n += 1
+        candidate = safe_label(f"{label}-{n}", root)
+    return candidate

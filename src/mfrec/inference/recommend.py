@@ -2,10 +2,12 @@
 
 Everything Inference.py, the interactive loop and the notebook API show comes from one
 ``Recommender`` built on a trained run. Each method returns a ``Result``: a polars table with the
-columns ``rank, movieId, title, year, genres, predicted_rating, score, why`` (``score`` is what
-the list is ranked by: the predicted rating, a group's least-satisfied member's rating, a cosine
-or a rating count) plus the notes printed above it (what was excluded, which rule ranked the
-list) and, with ``explain``, per-row detail lines.
+columns ``rank, movieId, title, year, genres, predicted_rating, <ranked by>, why`` plus the notes
+printed above it (what was excluded, which rule ranked the list) and, with ``explain``, per-row
+detail lines. The column the list is ranked by is named for what it holds (``RANKED_BY``):
+``score`` (rating units) for a user's or a group's list, ``cosine`` for similar movies (which have
+no ``predicted_rating``), ``training_ratings`` for the most-rated movies. Numbers are kept at full
+precision; the CSV files round them (``mfrec.inference.output``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ from mfrec.inference.titles import TitleIndex
 from mfrec.kernels.topk import topk_rows
 
 COLUMNS = ("rank", "movieId", "title", "year", "genres", "predicted_rating", "score", "why")
+# the column a list is ranked by, named for what it holds (README: Recommendations)
+RANKED_BY = {
+    "score": "the model's prediction before clipping to the rating scale, in rating units (a group: its "
+             "least-satisfied member's; an attention pair: the pair's)",
+    "cosine": "cosine similarity (-1..1) of the movie's factors with the asked-for movie's",
+    "training_ratings": "how many training ratings the movie has",
+    "logit": "a sequential model's next-movie logit (no rating units)",
+}
 GROUP_RULE = "least misery: a movie's group score is the lowest predicted rating among the members"
 WHY_TOP = 3  # rated movies named in the "why" column
 EXPLAIN_TOP = 5  # rated movies listed per recommendation with --explain
@@ -81,6 +91,11 @@ class Result:
 
     def __len__(self) -> int:
         return self.table.height
+
+    @property
+    def ranked_by(self) -> str:
+        """The name of the column the list is ranked by (a ``RANKED_BY`` key)."""
+        return next(c for c in self.table.columns if c in RANKED_BY)
 
 
 @dataclass(frozen=True)
@@ -276,24 +291,28 @@ class Recommender:
     def _clip(self, x: np.ndarray) -> np.ndarray:
         return np.clip(x, *self.scale)
 
-    def _table(self, movies: np.ndarray, predicted, score, why: list[str]):
+    def _table(self, movies: np.ndarray, predicted, score, why: list[str], ranked_by: str = "score"):
+        """The list as a polars table; ``predicted=None`` leaves out predicted_rating (a list that predicts
+        no rating), ``ranked_by`` names the score column (a ``RANKED_BY`` key). Full precision."""
         import polars as pl
 
         movies = np.asarray(movies, np.int64)
-        return pl.DataFrame(
-            {
-                "rank": np.arange(1, len(movies) + 1, dtype=np.int32),
-                "movieId": self.movie_id_array[movies],
-                "title": [self.titles_list[m] for m in movies],
-                "year": pl.Series([self.years[m] for m in movies], dtype=pl.Int32),
-                "genres": ["|".join(self.genre_lists[m]) for m in movies],
-                "predicted_rating": pl.Series(
-                    [None if p is None or not np.isfinite(p) else round(float(p), 3) for p in predicted], dtype=pl.Float64
-                ),
-                "score": pl.Series([round(float(s), 4) for s in score], dtype=pl.Float64),
-                "why": why,
-            },
-        )
+        columns = {
+            "rank": np.arange(1, len(movies) + 1, dtype=np.int32),
+            "movieId": self.movie_id_array[movies],
+            "title": [self.titles_list[m] for m in movies],
+            "year": pl.Series([self.years[m] for m in movies], dtype=pl.Int32),
+            "genres": ["|".join(self.genre_lists[m]) for m in movies],
+        }
+        if predicted is not None:
+            columns["predicted_rating"] = pl.Series(
+                [None if p is None or not np.isfinite(p) else float(p) for p in predicted], dtype=pl.Float64)
+        if ranked_by == "training_ratings":
+            columns[ranked_by] = pl.Series([int(s) for s in score], dtype=pl.Int64)
+        else:
+            columns[ranked_by] = pl.Series([float(s) for s in score], dtype=pl.Float64)
+        columns["why"] = why
+        return pl.DataFrame(columns)
 
     def _explained(
         self, ratings: Sequence[tuple[int, float]], recs: np.ndarray, explain: bool
@@ -455,7 +474,8 @@ class Recommender:
         return Result(self._table(recs, self._clip(scores), scores, why), head, {}, label="users-" + "-".join(ids))
 
     def similar(self, query: str | int, n: int = 10, filters: Filters | None = None) -> Result:
-        """Nearest movies by cosine of the movie factors (for mf-genre: q_i + |G_i|^-1/2 Σ y_g)."""
+        """Nearest movies by cosine of the movie factors (for mf-genre: q_i + |G_i|^-1/2 Σ y_g); the
+        table's ``cosine`` column replaces ``predicted_rating`` and ``score``."""
         n = _check_n(n)
         if self.model.k == 0:
             raise ModelError(f"run {self.run_name} is a bias-only model: it has no movie factors to compare")
@@ -471,10 +491,9 @@ class Recommender:
         ]
         if filters and filters.describe():
             head.append(f"filter: {filters.describe()}")
-        pred = [None] * len(recs)
         why = [f"cosine {s:.2f} with {self._short(m)}" for s in scores]
         label = f"similar-{self.movie_id_array[m]}"
-        return Result(self._table(recs, pred, scores, why), head, {}, label=label, kind="similar")
+        return Result(self._table(recs, None, scores, why, ranked_by="cosine"), head, {}, label=label, kind="similar")
 
     def popular(self, n: int = 10, filters: Filters | None = None, exclude: Sequence[int] = ()) -> Result:
         """Most-rated movies in the training data (to find movies to rate)."""
@@ -482,7 +501,8 @@ class Recommender:
         recs, counts = self._top(self.popularity.astype(np.float32), n, np.asarray(exclude, np.int32), self.filter_mask(filters))
         base = self.model.mu + self.model.movie_bias[recs] if len(recs) else np.zeros(0)
         why = [f"{int(c)} training ratings" for c in counts]
-        return Result(self._table(recs, self._clip(base), counts, why), [f"most-rated movies in {self.dataset.name}'s training split"], {}, label="popular", kind="popular")
+        return Result(self._table(recs, self._clip(base), counts, why, ranked_by="training_ratings"),
+                      [f"most-rated movies in {self.dataset.name}'s training split"], {}, label="popular", kind="popular")
 
     def recommend_all_users(self, n: int = 10, filters: Filters | None = None, exclude: str = "all", block: int = 512):
         """Top-n for every user of the model (Numba top-k over BLAS-scored blocks), long format:
@@ -504,7 +524,7 @@ class Recommender:
         titles = pl.Series(self.titles_list, dtype=pl.Utf8).gather(movies)
         return pl.DataFrame({
             "userId": users[keep], "rank": ranks[keep], "movieId": self.movie_id_array[movies], "title": titles,
-            "predicted_rating": np.round(self._clip(flat_s[keep]), 3).astype(np.float64),
+            "predicted_rating": self._clip(flat_s[keep]).astype(np.float64),
             "score": flat_s[keep].astype(np.float64),
         })
 
