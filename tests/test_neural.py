@@ -247,14 +247,13 @@ def test_attention_windows_never_contain_the_target(tiny):
     assert (tokens[2] >= 2).all()  # whole-star ratings 1..5 -> tokens 2..10
 
 
-def test_device_cuda_without_gpu_is_a_clear_error(tiny, tmp_path):
-
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a CUDA GPU")
+def test_device_cuda_without_gpu_is_a_clear_error_before_any_run_folder(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without a GPU, wherever this runs
     with pytest.raises(MfrecError, match="--device cuda"):
         train_run(tiny, "neumf", {"device": "cuda", "epochs": 1, "progress": False}, root=tmp_path)
-    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+    with pytest.raises(MfrecError, match="--device must be cpu or cuda"):
+        train_run(tiny, "neumf", {"device": "tpu", "epochs": 1, "progress": False}, root=tmp_path)
+    assert not list(tmp_path.iterdir())  # no "failed" run for mfrec compare to list
 
 
 def test_main_py_trains_a_neural_model(tiny, tmp_path):

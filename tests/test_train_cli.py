@@ -91,10 +91,13 @@ def test_bad_options_leave_no_folder(small_dataset, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_neural_model_without_the_extra(small_dataset, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "mfrec.neural", None)  # import fails as if absent
+@pytest.mark.parametrize("absent", ["mfrec.neural", "torch"])
+def test_neural_model_without_the_extra_leaves_no_run_folder(small_dataset, tmp_path, monkeypatch, absent):
+    monkeypatch.setitem(sys.modules, absent, None)  # import fails as if absent
     result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "neumf", "--root", str(tmp_path)])
     assert result.exit_code == 2 and "torch" in result.output and "Traceback" not in result.output
+    assert 'pip install -e ".[torch]"' in result.output
+    assert not any(tmp_path.iterdir())  # nothing for `mfrec compare` to list as a failed run
 
 
 def test_neural_hook_gets_dataset_options_and_run(small_dataset, tmp_path, monkeypatch):

@@ -146,7 +146,12 @@ def _train_neural(dataset, model: str, options: dict[str, Any], root, run_name: 
     except ImportError as e:
         raise MfrecError(f"the neural model {model!r} needs mfrec.neural and torch ({e}); "
                          "install them with pip install -e \".[torch]\"") from None
-    opts, config = neural.resolve(dataset, model, options)
+    opts, config = neural.resolve(dataset, model, options)  # no torch: TorchMissingError, before any folder
+    device = str(opts.get("device") or "cpu")
+    if device != "cpu":  # a device this machine lacks is refused before the run folder exists, too
+        from mfrec.neural.common import device_of
+
+        device_of(device)
     data = dataset_facts(dataset)
     config = {**config, **data}
     run = Run.create(run_name, root, config=config, extra_columns=neural.extra_columns(model))
