@@ -4,6 +4,7 @@ and synthetic ratings say so in their dataset's name and manifest."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -170,3 +171,36 @@ def test_default_labels_never_replace_an_earlier_list_a_given_label_does(world, 
     _invoke(world, monkeypatch, "--all-users", "--top", "1")
     _invoke(world, monkeypatch, "--all-users", "--top", "1")
     assert {"all-users.csv", "all-users-2.csv"} <= {p.name for p in out.glob("all-users*.csv")}
+
+
+# -- synthetic ratings say so ------------------------------------------------------------------------
+def test_raw_files_written_from_synthetic_data_are_prepared_under_a_synthetic_name(tmp_path):
+    from test_data_files import write_ml1m
+
+    from mfrec.cli.prepare import SYNTHETIC_MARKER, prepare
+    from mfrec.data import load
+
+    meta = write_ml1m(tmp_path / "meta")
+    (meta / "ratings.dat").unlink()
+    raw = tmp_path / "ml-1m-ids"
+
+    def run(*args):
+        res = CliRunner().invoke(prepare, ["--root", str(tmp_path / "TD"), "--quiet", "--split", "none", *args])
+        assert res.exit_code == 0, res.output
+        return res
+
+    run("--ids-from", str(meta), "--ratings", "3", "--write-raw", str(raw), "--raw-format", "ml-1m")
+    assert (raw / SYNTHETIC_MARKER).is_file()
+    one_step = load(tmp_path / "TD" / "synthetic-none")
+    assert "synthetic" in one_step.manifest.source and str(meta) in one_step.manifest.source
+    res = run("--dataset", "ml-1m", "--source", str(raw))
+    folders = sorted(p.name for p in (tmp_path / "TD").iterdir() if not p.name.startswith("."))
+    assert folders == ["synthetic-ml-1m-none", "synthetic-none"]  # never ml-1m-none: it is not ML-1M
+    ds = load(tmp_path / "TD" / "synthetic-ml-1m-none")
+    assert ds.manifest.source.startswith("synthetic ratings in ml-1m files") and "synthetic" in res.output
+    manifest = json.loads((ds.path / "manifest.json").read_text())
+    assert manifest["source"] == ds.manifest.source
+    # a real folder (no marker) keeps the dataset's own name
+    real = write_ml1m(tmp_path / "real")
+    run("--dataset", "ml-1m", "--source", str(real))
+    assert (tmp_path / "TD" / "ml-1m-none").is_dir()
