@@ -101,9 +101,9 @@ def test_rmse_legend_says_whether_validation_chose_the_epoch(tmp_path, monkeypat
     labels = {}
     real_save = style.save
 
-    def capture(fig, path):
+    def capture(fig, path, dpi=None):
         labels[Path(path).name] = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-        return real_save(fig, path)
+        return real_save(fig, path, dpi)
 
     monkeypatch.setattr(style, "save", capture)
     base = {"epoch": [1, 2, 3], "train_rmse": [0.9, 0.8, 0.7], "test_rmse": [1.0, 0.95, 0.96]}

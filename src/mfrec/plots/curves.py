@@ -20,9 +20,10 @@ def _ok(v) -> bool:
     return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
 
 
-def plot_rmse(metrics: Any, path: str | os.PathLike, best_epoch: int | None = None, title: str | None = None) -> Path:
-    """Write the RMSE-per-epoch figure to ``path`` (PNG); ``metrics`` is a polars frame, a dict of
-    columns or a list of per-epoch records with epoch/train_rmse/val_rmse/test_rmse."""
+def plot_rmse(metrics: Any, path: str | os.PathLike, best_epoch: int | None = None, title: str | None = None,
+              dpi: int | None = None) -> Path:
+    """Write the RMSE-per-epoch figure to ``path`` (PNG at ``dpi``, default the shared one); ``metrics`` is
+    a polars frame, a dict of columns or a list of per-epoch records with epoch/train_rmse/val_rmse/test_rmse."""
     from mfrec.plots.style import PALETTE, figure, save, styled
 
     epochs = _series(metrics, "epoch")
@@ -52,4 +53,4 @@ def plot_rmse(metrics: Any, path: str | os.PathLike, best_epoch: int | None = No
             ax.set_xticks(list(epochs))
         if plotted:
             ax.legend(loc="best")
-        return save(fig, path)
+        return save(fig, path, dpi)

@@ -1,5 +1,9 @@
 """Figures of one training run: biases, a 2-D map of the movie factors, the genre factors, losses.
 
+Each figure function writes a PNG to the path it is given and returns that path (None when the run
+has nothing to draw); ``dpi`` (where a function takes it) lowers or raises the resolution, e.g. for
+smaller files shown in a notebook.
+
 The factor arrays come from an ALS run's ``model.npz`` or, for neumf and genre-embedding runs, from
 the ``factors.npz`` they export with the same keys; sequential and attention runs have neither, so
 only their curves are drawn (and ``plot_run`` reports the figures it skipped, with the reason).
@@ -26,7 +30,7 @@ def _title(what: str, run_name: str) -> str:
     return f"{what}\nrun {run_name}" if run_name else what
 
 
-def biases_figure(model, path, run_name: str = "") -> Path | None:
+def biases_figure(model, path, run_name: str = "", dpi: int | None = None) -> Path | None:
     """Histograms of a ``FactorModel``'s user and movie biases (None when it has no biases)."""
     bu = np.asarray(model.user_bias, np.float64)
     bi = np.asarray(model.movie_bias, np.float64)
@@ -46,11 +50,11 @@ def biases_figure(model, path, run_name: str = "") -> Path | None:
             ax.set_ylabel(f"number of {who}s")
             ax.set_title(f"{who} biases")
         fig.suptitle(_title(f"Biases around the global mean μ = {mu:.2f} stars", run_name))
-        return save(fig, path)
+        return save(fig, path, dpi)
 
 
 def movie_map_figure(vectors: np.ndarray, ds, path, run_name: str = "", what: str = "q_i", method: str = "pca",
-                     n_labels: int = 12, max_genres: int = 8, return_labels: bool = False):
+                     n_labels: int = 12, max_genres: int = 8, return_labels: bool = False, dpi: int | None = None):
     """Movies placed by their factor vectors (one row per movie; ``what`` names them in the title),
     PCA or t-SNE to 2-D, coloured by main genre, with the most-rated titles labelled. None when the
     vectors have no columns (k = 0)."""
@@ -97,12 +101,12 @@ def movie_map_figure(vectors: np.ndarray, ds, path, run_name: str = "", what: st
         if labels:  # ring the labelled movies
             xy = np.array([a.xy for a in labels], np.float64)
             ax.scatter(xy[:, 0], xy[:, 1], s=30, facecolors="none", edgecolors="black", linewidths=0.9, zorder=4)
-        out = save(fig, path)
+        out = save(fig, path, dpi)
     return (out, labels) if return_labels else out
 
 
 def genre_factors_figure(genre_factors: np.ndarray, genres: list[str], path, run_name: str = "",
-                         max_dims: int = 40) -> Path | None:
+                         max_dims: int = 40, dpi: int | None = None) -> Path | None:
     """Heat map of the genre factors y_g (genres x factor dimensions); None without genre factors."""
     y = np.asarray(genre_factors, np.float64)
     if y.size == 0:
@@ -124,10 +128,11 @@ def genre_factors_figure(genre_factors: np.ndarray, genres: list[str], path, run
         cb = fig.colorbar(im, ax=ax, shrink=0.85)
         cb.set_label("y_g value (same units as q_i)")
         ax.set_title(_title("Genre factors y_g", run_name))
-        return save(fig, path)
+        return save(fig, path, dpi)
 
 
-def genre_map_figure(genre_factors: np.ndarray, genres: list[str], path, run_name: str = "") -> Path | None:
+def genre_map_figure(genre_factors: np.ndarray, genres: list[str], path, run_name: str = "",
+                     dpi: int | None = None) -> Path | None:
     """The genre factors y_g on a 2-D PCA map, each point labelled with its genre; None without them."""
     y = np.asarray(genre_factors, np.float64)
     if y.size == 0 or y.shape[0] < 2:
@@ -149,10 +154,10 @@ def genre_map_figure(genre_factors: np.ndarray, genres: list[str], path, run_nam
         ax.legend(loc="lower right")
         order = np.argsort(-np.linalg.norm(y, axis=1), kind="stable")
         place_labels(ax, coords[order, 0], coords[order, 1], [names[i] for i in order])
-        return save(fig, path)
+        return save(fig, path, dpi)
 
 
-def rmse_figure(run_path, path, best_epoch: int | None = None) -> Path | None:
+def rmse_figure(run_path, path, best_epoch: int | None = None, dpi: int | None = None) -> Path | None:
     """The run's RMSE curves, drawn by ``mfrec.plots.curves`` (the same figure training writes);
     the best epoch is marked (default: summary.json's)."""
     from mfrec.plots import curves
@@ -163,7 +168,7 @@ def rmse_figure(run_path, path, best_epoch: int | None = None) -> Path | None:
         return None
     best = best_epoch if best_epoch is not None else Summary.read(Path(run_path) / "summary.json").best_epoch
     return curves.plot_rmse(metrics, path, best_epoch=int(best) if best is not None else None,
-                            title=_title("RMSE per epoch", Path(run_path).name))
+                            title=_title("RMSE per epoch", Path(run_path).name), dpi=dpi)
 
 
 def ranking_figure(run_path, path) -> Path | None:

@@ -78,8 +78,9 @@ def figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None =
     return fig, axes
 
 
-def save(fig, path: str | os.PathLike) -> Path:
-    """Write ``fig`` to ``path`` as PNG atomically (temporary name, then rename) and close it."""
+def save(fig, path: str | os.PathLike, dpi: int | None = None) -> Path:
+    """Write ``fig`` to ``path`` as PNG atomically (temporary name, then rename) and close it;
+    ``dpi`` (default :data:`DPI`) sets the resolution, e.g. a lower one for smaller files in a notebook."""
     plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,7 @@ def save(fig, path: str | os.PathLike) -> Path:
 
     try:
         with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png", dpi=DPI)
+            fig.savefig(tmp, format="png", dpi=dpi or DPI)
     finally:
         plt.close(fig)
     return path
