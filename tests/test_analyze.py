@@ -90,6 +90,55 @@ def test_ratings_over_time_cover_every_rating(small_dataset):
     assert monthly["mean_rating"][0] == pytest.approx(r[sel].mean())
 
 
+def _timed(first: str, last: str, n: int = 6000, seed: int = 0):
+    """A dataset-like object with ``n`` ratings spread evenly between two times (ISO strings)."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(seed)
+    lo, hi = (np.datetime64(t).astype("datetime64[s]").astype(np.int64) for t in (first, last))
+    ts = np.sort(np.concatenate([[lo, hi], rng.integers(lo, hi, n - 2)]))
+    rating = rng.integers(1, 6, n).astype(np.float32)
+    return SimpleNamespace(name="timed", ratings=SimpleNamespace(timestamp=ts, rating=rating))
+
+
+def test_ratings_over_time_marks_the_periods_the_data_cover_only_in_part():
+    # Saturday 1997-09-20 to Monday 1998-04-20: numpy weeks run Thursday to Wednesday, so both ends are partial
+    t = A.ratings_over_time(_timed("1997-09-20T10:00", "1998-04-20T13:00"), "W")
+    assert t["complete"].to_list() == [False] + [True] * (t.height - 2) + [False]
+    assert t["ratings"].sum() == 6000  # marked, not dropped
+    # data from a period's first day to its last day (any hour): every period is whole
+    t = A.ratings_over_time(_timed("1997-09-18T20:00", "1998-04-22T01:00"), "W")
+    assert t["complete"].all()
+    t = A.ratings_over_time(_timed("2000-01-01T00:00", "2002-10-17T18:00"))  # monthly: October 2002 is cut short
+    assert t["start"][-1] == __import__("datetime").date(2002, 10, 1) and t["complete"].to_list()[-2:] == [True, False]
+    assert A.ratings_over_time(_timed("2000-01-01T00:00", "2000-01-01T00:00", n=2), "D")["complete"].to_list() == [True]
+
+
+def test_ratings_over_time_figure_draws_partial_periods_apart_and_keeps_legends_off_the_bars(tmp_path, monkeypatch):
+    import mfrec.plots.dataset as P
+
+    seen = {}
+    real = P.save
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        ax, ax2 = fig.axes
+        seen["bars"] = [(c.get_label(), len(c)) for c in ax.containers]
+        seen["line"] = [(line.get_label(), len(line.get_xdata()), line.get_linestyle()) for line in ax2.get_lines()]
+        boxes = [a.get_legend().get_window_extent() for a in (ax, ax2)]
+        frames = [a.get_window_extent() for a in (ax, ax2)]
+        seen["clear"] = all(not b.overlaps(f) or b.y0 >= f.y1 - 1 for b in boxes for f in frames)
+        return real(fig, path)
+
+    monkeypatch.setattr(P, "save", keep)
+    ds = _timed("1997-09-20T10:00", "1998-04-20T13:00")
+    weeks = A.ratings_over_time(ds).height
+    assert_png(P.ratings_over_time_figure(ds, tmp_path / "t.png"))
+    assert seen["bars"] == [("ratings per week", weeks - 2), ("partial week (the data start or end inside it)", 2)]
+    assert seen["line"] == [("mean rating per week", weeks - 2, "-"), ("partial week", 2, "None")]
+    assert seen["clear"]  # each legend sits above its panel, not on the bars or the line
+
+
 def test_age_groups_for_codes_and_raw_ages():
     codes = np.array([1, 18, 25, 35, 45, 50, 56])
     np.testing.assert_array_equal(A.age_groups(codes), np.arange(7))

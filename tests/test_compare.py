@@ -80,20 +80,37 @@ def test_compare_cli_errors(runs, tmp_path):
     assert res.exit_code == 2 and "no experiment 'nope'" in res.output
 
 
-def test_ranking_only_runs_give_a_table_but_no_figure(small_dataset, tmp_path):
-    from mfrec.cli.compare import compare
-
-    run = make_run(tmp_path, small_dataset, name="rank-only", model="ncf", with_model=False, extra_columns=("val_hit@10",))
+def _without_rmse(run):
     text = (run / "metrics.csv").read_text().splitlines()
     cols = text[0].split(",")
     rows = [dict(zip(cols, line.split(","))) for line in text[1:]]
     for r in rows:
         r["train_rmse"] = r["val_rmse"] = r["test_rmse"] = ""
     (run / "metrics.csv").write_text("\n".join([text[0]] + [",".join(r[c] for c in cols) for r in rows]) + "\n")
+
+
+def test_ranking_only_runs_give_a_table_and_a_ranking_figure(small_dataset, tmp_path, monkeypatch):
+    from mfrec.cli.compare import compare
+
+    run = make_run(tmp_path, small_dataset, name="rank-only", model="ncf", with_model=False, extra_columns=("val_hit@10",))
+    _without_rmse(run)
+    seen = _capture_figure(monkeypatch)
     res = CliRunner().invoke(compare, [str(run), "--csv", str(tmp_path / "c.csv"), "--out", str(tmp_path / "c.png")])
     assert res.exit_code == 0, res.output
-    assert "no run has RMSE curves" in res.output and not (tmp_path / "c.png").exists()
+    assert_png(tmp_path / "c.png")
+    assert [ax.get_title(loc="left") for ax in seen["fig"].axes] == [f"{small_dataset.name}: ranking metrics"]
     assert pl.read_csv(tmp_path / "c.csv")["test_hit@10"][0] == pytest.approx(0.16)
+
+
+def test_runs_with_neither_curves_nor_ranking_metrics_give_a_table_but_no_figure(small_dataset, tmp_path):
+    from mfrec.cli.compare import compare
+
+    run = make_run(tmp_path, small_dataset, name="nothing", model="ncf", with_model=False)
+    _without_rmse(run)
+    res = CliRunner().invoke(compare, [str(run), "--csv", str(tmp_path / "c.csv"), "--out", str(tmp_path / "c.png")])
+    assert res.exit_code == 0, res.output
+    assert "no run has RMSE curves or ranking metrics" in res.output and not (tmp_path / "c.png").exists()
+    assert pl.read_csv(tmp_path / "c.csv").height == 1
 
 
 def test_bias_runs_show_no_factor_penalty_but_their_bias_penalty(tmp_path):
@@ -111,3 +128,135 @@ def test_bias_runs_show_no_factor_penalty_but_their_bias_penalty(tmp_path):
     bias, mf = run_row(tmp_path / "b"), run_row(tmp_path / "m")
     assert bias["reg"] is None and bias["reg_bias"] == 2.0
     assert mf["reg"] == 0.4 and mf["reg_bias"] == 2.0
+
+
+# -- the figure: what is drawn (issue 16) -------------------------------------------------------------
+def _capture_figure(monkeypatch):
+    """Replace the compare module's save so the test sees the figure drawn (and still writes it)."""
+    import mfrec.plots.compare as C
+
+    seen = {}
+    real = C.save
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        seen["fig"] = fig
+        seen["png"] = path
+        seen["legends"] = [a.get_legend() for a in fig.axes if a.get_legend()] + list(fig.legends)
+        seen["extents"] = _extents(fig)
+        return real(fig, path)
+
+    monkeypatch.setattr(C, "save", keep)
+    return seen
+
+
+def _extents(fig):
+    """Display-space points of every line and bar of every axes, and every legend's window, taken
+    before the figure is closed."""
+    import numpy as np
+
+    points = []
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            xy = np.column_stack([line.get_xdata(), line.get_ydata()]).astype(float)
+            points.append(ax.transData.transform(xy))
+        for bar in ax.patches:
+            points.append(bar.get_window_extent().get_points())
+    legends = [lg.get_window_extent() for lg in [a.get_legend() for a in fig.axes] + list(fig.legends) if lg]
+    return np.concatenate(points) if points else np.zeros((0, 2)), legends
+
+
+def _other_dataset_runs(root, small_dataset):
+    from types import SimpleNamespace
+
+    other = SimpleNamespace(name="ml-other", path=root / "td" / "ml-other")
+    make_run(root, small_dataset, name="mf-here", model="mf", k=4, seed=1, epochs=8)
+    make_run(root, small_dataset, name="bias-here", model="bias", k=0, seed=3, epochs=5)
+    make_run(root, other, name="mf-there", model="mf", k=8, seed=0, epochs=10, with_model=False)
+    make_run(root, small_dataset, name="seq-here", model="sequential", k=16, seed=2, epochs=6, with_model=False,
+             extra_columns=("val_hit@10", "val_ndcg@10"))
+    return other
+
+
+def test_compare_groups_runs_by_dataset_in_the_table_csv_and_figure(small_dataset, tmp_path, monkeypatch):
+    from mfrec.cli.compare import compare
+
+    root = tmp_path / "Experiments_"
+    other = _other_dataset_runs(root, small_dataset)
+    seen = _capture_figure(monkeypatch)
+    res = CliRunner().invoke(compare, [str(root / "*"), "--root", str(root)])
+    assert res.exit_code == 0, res.output
+    assert "4 runs on 2 datasets" in res.output and "compare only within a dataset" in res.output
+    lines = res.output.splitlines()
+    here = lines.index(f"dataset {other.name}: 1 run (best test RMSE first)")
+    there = lines.index(f"dataset {small_dataset.name}: 3 runs (best test RMSE first)")
+    assert (here < there) == (other.name < small_dataset.name)  # datasets in name order
+    # every run is listed under its own dataset's heading
+    start, end = (here, there) if here < there else (there, here)
+    block = "\n".join(lines[start:end]) if here < there else "\n".join(lines[end:])
+    assert "mf-there" in block and "mf-here" not in block
+    csv = pl.read_csv(root / "comparison.csv")
+    assert csv["dataset"].to_list() == sorted(csv["dataset"].to_list())  # grouped
+    fig = seen["fig"]
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert f"{small_dataset.name}: RMSE per epoch" in titles and f"{other.name}: RMSE per epoch" in titles
+    assert f"{small_dataset.name}: ranking metrics" in titles
+    assert not any(t.startswith(f"{other.name}: ranking") for t in titles)  # no run of it has any
+    rmse_other = next(ax for ax in fig.axes if ax.get_title(loc="left") == f"{other.name}: RMSE per epoch")
+    assert len(rmse_other.get_lines()) == 2  # mf-there's validation and test curves only
+    assert_png(seen["png"])
+
+
+def test_compare_figure_keeps_every_point_inside_the_frame_and_legends_off_the_data(small_dataset, tmp_path, monkeypatch):
+    import numpy as np
+
+    from mfrec.plots.compare import comparison_figure
+
+    root = tmp_path / "Experiments_"
+    _other_dataset_runs(root, small_dataset)
+    seen = _capture_figure(monkeypatch)
+    comparison_figure(sorted(root.iterdir()), tmp_path / "c.png")
+    fig = seen["fig"]
+    for ax in fig.axes:
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        for line in ax.get_lines():
+            x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+            # inside, and not on the edge: at least 2% of the range away from each side (the epoch-1 points too)
+            assert ((x - x0) / (x1 - x0)).min() > 0.02 and ((x1 - x) / (x1 - x0)).min() > 0.02, ax.get_title(loc="left")
+            assert ((y - y0) / (y1 - y0)).min() > 0.02 and ((y1 - y) / (y1 - y0)).min() > 0.02, ax.get_title(loc="left")
+    points, legends = seen["extents"]
+    assert len(legends) >= 2  # the curve-kind legend(s) and the runs' legend
+    for box in legends:
+        inside = (points[:, 0] > box.x0) & (points[:, 0] < box.x1) & (points[:, 1] > box.y0) & (points[:, 1] < box.y1)
+        assert not inside.any(), "a legend covers a plotted point"
+        for ax in fig.axes:  # and no legend sits on a panel's frame at all
+            assert not box.overlaps(ax.get_window_extent()) or box.y0 >= ax.get_window_extent().y1 - 1
+
+
+def test_compare_figure_draws_ranking_metrics_as_bars(small_dataset, tmp_path, monkeypatch):
+    from mfrec.plots.compare import comparison_figure
+
+    root = tmp_path / "Experiments_"
+    make_run(root, small_dataset, name="mf-a", model="mf", k=4, seed=1)
+    for name, seed in (("seq-b", 2), ("ncf-c", 3)):
+        make_run(root, small_dataset, name=name, model="ncf", k=16, seed=seed, with_model=False,
+                 extra_columns=("val_hit@10", "val_ndcg@10"))
+    seen = _capture_figure(monkeypatch)
+    comparison_figure([root / "mf-a", root / "seq-b", root / "ncf-c"], tmp_path / "c.png")
+    fig = seen["fig"]
+    assert len(fig.axes) == 2
+    rank = next(ax for ax in fig.axes if "ranking" in ax.get_title(loc="left"))
+    assert [t.get_text() for t in rank.get_xticklabels()] == ["hit@10", "ndcg@10"]  # test-set values, not val_
+    assert len(rank.patches) == 4  # two runs x two metrics; the ALS run has none
+    assert {round(p.get_height(), 4) for p in rank.patches} == {0.16}
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(labels) == 3 and any(label.startswith("mf-a (test RMSE") for label in labels)
+
+
+def test_ranking_values_prefer_test_metrics_and_name_validation_ones():
+    from mfrec.plots.compare import ranking_values
+
+    assert ranking_values({"hit@10": 0.3, "val_hit@10": 0.2, "test_ndcg@10": 0.1, "test_rmse": 0.9}) == \
+        {"hit@10": 0.3, "ndcg@10": 0.1}
+    assert ranking_values({"val_hit@10": 0.2, "test_hit@10": None}) == {"val hit@10": 0.2}
+    assert ranking_values({"test_rmse": 0.9}) == {}

@@ -118,15 +118,21 @@ def main_genre(ds) -> np.ndarray:
 
 
 def ratings_over_time(ds, period: str | None = None):
-    """Polars frame: start (date of the period), ratings, mean_rating — one row per month when the
-    ratings span at least two years, per week when at least 60 days, else per day (``period="M"``,
-    ``"W"`` or ``"D"`` chooses)."""
+    """Polars frame: start (date of the period), ratings, mean_rating, complete — one row per month when
+    the ratings span at least two years, per week when at least 60 days, else per day (``period="M"``,
+    ``"W"`` or ``"D"`` chooses; numpy weeks start on Thursdays).
+
+    ``complete`` is False for a period the data cover only in part, to the day: the first one when the
+    ratings begin after its first day, the last one when they end before its last day. Such a period
+    holds fewer ratings than a whole one would, so a figure marks it rather than showing it as a drop.
+    """
     import polars as pl
 
     ts = np.asarray(ds.ratings.timestamp)
     r = np.asarray(ds.ratings.rating, dtype=np.float64)
     if ts.size == 0:
-        return pl.DataFrame({"start": [], "ratings": [], "mean_rating": []})
+        return pl.DataFrame({"start": [], "ratings": [], "mean_rating": [], "complete": []},
+                            schema={"start": pl.Date, "ratings": pl.Int64, "mean_rating": pl.Float64, "complete": pl.Boolean})
     if period is None:
         span = int(ts.max()) - int(ts.min())
         period = "M" if span >= 730 * _DAY else "W" if span >= 60 * _DAY else "D"
@@ -134,10 +140,15 @@ def ratings_over_time(ds, period: str | None = None):
     starts, inverse = np.unique(bucket, return_inverse=True)
     n = np.bincount(inverse)
     s = np.bincount(inverse, weights=r)
+    days = ts.astype("datetime64[s]").astype("datetime64[D]")
+    first_day = starts.astype("datetime64[D]")
+    last_day = (starts + 1).astype("datetime64[D]") - 1
+    complete = (first_day >= days.min()) & (last_day <= days.max())
     return pl.DataFrame({
         "start": starts.astype("datetime64[D]").astype("datetime64[ms]"),
         "ratings": n.astype(np.int64),
         "mean_rating": s / n,
+        "complete": complete,
     }).with_columns(pl.col("start").cast(pl.Date))
 
 

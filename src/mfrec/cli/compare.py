@@ -1,4 +1,4 @@
-"""``mfrec compare``: several runs in one table (terminal + CSV) and one figure of their RMSE curves."""
+"""``mfrec compare``: several runs in one table (terminal + CSV), grouped by dataset, and one figure of their curves."""
 
 from __future__ import annotations
 
@@ -58,6 +58,21 @@ def format_table(frame) -> list[str]:
     return [fmt(cols), fmt(["-" * w for w in widths]), *(fmt(r) for r in cells)]
 
 
+def group_by_dataset(frame) -> list:
+    """The comparison frame split by its ``dataset`` column, datasets in name order (runs without one
+    last), each part keeping the frame's order (best test RMSE first)."""
+    if "dataset" not in frame.columns or frame["dataset"].n_unique() <= 1:
+        return [frame]
+    parts = frame.partition_by("dataset", maintain_order=True)
+    return sorted(parts, key=lambda part: (part["dataset"][0] is None, part["dataset"][0] or ""))
+
+
+def _dataset(group) -> str:
+    from mfrec.plots.compare import UNKNOWN_DATASET
+
+    return group["dataset"][0] or UNKNOWN_DATASET
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("runs", nargs=-1, required=True)
 @click.option("--root", type=click.Path(), default="Experiments_", show_default=True, help="Where runs are.")
@@ -68,7 +83,9 @@ def format_table(frame) -> list[str]:
 @friendly_errors
 def compare(runs, root, csv_path, out):
     """Compare training runs: a table (model, k, reg, epochs, test RMSE/MAE, seconds, and ranking
-    metrics such as hit@10 where runs have them) and one figure overlaying their RMSE curves.
+    metrics such as hit@10 where runs have them) and one figure of their RMSE curves and ranking
+    metrics. Runs on different datasets do not compare: each dataset gets its own table and its own
+    row of panels.
 
     \b
     RUNS are run folders, names under --root, training --names or quoted globs:
@@ -76,6 +93,8 @@ def compare(runs, root, csv_path, out):
 
     A run with a damaged file is left out and listed (on stderr) with what is wrong.
     """
+
+    import polars as pl
 
     from mfrec.analysis.runs import comparison_table
     from mfrec.errors import MfrecError
@@ -92,9 +111,23 @@ def compare(runs, root, csv_path, out):
         raise MfrecError(f"none of the {len(paths)} runs could be read (each is listed above with what is wrong)")
     left_out = {p for p, _ in skipped}
     paths = [p for p in paths if p not in left_out]
-    click.secho(f"{len(paths)} run{'s' if len(paths) != 1 else ''} (best test RMSE first)", bold=True)
-    for line in format_table(table):
-        click.echo(line)
+    groups = group_by_dataset(table)
+    if len(groups) == 1:
+        click.secho(f"{len(paths)} run{'s' if len(paths) != 1 else ''} (best test RMSE first)", bold=True)
+    else:  # RMSEs on different datasets do not compare: one table (and one row of the figure) per dataset
+        click.secho(f"{len(paths)} runs on {len(groups)} datasets: their numbers compare only within a dataset, "
+                    "so each dataset gets its own table and its own row in the figure", fg="yellow", err=True)
+        table = pl.concat(groups)
+    for i, group in enumerate(groups):
+        if len(groups) > 1:
+            if i:
+                click.echo()
+            click.secho(f"dataset {_dataset(group)}: {group.height} run{'s' if group.height != 1 else ''} "
+                        "(best test RMSE first)", bold=True)
+            # a column no run of this dataset has (ranking metrics, say) says nothing here
+            group = group.select([c for c in group.columns if group[c].null_count() < group.height])
+        for line in format_table(group):
+            click.echo(line)
     csv_path = Path(csv_path) if csv_path else Path(root) / "comparison.csv"
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     from mfrec.io import atomic_path
@@ -105,4 +138,4 @@ def compare(runs, root, csv_path, out):
     by_name = {p.name: p for p in paths}
     ordered = [by_name[name] for name in table["run"].to_list() if name in by_name]  # best first, as in the table
     fig = comparison_figure(ordered, Path(out) if out else Path(root) / "comparison.png")
-    click.echo(f"figure: {fig}" if fig else "figure: none (no run has RMSE curves)")
+    click.echo(f"figure: {fig}" if fig else "figure: none (no run has RMSE curves or ranking metrics)")

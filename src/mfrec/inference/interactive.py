@@ -2,18 +2,23 @@
 
 Commands (one per line; ``help`` lists them): ``search <query>``, ``add <id|title> [rating]``,
 ``remove <id|index>``, ``clear``, ``show``, ``recommend [N]``, ``similar <title>``, ``popular``,
-``help``, ``exit``. A bad command prints a one-line hint; no input ends the loop with a traceback.
+``genre [G, ...]``, ``years [1990-1999]``, ``save [label]``, ``help``, ``exit``. ``genre`` and ``years``
+are the filters of Inference.py's --genre and --years, for every list that follows; ``save`` writes the
+last list shown to ``Predictions/<run>/<label>.csv`` and ``.parquet`` as Inference.py does. A bad
+command prints a one-line hint; no input ends the loop with a traceback.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+from pathlib import Path
 from typing import Callable, TextIO
 
 from mfrec.errors import MfrecError
-from mfrec.inference.output import format_table
-from mfrec.inference.recommend import Recommender
+from mfrec.inference.output import DEFAULT_ROOT, format_table, write_predictions
+from mfrec.inference.recommend import Filters, Recommender
 
 HELP = """commands:
   search <query>            find movies by title words (shows their ids)
@@ -24,24 +29,27 @@ HELP = """commands:
   recommend [N]             top N (default 10) for your ratings, with why
   similar <title>           movies nearest to a title
   popular                   the most-rated movies (to find some to rate)
+  genre [G, G ...]          list only movies of any of these genres (no genre: any genre again)
+  years [1990-1999]         list only movies from these years: 1995, 1990-1999, 1990-, -1980 (none: any year)
+  save [label]              write the last list shown to Predictions/<run>/<label>.csv and .parquet
   help                      this list
   exit                      leave (also quit, or end of input)"""
 
-COMMANDS = ("search", "add", "remove", "clear", "show", "recommend", "similar", "popular", "help", "exit", "quit")
+COMMANDS = ("search", "add", "remove", "clear", "show", "recommend", "similar", "popular", "genre", "years", "save",
+            "help", "exit", "quit")
 
 
 class Session:
     """A made-up user's ratings and the commands that act on them; ``handle`` returns text."""
 
-    def __init__(self, rec: Recommender, top: int = 10, min_ratings: int = 0):
+    def __init__(self, rec: Recommender, top: int = 10, min_ratings: int = 0,
+                 out_dir: str | os.PathLike = DEFAULT_ROOT):
         self.rec = rec
         self.top = top
-        self.filters = None
-        if min_ratings:
-            from mfrec.inference.recommend import Filters
-
-            self.filters = Filters(min_ratings=int(min_ratings))
+        self.filters = Filters(min_ratings=int(min_ratings))
+        self.out_dir = Path(out_dir)
         self.ratings: dict[int, float] = {}  # movie index -> rating, in the order added
+        self.last = None  # the last list shown (a Result), for `save`
 
     def handle(self, line: str) -> str | None:
         """Run one command line; the text to print, or None to end the loop."""
@@ -142,10 +150,11 @@ class Session:
     def cmd_show(self, arg: str) -> str:
         if not self.ratings:
             return "no ratings yet: `search` for a title, then `add` it"
-        return "\n".join(
-            f"  {i:>2}. {self.rec.title(m)} [id {int(self.rec.movie_id_array[m])}]  {r:g}"
-            for i, (m, r) in enumerate(self.ratings.items(), 1)
-        )
+        return "\n".join([
+            *(f"  {i:>2}. {self.rec.title(m)} [id {int(self.rec.movie_id_array[m])}]  {r:g}"
+              for i, (m, r) in enumerate(self.ratings.items(), 1)),
+            self._filter_text(),
+        ])
 
     def cmd_recommend(self, arg: str) -> str:
         n = self.top
@@ -155,15 +164,53 @@ class Session:
             n = int(arg)
         if not self.ratings:
             return "no ratings yet: `add` a few movies you like first (or try `popular`)"
-        return format_table(self.rec.recommend(list(self.ratings.items()), n=n, filters=self.filters))
+        return self._shown(self.rec.recommend(list(self.ratings.items()), n=n, filters=self.filters))
 
     def cmd_similar(self, arg: str) -> str:
         if not arg:
             return "usage: similar <title>"
-        return format_table(self.rec.similar(_unquote(arg), n=self.top, filters=self.filters))
+        return self._shown(self.rec.similar(_unquote(arg), n=self.top, filters=self.filters))
 
     def cmd_popular(self, arg: str) -> str:
-        return format_table(self.rec.popular(n=self.top, exclude=list(self.ratings)))
+        # the most-rated movies pass any --min-ratings anyway: only the genre and years filters apply
+        filters = Filters(self.filters.genres, self.filters.years)
+        result = self.rec.popular(n=self.top, filters=filters, exclude=list(self.ratings))
+        if filters.describe():
+            result.notes.append(f"filter: {filters.describe()}")
+        return self._shown(result)
+
+    def _shown(self, result) -> str:
+        self.last = result
+        return format_table(result)
+
+    def cmd_genre(self, arg: str) -> str:
+        known = {g.lower(): g for g in self.rec.dataset.genres}
+        if "," in arg:
+            wanted = [g.strip() for g in arg.split(",") if g.strip()]
+        else:  # one genre, spaces and all ("(no genres listed)"), else several separated by spaces
+            wanted = [_unquote(arg)] if _unquote(arg).lower() in known or " " not in arg else _unquote(arg).split()
+        wanted = [w for w in wanted if w]
+        filters = Filters(tuple(known.get(g.lower(), g) for g in wanted), self.filters.years, self.filters.min_ratings)
+        self.rec.filter_mask(filters)  # an unknown genre is one sentence naming the known ones
+        self.filters = filters
+        return self._filter_text()
+
+    def cmd_years(self, arg: str) -> str:
+        years = Filters.parse_years(arg or None)
+        self.filters = Filters(self.filters.genres, years, self.filters.min_ratings)
+        return self._filter_text()
+
+    def _filter_text(self) -> str:
+        return f"filter: {self.filters.describe()}" if self.filters.describe() else "filter: none (every movie)"
+
+    def cmd_save(self, arg: str) -> str:
+        if self.last is None:
+            return "nothing to save yet: `recommend`, `similar` or `popular` first, then `save [label]`"
+        label = _unquote(arg) if arg else None
+        name = label or self.last.label
+        replaced = (self.out_dir / self.rec.run_name / f"{name}.csv").exists()
+        csv, parquet = write_predictions(self.last, self.rec.run_name, label, self.out_dir)
+        return f"wrote {csv} and {parquet.name}" + (f" (replacing the earlier {csv.name})" if replaced else "")
 
 
 def _unquote(text: str) -> str:
@@ -175,12 +222,12 @@ def _unquote(text: str) -> str:
 
 
 def run_loop(rec: Recommender, stdin: TextIO, echo: Callable[..., None], top: int = 10, prompt: str = "mfrec> ",
-             min_ratings: int = 0) -> int:
+             min_ratings: int = 0, out_dir: str | os.PathLike = DEFAULT_ROOT) -> int:
     """Read commands until ``exit`` or end of input; returns the number of commands run.
 
-    ``echo(text, nl=True)`` prints (``click.echo``).
+    ``echo(text, nl=True)`` prints (``click.echo``); ``save`` writes under ``out_dir`` (Predictions/).
     """
-    session = Session(rec, top, min_ratings)
+    session = Session(rec, top, min_ratings, out_dir)
     echo(f"{len(rec.titles_list)} movies; type `help` for the commands, `exit` to leave")
     count = 0
     while True:

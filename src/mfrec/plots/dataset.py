@@ -104,6 +104,9 @@ def genre_means_figure(ds, path) -> Path:
 
 
 def ratings_over_time_figure(ds, path) -> Path:
+    """Ratings per period (bars) and their mean rating (line). A period the data cover only in part
+    (the data start or end inside it) is drawn hatched and pale, and left out of the line as a hollow
+    point, so it does not read as a drop in activity."""
     import matplotlib.dates as mdates
 
     t = A.ratings_over_time(ds)
@@ -111,19 +114,30 @@ def ratings_over_time_figure(ds, path) -> Path:
     if t.height > 1:
         step = (t["start"][1] - t["start"][0]).days
         period = "day" if step < 7 else "week" if step < 28 else "month"
+    x = t["start"].to_numpy()
+    n, mean = t["ratings"].to_numpy(), t["mean_rating"].to_numpy()
+    whole = t["complete"].to_numpy().astype(bool)
+    width = {"month": 20, "week": 5, "day": 0.8}[period]
+    partial_label = f"partial {period} (the data {'start or end' if (~whole).sum() > 1 else 'start' if whole.size and not whole[0] else 'end'} inside it)"
+    above = {"loc": "lower right", "bbox_to_anchor": (1.0, 1.0), "frameon": False, "borderaxespad": 0.1, "ncol": 2}
     with styled():
         fig, (ax, ax2) = figure(2, 1, figsize=(8.0, 6.0), sharex=True, height_ratios=[2, 1])
-        x = t["start"].to_numpy()
-        ax.bar(x, t["ratings"].to_numpy(), width={"month": 20, "week": 5, "day": 0.8}[period], color=PALETTE[0],
-               label=f"ratings per {period}")
+        ax.bar(x[whole], n[whole], width=width, color=PALETTE[0], label=f"ratings per {period}")
+        if not whole.all():
+            ax.bar(x[~whole], n[~whole], width=width, color=PALETTE[0], alpha=0.3, hatch="///", edgecolor=PALETTE[0],
+                   label=partial_label)
         ax.yaxis.set_major_formatter(thousands)
         ax.set_ylabel(f"ratings per {period}")
-        ax.set_title(f"{ds.name}: ratings over time")
-        ax.legend(loc="upper left")
-        ax2.plot(x, t["mean_rating"].to_numpy(), color=PALETTE[3], marker="o", ms=3, label=f"mean rating per {period}")
+        fig.suptitle(f"{ds.name}: ratings over time")
+        ax.legend(**above)  # above the bars, never over them
+        ax2.plot(x[whole], mean[whole], color=PALETTE[3], marker="o", ms=3, label=f"mean rating per {period}")
+        if not whole.all():
+            ax2.plot(x[~whole], mean[~whole], ls="none", marker="o", ms=5, mfc="white", mec=PALETTE[3],
+                     label=f"partial {period}")
+        ax2.margins(y=0.12)
         ax2.set_ylabel("mean rating (stars)")
         ax2.set_xlabel("date")
-        ax2.legend(loc="lower left")
+        ax2.legend(**above)
         locator = mdates.AutoDateLocator(maxticks=10)
         ax2.xaxis.set_major_locator(locator)
         ax2.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
