@@ -89,7 +89,7 @@ def compare(runs, root, csv_path, out):
 
     \b
     RUNS are run folders, names under --root, training --names or quoted globs:
-      mfrec compare 'Experiments_/mf-*' bias-20261122-130000-a1b2c3
+      mfrec compare 'Experiments_/ml-100k-u1-*' ml-100k-user-last-mf
 
     A run with a damaged file is left out and listed (on stderr) with what is wrong.
     """

@@ -37,9 +37,9 @@ def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, q
 
     \b
     Examples:
-      mfrec evaluate --experiment ml-100k-last-mf --protocol ranking
+      mfrec evaluate --experiment ml-100k-user-last-mf --protocol ranking
       mfrec evaluate --experiment ml-100k-u1-neumf --protocol rating
-      mfrec evaluate --popularity --data ml-100k-last
+      mfrec evaluate --popularity --data ml-100k-user-last
     """
     from mfrec.cli.common import ProgressBar
     from mfrec.errors import MfrecError

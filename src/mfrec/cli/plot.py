@@ -29,7 +29,7 @@ def plot(experiment, root, out, data, tsne, n_labels):
     genre_map.png      genre factors on a 2-D PCA map (mf-genre)
     \b
     Example:
-      mfrec plot --experiment mf-genre-20261122-130000-a1b2c3
+      mfrec plot --experiment ml-100k-u1-mf-genre   # the latest run of that name; or a run folder
     """
     from mfrec.analysis.runs import tsne_available
     from mfrec.errors import MfrecError

@@ -66,8 +66,8 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
     \b
     Examples:
       python Data_processing.py                                  # ~1M synthetic ratings (ML-1M shape)
-      python Data_processing.py --dataset ml-100k --source ../shared/data/ml-100k --split u1
-      python Data_processing.py --dataset ml-1m --source ml-1m.zip --split user-last --holdout 5
+      python Data_processing.py --dataset ml-100k --source path/to/ml-100k --split u1   # -> ml-100k-u1
+      python Data_processing.py --dataset ml-1m --source ml-1m.zip --split user-last --holdout 5   # -> ml-1m-user-last
       python Data_processing.py --shape ml-25m --write-raw Data/synth-25m   # 25M ratings + raw CSVs
     """
     import time

@@ -34,8 +34,8 @@ def supported_modes(kind: str | None) -> frozenset:
     from mfrec.inference.neural import PairRecommender, SequenceRecommender
     from mfrec.inference.recommend import Recommender
 
-    return {"sequential": SequenceRecommender.supports, "attention": PairRecommender.supports}.get(
-        str(kind), Recommender.supports)
+    return {"sequential": SequenceRecommender.supports, "attention": PairRecommender.supports,
+            "bias": Recommender.supports - {"similar"}}.get(str(kind), Recommender.supports)  # bias: no movie factors
 
 
 def _successful_runs(root: Path) -> list[tuple[str, float, Path, str | None]]:
