@@ -38,7 +38,10 @@ def test_save_writes_the_last_list_shown_like_inference_py(rec, tmp_path):
     assert csv.height == parquet.height == 5 and csv["movieId"].to_list() == parquet["movieId"].to_list()
     for title in csv["title"].to_list():
         assert title[:30] in shown  # the list on the screen is the list in the files
-    assert "replacing the earlier made-up-user.csv" in s.handle("save")
+    # a default name never replaces an earlier list (it is numbered); a label given replaces its file
+    assert s.handle("save") == f"wrote {out / 'made-up-user-2.csv'} and made-up-user-2.parquet"
+    assert "replacing" not in s.handle("save mine")
+    assert s.handle("save mine").endswith("(replacing the earlier mine.csv)")
     title = rec.title(0)
     s.handle(f"similar {title}")
     assert s.handle("save near") == f"wrote {out / 'near.csv'} and near.parquet"
@@ -48,7 +51,7 @@ def test_save_writes_the_last_list_shown_like_inference_py(rec, tmp_path):
     assert pl.read_csv(out / "most-rated.csv").height == 6
     assert "error:" in s.handle("save ???")  # a label with no usable characters is one sentence
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"{n}.{e}" for n in ("made-up-user", "near", "most-rated") for e in ("csv", "parquet"))
+        f"{n}.{e}" for n in ("made-up-user", "made-up-user-2", "mine", "near", "most-rated") for e in ("csv", "parquet"))
 
 
 def _genres_of(rec, csv_or_frame):

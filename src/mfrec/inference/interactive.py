@@ -207,8 +207,8 @@ class Session:
         if self.last is None:
             return "nothing to save yet: `recommend`, `similar` or `popular` first, then `save [label]`"
         label = _unquote(arg) if arg else None
-        name = label or self.last.label
-        replaced = (self.out_dir / self.rec.run_name / f"{name}.csv").exists()
+        # without a label the list's own name is numbered when taken; a label given replaces its file
+        replaced = label is not None and (self.out_dir / self.rec.run_name / f"{label}.csv").exists()
         csv, parquet = write_predictions(self.last, self.rec.run_name, label, self.out_dir)
         return f"wrote {csv} and {parquet.name}" + (f" (replacing the earlier {csv.name})" if replaced else "")
 
