@@ -148,7 +148,7 @@ def test_sequential_made_up_user_is_a_history(world, monkeypatch):
     assert [int(ds.movie_ids.index_of(m)) for m in table["movieId"].to_list()] == expect.tolist()
     assert table["predicted_rating"].null_count() == 6  # a next-movie model predicts no ratings
     # the notebook API takes the same path
-    nb = load_experiment(run).recommend(like=[titles[3], titles[11]], n=6)
+    nb = load_experiment(run).recommend(like=[titles[3], titles[11]], n=6, min_ratings=0)  # as invoke() passes
     assert nb["movieId"].to_list() == table["movieId"].to_list()
 
 

@@ -12,6 +12,7 @@ import shlex
 from typing import Callable, TextIO
 
 from mfrec.errors import MfrecError
+from mfrec.inference.defaults import DEFAULTS
 from mfrec.inference.output import format_table
 from mfrec.inference.recommend import Recommender
 
@@ -33,7 +34,7 @@ COMMANDS = ("search", "add", "remove", "clear", "show", "recommend", "similar", 
 class Session:
     """A made-up user's ratings and the commands that act on them; ``handle`` returns text."""
 
-    def __init__(self, rec: Recommender, top: int = 10, min_ratings: int = 0):
+    def __init__(self, rec: Recommender, top: int = DEFAULTS.top, min_ratings: int = DEFAULTS.min_ratings):
         self.rec = rec
         self.top = top
         self.filters = None
@@ -174,8 +175,8 @@ def _unquote(text: str) -> str:
     return " ".join(parts) if parts else text
 
 
-def run_loop(rec: Recommender, stdin: TextIO, echo: Callable[..., None], top: int = 10, prompt: str = "mfrec> ",
-             min_ratings: int = 0) -> int:
+def run_loop(rec: Recommender, stdin: TextIO, echo: Callable[..., None], top: int = DEFAULTS.top, prompt: str = "mfrec> ",
+             min_ratings: int = DEFAULTS.min_ratings) -> int:
     """Read commands until ``exit`` or end of input; returns the number of commands run.
 
     ``echo(text, nl=True)`` prints (``click.echo``).

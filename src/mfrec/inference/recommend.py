@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from mfrec.errors import DataError, ModelError, UnknownIdError
+from mfrec.inference.defaults import DEFAULTS
 from mfrec.inference.foldin import explain_contributions
 from mfrec.models.factor import NO_BIAS_PENALTY, FactorModel
 from mfrec.inference.titles import TitleIndex
@@ -372,7 +373,7 @@ class Recommender:
     def recommend(
         self,
         ratings: Sequence[tuple[int, float]],
-        n: int = 10,
+        n: int = DEFAULTS.top,
         filters: Filters | None = None,
         explain: bool = False,
     ) -> Result:
@@ -397,10 +398,10 @@ class Recommender:
     def recommend_user(
         self,
         user_id: str | int,
-        n: int = 10,
+        n: int = DEFAULTS.top,
         filters: Filters | None = None,
         explain: bool = False,
-        exclude: str = "all",
+        exclude: str = DEFAULTS.exclude,
     ) -> Result:
         """Top-n for an existing user (original id) from their trained vector; their seen movies excluded.
 
@@ -431,7 +432,7 @@ class Recommender:
             head.append(f"filter: {filters.describe()}")
         return Result(self._table(recs, self._clip(scores), scores, why), head + notes, details, label=f"user-{user_id}")
 
-    def recommend_group(self, user_ids: Sequence[str | int], n: int = 10, filters: Filters | None = None, exclude: str = "all") -> Result:
+    def recommend_group(self, user_ids: Sequence[str | int], n: int = DEFAULTS.top, filters: Filters | None = None, exclude: str = DEFAULTS.exclude) -> Result:
         """One list for several existing users, ranked by the least-satisfied member's predicted rating."""
         n = _check_n(n)
         ids = [str(x).strip() for x in user_ids if str(x).strip()]
@@ -454,7 +455,7 @@ class Recommender:
             head.append(f"filter: {filters.describe()}")
         return Result(self._table(recs, self._clip(scores), scores, why), head, {}, label="users-" + "-".join(ids))
 
-    def similar(self, query: str | int, n: int = 10, filters: Filters | None = None) -> Result:
+    def similar(self, query: str | int, n: int = DEFAULTS.top, filters: Filters | None = None) -> Result:
         """Nearest movies by cosine of the movie factors (for mf-genre: q_i + |G_i|^-1/2 Σ y_g)."""
         n = _check_n(n)
         if self.model.k == 0:
@@ -476,7 +477,7 @@ class Recommender:
         label = f"similar-{self.movie_id_array[m]}"
         return Result(self._table(recs, pred, scores, why), head, {}, label=label, kind="similar")
 
-    def popular(self, n: int = 10, filters: Filters | None = None, exclude: Sequence[int] = ()) -> Result:
+    def popular(self, n: int = DEFAULTS.top, filters: Filters | None = None, exclude: Sequence[int] = ()) -> Result:
         """Most-rated movies in the training data (to find movies to rate)."""
         n = _check_n(n)
         recs, counts = self._top(self.popularity.astype(np.float32), n, np.asarray(exclude, np.int32), self.filter_mask(filters))
@@ -484,7 +485,7 @@ class Recommender:
         why = [f"{int(c)} training ratings" for c in counts]
         return Result(self._table(recs, self._clip(base), counts, why), [f"most-rated movies in {self.dataset.name}'s training split"], {}, label="popular", kind="popular")
 
-    def recommend_all_users(self, n: int = 10, filters: Filters | None = None, exclude: str = "all", block: int = 512):
+    def recommend_all_users(self, n: int = DEFAULTS.top, filters: Filters | None = None, exclude: str = DEFAULTS.exclude, block: int = 512):
         """Top-n for every user of the model (Numba top-k over BLAS-scored blocks), long format:
         userId, rank, movieId, title, predicted_rating, score; each user's rated movies excluded."""
         import polars as pl
