@@ -56,7 +56,7 @@ def startup(args) -> dict:
     for label in ("first (cold cache)", "second (warm cache)"):
         log = Path(tempfile.mkstemp(suffix=".log")[1])
         r = run_main(["--data", args.data, "--model", args.model, "--epochs", "1", "--patience", "0",
-                      "--root", args.root, "--quiet", "--name", "startup-bench"], env, log)
+                      "--runs-root", args.root, "--quiet", "--name", "startup-bench"], env, log)
         text = log.read_text()
         r["label"] = label
         r["numba_cache_saved"] = text.count("data saved to")
@@ -75,7 +75,7 @@ def startup(args) -> dict:
 def memory(args) -> dict:
     log = Path(tempfile.mkstemp(suffix=".log")[1])
     cmd = ["--data", args.data, "--model", "mf", "--factors", str(args.factors), "--solver", args.solver,
-           "--epochs", str(args.epochs), "--patience", "0", "--root", args.root, "--quiet", "--name", "memory-bench"]
+           "--epochs", str(args.epochs), "--patience", "0", "--runs-root", args.root, "--quiet", "--name", "memory-bench"]
     before = loadavg()
     r = run_main(cmd, dict(os.environ), log)
     text = log.read_text()

@@ -65,7 +65,7 @@ def make_raw_files(work: Path, n_ratings: int, seed: int) -> dict:
 def time_prepare(work: Path, root: Path) -> dict:
     """Run the prepare command in a child process; wall seconds, peak RSS and its progress lines."""
     cmd = [sys.executable, str(REPO / "Data_processing.py"), "--dataset", "ml-25m", "--source", str(work),
-           "--split", "random", "--root", str(root), "--name", "bench"]
+           "--split", "random", "--data-root", str(root), "--name", "bench"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = os.getloadavg()
     t0 = time.perf_counter()

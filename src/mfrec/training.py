@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mfrec.callbacks import EpochReport, emit, fmt
-from mfrec.errors import MfrecError
+from mfrec.errors import MfrecError, renamed_keywords
 from mfrec.experiments.run import DEFAULT_ROOT, FINGERPRINT, Run, dataset_fingerprint
 from mfrec.models.config import MODELS as ALS_MODELS
 
@@ -33,9 +33,10 @@ NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
 RARE_MOVIE_RATINGS = 5  # test movies with fewer training ratings get their own RMSE in the summary
 
 
-def train_run(dataset, model: str, options: dict[str, Any] | None = None, root: str | os.PathLike = DEFAULT_ROOT,
+@renamed_keywords(root="runs_root")
+def train_run(dataset, model: str, options: dict[str, Any] | None = None, runs_root: str | os.PathLike = DEFAULT_ROOT,
               name: str | None = None, callback: Callable[[Any], Any] | None = None) -> tuple[Run, dict[str, Any]]:
-    """Train ``model`` on ``dataset`` into a new run folder; returns ``(run, summary)``.
+    """Train ``model`` on ``dataset`` into a new run folder under ``runs_root``; returns ``(run, summary)``.
 
     ``options``: for ALS models the ``ALSConfig`` fields (None values take the model's defaults);
     for neural models their options (see ``mfrec.neural.default_options``).
@@ -43,9 +44,9 @@ def train_run(dataset, model: str, options: dict[str, Any] | None = None, root: 
     options = {k: v for k, v in dict(options or {}).items() if v is not None}
     run_name = name or f"{dataset.name}-{model}"
     if model in ALS_MODELS:
-        return _train_als(dataset, model, options, root, run_name, callback)
+        return _train_als(dataset, model, options, runs_root, run_name, callback)
     if model in NEURAL_MODELS:
-        return _train_neural(dataset, model, options, root, run_name, callback)
+        return _train_neural(dataset, model, options, runs_root, run_name, callback)
     raise MfrecError(f"unknown model {model!r}; choose one of: {', '.join(ALS_MODELS + NEURAL_MODELS)}")
 
 
@@ -202,9 +203,10 @@ def draw_figures(run: Run, dataset, kind: str, best_epoch: int | None) -> list[P
 RANKING_KEYS = ("hit", "ndcg", "recall", "coverage", "genre_consistency")
 
 
-def evaluate_run(exp, protocol: str, k: int = 10, callback: Callable[[Any], Any] | None = None) -> tuple[dict, dict]:
+@renamed_keywords(k="top")
+def evaluate_run(exp, protocol: str, top: int = 10, callback: Callable[[Any], Any] | None = None) -> tuple[dict, dict]:
     """Evaluate a loaded run (``mfrec.experiments.Experiment``) under ``protocol`` ("rating" or
-    "ranking") and record the result in its folder; returns ``(result, summary)``."""
+    "ranking", over lists of ``top`` movies) and record the result in its folder; returns ``(result, summary)``."""
     from mfrec.evaluation.protocols import ranking_protocol, rating_protocol, require_user_last
 
     if exp.config.get("model") == "popularity":  # nothing is saved but the counts: refit them
@@ -217,7 +219,7 @@ def evaluate_run(exp, protocol: str, k: int = 10, callback: Callable[[Any], Any]
         result = rating_protocol(model, exp.dataset)
     else:
         require_user_last(exp.dataset)
-        result = ranking_protocol(model, exp.dataset, k=k, callback=callback)
+        result = ranking_protocol(model, exp.dataset, k=top, callback=callback)
     return result, record_evaluation(exp.path, result)
 
 
@@ -244,10 +246,11 @@ def record_evaluation(run_path: str | os.PathLike, result: dict[str, Any]) -> di
     return summary
 
 
-def popularity_run(dataset, root: str | os.PathLike = DEFAULT_ROOT, name: str | None = None, k: int = 10,
+@renamed_keywords(root="runs_root", k="top")
+def popularity_run(dataset, runs_root: str | os.PathLike = DEFAULT_ROOT, name: str | None = None, top: int = 10,
                    callback: Callable[[Any], Any] | None = None) -> tuple[Path, dict[str, Any]]:
-    """A run folder for the popularity baseline (config, train.log, popularity.npz, summary), evaluated
-    under the ranking protocol; returns ``(folder, summary)``."""
+    """A run folder under ``runs_root`` for the popularity baseline (config, train.log, popularity.npz,
+    summary), evaluated under the ranking protocol over lists of ``top`` movies; returns ``(folder, summary)``."""
     import numpy as np
 
     from mfrec.evaluation.protocols import ranking_protocol
@@ -257,7 +260,7 @@ def popularity_run(dataset, root: str | os.PathLike = DEFAULT_ROOT, name: str | 
     t0 = time.perf_counter()
     data = dataset_facts(dataset)
     config = {"model": "popularity", **data, "score": "number of training ratings per movie", "seed": None}
-    run = Run.create(name or f"{dataset.name}-popularity", root, config=config)
+    run = Run.create(name or f"{dataset.name}-popularity", runs_root, config=config)
     base = {**data, "model": "popularity", "config": config}
 
     def work() -> dict[str, Any]:
@@ -267,7 +270,7 @@ def popularity_run(dataset, root: str | os.PathLike = DEFAULT_ROOT, name: str | 
         run.save_summary({**base, "epochs_run": 0, "best_epoch": None, "train_rmse": None, "val_rmse": None,
                           "test_rmse": None, "test_mae": None, "train_seconds": time.perf_counter() - t0,
                           "seconds_per_epoch": None})
-        result = ranking_protocol(pop, dataset, k=k, callback=callback)
+        result = ranking_protocol(pop, dataset, k=top, callback=callback)
         run.log("ranking: " + ", ".join(f"{key}={v:.4f}" for key, v in result.items() if "@" in key))
         return record_evaluation(run.path, result)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from mfrec.cli.common import VERIFY_OPTION, echo_table, friendly_errors
+from mfrec.cli.common import DATA_ROOT_OPTION, VERIFY_OPTION, Command, echo_table, friendly_errors
+from mfrec.errors import renamed_keywords
 
 
 def _q(d: dict, unit: str = "", fmt: str = "{:,.0f}") -> str:
@@ -47,7 +48,8 @@ def stats_rows(stats: dict) -> list[tuple[str, str]]:
     ]
 
 
-def run_analysis(data: str, out: str | Path | None = None, root: str | None = None, echo=click.echo,
+@renamed_keywords(root="data_root")
+def run_analysis(data: str, out: str | Path | None = None, data_root: str | None = None, echo=click.echo,
                  verify: bool = False) -> list[Path]:
     """Print the statistics of dataset ``data`` (name or path) and write its figures; returns the PNG paths.
 
@@ -58,7 +60,7 @@ def run_analysis(data: str, out: str | Path | None = None, root: str | None = No
     from mfrec.data import load
     from mfrec.plots.dataset import plot_dataset
 
-    ds = load(data, root=root, verify=verify)
+    ds = load(data, data_root=data_root, verify=verify)
     stats = dataset_stats(ds)
     echo_table(stats_rows(stats), title=f"Dataset {ds.name} ({ds.path})")
     out_dir = Path(out) if out is not None else Path("figures") / ds.name
@@ -67,13 +69,13 @@ def run_analysis(data: str, out: str | Path | None = None, root: str | None = No
     return paths
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--data", required=True, help="A prepared dataset: name under --root or a folder path.")
+@click.command(cls=Command, renamed={"--root": "--data-root"}, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data", required=True, help="A prepared dataset: name under --data-root or a folder path.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Figure folder [default: figures/<name>].")
-@click.option("--root", type=click.Path(), default="Training_data", show_default=True, help="Where prepared datasets are.")
+@DATA_ROOT_OPTION
 @VERIFY_OPTION
 @friendly_errors
-def analyze(data, out, root, verify):
+def analyze(data, out, data_root, verify):
     """Print a dataset's statistics and write its figures (PNG).
 
     \b
@@ -83,4 +85,4 @@ def analyze(data, out, root, verify):
     Example:
       mfrec analyze --data ml-100k-u1            # -> figures/ml-100k-u1/*.png
     """
-    run_analysis(data, out, root=root, verify=verify)
+    run_analysis(data, out, data_root=data_root, verify=verify)

@@ -77,6 +77,84 @@ def friendly_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def respell(args: list[str], renamed: dict[str, str], note: Callable[[str], None] | None = None) -> list[str]:
+    """``args`` with the old spellings of renamed options replaced by the new ones (``--root X``,
+    ``--root=X``, and for a short old name also ``-k5``); ``note`` hears one line per old spelling used.
+    Everything after ``--`` is left alone."""
+    out: list[str] = []
+    used: list[str] = []
+    for i, token in enumerate(args):
+        if token == "--":
+            out += args[i:]
+            break
+        for old, new in renamed.items():
+            if token == old:
+                out.append(new)
+            elif old.startswith("--") and token.startswith(old + "="):
+                out.append(new + token[len(old):])
+            elif not old.startswith("--") and token.startswith(old) and not token.startswith("--"):
+                out += [new, token[len(old):]]
+            else:
+                continue
+            used.append(old)
+            break
+        else:
+            out.append(token)
+    if note is not None:
+        for old in dict.fromkeys(used):
+            note(f"{old} is now {renamed[old]}; the old spelling goes in the next release")
+    return out
+
+
+class _OldSpellings:
+    """A click command that still takes the old spellings of its renamed options for one release.
+
+    ``renamed={"--root": "--runs-root"}``: the old spelling is rewritten before parsing, so it works
+    wherever the new one does, never shows in ``--help``, and warns once on stderr.
+    """
+
+    def __init__(self, *args, renamed: dict[str, str] | None = None, **kwargs):
+        self.renamed = dict(renamed or {})
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        def note(line: str) -> None:
+            # a FutureWarning (the category meant for end users) prints one line on stderr, e.g.
+            # "Main.py:0: FutureWarning: --root is now --runs-root; ...", and the usual filters silence it
+            import warnings
+
+            warnings.warn_explicit(line, FutureWarning, ctx.command_path or "mfrec", 0)
+
+        return super().parse_args(ctx, respell(list(args), self.renamed, None if ctx.resilient_parsing else note))
+
+
+class Command(_OldSpellings, click.Command):
+    """``click.Command`` with ``renamed=`` (old option spellings kept for one release)."""
+
+
+class Group(_OldSpellings, click.Group):
+    """``click.Group`` with ``renamed=`` (old option spellings kept for one release)."""
+
+
+# One name per concept in every command: --data-root is Training_data/, --runs-root is Experiments_/
+# (old spellings: --root, --runs-dir), --top is a list's length (old: evaluate's -k).
+DATA_ROOT = "Training_data"
+RUNS_ROOT = "Experiments_"
+DATA_ROOT_OPTION = click.option(
+    "--data-root", type=click.Path(file_okay=False), default=DATA_ROOT, show_default=True,
+    help="Where prepared datasets are (Data_processing.py writes them there).",
+)
+RUNS_ROOT_OPTION = click.option(
+    "--runs-root", type=click.Path(file_okay=False), default=RUNS_ROOT, show_default=True,
+    help="Where training runs are (Main.py writes them there).",
+)
+
+
+def top_option(default: int, help: str, most: int | None = None):
+    """``--top``/``-n``: how many movies a list holds."""
+    return click.option("--top", "-n", default=default, show_default=True, type=click.IntRange(1, most), help=help)
+
+
 VERIFY_OPTION = click.option(
     "--verify", is_flag=True,
     help="Check every file of the prepared dataset against the SHA-256 in its manifest.json now "

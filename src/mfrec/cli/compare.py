@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mfrec.cli.common import friendly_errors
+from mfrec.cli.common import RUNS_ROOT_OPTION, Command, friendly_errors
 
 _FLOAT_FORMATS = {"reg": "{:g}", "reg_bias": "{:g}", "seconds": "{:,.1f}"}
 
@@ -73,22 +73,22 @@ def _dataset(group) -> str:
     return group["dataset"][0] or UNKNOWN_DATASET
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, renamed={"--root": "--runs-root"}, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("runs", nargs=-1, required=True)
-@click.option("--root", type=click.Path(), default="Experiments_", show_default=True, help="Where runs are.")
+@RUNS_ROOT_OPTION
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
-              help="Where the table goes [default: <root>/comparison.csv].")
+              help="Where the table goes [default: <runs-root>/comparison.csv].")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Figure of the runs' validation/test RMSE curves [default: <root>/comparison.png].")
+              help="Figure of the runs' validation/test RMSE curves [default: <runs-root>/comparison.png].")
 @friendly_errors
-def compare(runs, root, csv_path, out):
+def compare(runs, runs_root, csv_path, out):
     """Compare training runs: a table (model, k, reg, epochs, test RMSE/MAE, seconds, and ranking
     metrics such as hit@10 where runs have them) and one figure of their RMSE curves and ranking
     metrics. Runs on different datasets do not compare: each dataset gets its own table and its own
     row of panels.
 
     \b
-    RUNS are run folders, names under --root, training --names or quoted globs:
+    RUNS are run folders, names under --runs-root, training --names or quoted globs:
       mfrec compare 'Experiments_/ml-100k-u1-*' ml-100k-user-last-mf
 
     A run with a damaged file is left out and listed (on stderr) with what is wrong.
@@ -100,7 +100,7 @@ def compare(runs, root, csv_path, out):
     from mfrec.errors import MfrecError
     from mfrec.plots.compare import comparison_figure
 
-    paths = resolve_runs(runs, root)
+    paths = resolve_runs(runs, runs_root)
     skipped: list = []
     table = comparison_table(paths, skipped=skipped)
     if len(skipped) == len(paths) == 1:
@@ -128,7 +128,7 @@ def compare(runs, root, csv_path, out):
             group = group.select([c for c in group.columns if group[c].null_count() < group.height])
         for line in format_table(group):
             click.echo(line)
-    csv_path = Path(csv_path) if csv_path else Path(root) / "comparison.csv"
+    csv_path = Path(csv_path) if csv_path else Path(runs_root) / "comparison.csv"
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     from mfrec.io import atomic_path
 
@@ -137,5 +137,5 @@ def compare(runs, root, csv_path, out):
     click.echo(f"table: {csv_path}")
     by_name = {p.name: p for p in paths}
     ordered = [by_name[name] for name in table["run"].to_list() if name in by_name]  # best first, as in the table
-    fig = comparison_figure(ordered, Path(out) if out else Path(root) / "comparison.png")
+    fig = comparison_figure(ordered, Path(out) if out else Path(runs_root) / "comparison.png")
     click.echo(f"figure: {fig}" if fig else "figure: none (no run has RMSE curves or ranking metrics)")

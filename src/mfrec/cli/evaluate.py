@@ -16,23 +16,25 @@ from __future__ import annotations
 
 import click
 
-from mfrec.cli.common import VERIFY_OPTION, echo_table, friendly_errors
+from mfrec.cli.common import DATA_ROOT_OPTION, RUNS_ROOT_OPTION, VERIFY_OPTION, Command, echo_table, friendly_errors, top_option
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--experiment", "experiment", default=None, help="Run folder, folder name under --root, or a run's --name (latest).")
+
+@click.command(cls=Command, renamed={"--root": "--runs-root", "-k": "--top", "--k": "--top"},
+               context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--experiment", "-e", default=None, help="Run folder, folder name under --runs-root, or a run's --name (latest).")
 @click.option("--protocol", type=click.Choice(["rating", "ranking"]), default=None,
               help="rating: RMSE/MAE on test; ranking: full ranking on a user-last split "
                    "[default: ranking on user-last data, else rating].")
 @click.option("--popularity", is_flag=True, help="Write and evaluate a popularity-baseline run for --data.")
 @click.option("--data", default=None, help="Prepared dataset for --popularity (a user-last split).")
-@click.option("--data-root", type=click.Path(), default="Training_data", show_default=True)
-@click.option("--root", type=click.Path(), default="Experiments_", show_default=True, help="Where run folders are.")
+@DATA_ROOT_OPTION
+@RUNS_ROOT_OPTION
 @click.option("--name", default=None, help="--popularity: run name [DATA-popularity].")
-@click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="Length of the ranked list.")
+@top_option(10, "Length of the ranked list the ranking metrics look at (hit@10, ndcg@10, ...).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @VERIFY_OPTION
 @friendly_errors
-def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, quiet, verify):
+def evaluate(experiment, protocol, popularity, data, data_root, runs_root, name, top, quiet, verify):
     """Evaluate a run under the rating or ranking protocol and record it in the run folder.
 
     \b
@@ -45,8 +47,6 @@ def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, q
     from mfrec.errors import MfrecError
     from mfrec.training import evaluate_run, popularity_run
 
-    if k < 1:
-        raise MfrecError(f"-k must be at least 1, got {k}")
     if popularity:
         if experiment is not None:
             raise MfrecError("give either --experiment or --popularity, not both")
@@ -55,17 +55,17 @@ def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, q
         from mfrec.data import load
         from mfrec.evaluation.protocols import require_user_last
 
-        dataset = load(data, root=data_root, verify=True if verify else "auto")
+        dataset = load(data, data_root=data_root, verify=True if verify else "auto")
         require_user_last(dataset)
         with ProgressBar(enabled=not quiet) as bar:
-            path, summary = popularity_run(dataset, root, name, k, callback=bar)
-        _print(path, "ranking", summary, k)
+            path, summary = popularity_run(dataset, runs_root, name, top, callback=bar)
+        _print(path, "ranking", summary, top)
         return
     if experiment is None:
         raise MfrecError("give --experiment RUN (or --popularity --data NAME)")
     from mfrec.experiments import Experiment, find_run
 
-    exp = Experiment(find_run(experiment, root))
+    exp = Experiment(find_run(experiment, runs_root))
     if exp.status != "ok":
         raise MfrecError(f"run {exp.name} has status {exp.status!r}; only finished runs can be evaluated")
     dataset = exp.dataset
@@ -73,8 +73,8 @@ def evaluate(experiment, protocol, popularity, data, data_root, root, name, k, q
     if protocol is None:
         protocol = "ranking" if dataset.manifest.split.get("method") == "user-last" else "rating"
     with ProgressBar(enabled=not quiet) as bar:
-        result, summary = evaluate_run(exp, protocol, k, callback=bar)
-    _print(exp.path, protocol, summary, k, result)
+        result, summary = evaluate_run(exp, protocol, top, callback=bar)
+    _print(exp.path, protocol, summary, top, result)
 
 
 def _print(path, protocol, summary, k, result=None) -> None:

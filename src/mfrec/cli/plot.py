@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import click
 
-from mfrec.cli.common import friendly_errors
+from mfrec.cli.common import DATA_ROOT_OPTION, RUNS_ROOT_OPTION, Command, friendly_errors
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, renamed={"--root": "--runs-root"}, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--experiment", "-e", required=True,
-              help="A run: folder path, folder name under --root, or a training --name (its latest run).")
-@click.option("--root", type=click.Path(), default="Experiments_", show_default=True, help="Where runs are.")
+              help="A run: folder path, folder name under --runs-root, or a training --name (its latest run).")
+@RUNS_ROOT_OPTION
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Figure folder [default: <run>/plots].")
 @click.option("--data", default=None, help="Dataset to take titles and genres from [default: the run's own].")
+@DATA_ROOT_OPTION
 @click.option("--tsne", is_flag=True, help="Also a t-SNE map of the movie factors (needs scikit-learn).")
 @click.option("--labels", "n_labels", type=int, default=12, show_default=True, help="How many most-rated titles to label.")
 @friendly_errors
-def plot(experiment, root, out, data, tsne, n_labels):
+def plot(experiment, runs_root, out, data, data_root, tsne, n_labels):
     """Write a run's figures (PNG) into its plots/ folder; say which were skipped and why.
 
     \b
@@ -38,12 +39,12 @@ def plot(experiment, root, out, data, tsne, n_labels):
 
     if tsne and not tsne_available():
         raise MfrecError("--tsne needs scikit-learn (pip install scikit-learn); the PCA map needs nothing extra")
-    path = find_run(experiment, root)
+    path = find_run(experiment, runs_root)
     dataset = None
     if data is not None:
         from mfrec.data import load
 
-        dataset = load(data)
+        dataset = load(data, data_root=data_root)
     skipped: list[tuple[str, str]] = []
     paths = plot_run(path, out, dataset=dataset, tsne=tsne, n_labels=n_labels, skipped=skipped)
     if not paths:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mfrec.cli.common import echo_table, friendly_errors
+from mfrec.cli.common import DATA_ROOT_OPTION, Command, echo_table, friendly_errors
 
 # written beside --write-raw files: their ratings are generated, whichever reader reads them back
 SYNTHETIC_MARKER = "mfrec-synthetic.json"
@@ -18,7 +18,7 @@ DATASETS = (
 SPLITS = ("random", "user-last", "time", "none", "u1", "u2", "u3", "u4", "u5", "ua", "ub")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, renamed={"--root": "--data-root"}, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--dataset", type=click.Choice(DATASETS), default="synthetic", show_default=True,
               help="Which dataset. 'synthetic' is generated here and needs no files.")
 @click.option("--source", type=click.Path(), default=None,
@@ -34,8 +34,8 @@ SPLITS = ("random", "user-last", "time", "none", "u1", "u2", "u3", "u4", "u5", "
               help="user-last: ratings per user held out (>= 1) or a fraction of each user's ratings (< 1).")
 @click.option("--cutoff", type=float, default=None, help="time: unix timestamp; ratings at or after it are test.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed for the split and the synthetic generator.")
-@click.option("--name", default=None, help="Folder name under Training_data/: letters, digits, . _ - (default: DATASET-SPLIT).")
-@click.option("--root", type=click.Path(), default="Training_data", show_default=True, help="Where prepared datasets go.")
+@click.option("--name", default=None, help="Folder name under --data-root: letters, digits, . _ - (default: DATASET-SPLIT).")
+@DATA_ROOT_OPTION
 @click.option("--min-user-ratings", type=int, default=0, show_default=True, help="Drop users with fewer ratings (iterated with the movie filter).")
 @click.option("--min-movie-ratings", type=int, default=0, show_default=True, help="Drop movies with fewer ratings.")
 @click.option("--shape", type=click.Choice(["ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m"]), default="ml-1m",
@@ -58,10 +58,10 @@ SPLITS = ("random", "user-last", "time", "none", "u1", "u2", "u3", "u4", "u5", "
 @click.option("--analyze", is_flag=True, help="Afterwards, print statistics and write figures (same as `mfrec analyze`).")
 @click.option("--quiet", is_flag=True, help="Only the summary.")
 @friendly_errors
-def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction, holdout, cutoff, seed, name, root,
+def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction, holdout, cutoff, seed, name, data_root,
             min_user_ratings, min_movie_ratings, shape, n_ratings, n_users, n_movies, half_stars, write_raw,
             raw_format, ids_from, analyze, quiet, imdb_dir=None):
-    """Prepare a dataset into Training_data/<name>/ and print a short summary.
+    """Prepare a dataset into Training_data/<name>/ (--data-root) and print a short summary.
 
     \b
     Examples:
@@ -79,7 +79,7 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
     from mfrec.errors import DataError
 
     if name is not None:  # before the long part; the store checks again
-        plain_name(name, "--name", SCRATCH_RESERVE, root)
+        plain_name(name, "--name", SCRATCH_RESERVE, data_root)
 
     t0 = time.perf_counter()
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(f"[{time.perf_counter() - t0:6.1f}s] {msg}", err=True))
@@ -138,7 +138,7 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
             raw = replace(raw, source=f"synthetic ratings in {dataset} files at {raw.source} ({generated})")
             name = name or f"synthetic-{dataset}-{split_method}"
     out, summary = run_prepare(
-        raw, spec, name=name, root=root, min_user_ratings=min_user_ratings, min_movie_ratings=min_movie_ratings,
+        raw, spec, name=name, root=data_root, min_user_ratings=min_user_ratings, min_movie_ratings=min_movie_ratings,
         canonical_test=canonical_test, progress=say,
     )
     rows = [

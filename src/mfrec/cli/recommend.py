@@ -14,17 +14,23 @@ from __future__ import annotations
 
 import click
 
-from mfrec.cli.common import friendly_errors
+from mfrec.cli.common import RUNS_ROOT_OPTION, Command, Group, friendly_errors, top_option
+from mfrec.inference.defaults import DEFAULTS
 
 _EXPERIMENT = click.option(
     "--experiment", "-e", metavar="RUN_OR_PATH", default=None,
-    help="Run folder, its name under Experiments_/, or a training --name (latest). Default: the most recent successful run.",
+    help="Run folder, its name under --runs-root, or a training --name (latest). Default: the most recent successful run.",
 )
-_RUNS = click.option("--runs-dir", default="Experiments_", show_default=True, type=click.Path(file_okay=False),
-                     help="Where the runs live.")
+_MIN_RATINGS = click.option(
+    "--min-ratings", default=DEFAULTS.min_ratings, show_default=True, type=click.IntRange(min=0),
+    help="Only movies with at least this many training ratings: a movie rated by a handful of people "
+         "has noisy factors and tends to crowd the top of every list (0 keeps them all).",
+)
+_RENAMED = {"--runs-dir": "--runs-root"}  # old spellings, accepted for one release
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, renamed=_RENAMED, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @_EXPERIMENT
 @click.option("--like", "likes", multiple=True, metavar="TITLE_OR_ID", help="A movie the made-up user likes (rated at the top of the scale). Repeatable.")
 @click.option("--rate", "rates", multiple=True, metavar='"TITLE=4.5"', help="A movie and its rating for the made-up user. Repeatable.")
@@ -32,22 +38,20 @@ _RUNS = click.option("--runs-dir", default="Experiments_", show_default=True, ty
 @click.option("--users", default=None, metavar="ID,ID", help="A pair or group of existing users: one list, ranked by the least-satisfied member.")
 @click.option("--similar", default=None, metavar="TITLE", help="Movies nearest to this one (cosine of the movie factors).")
 @click.option("--all-users", is_flag=True, help="Top N for every user of the model (batch; Numba top-k), written as one long table.")
-@click.option("--top", "-n", default=10, show_default=True, type=int, help="How many movies to list.")
+@top_option(DEFAULTS.top, "How many movies to list.", most=10_000)
 @click.option("--genre", "genres", multiple=True, metavar="G", help="Only movies of this genre (repeat for any of several).")
 @click.option("--years", default=None, metavar="1990-1999", help="Only movies from these years (1995, 1990-1999, 1990-, -1980).")
-@click.option("--min-ratings", default=10, show_default=True, type=click.IntRange(min=0),
-              help="Only movies with at least this many training ratings: a movie rated by a handful of people "
-                   "has noisy factors and tends to crowd the top of every list (0 keeps them all).")
+@_MIN_RATINGS
 @click.option("--explain", is_flag=True, help="For each movie, the user's rated movies that contributed most, with shares.")
 @click.option("--label", default=None, help="File name under Predictions/<run>/ (default: made-up-user, user-ID, users-ID-ID, similar-ID).")
-@click.option("--exclude", type=click.Choice(["all", "train"]), default="all", show_default=True,
+@click.option("--exclude", type=click.Choice(["all", "train"]), default=DEFAULTS.exclude, show_default=True,
               help="Existing users: exclude the movies they rated in any split (all) or in training only.")
-@_RUNS
+@RUNS_ROOT_OPTION
 @click.option("--out-dir", default="Predictions", show_default=True, type=click.Path(file_okay=False), help="Where the lists are written.")
 @click.pass_context
 @friendly_errors
 def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, top, genres, years, min_ratings, explain, label,
-              exclude, runs_dir, out_dir):
+              exclude, runs_root, out_dir):
     """Recommend movies for a made-up user (--like/--rate), an existing user (--user), a pair or
     group (--users) or nearest to a movie (--similar); print a table and write
     Predictions/<run>/<label>.csv and .parquet. `interactive` starts the interactive loop."""
@@ -66,7 +70,7 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, to
 
         raise DataError("--all-users lists every user: give it without --like/--rate/--user/--users/--similar")
     mode = "all-users" if all_users else "similar" if similar else "users" if users else "user" if user else "like"
-    exp, how = open_run(experiment, runs_dir, mode=mode)
+    exp, how = open_run(experiment, runs_root, mode=mode)
     click.echo(how)
     rec = exp.recommender
     # neural runs answer fewer requests: refuse an unsupported one before any work (one sentence, exit 2)
@@ -76,7 +80,7 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, to
     if all_users:
         _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_dir)
         return
-    result = run_request(rec, like=likes, rate=rates, user=user, users=users, similar=similar, n=top,
+    result = run_request(rec, like=likes, rate=rates, user=user, users=users, similar=similar, top=top,
                          genre=genres, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings)
     if explain and (users or similar):
         result.notes.append("--explain applies to a made-up or existing user; this list shows its own 'why'")
@@ -117,19 +121,18 @@ def _usage():
     )
 
 
-@recommend.command()
+@recommend.command(cls=Command, renamed=_RENAMED)
 @_EXPERIMENT
-@_RUNS
-@click.option("--top", "-n", default=10, show_default=True, type=click.IntRange(1, 10_000), help="List length for recommend/similar/popular.")
-@click.option("--min-ratings", default=10, show_default=True, type=click.IntRange(min=0),
-              help="recommend/similar list only movies with at least this many training ratings (0 keeps them all).")
+@RUNS_ROOT_OPTION
+@top_option(DEFAULTS.top, "List length for recommend/similar/popular.", most=10_000)
+@_MIN_RATINGS
 @friendly_errors
-def interactive(experiment, runs_dir, top, min_ratings):
+def interactive(experiment, runs_root, top, min_ratings):
     """An interactive loop: search, add/remove ratings, recommend, similar, popular (type help)."""
     from mfrec.inference import open_run
     from mfrec.inference.interactive import run_loop
 
-    exp, how = open_run(experiment, runs_dir, mode="interactive")
+    exp, how = open_run(experiment, runs_root, mode="interactive")
     click.echo(how)
     rec = exp.recommender
     rec.check_supported("interactive")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from mfrec.cli.common import VERIFY_OPTION, echo_table, friendly_errors
+from mfrec.cli.common import DATA_ROOT_OPTION, RUNS_ROOT_OPTION, VERIFY_OPTION, Command, echo_table, friendly_errors
 
 ALS_MODELS = ("bias", "mf", "mf-genre")
 NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
@@ -20,11 +20,11 @@ DEFAULTS_HELP = (
 )
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=DEFAULTS_HELP)
+@click.command(cls=Command, renamed={"--root": "--runs-root"}, context_settings={"help_option_names": ["-h", "--help"]},
+               epilog=DEFAULTS_HELP)
 @click.option("--data", "data", required=True, metavar="NAME_OR_PATH",
               help="Prepared dataset: a name under --data-root or a folder (see Data_processing.py).")
-@click.option("--data-root", type=click.Path(), default="Training_data", show_default=True,
-              help="Where prepared datasets live.")
+@DATA_ROOT_OPTION
 @click.option("--model", type=click.Choice(ALS_MODELS + NEURAL_MODELS), default="mf-genre", show_default=True,
               help="bias: mu+b_u+b_i; mf: + p_u.q_i; mf-genre: + genre factors. Neural baselines need the torch extra.")
 @click.option("--factors", type=int, default=None, help="Latent dimension k [model default].")
@@ -43,7 +43,7 @@ DEFAULTS_HELP = (
 @click.option("--threads", type=int, default=0, show_default=True, help="Numba threads (0 = all cores).")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience on validation RMSE (0 = off) [2].")
 @click.option("--name", default=None, help="Run name; the folder is NAME-<date>-<time>-<random> [DATASET-MODEL].")
-@click.option("--root", type=click.Path(), default="Experiments_", show_default=True, help="Where run folders go.")
+@RUNS_ROOT_OPTION
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Neural models: torch device.")
 @click.option("--lr", type=float, default=None, help="Neural models: learning rate.")
 @click.option("--batch-size", type=int, default=None, help="Neural models: minibatch size.")
@@ -54,7 +54,7 @@ DEFAULTS_HELP = (
 @VERIFY_OPTION
 @friendly_errors
 def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, weighted_reg, reg_exponent, solver, cg_steps, seed,
-          threads, patience, name, root, device, lr, batch_size, settings, quiet, verify):
+          threads, patience, name, runs_root, device, lr, batch_size, settings, quiet, verify):
     """Train a model on a prepared dataset and write an experiment folder.
 
     \b
@@ -71,7 +71,7 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
     from mfrec.errors import MfrecError
     from mfrec.training import train_run
 
-    dataset = load(data, root=data_root, verify=True if verify else "auto")
+    dataset = load(data, data_root=data_root, verify=True if verify else "auto")
     if model in NEURAL_MODELS:
         options = dict(factors=factors, epochs=epochs, reg=reg, seed=seed, threads=threads, patience=patience,
                        device=device, lr=lr, batch_size=batch_size)
@@ -89,7 +89,7 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
                        weighted_reg=weighted_reg, reg_exponent=reg_exponent, solver=solver, cg_steps=cg_steps,
                        seed=seed, threads=threads, patience=patience)
     with ProgressBar(enabled=not quiet) as bar:
-        run, summary = train_run(dataset, model, options, root=root, name=name, callback=bar)
+        run, summary = train_run(dataset, model, options, runs_root=runs_root, name=name, callback=bar)
     _print_summary(summary, run)
 
 

@@ -46,7 +46,7 @@ import numpy as np
 
 from mfrec.data.manifest import AGAIN, FORMAT_VERSION, SPLITS, Manifest, missing_file, sha256
 from mfrec.data.names import is_plain, plain_name
-from mfrec.errors import DataError, UnknownIdError
+from mfrec.errors import DataError, UnknownIdError, renamed_keywords
 from mfrec.io import json_safe
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
@@ -282,15 +282,17 @@ def list_datasets(root: str | os.PathLike | None = None) -> list[str]:
     return sorted(d.name for d in base.iterdir() if not d.name.startswith(".") and (d / "manifest.json").is_file())
 
 
-def load(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None, mmap: bool = True,
+@renamed_keywords(root="data_root")
+def load(name_or_path: str | os.PathLike, data_root: str | os.PathLike | None = None, mmap: bool = True,
          verify: bool | str = False) -> Dataset:
-    """Load a prepared dataset by folder path or by name under ``Training_data/``.
+    """Load a prepared dataset by folder path or by name under ``data_root`` (default ``Training_data/``;
+    ``--data-root`` on the command line).
 
     Every file's size is checked against manifest.json; ``verify=True`` also checks its SHA-256,
     ``verify="auto"`` (what Main.py does) once per version of the files: the hashes are computed
     again only when a file's size or modification time changed since the last check that passed.
     """
-    return Dataset(resolve(name_or_path, root), mmap=mmap, verify=verify)
+    return Dataset(resolve(name_or_path, data_root), mmap=mmap, verify=verify)
 
 
 def read_parquet(f: Path):

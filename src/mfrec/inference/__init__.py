@@ -97,7 +97,7 @@ def open_run(experiment: str | os.PathLike | None = None, root: str | os.PathLik
 
     if experiment is None or str(experiment) == "":
         path, skipped = _latest(Path(root), mode)
-        exp = load_experiment(path, root=root)
+        exp = load_experiment(path, runs_root=root)
         how = f"using the most recent successful run: {exp.name} (finished {exp.summary.get('finished', '?')})"
         if skipped:
             from mfrec.inference.recommend import MODES
@@ -105,7 +105,7 @@ def open_run(experiment: str | os.PathLike | None = None, root: str | os.PathLik
             how += (f"; passed over the newer {', '.join(f'{n} ({k})' for n, k in skipped)}, which cannot answer "
                     f"{MODES.get(mode, mode)}")
     else:
-        exp = load_experiment(experiment, root=root)
+        exp = load_experiment(experiment, runs_root=root)
         how = f"using run {exp.name}"
     unfinished = why_unfinished(exp.path)  # a failed, interrupted or still-running run has no model to trust
     if unfinished:

@@ -2,16 +2,20 @@
 
 ``load_experiment`` (``mfrec.load_experiment``) returns a :class:`LoadedExperiment`: the run folder
 of ``mfrec.experiments.Experiment`` plus these methods. They and Inference.py share one function,
-``run_request``, so a notebook and the command line give the same lists::
+``run_request``, and one set of defaults (``mfrec.inference.defaults.DEFAULTS``), so a notebook and
+the command line give the same lists. Keywords have the names of Inference.py's options
+(``top`` = ``--top``, ``rate`` = ``--rate``, ``runs_root`` = ``--runs-root``, ...)::
 
     exp = mfrec.load_experiment("ml-100k-u1-mf-genre")
-    exp.recommend(like=["Star Wars", "Alien"], n=10)            # polars DataFrame
-    exp.recommend({"Toy Story": 5, "Heat (1995)": 2}, genre="Comedy")
+    exp.recommend(like=["Star Wars", "Alien"], top=10)          # polars DataFrame
+    exp.recommend(rate={"Toy Story": 5, "Heat (1995)": 2}, genre="Comedy")
     exp.recommend(user=12)  ;  exp.recommend(users=[12, 345])
-    exp.similar("Godfather")  ;  exp.explain(like=["Star Wars"])  ;  exp.fold_in({"Fargo": 5})
+    exp.similar("Godfather")  ;  exp.explain(like=["Star Wars"])  ;  exp.fold_in(rate={"Fargo": 5})
 
-Ratings are given as ``{title_or_movieId: rating}``, a list of ``(title_or_movieId, rating)`` pairs,
-or through ``like=[...]`` (the top of the rating scale).
+``rate`` takes ``{title_or_movieId: rating}``, ``(title_or_movieId, rating)`` pairs or
+``"TITLE=RATING"`` strings (as ``--rate``), and is also the first positional argument;
+``like=[...]`` rates at the top of the scale. The old keywords ``n=``, ``ratings=`` and ``root=``
+still work for one release, with a DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -19,34 +23,32 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Mapping, Sequence
 
-from mfrec.errors import DataError
+from mfrec.errors import DataError, renamed_keywords
 from mfrec.experiments.run import DEFAULT_ROOT, Experiment, find_run
+from mfrec.inference.defaults import DEFAULTS
 
 
-def _pairs(ratings: Any) -> list[tuple[Any, float]]:
-    if ratings is None:
-        return []
-    if isinstance(ratings, Mapping):
-        return [(k, float(v)) for k, v in ratings.items()]
-    out = []
-    for item in ratings:
-        if isinstance(item, (tuple, list)) and len(item) == 2:
-            out.append((item[0], float(item[1])))
+def profile(rec, rate: Any = None, like: Iterable[Any] = ()) -> list[tuple[int, float]]:
+    """(movie index, rating) pairs of a made-up user: ``like`` first, then ``rate`` in order (the last
+    rating of a movie wins). ``rate``: a mapping, (movie, rating) pairs or "TITLE=RATING" strings."""
+    merged = dict(rec.profile([str(x) for x in like]))
+    if rate is None:
+        return list(merged.items())
+    if isinstance(rate, str):
+        rate = [rate]
+    for item in (rate.items() if isinstance(rate, Mapping) else rate):
+        if isinstance(item, str):
+            merged.update(rec.profile(rates=[item]))
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            q, r = item
+            merged[rec.movie(q)] = rec.check_rating(float(r), repr(str(q)))
         else:
-            raise DataError(f"a rating must be a (title or movieId, rating) pair, got {item!r}")
-    return out
-
-
-def profile(rec, ratings: Any = None, like: Iterable[Any] = (), rate: Iterable[str] = ()) -> list[tuple[int, float]]:
-    """(movie index, rating) pairs of a made-up user from every way of giving them (last one wins)."""
-    merged = dict(rec.profile([str(x) for x in like], list(rate)))
-    for q, r in _pairs(ratings):
-        m = rec.movie(q)
-        merged[m] = rec.check_rating(r, repr(str(q)))
+            raise DataError(f"a rating must be a (title or movieId, rating) pair or \"TITLE=RATING\", got {item!r}")
     return list(merged.items())
 
 
-def _filters(genre: Iterable[str] | str | None, years: str | int | tuple | None, min_ratings: int = 0):
+def _filters(genre: Iterable[str] | str | None, years: str | int | tuple | None,
+             min_ratings: int = DEFAULTS.min_ratings):
     from mfrec.inference.recommend import Filters
 
     genres = (genre,) if isinstance(genre, str) else tuple(genre or ())
@@ -59,29 +61,29 @@ def _filters(genre: Iterable[str] | str | None, years: str | int | tuple | None,
     return Filters(tuple(genres), year_range, min_ratings)
 
 
+@renamed_keywords(ratings="rate", n="top")
 def run_request(
     rec,
     *,
-    ratings: Any = None,
+    rate: Any = None,
     like: Iterable[Any] = (),
-    rate: Iterable[str] = (),
     user: Any = None,
     users: Sequence[Any] | str | None = None,
     similar: Any = None,
-    n: int = 10,
+    top: int = DEFAULTS.top,
     genre: Iterable[str] | str | None = None,
     years: str | tuple | None = None,
     explain: bool = False,
-    exclude: str = "all",
-    min_ratings: int = 0,
+    exclude: str = DEFAULTS.exclude,
+    min_ratings: int = DEFAULTS.min_ratings,
 ):
-    """One recommendation request (exactly one of: ratings/like/rate, user, users, similar) -> Result."""
+    """One recommendation request (exactly one of: rate/like, user, users, similar) -> Result."""
     filters = _filters(genre, years, min_ratings)
-    like, rate = list(like or ()), list(rate or ())
+    like = list(like or ())
     if isinstance(users, str):
         users = [u for u in users.replace(" ", "").split(",") if u]
     modes = [name for name, on in (
-        ("--like/--rate", bool(like or rate or ratings)), ("--user", user is not None),
+        ("--like/--rate", bool(like or rate)), ("--user", user is not None),
         ("--users", bool(users)), ("--similar", similar is not None),
     ) if on]
     if len(modes) > 1:
@@ -89,12 +91,12 @@ def run_request(
     if not modes:
         raise DataError("nothing to recommend for: give --like/--rate (a made-up user), --user ID, --users ID,ID or --similar TITLE")
     if similar is not None:
-        return rec.similar(similar, n=n, filters=filters)
+        return rec.similar(similar, n=top, filters=filters)
     if users:
-        return rec.recommend_group(list(users), n=n, filters=filters, exclude=exclude)
+        return rec.recommend_group(list(users), n=top, filters=filters, exclude=exclude)
     if user is not None:
-        return rec.recommend_user(user, n=n, filters=filters, explain=explain, exclude=exclude)
-    return rec.recommend(profile(rec, ratings, like, rate), n=n, filters=filters, explain=explain)
+        return rec.recommend_user(user, n=top, filters=filters, explain=explain, exclude=exclude)
+    return rec.recommend(profile(rec, rate, like), n=top, filters=filters, explain=explain)
 
 
 class LoadedExperiment(Experiment):
@@ -113,47 +115,56 @@ class LoadedExperiment(Experiment):
             self._recommender = recommender_for(self)
         return self._recommender
 
-    def recommend(self, ratings: Any = None, *, like: Iterable[Any] = (), user: Any = None,
-                  users: Sequence[Any] | str | None = None, n: int = 10, genre=None, years=None,
-                  explain: bool = False, exclude: str = "all", min_ratings: int = 0):
-        """Top-n movies (polars DataFrame: rank, movieId, title, year, genres, predicted_rating, score, why)
-        for a made-up user (``ratings`` / ``like``), an existing user (``user``, original id) or a
-        group (``users``, ranked by the least-satisfied member)."""
-        return run_request(self.recommender, ratings=ratings, like=like, user=user, users=users, n=n,
+    @renamed_keywords(ratings="rate", n="top")
+    def recommend(self, rate: Any = None, *, like: Iterable[Any] = (), user: Any = None,
+                  users: Sequence[Any] | str | None = None, top: int = DEFAULTS.top, genre=None, years=None,
+                  explain: bool = False, exclude: str = DEFAULTS.exclude, min_ratings: int = DEFAULTS.min_ratings):
+        """The ``top`` movies (polars DataFrame: rank, movieId, title, year, genres, predicted_rating, score, why)
+        for a made-up user (``rate`` / ``like``), an existing user (``user``, original id) or a
+        group (``users``, ranked by the least-satisfied member); the keywords and defaults of Inference.py."""
+        return run_request(self.recommender, rate=rate, like=like, user=user, users=users, top=top,
                            genre=genre, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings).table
 
-    def similar(self, title: Any, n: int = 10, genre=None, years=None, min_ratings: int = 0):
+    @renamed_keywords(n="top")
+    def similar(self, title: Any, top: int = DEFAULTS.top, genre=None, years=None,
+                min_ratings: int = DEFAULTS.min_ratings):
         """Nearest movies by cosine of the movie factors (genre part included for mf-genre)."""
-        return run_request(self.recommender, similar=title, n=n, genre=genre, years=years, min_ratings=min_ratings).table
+        return run_request(self.recommender, similar=title, top=top, genre=genre, years=years,
+                           min_ratings=min_ratings).table
 
-    def fold_in(self, ratings: Any = None, *, like: Iterable[Any] = ()):
+    @renamed_keywords(ratings="rate")
+    def fold_in(self, rate: Any = None, *, like: Iterable[Any] = ()):
         """A made-up user's ``UserVector(bias, vector)`` from the model's own ALS user step."""
         rec = self.recommender
-        return rec.fold_in(profile(rec, ratings, like))
+        return rec.fold_in(profile(rec, rate, like))
 
-    def explain(self, ratings: Any = None, *, like: Iterable[Any] = (), user: Any = None, movies: Iterable[Any] | None = None,
-                n: int = 10, genre=None, years=None):
-        """Each rated movie's exact contribution to the scores of ``movies`` (default: the top-n list)
-        as a long polars DataFrame (movieId, title, rated_movieId, rated_title, rating, contribution,
-        share, baseline, score)."""
+    @renamed_keywords(ratings="rate", n="top")
+    def explain(self, rate: Any = None, *, like: Iterable[Any] = (), user: Any = None, movies: Iterable[Any] | None = None,
+                top: int = DEFAULTS.top, genre=None, years=None, min_ratings: int = DEFAULTS.min_ratings):
+        """Each rated movie's exact contribution to the scores of ``movies`` (default: the list
+        ``recommend`` gives for the same arguments) as a long polars DataFrame (movieId, title,
+        rated_movieId, rated_title, rating, contribution, share, baseline, score)."""
         rec = self.recommender
         if user is not None:
             pairs = rec._train_row(rec.user(user))
         else:
-            pairs = profile(rec, ratings, like)
+            pairs = profile(rec, rate, like)
         if not pairs:
-            raise DataError("explain needs ratings: give ratings/like or user")
+            raise DataError("explain needs ratings: give rate/like or user")
         if movies is None:
+            filters = _filters(genre, years, min_ratings)
             if user is not None:
-                req = rec.recommend_user(user, n=n, filters=_filters(genre, years))
+                req = rec.recommend_user(user, n=top, filters=filters)
             else:
-                req = rec.recommend(pairs, n=n, filters=_filters(genre, years))
+                req = rec.recommend(pairs, n=top, filters=filters)
             targets = [rec.movie(int(m)) for m in req.table["movieId"]]
         else:
             targets = [rec.movie(m) for m in movies]
         return rec.explanation(pairs, targets)
 
 
-def load_experiment(path_or_run_name: str | os.PathLike, root: str | os.PathLike = DEFAULT_ROOT) -> LoadedExperiment:
-    """Load a run folder: a path, a folder name under ``Experiments_/``, or a run's ``--name`` (latest)."""
-    return LoadedExperiment(find_run(path_or_run_name, root))
+@renamed_keywords(root="runs_root")
+def load_experiment(path_or_run_name: str | os.PathLike, runs_root: str | os.PathLike = DEFAULT_ROOT) -> LoadedExperiment:
+    """Load a run folder: a path, a folder name under ``runs_root`` (default ``Experiments_/``;
+    ``--runs-root`` on the command line), or a run's ``--name`` (latest)."""
+    return LoadedExperiment(find_run(path_or_run_name, runs_root))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from mfrec.errors import MfrecError
+from mfrec.inference.defaults import DEFAULTS
 from mfrec.inference.output import DEFAULT_ROOT, format_table, write_predictions
 from mfrec.inference.recommend import Filters, Recommender
 
@@ -42,7 +43,7 @@ COMMANDS = ("search", "add", "remove", "clear", "show", "recommend", "similar", 
 class Session:
     """A made-up user's ratings and the commands that act on them; ``handle`` returns text."""
 
-    def __init__(self, rec: Recommender, top: int = 10, min_ratings: int = 0,
+    def __init__(self, rec: Recommender, top: int = DEFAULTS.top, min_ratings: int = DEFAULTS.min_ratings,
                  out_dir: str | os.PathLike = DEFAULT_ROOT):
         self.rec = rec
         self.top = top
@@ -221,8 +222,9 @@ def _unquote(text: str) -> str:
     return " ".join(parts) if parts else text
 
 
-def run_loop(rec: Recommender, stdin: TextIO, echo: Callable[..., None], top: int = 10, prompt: str = "mfrec> ",
-             min_ratings: int = 0, out_dir: str | os.PathLike = DEFAULT_ROOT) -> int:
+def run_loop(rec: Recommender, stdin: TextIO, echo: Callable[..., None], top: int = DEFAULTS.top,
+             prompt: str = "mfrec> ", min_ratings: int = DEFAULTS.min_ratings,
+             out_dir: str | os.PathLike = DEFAULT_ROOT) -> int:
     """Read commands until ``exit`` or end of input; returns the number of commands run.
 
     ``echo(text, nl=True)`` prints (``click.echo``); ``save`` writes under ``out_dir`` (Predictions/).

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from mfrec.errors import DataError, ModelError, UnknownIdError
+from mfrec.inference.defaults import DEFAULTS
 from mfrec.inference.foldin import explain_contributions
 from mfrec.models.factor import NO_BIAS_PENALTY, FactorModel
 from mfrec.inference.titles import TitleIndex
@@ -391,7 +392,7 @@ class Recommender:
     def recommend(
         self,
         ratings: Sequence[tuple[int, float]],
-        n: int = 10,
+        n: int = DEFAULTS.top,
         filters: Filters | None = None,
         explain: bool = False,
     ) -> Result:
@@ -416,10 +417,10 @@ class Recommender:
     def recommend_user(
         self,
         user_id: str | int,
-        n: int = 10,
+        n: int = DEFAULTS.top,
         filters: Filters | None = None,
         explain: bool = False,
-        exclude: str = "all",
+        exclude: str = DEFAULTS.exclude,
     ) -> Result:
         """Top-n for an existing user (original id) from their trained vector; their seen movies excluded.
 
@@ -450,7 +451,7 @@ class Recommender:
             head.append(f"filter: {filters.describe()}")
         return Result(self._table(recs, self._clip(scores), scores, why), head + notes, details, label=f"user-{user_id}")
 
-    def recommend_group(self, user_ids: Sequence[str | int], n: int = 10, filters: Filters | None = None, exclude: str = "all") -> Result:
+    def recommend_group(self, user_ids: Sequence[str | int], n: int = DEFAULTS.top, filters: Filters | None = None, exclude: str = DEFAULTS.exclude) -> Result:
         """One list for several existing users, ranked by the least-satisfied member's predicted rating."""
         n = _check_n(n)
         ids = [str(x).strip() for x in user_ids if str(x).strip()]
@@ -473,7 +474,7 @@ class Recommender:
             head.append(f"filter: {filters.describe()}")
         return Result(self._table(recs, self._clip(scores), scores, why), head, {}, label="users-" + "-".join(ids))
 
-    def similar(self, query: str | int, n: int = 10, filters: Filters | None = None) -> Result:
+    def similar(self, query: str | int, n: int = DEFAULTS.top, filters: Filters | None = None) -> Result:
         """Nearest movies by cosine of the movie factors (for mf-genre: q_i + |G_i|^-1/2 Σ y_g); the
         table's ``cosine`` column replaces ``predicted_rating`` and ``score``."""
         n = _check_n(n)
@@ -495,7 +496,7 @@ class Recommender:
         label = f"similar-{self.movie_id_array[m]}"
         return Result(self._table(recs, None, scores, why, ranked_by="cosine"), head, {}, label=label, kind="similar")
 
-    def popular(self, n: int = 10, filters: Filters | None = None, exclude: Sequence[int] = ()) -> Result:
+    def popular(self, n: int = DEFAULTS.top, filters: Filters | None = None, exclude: Sequence[int] = ()) -> Result:
         """Most-rated movies in the training data (to find movies to rate)."""
         n = _check_n(n)
         recs, counts = self._top(self.popularity.astype(np.float32), n, np.asarray(exclude, np.int32), self.filter_mask(filters))
@@ -504,7 +505,7 @@ class Recommender:
         return Result(self._table(recs, self._clip(base), counts, why, ranked_by="training_ratings"),
                       [f"most-rated movies in {self.dataset.name}'s training split"], {}, label="popular", kind="popular")
 
-    def recommend_all_users(self, n: int = 10, filters: Filters | None = None, exclude: str = "all", block: int = 512):
+    def recommend_all_users(self, n: int = DEFAULTS.top, filters: Filters | None = None, exclude: str = DEFAULTS.exclude, block: int = 512):
         """Top-n for every user of the model (Numba top-k over BLAS-scored blocks), long format:
         userId, rank, movieId, title, predicted_rating, score; each user's rated movies excluded."""
         import polars as pl
