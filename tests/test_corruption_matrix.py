@@ -45,7 +45,7 @@ def pristine(tmp_path_factory):
     raw = generate(SyntheticSpec(n_users=60, n_movies=40, n_ratings=900, seed=13))
     data = prepare(raw, SplitSpec("random", 0.2, 0.1, seed=1), name="d", root=base / "Training_data")[0]
     ds = load(data)
-    run, _ = train_run(ds, "mf", {"factors": 3, "epochs": 2}, root=base / "Experiments_", name="mf")
+    run, _ = train_run(ds, "mf", {"factors": 3, "epochs": 2}, runs_root=base / "Experiments_", name="mf")
     return base, run.path.name, int(ds.movies["movieId"][0])
 
 

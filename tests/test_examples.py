@@ -248,10 +248,10 @@ def workspace(tmp_path_factory):
                        (SplitSpec("random", 0.2, 0.1, seed=42), "demo")):
         prepare(raw100k, spec, name=name, root=root, canonical_test=lambda s: canonical_test_pairs(raw100k, s))
     runs = work / "Experiments_"
-    train_run(load(root / "ml-100k-u1"), "mf-genre", {"factors": 8, "epochs": 2}, root=runs)
+    train_run(load(root / "ml-100k-u1"), "mf-genre", {"factors": 8, "epochs": 2}, runs_root=runs)
     if HAS_TORCH:
-        train_run(load(root / "ml-100k-u1"), "neumf", {"factors": 8, "epochs": 1}, root=runs)
-    train_run(load(root / "ml-100k-user-last"), "mf", {"factors": 8, "epochs": 2}, root=runs)
+        train_run(load(root / "ml-100k-u1"), "neumf", {"factors": 8, "epochs": 1}, runs_root=runs)
+    train_run(load(root / "ml-100k-user-last"), "mf", {"factors": 8, "epochs": 2}, runs_root=runs)
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(www)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -324,7 +324,7 @@ def test_similar_without_experiment_passes_over_a_newer_bias_run(in_workspace):
     from mfrec.data import load
     from mfrec.training import train_run
 
-    bias, _ = train_run(load("Training_data/demo"), "bias", {"epochs": 1}, root="Experiments_", name="newest-bias")
+    bias, _ = train_run(load("Training_data/demo"), "bias", {"epochs": 1}, runs_root="Experiments_", name="newest-bias")
     result = CliRunner().invoke(main, ["recommend", "--similar", "Godfather, The"])
     assert result.exit_code == 0, result.output
     assert f"passed over the newer {bias.path.name} (bias)" in result.output

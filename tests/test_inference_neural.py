@@ -41,7 +41,7 @@ def train_runs(dataset, root, models, finished=True):
     torch.set_num_threads(1)
     out = {}
     for i, model in enumerate(models):
-        run, _ = train_run(dataset, model, {**OPTIONS[model], "seed": 1}, root=root, name=model)
+        run, _ = train_run(dataset, model, {**OPTIONS[model], "seed": 1}, runs_root=root, name=model)
         if finished:
             f = run.path / "summary.json"
             s = json.loads(f.read_text())

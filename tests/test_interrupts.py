@@ -116,7 +116,7 @@ def test_an_interrupt_in_training_marks_the_run_failed(tmp_path, small_dataset):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_run(small_dataset, "mf", {"factors": 4, "epochs": 5}, root=tmp_path, name="x", callback=ctrl_c)
+        train_run(small_dataset, "mf", {"factors": 4, "epochs": 5}, runs_root=tmp_path, name="x", callback=ctrl_c)
     (run,) = tmp_path.iterdir()
     summary = mfrec.experiments.Summary.read(run / "summary.json")
     assert summary.status == "failed" and summary.error == "interrupted by Ctrl-C (SIGINT)"

@@ -82,7 +82,7 @@ class ModelContract:
 
         config = json.loads((run.path / "config.json").read_text())
         options = {k: v for k, v in config.items() if k not in ("model", "dataset", "data_path", "dataset_fingerprint", "device")}
-        again, _ = train_run(run.dataset, self.model, options, root=tmp_path)
+        again, _ = train_run(run.dataset, self.model, options, runs_root=tmp_path)
         first, second = run.factors, FactorModel.load(again.path)
         for key in ("user_bias", "movie_bias", "user_factors", "movie_factors", "genre_factors"):
             np.testing.assert_array_equal(getattr(second, key), getattr(first, key), err_msg=key)

@@ -92,7 +92,7 @@ def test_rating_models_learn_save_and_reload(tiny, tmp_path, model):
     from mfrec import load_experiment
 
     opts = {"epochs": 6, "factors": 8, "lr": 0.02, "batch_size": 128, "seed": 3, "progress": False, "genre_epochs": 5}
-    run, summary = train_run(tiny, model, opts, root=tmp_path / "Experiments_")
+    run, summary = train_run(tiny, model, opts, runs_root=tmp_path / "Experiments_")
     _check_folder(run, summary, model)
     m = _metrics(run)
     stage2 = m.filter(m["epoch"].cast(int) > 0)
@@ -137,7 +137,7 @@ def test_sequential_learns_and_reloads(tiny, tmp_path):
     from mfrec.neural import load_model
 
     run, summary = train_run(tiny, "sequential", {"epochs": 5, "factors": 16, "lr": 0.02, "batch_size": 256, "seed": 1,
-                                                "progress": False, "min_length": 3}, root=tmp_path / "Experiments_")
+                                                "progress": False, "min_length": 3}, runs_root=tmp_path / "Experiments_")
     _check_folder(run, summary, "sequential")
     m = _metrics(run)
     losses = _floats(m["train_loss"])
@@ -179,7 +179,7 @@ def test_attention_learns_reloads_and_is_symmetric(tiny, tmp_path):
     from mfrec.neural import load_model
 
     run, summary = train_run(tiny, "attention", {"epochs": 4, "factors": 8, "heads": 2, "hidden": 16, "lr": 0.01,
-                                               "batch_size": 128, "seed": 2, "progress": False}, root=tmp_path / "Experiments_")
+                                               "batch_size": 128, "seed": 2, "progress": False}, runs_root=tmp_path / "Experiments_")
     _check_folder(run, summary, "attention")
     losses = _floats(_metrics(run)["train_loss"])
     assert losses[-1] < losses[0]
@@ -250,9 +250,9 @@ def test_attention_windows_never_contain_the_target(tiny):
 def test_device_cuda_without_gpu_is_a_clear_error_before_any_run_folder(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without a GPU, wherever this runs
     with pytest.raises(MfrecError, match="--device cuda"):
-        train_run(tiny, "neumf", {"device": "cuda", "epochs": 1, "progress": False}, root=tmp_path)
+        train_run(tiny, "neumf", {"device": "cuda", "epochs": 1, "progress": False}, runs_root=tmp_path)
     with pytest.raises(MfrecError, match="--device must be cpu or cuda"):
-        train_run(tiny, "neumf", {"device": "tpu", "epochs": 1, "progress": False}, root=tmp_path)
+        train_run(tiny, "neumf", {"device": "tpu", "epochs": 1, "progress": False}, runs_root=tmp_path)
     assert not list(tmp_path.iterdir())  # no "failed" run for mfrec compare to list
 
 
@@ -293,7 +293,7 @@ def test_attention_uses_imdb_runtime_and_directors(tiny, tmp_path):
     assert f["runtime"][0].tolist() == [0.0, 0.0] and f["runtime"][1, 1] == 1.0  # movie 0: runtime unknown
     assert f["director"][1] != f["director"][2] and f["director"][0] == 0  # movie 0 has no director
     run, summary = train_run(ds, "attention", {"epochs": 2, "factors": 8, "heads": 2, "hidden": 16, "batch_size": 128,
-                                             "progress": False}, root=tmp_path / "Experiments_")
+                                             "progress": False}, runs_root=tmp_path / "Experiments_")
     assert summary["imdb_features"] is True
     loaded = load_model(run.path)
     assert loaded.module.imdb and loaded.predict([0], [1]).shape == (1,)

@@ -164,7 +164,7 @@ def test_the_notebook_opens_an_existing_run(tmp_path, small_dataset, monkeypatch
     from mfrec.training import train_run
 
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    run, _ = train_run(small_dataset, "mf", {"factors": 6, "epochs": 3, "seed": 1}, root=tmp_path / "Experiments_",
+    run, _ = train_run(small_dataset, "mf", {"factors": 6, "epochs": 3, "seed": 1}, runs_root=tmp_path / "Experiments_",
                        name="given")
     nb = _execute(_nbformat().read(NOTEBOOK, as_version=4), tmp_path, f"RUN = {str(run.path)!r}")
     text = _text(nb)

@@ -43,7 +43,7 @@ class KillingOs:
         real_replace(src, dst)
 
 io.os = KillingOs()
-train_run(load(data), "mf-genre", {"factors": 3, "epochs": 2, "patience": 0}, root=root, name="crash")
+train_run(load(data), "mf-genre", {"factors": 3, "epochs": 2, "patience": 0}, runs_root=root, name="crash")
 print("finished after", len(calls), "renames", flush=True)
 """
 

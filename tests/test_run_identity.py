@@ -44,7 +44,7 @@ def trained(raw, tmp_path_factory):
 
     base = tmp_path_factory.mktemp("identity")
     data = _prepare(raw, base / "Training_data", seed=3)
-    run, summary = train_run(load(data), "mf", {"factors": 3, "epochs": 2}, root=base / "Experiments_")
+    run, summary = train_run(load(data), "mf", {"factors": 3, "epochs": 2}, runs_root=base / "Experiments_")
     return base, run.path, summary
 
 
@@ -168,6 +168,6 @@ def test_popularity_and_neural_runs_record_it_too(raw, tmp_path):
     assert json.loads((path / "config.json").read_text())["dataset_fingerprint"] == want
     assert summary["dataset_fingerprint"] == want
     pytest.importorskip("torch")
-    run, summary = train_run(ds, "neumf", {"epochs": 1, "factors": 2, "progress": False}, root=tmp_path / "E")
+    run, summary = train_run(ds, "neumf", {"epochs": 1, "factors": 2, "progress": False}, runs_root=tmp_path / "E")
     assert json.loads((run.path / "config.json").read_text())["dataset_fingerprint"] == want
     assert summary["dataset_fingerprint"] == want
