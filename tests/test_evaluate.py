@@ -117,3 +117,23 @@ def test_evaluate_errors_are_one_sentence(small_dataset, tmp_path):
     assert r.exit_code == 2 and "no experiment" in r.output
     r = CliRunner().invoke(evaluate, [])
     assert r.exit_code == 2 and "--experiment" in r.output
+
+
+def test_a_popularity_run_has_no_summary_until_its_evaluation_is_done(last_dataset, tmp_path, monkeypatch):
+    """Killed during its ranking evaluation, a popularity run must not look finished: summary.json
+    (status ok) is written only after the evaluation."""
+    import mfrec.evaluation.protocols as protocols
+    from mfrec.training import popularity_run
+
+    real = protocols.ranking_protocol
+    seen = []
+
+    def watching(model, dataset, **kw):
+        seen.append([p.name for p in tmp_path.glob("*/summary.json")])
+        return real(model, dataset, **kw)
+
+    monkeypatch.setattr(protocols, "ranking_protocol", watching)
+    path, summary = popularity_run(last_dataset, runs_root=tmp_path)
+    assert seen == [[]]  # no summary.json while the evaluation ran
+    assert summary["status"] == "ok" and summary["hit@10"] is not None
+    assert json.loads((path / "summary.json").read_text())["hit@10"] == summary["hit@10"]

@@ -267,11 +267,13 @@ def popularity_run(dataset, runs_root: str | os.PathLike = DEFAULT_ROOT, name: s
         pop = Popularity.fit(dataset)
         write_npz(run.path / "popularity.npz", {"counts": np.asarray(pop.counts)})
         run.log(f"popularity: {dataset.n_movies:,} movies scored by their training rating counts")
-        run.save_summary({**base, "epochs_run": 0, "best_epoch": None, "train_rmse": None, "val_rmse": None,
-                          "test_rmse": None, "test_mae": None, "train_seconds": time.perf_counter() - t0,
-                          "seconds_per_epoch": None})
+        seconds = time.perf_counter() - t0
         result = ranking_protocol(pop, dataset, k=top, callback=callback)
         run.log("ranking: " + ", ".join(f"{key}={v:.4f}" for key, v in result.items() if "@" in key))
+        # the summary (status ok) is written only once the evaluation is done: a run killed before
+        # that has none, so it is never taken for a finished run
+        run.save_summary({**base, "epochs_run": 0, "best_epoch": None, "train_rmse": None, "val_rmse": None,
+                          "test_rmse": None, "test_mae": None, "train_seconds": seconds, "seconds_per_epoch": None})
         return record_evaluation(run.path, result)
 
     return run.path, _guarded(run, work, base)
