@@ -135,11 +135,10 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
         say(f"fit {config.model}: {nu:,} users, {nm:,} movies, {len(train):,} train ratings, k={k}, "
             f"solver={config.solver}, {n_threads} threads")
 
-        def rmse(split) -> float | None:
+        def rmse(split, effective) -> float | None:
             if split is None or len(split) == 0:
                 return None
-            sq, _ = error_sums(split.user, split.movie, split.rating, np.float32(mu), bu, bi, P,
-                               Q + G if genre else Q, scale)
+            sq, _ = error_sums(split.user, split.movie, split.rating, np.float32(mu), bu, bi, P, effective, scale)
             return float(np.sqrt(sq / len(split)))
 
         history: list[EpochReport] = []
@@ -165,7 +164,8 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
             _check_finite(epoch, user_factors=P, movie_factors=Q, user_biases=bu, movie_biases=bi, genre_factors=Y)
 
             t1 = time.perf_counter()
-            train_rmse, val_rmse, test_rmse = rmse(train), rmse(val), rmse(test)
+            effective = Q + G if genre else Q  # the movie side as the model scores it, built once per epoch
+            train_rmse, val_rmse, test_rmse = rmse(train, effective), rmse(val, effective), rmse(test, effective)
             eval_seconds += time.perf_counter() - t1
 
             # early stopping on validation RMSE; without it (or with patience 0) the last epoch is kept
