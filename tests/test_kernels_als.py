@@ -7,7 +7,8 @@ import pytest
 
 from naive import naive_genre_factors, naive_normal_equations, naive_predict, naive_solve_rows
 
-from mfrec.kernels.als import SolveError, genre_part, genre_sets, solve_genre_factors, solve_rows
+from mfrec.kernels.als import SolveError, genre_part, solve_rows
+from mfrec.kernels.genre import genre_index, genre_sets, solve_genre_factors
 from mfrec.kernels.predict import error_sums, predict
 
 pytestmark = pytest.mark.nojit
@@ -167,8 +168,27 @@ def test_genre_factors_match_naive():
     bi = rng.normal(0, 0.2, n_movies).astype(np.float32)
     sets, sp, sm = genre_sets(gp, gi)
     assert sorted(int(i) for i in sm) == [i for i in range(n_movies) if genre_lists[i]]
+    # the same ratings by user (the genre step's right-hand side walks them user by user)
+    order = np.argsort(mu_, kind="stable")
+    up = np.zeros(n_users + 1, np.int64)
+    up[1:] = np.cumsum(np.bincount(mu_, minlength=n_users))
+    um = np.repeat(np.arange(n_movies, dtype=np.int32), np.diff(mp))[order]
+    index = genre_index(gp, gi, n_genres, (mp, mu_, mr))
+    # every (user, set) pair once, weighted by how many of the set's movies the user rated
+    pairs = {}
+    for i, users, _ in movie_rows:
+        if genre_lists[i]:
+            for u in users:
+                key = (int(u), tuple(genre_lists[i]))
+                pairs[key] = pairs.get(key, 0) + 1
+    got = {}
+    for s, gs in enumerate(index.set_genres[index.set_indptr[a]:index.set_indptr[a + 1]].tolist()
+                           for a in range(len(index.set_indptr) - 1)):
+        for j in range(index.pair_indptr[s], index.pair_indptr[s + 1]):
+            got[(int(index.pair_users[j]), tuple(gs))] = float(index.pair_counts[j])
+    assert got == pairs
     for weighted, exponent in ((True, 1.0), (True, 0.75), (False, 1.0)):
-        y = solve_genre_factors(sets, sp, sm, n_genres, (mp, mu_, mr), 3.5, bu, bi, P, Q, reg=0.3, weighted=weighted,
+        y = solve_genre_factors(index, (up, um, mr[order]), 3.5, bu, bi, P, Q, reg=0.3, weighted=weighted,
                                 reg_exponent=exponent)
         ny = naive_genre_factors(movie_rows, n_genres, genre_lists, 3.5, bu.astype(np.float64), bi.astype(np.float64),
                                  P, Q, 0.3, weighted, exponent)

@@ -31,12 +31,10 @@ from numba import njit, prange
 
 from mfrec.errors import ModelError
 from mfrec.kernels._config import FASTMATH
-from mfrec.kernels.csr import csr_rows
 
 SOLVERS = {"cholesky": 0, "cg": 1}
 OK, NOT_POSITIVE_DEFINITE, NOT_FINITE = 0, 1, 2
 _BLOCKS_PER_THREAD = 4
-_GENRE_BLOCK = 1 << 17  # rows per BLAS block in the genre normal equations
 
 
 class SolveError(ModelError):
@@ -327,88 +325,8 @@ def solve_rows(
     return out_factors, out_bias
 
 
-# -- genre factors -------------------------------------------------------------------------------
-def genre_sets(genre_indptr, genre_indices) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
-    """Group movies by their genre set: (sets, set_indptr, set_movies); movies without genres are left out."""
-    groups: dict[tuple[int, ...], list[int]] = {}
-    gi = np.asarray(genre_indices)
-    gp = np.asarray(genre_indptr)
-    for i in range(len(gp) - 1):
-        key = tuple(sorted(int(g) for g in gi[gp[i]:gp[i + 1]]))
-        if key:
-            groups.setdefault(key, []).append(i)
-    sets = list(groups)
-    counts = [len(groups[s]) for s in sets]
-    set_indptr = np.zeros(len(sets) + 1, np.int64)
-    set_indptr[1:] = np.cumsum(counts) if counts else []
-    set_movies = np.array([i for s in sets for i in groups[s]], dtype=np.int32)
-    return sets, set_indptr, set_movies
-
-
-def solve_genre_factors(
-    sets, set_indptr, set_movies, n_genres: int, movie_csr, mu: float, user_bias, movie_bias, user_factors,
-    movie_factors, *, reg: float, weighted: bool = True, reg_exponent: float = 1.0,
-) -> np.ndarray:
-    """The genre factors y (n_genres, k) as one joint ridge regression of size n_genres*k.
-
-    With everything else fixed, the residual e_ui = r_ui - mu - b_u - b_i - p_u.q_i is fitted by
-    p_u . |G_i|^-1/2 sum_{g in G_i} y_g. Its normal equations are summed per genre set
-    (S = sum p_u p_u^T, h = sum e_ui p_u over the set's ratings) and assembled into one
-    (n_genres*k)^2 system. With weighted-lambda, y_g's penalty is ``reg`` times (the number of
-    ratings of movies with genre g) ** ``reg_exponent``.
-    """
-    import scipy.linalg
-
-    from mfrec.kernels.predict import predict
-
-    P = np.ascontiguousarray(user_factors, dtype=np.float32)
-    k = P.shape[1]
-    n_sets = len(sets)
-    S = np.zeros((n_sets, k, k), np.float64)
-    h = np.zeros((n_sets, k), np.float64)
-    indptr, users, ratings = movie_csr
-    indptr = np.asarray(indptr, np.int64)
-    if n_sets:
-        # positions of the movie-CSR entries, grouped by genre set
-        set_movies = np.asarray(set_movies, np.int64)
-        offsets, pos = csr_rows(indptr, set_movies)
-        bounds = offsets[np.asarray(set_indptr, np.int64)]
-        u = np.asarray(users, np.int32)[pos]
-        m = np.repeat(set_movies.astype(np.int32), np.diff(offsets))
-        e = np.asarray(ratings, np.float32)[pos] - predict(u, m, mu, np.ascontiguousarray(user_bias, np.float32),
-                                                            np.ascontiguousarray(movie_bias, np.float32), P,
-                                                            np.ascontiguousarray(movie_factors, np.float32))
-        # S = sum p_u p_u^T and h = sum e p_u per set, by BLAS on blocks of gathered rows
-        for g in range(n_sets):
-            for c0 in range(int(bounds[g]), int(bounds[g + 1]), _GENRE_BLOCK):
-                c1 = min(c0 + _GENRE_BLOCK, int(bounds[g + 1]))
-                X = P[u[c0:c1]]  # float32 BLAS within a block, float64 across blocks
-                S[g] += X.T @ X
-                h[g] += X.T @ e[c0:c1]
-    counts = np.diff(np.asarray(indptr))
-    M = np.zeros((n_genres * k, n_genres * k), np.float64)
-    rhs = np.zeros(n_genres * k, np.float64)
-    n_g = np.zeros(n_genres, np.float64)
-    for s, gs in enumerate(sets):
-        w2 = 1.0 / len(gs)
-        w = np.sqrt(w2)
-        n_s = counts[set_movies[set_indptr[s]:set_indptr[s + 1]]].sum()
-        for g in gs:
-            rhs[g * k:(g + 1) * k] += w * h[s]
-            n_g[g] += n_s
-            for g2 in gs:
-                M[g * k:(g + 1) * k, g2 * k:(g2 + 1) * k] += w2 * S[s]
-    lam = reg * np.maximum(n_g, 1.0) ** reg_exponent if weighted else np.full(n_genres, reg)
-    M[np.diag_indices_from(M)] += np.repeat(lam, k)
-    try:
-        y = scipy.linalg.solve(M, rhs, assume_a="pos")
-    except (np.linalg.LinAlgError, ValueError) as e:
-        raise SolveError(f"the genre-factor system could not be solved ({e}); raise --reg") from None
-    if not np.all(np.isfinite(y)):
-        raise SolveError("the genre-factor solve gave NaN or inf; raise --reg")
-    return y.reshape(n_genres, k).astype(np.float32)
-
-
+# -- genre part -----------------------------------------------------------------------------------
+# (the genre-factor solve itself is mfrec.kernels.genre)
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _genre_part(genre_indptr, genre_indices, genre_factors, out):
     n = genre_indptr.shape[0] - 1

@@ -93,7 +93,8 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
     the only randomness is the initial factors, drawn from ``numpy.random.default_rng(seed)``,
     and every row's solve is independent of thread scheduling.
     """
-    from mfrec.kernels.als import genre_part, genre_sets, solve_genre_factors, solve_rows
+    from mfrec.kernels.als import genre_part, solve_rows
+    from mfrec.kernels.genre import genre_index, solve_genre_factors
     from mfrec.kernels.predict import error_sums
 
     say = log or (lambda _m: None)
@@ -120,9 +121,9 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
         gcsr = dataset.movie_genres
         Y = np.zeros((n_genres if genre else 0, k), np.float32)
         G = np.zeros((nm, k), np.float32)  # genre part per movie
-        if genre:
-            sets, set_indptr, set_movies = genre_sets(gcsr.indptr, gcsr.indices)
         ucsr, mcsr = dataset.train_by_user, dataset.train_by_movie
+        if genre:  # the (user, genre set) pairs, once per fit
+            gindex = genre_index(gcsr.indptr, gcsr.indices, n_genres, (mcsr.indptr, mcsr.indices, mcsr.values))
         meta = {
             "dataset": dataset.name,
             "data_path": str(Path(dataset.path).resolve()),
@@ -154,8 +155,7 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
             solve_rows(mcsr.indptr, mcsr.indices, mcsr.values, P, bu, mu, out_factors=Q, out_bias=bi,
                        row_shift=G if genre else None, what="movie", **common)
             if genre:
-                Y = solve_genre_factors(sets, set_indptr, set_movies, n_genres,
-                                        (mcsr.indptr, mcsr.indices, mcsr.values), mu, bu, bi, P, Q,
+                Y = solve_genre_factors(gindex, (ucsr.indptr, ucsr.indices, ucsr.values), mu, bu, bi, P, Q,
                                         reg=config.reg_genre, weighted=config.weighted_reg,
                                         reg_exponent=config.reg_exponent)
                 G = genre_part(gcsr.indptr, gcsr.indices, Y)
