@@ -173,7 +173,7 @@ def test_genre_factors_match_naive():
     up = np.zeros(n_users + 1, np.int64)
     up[1:] = np.cumsum(np.bincount(mu_, minlength=n_users))
     um = np.repeat(np.arange(n_movies, dtype=np.int32), np.diff(mp))[order]
-    index = genre_index(gp, gi, n_genres, (mp, mu_, mr))
+    index = genre_index(gp, gi, n_genres, (up, um, mr[order]))
     # every (user, set) pair once, weighted by how many of the set's movies the user rated
     pairs = {}
     for i, users, _ in movie_rows:
@@ -182,17 +182,44 @@ def test_genre_factors_match_naive():
                 key = (int(u), tuple(genre_lists[i]))
                 pairs[key] = pairs.get(key, 0) + 1
     got = {}
-    for s, gs in enumerate(index.set_genres[index.set_indptr[a]:index.set_indptr[a + 1]].tolist()
-                           for a in range(len(index.set_indptr) - 1)):
-        for j in range(index.pair_indptr[s], index.pair_indptr[s + 1]):
-            got[(int(index.pair_users[j]), tuple(gs))] = float(index.pair_counts[j])
+    for u in range(n_users):
+        for j in range(index.pair_indptr[u], index.pair_indptr[u + 1]):
+            s = index.pair_sets[j]
+            got[(u, tuple(index.set_genres[index.set_indptr[s]:index.set_indptr[s + 1]].tolist()))] = \
+                float(index.pair_counts[j])
     assert got == pairs
     for weighted, exponent in ((True, 1.0), (True, 0.75), (False, 1.0)):
+        stats = {}
         y = solve_genre_factors(index, (up, um, mr[order]), 3.5, bu, bi, P, Q, reg=0.3, weighted=weighted,
-                                reg_exponent=exponent)
+                                reg_exponent=exponent, stats=stats)
         ny = naive_genre_factors(movie_rows, n_genres, genre_lists, 3.5, bu.astype(np.float64), bi.astype(np.float64),
                                  P, Q, 0.3, weighted, exponent)
         np.testing.assert_allclose(y, ny, rtol=1e-4, atol=1e-5)
+        assert 0 < stats["cg_iterations"] <= n_genres * k and stats["relative_residual"] <= 1e-7
+        # warm-started from the answer, CG has nothing left to do; from a poor start it still converges
+        warm = {}
+        y2 = solve_genre_factors(index, (up, um, mr[order]), 3.5, bu, bi, P, Q, reg=0.3, weighted=weighted,
+                                 reg_exponent=exponent, y0=ny, stats=warm)
+        np.testing.assert_allclose(y2, ny, rtol=1e-4, atol=1e-5)
+        assert warm["cg_iterations"] <= 1
+        y3 = solve_genre_factors(index, (up, um, mr[order]), 3.5, bu, bi, P, Q, reg=0.3, weighted=weighted,
+                                 reg_exponent=exponent, y0=-5 * ny)
+        np.testing.assert_allclose(y3, ny, rtol=1e-4, atol=1e-5)
+    # the movie half-step's residual sums stand in for the pass over the ratings
+    y_old = rng.normal(0, 0.3, (n_genres, k)).astype(np.float32)
+    G = genre_part(gp, gi, y_old)
+    R = np.empty((n_movies, k), np.float32)
+    Q2, bi2 = Q.copy(), bi.copy()
+    solve_rows(mp, mu_, mr, P, bu, 3.5, reg=0.3, reg_bias=1.0, solver="cg", row_shift=G, out_factors=Q2,
+               out_bias=bi2, out_residual=R)
+    for i in range(n_movies):
+        users, ratings = movie_rows[i][1], movie_rows[i][2]
+        e = ratings - 3.5 - bu[users] - bi2[i] - P[users] @ (Q2[i] + G[i])
+        np.testing.assert_allclose(R[i], P[users].T @ e, rtol=1e-4, atol=1e-5)
+    y = solve_genre_factors(index, (up, um, mr[order]), 3.5, bu, bi2, P, Q2, reg=0.3, y0=y_old, movie_residual=R)
+    ny = naive_genre_factors(movie_rows, n_genres, genre_lists, 3.5, bu.astype(np.float64), bi2.astype(np.float64),
+                             P, Q2, 0.3, True, 1.0)
+    np.testing.assert_allclose(y, ny, rtol=1e-4, atol=1e-5)
     part = genre_part(gp, gi, y)
     for i, gs in enumerate(genre_lists):
         expect = y[gs].sum(axis=0) / np.sqrt(len(gs)) if gs else np.zeros(k)

@@ -35,6 +35,7 @@ from mfrec.kernels._config import FASTMATH
 SOLVERS = {"cholesky": 0, "cg": 1}
 OK, NOT_POSITIVE_DEFINITE, NOT_FINITE = 0, 1, 2
 _BLOCKS_PER_THREAD = 4
+_GATHER = 64  # cholesky: fixed rows gathered per chunk (64 x (k+1) float64 per thread)
 
 
 class SolveError(ModelError):
@@ -54,50 +55,102 @@ def _row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_sh
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift,
-                        lam, lam_b, out_factors, out_bias, A, rhs):
-    k = fixed.shape[1]
-    m = k + 1
-    A[:, :] = 0.0
-    rhs[:] = 0.0
-    for jj in range(start, end):
-        c, t = _row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift)
-        A[0, 0] += 1.0
-        rhs[0] += t
-        for a in range(k):
-            ya = np.float64(fixed[c, a])
-            A[0, a + 1] += ya
-            rhs[a + 1] += t * ya
-            for b in range(a, k):
-                A[a + 1, b + 1] += ya * fixed[c, b]
-    A[0, 0] += lam_b
-    for a in range(1, m):
-        A[a, a] += lam
-    # in-place upper Cholesky A = R^T R (R in the upper triangle)
+def gram_upper(X, n, A):
+    """A[a, b] += sum_{j < n} X[j, a] X[j, b] for b >= a: the upper triangle of X[:n]^T X[:n].
+
+    Four rows at a time, so every load and store of A's row carries four multiply-adds and the
+    contiguous inner loop vectorises (the BLAS-free Gram; BLAS threads inside Numba threads
+    oversubscribe the cores)."""
+    m = X.shape[1]
+    j = 0
+    while j + 4 <= n:
+        x0 = X[j]
+        x1 = X[j + 1]
+        x2 = X[j + 2]
+        x3 = X[j + 3]
+        for a in range(m):
+            c0 = x0[a]
+            c1 = x1[a]
+            c2 = x2[a]
+            c3 = x3[a]
+            Aa = A[a]
+            for b in range(a, m):
+                Aa[b] += c0 * x0[b] + c1 * x1[b] + c2 * x2[b] + c3 * x3[b]
+        j += 4
+    while j < n:
+        x0 = X[j]
+        for a in range(m):
+            c0 = x0[a]
+            Aa = A[a]
+            for b in range(a, m):
+                Aa[b] += c0 * x0[b]
+        j += 1
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def cholesky_solve_upper(A, rhs):
+    """Solve A z = rhs in place (z in ``rhs``) from A's upper triangle, which becomes R (A = R^T R).
+
+    Row-oriented, so every inner loop runs along a contiguous row. Returns OK or NOT_POSITIVE_DEFINITE."""
+    m = A.shape[0]
     for j in range(m):
-        s = A[j, j]
+        Aj = A[j]
         for p in range(j):
-            s -= A[p, j] * A[p, j]
+            f = A[p, j]
+            Ap = A[p]
+            for i in range(j, m):
+                Aj[i] -= f * Ap[i]
+        s = Aj[j]
         if not (s > 0.0) or not np.isfinite(s):
             return NOT_POSITIVE_DEFINITE
         d = np.sqrt(s)
-        A[j, j] = d
+        Aj[j] = d
+        inv = 1.0 / d
         for i in range(j + 1, m):
-            s = A[j, i]
-            for p in range(j):
-                s -= A[p, j] * A[p, i]
-            A[j, i] = s / d
-    # R^T y = rhs, then R z = y
-    for i in range(m):
-        s = rhs[i]
-        for p in range(i):
-            s -= A[p, i] * rhs[p]
-        rhs[i] = s / A[i, i]
+            Aj[i] *= inv
+    # R^T y = rhs (column-oriented forward substitution along R's rows), then R z = y
+    for p in range(m):
+        rhs[p] /= A[p, p]
+        yp = rhs[p]
+        Ap = A[p]
+        for i in range(p + 1, m):
+            rhs[i] -= Ap[i] * yp
     for i in range(m - 1, -1, -1):
         s = rhs[i]
+        Ai = A[i]
         for p in range(i + 1, m):
-            s -= A[i, p] * rhs[p]
-        rhs[i] = s / A[i, i]
+            s -= Ai[p] * rhs[p]
+        rhs[i] = s / Ai[i]
+    return OK
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift,
+                        lam, lam_b, out_factors, out_bias, A, rhs, X):
+    """Exact solve of one row: its fixed rows [1, y_c] are gathered in chunks of ``len(X)`` into
+    float64 ``X``, the normal equations formed by ``gram_upper`` and solved by ``cholesky_solve_upper``."""
+    k = fixed.shape[1]
+    m = k + 1
+    chunk = X.shape[0]
+    A[:, :] = 0.0
+    rhs[:] = 0.0
+    for c0 in range(start, end, chunk):
+        c1 = min(c0 + chunk, end)
+        for jj in range(c0, c1):
+            c, t = _row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift)
+            row = X[jj - c0]
+            row[0] = 1.0
+            for a in range(k):
+                row[a + 1] = fixed[c, a]
+            t64 = np.float64(t)
+            for a in range(m):
+                rhs[a] += t64 * row[a]
+        gram_upper(X, c1 - c0, A)
+    A[0, 0] += lam_b
+    for a in range(1, m):
+        A[a, a] += lam
+    if cholesky_solve_upper(A, rhs) != OK:
+        return NOT_POSITIVE_DEFINITE
     for i in range(m):
         if not np.isfinite(rhs[i]):
             return NOT_FINITE
@@ -109,7 +162,7 @@ def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, r
 
 @njit(cache=True, fastmath=FASTMATH)
 def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift,
-                  lam, lam_b, cg_steps, out_factors, out_bias, x, res, diag, p, ap, buf):
+                  lam, lam_b, cg_steps, out_factors, out_bias, x, res, diag, p, ap, buf, tbuf, out_residual):
     k = fixed.shape[1]
     n = end - start
     xb = out_bias[r]
@@ -128,6 +181,7 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
             ya = fixed[c, a]
             buf[j, a] = ya
             d += ya * x[a]
+        tbuf[j] = t
         e = t - d
         resb += e
         for a in range(k):
@@ -189,28 +243,44 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
     out_bias[r] = xb
     for a in range(k):
         out_factors[r, a] = x[a]
+    if out_residual.shape[0] > 0:
+        # sum_j e_j y_j with the solved row's residuals e_j = t_j - b - y_j . x (the genre step's input)
+        racc = out_residual[r]
+        for a in range(k):
+            racc[a] = 0.0
+        for j in range(n):
+            d = xb
+            for a in range(k):
+                d += buf[j, a] * x[a]
+            e = tbuf[j] - d
+            for a in range(k):
+                racc[a] += e * buf[j, a]
     return OK
 
 
 @njit(cache=True, parallel=True)
 def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, reg_bias, weighted,
-               reg_exponent, solver, cg_steps, work64, work32, bufs, out_factors, out_bias, status):
+               reg_exponent, solver, cg_steps, n_blocks, work64, gather64, work32, bufs, tbufs, out_factors, out_bias,
+               out_residual, status):
     n_rows = indptr.shape[0] - 1
     k = fixed.shape[1]
-    n_blocks = work64.shape[0]
     has_shift = row_shift.shape[0] > 0
     mu32 = np.float32(mu)
     for blk in prange(n_blocks):
-        # per-block work buffers, allocated (zeroed) by the caller: each block owns the rows
-        # blk, blk + n_blocks, ... and its slice of the buffers
-        A = work64[blk, :k + 1, :]
-        rhs = work64[blk, k + 1, :]
-        x = work32[blk, 0]
-        res = work32[blk, 1]
-        diag = work32[blk, 2]
-        p = work32[blk, 3]
-        ap = work32[blk, 4]
-        buf = bufs[blk]
+        # rows blk, blk + n_blocks, ... (round robin balances power-law row lengths); the work
+        # buffers belong to the thread running the block, and every row initialises what it reads,
+        # so a row's result never depends on which thread or which row ran before it
+        t = numba.get_thread_id()
+        A = work64[t, :k + 1, :]
+        rhs = work64[t, k + 1, :]
+        X = gather64[t]
+        x = work32[t, 0]
+        res = work32[t, 1]
+        diag = work32[t, 2]
+        p = work32[t, 3]
+        ap = work32[t, 4]
+        buf = bufs[t]
+        tbuf = tbufs[t]
         for r in range(blk, n_rows, n_blocks):
             start = indptr[r]
             end = indptr[r + 1]
@@ -218,17 +288,19 @@ def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, r
                 out_bias[r] = 0.0
                 for a in range(k):
                     out_factors[r, a] = 0.0
+                    if out_residual.shape[0] > 0:
+                        out_residual[r, a] = 0.0
                 status[r] = OK
                 continue
             lam = reg * np.float64(end - start) ** reg_exponent if weighted else reg
             if solver == 0:
                 status[r] = _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu32,
                                                 row_shift, has_shift, np.float64(lam), np.float64(reg_bias),
-                                                out_factors, out_bias, A, rhs)
+                                                out_factors, out_bias, A, rhs, X)
             else:
                 status[r] = _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu32, row_shift,
                                           has_shift, np.float32(lam), np.float32(reg_bias), cg_steps,
-                                          out_factors, out_bias, x, res, diag, p, ap, buf)
+                                          out_factors, out_bias, x, res, diag, p, ap, buf, tbuf, out_residual)
 
 
 def _as(a, dtype, name: str, ndim: int) -> np.ndarray:
@@ -236,6 +308,16 @@ def _as(a, dtype, name: str, ndim: int) -> np.ndarray:
     if a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {a.shape}")
     return np.ascontiguousarray(a, dtype=dtype)
+
+
+def check_ratings_csr(indptr, indices, n_cols: int) -> None:
+    """Raise ValueError unless ``indptr`` never falls and every column index lies in 0..n_cols-1."""
+    indptr = np.asarray(indptr)
+    indices = np.asarray(indices)
+    if len(indptr) and np.any(indptr[1:] < indptr[:-1]):
+        raise ValueError(f"malformed CSR: indptr must rise from 0 to nnz={len(indices)}")
+    if len(indices) and (indices.min() < 0 or indices.max() >= n_cols):
+        raise ValueError(f"CSR column indices must lie in 0..{n_cols - 1}")
 
 
 def solve_rows(
@@ -256,6 +338,8 @@ def solve_rows(
     out_factors=None,
     out_bias=None,
     what: str = "row",
+    validate: bool = True,
+    out_residual=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One ALS half-step: solve every row of a CSR for [bias, factors] with the other side fixed.
 
@@ -265,6 +349,14 @@ def solve_rows(
     every prediction of row r (the genre part when solving movies). ``out_factors`` (n_rows, k)
     float32 and ``out_bias`` (n_rows,) float32 are overwritten in place when given (and are the CG
     warm start); new zero arrays otherwise. Returns ``(out_factors, out_bias)``.
+
+    ``out_residual`` (n_rows, k) float32, cg only: receives each row's ``sum_j e_j fixed[c_j]``
+    with the solved row's residuals ``e_j`` (target - bias - fixed[c_j] . factors), from the
+    gathered buffer the solve already holds: the genre step's right-hand side without another
+    pass over the ratings.
+
+    ``validate=False`` skips the O(nnz) checks of the CSR (rising ``indptr``, column indices in
+    range): for a fit loop that validated the same matrix once with ``check_ratings_csr``.
 
     Raises ``SolveError`` naming the first ``what`` (e.g. "user") whose solve failed.
     """
@@ -283,12 +375,12 @@ def solve_rows(
     fbias = _as(fixed_bias, np.float32, "fixed_bias", 1)
     n_rows, (n_cols, k) = len(indptr) - 1, fixed.shape
     nnz = len(indices)
-    if n_rows < 0 or indptr[0] != 0 or indptr[-1] != nnz or len(values) != nnz or np.any(np.diff(indptr) < 0):
+    if n_rows < 0 or indptr[0] != 0 or indptr[-1] != nnz or len(values) != nnz:
         raise ValueError(f"malformed CSR: indptr must rise from 0 to nnz={nnz} and values must have nnz entries")
     if len(fbias) != n_cols:
         raise ValueError(f"fixed_bias has {len(fbias)} entries for {n_cols} fixed rows")
-    if nnz and (indices.min() < 0 or indices.max() >= n_cols):
-        raise ValueError(f"CSR column indices must lie in 0..{n_cols - 1}")
+    if validate:
+        check_ratings_csr(indptr, indices, n_cols)
     if row_shift is None:
         shift = np.zeros((0, k), np.float32)
     else:
@@ -305,16 +397,26 @@ def solve_rows(
     status = np.zeros(n_rows, np.int8)
     if n_rows == 0:
         return out_factors, out_bias
-    # rows are dealt round-robin to a few blocks per thread (balances power-law row lengths); with
-    # cg each block owns one (longest row x k) float32 gather buffer
-    n_blocks = max(1, min(n_rows, _BLOCKS_PER_THREAD * numba.get_num_threads()))
-    max_row = int(np.max(np.diff(indptr))) if SOLVERS[solver] == 1 else 0
-    work64 = np.zeros((n_blocks, k + 2, k + 1), np.float64)  # A (k+1 x k+1) and rhs per block
-    work32 = np.zeros((n_blocks, 5, k), np.float32)  # x, res, diag, p, ap per block
-    bufs = np.zeros((n_blocks, max_row, k), np.float32)  # cg: the row's gathered fixed factors
+    # rows are dealt round-robin to a few blocks per thread (balances power-law row lengths); the
+    # work buffers are per thread: cholesky gathers a row in chunks of _GATHER rows, cg gathers the
+    # whole row once (one longest-row x k float32 buffer per thread)
+    n_threads = numba.get_num_threads()
+    n_blocks = max(1, min(n_rows, _BLOCKS_PER_THREAD * n_threads))
+    cg = SOLVERS[solver] == 1
+    max_row = int(np.max(indptr[1:] - indptr[:-1])) if cg else 0
+    work64 = np.empty((n_threads, k + 2, k + 1) if not cg else (n_threads, 0, 0), np.float64)  # A and rhs
+    gather64 = np.empty((n_threads, 0 if cg else _GATHER, k + 1), np.float64)  # cholesky: rows [1, y_c]
+    work32 = np.empty((n_threads, 5, k), np.float32)  # cg: x, res, diag, p, ap
+    bufs = np.empty((n_threads, max_row, k), np.float32)  # cg: the row's gathered fixed factors
+    tbufs = np.empty((n_threads, max_row), np.float32)  # cg: the row's targets
+    if out_residual is None:
+        out_residual = np.zeros((0, k), np.float32)
+    elif not cg or out_residual.shape != (n_rows, k) or out_residual.dtype != np.float32 \
+            or not out_residual.flags.c_contiguous:
+        raise ValueError(f"out_residual needs solver='cg' and a C-contiguous float32 array of shape {(n_rows, k)}")
     _half_step(indptr, indices, values, fixed, fbias, float(mu), shift, float(reg), float(reg_bias),
-               bool(weighted), float(reg_exponent), SOLVERS[solver], int(cg_steps), work64, work32, bufs,
-               out_factors, out_bias, status)
+               bool(weighted), float(reg_exponent), SOLVERS[solver], int(cg_steps), n_blocks, work64, gather64,
+               work32, bufs, tbufs, out_factors, out_bias, out_residual, status)
     bad = np.flatnonzero(status)
     if len(bad):
         why = "is not positive definite" if status[bad[0]] == NOT_POSITIVE_DEFINITE else "gave NaN or inf"

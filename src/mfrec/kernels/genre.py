@@ -8,8 +8,8 @@ equations are
 
 where n_us is how many of user u's ratings fall on movies of set s. So the per-rating work of
 S is compressed to one weighted row per distinct (user, genre set) pair: the pairs are found once
-per fit (``genre_index``), and each epoch forms S_s from them with BLAS (float32 blocks, float64
-across blocks, one reused gather buffer) and the right-hand side in one parallel pass over the
+per fit (``genre_index``), and each epoch forms S_s from them in parallel over sets (the vectorised
+``gram_upper``: float32 within blocks of 1024 rows, float64 across blocks) and the right-hand side in one parallel pass over the
 user-CSR (fixed chunks, so the sums do not depend on the thread count). No array as large as the
 ratings is allocated per epoch. The (n_genres k)^2 system is then factored exactly.
 """
@@ -25,7 +25,6 @@ from mfrec.kernels._config import FASTMATH
 from mfrec.kernels.als import SolveError
 
 _N_CHUNKS = 256  # fixed work split of the right-hand-side pass: the sum order never depends on threads
-_BLOCK = 1 << 13  # gathered (user, set) rows per BLAS call
 
 
 class GenreIndex(NamedTuple):
@@ -42,7 +41,7 @@ class GenreIndex(NamedTuple):
     set_genres: np.ndarray
     movie_set: np.ndarray
     pair_indptr: np.ndarray
-    pair_users: np.ndarray
+    pair_sets: np.ndarray
     pair_counts: np.ndarray
     genre_ratings: np.ndarray
 
@@ -65,51 +64,51 @@ def genre_sets(genre_indptr, genre_indices) -> tuple[list[tuple[int, ...]], np.n
 
 
 @njit(cache=True, parallel=True)
-def _set_users(movie_indptr, movie_users, set_movie_indptr, set_movies, n_users, pair_indptr, out_users,
-               out_counts, n_per_set):
-    """Distinct users of each set's movies (first-touch order) and their rating counts.
+def _user_sets(indptr, indices, movie_set, n_sets, n_chunks, pair_indptr, out_sets, out_counts, n_per_user):
+    """Each user's distinct genre sets (first-touch order) and how many of the set's movies they rated.
 
-    Counting pass when ``out_users`` is empty (fills ``n_per_set``), else the filling pass."""
-    n_sets = set_movie_indptr.shape[0] - 1
-    fill = out_users.shape[0] > 0
-    n_chunks = min(n_sets, 64)
+    Counting pass when ``out_sets`` is empty (fills ``n_per_user``), else the filling pass."""
+    n_users = indptr.shape[0] - 1
+    fill = out_sets.shape[0] > 0
     for c in prange(n_chunks):
-        mark = np.full(n_users, -1, np.int64)
-        slot = np.zeros(n_users, np.int64)
-        for s in range(c, n_sets, n_chunks):
+        slot = np.full(n_sets, -1, np.int64)
+        touched = np.empty(n_sets, np.int64)
+        for u in range(c * n_users // n_chunks, (c + 1) * n_users // n_chunks):
             n = 0
-            base = pair_indptr[s] if fill else 0
-            for mm in range(set_movie_indptr[s], set_movie_indptr[s + 1]):
-                i = set_movies[mm]
-                for jj in range(movie_indptr[i], movie_indptr[i + 1]):
-                    u = movie_users[jj]
-                    if mark[u] != s:
-                        mark[u] = s
-                        slot[u] = n
-                        n += 1
-                        if fill:
-                            out_users[base + slot[u]] = u
-                            out_counts[base + slot[u]] = 0.0
+            base = pair_indptr[u] if fill else 0
+            for jj in range(indptr[u], indptr[u + 1]):
+                s = movie_set[indices[jj]]
+                if s < 0:
+                    continue
+                if slot[s] < 0:
+                    slot[s] = n
+                    touched[n] = s
                     if fill:
-                        out_counts[base + slot[u]] += 1.0
-            n_per_set[s] = n
+                        out_sets[base + n] = s
+                        out_counts[base + n] = 0.0
+                    n += 1
+                if fill:
+                    out_counts[base + slot[s]] += 1.0
+            for t in range(n):
+                slot[touched[t]] = -1
+            n_per_user[u] = n
 
 
-def genre_index(genre_indptr, genre_indices, n_genres: int, movie_csr) -> GenreIndex:
+def genre_index(genre_indptr, genre_indices, n_genres: int, user_csr) -> GenreIndex:
     """The per-fit index of the genre step: genre sets, each movie's set, and the (user, set) pairs.
 
-    ``genre_indptr``/``genre_indices``: each movie's genres (CSR over movies); ``movie_csr``:
-    ``(indptr, users, ratings)`` of the training ratings by movie.
+    ``genre_indptr``/``genre_indices``: each movie's genres (CSR over movies); ``user_csr``:
+    ``(indptr, movies, ratings)`` of the training ratings by user.
     """
     gp = np.ascontiguousarray(genre_indptr, np.int64)
     gi = np.ascontiguousarray(genre_indices, np.int32)
-    mp = np.ascontiguousarray(movie_csr[0], np.int64)
-    mu_ = np.ascontiguousarray(movie_csr[1], np.int32)
-    n_movies = len(mp) - 1
-    if len(gp) - 1 != n_movies:
-        raise ValueError(f"the genre CSR has {len(gp) - 1} movies, the movie CSR {n_movies}")
+    up = np.ascontiguousarray(user_csr[0], np.int64)
+    um = np.ascontiguousarray(user_csr[1], np.int32)
+    n_movies, n_users = len(gp) - 1, len(up) - 1
     if len(gi) and (gi.min() < 0 or gi.max() >= n_genres):
         raise ValueError(f"genre indices must lie in 0..{n_genres - 1}")
+    if len(um) and (um.min() < 0 or um.max() >= n_movies):
+        raise ValueError(f"the user CSR's movie indices must lie in 0..{n_movies - 1} (the genre CSR's movies)")
     sets, set_movie_indptr, set_movies = genre_sets(gp, gi)
     n_sets = len(sets)
     set_indptr = np.zeros(n_sets + 1, np.int64)
@@ -117,21 +116,19 @@ def genre_index(genre_indptr, genre_indices, n_genres: int, movie_csr) -> GenreI
     set_genres = np.array([g for s in sets for g in s], np.int32)
     movie_set = np.full(n_movies, -1, np.int32)
     movie_set[set_movies] = np.repeat(np.arange(n_sets, dtype=np.int32), np.diff(set_movie_indptr))
-    n_users = int(mu_.max()) + 1 if len(mu_) else 0
-    n_per_set = np.zeros(n_sets, np.int64)
-    pair_indptr = np.zeros(n_sets + 1, np.int64)
-    if n_sets:
-        _set_users(mp, mu_, set_movie_indptr, set_movies, n_users, pair_indptr, np.zeros(0, np.int32),
-                   np.zeros(0, np.float32), n_per_set)
-        pair_indptr[1:] = np.cumsum(n_per_set)
-    pair_users = np.empty(int(pair_indptr[-1]), np.int32)
+    n_chunks = max(1, min(_N_CHUNKS, n_users))
+    n_per_user = np.zeros(n_users, np.int64)
+    pair_indptr = np.zeros(n_users + 1, np.int64)
+    _user_sets(up, um, movie_set, n_sets, n_chunks, pair_indptr, np.zeros(0, np.int32), np.zeros(0, np.float32),
+               n_per_user)
+    pair_indptr[1:] = np.cumsum(n_per_user)
+    pair_sets = np.empty(int(pair_indptr[-1]), np.int32)
     pair_counts = np.empty(int(pair_indptr[-1]), np.float32)
-    if n_sets:
-        _set_users(mp, mu_, set_movie_indptr, set_movies, n_users, pair_indptr, pair_users, pair_counts, n_per_set)
-    counts = np.diff(mp).astype(np.float64)
+    _user_sets(up, um, movie_set, n_sets, n_chunks, pair_indptr, pair_sets, pair_counts, n_per_user)
+    per_set = np.bincount(pair_sets, weights=pair_counts, minlength=n_sets)
     genre_ratings = np.zeros(n_genres, np.float64)
-    np.add.at(genre_ratings, gi, np.repeat(counts, np.diff(gp)))
-    return GenreIndex(int(n_genres), set_indptr, set_genres, movie_set, pair_indptr, pair_users, pair_counts,
+    np.add.at(genre_ratings, set_genres, np.repeat(per_set, np.diff(set_indptr)))
+    return GenreIndex(int(n_genres), set_indptr, set_genres, movie_set, pair_indptr, pair_sets, pair_counts,
                       genre_ratings)
 
 
@@ -181,66 +178,157 @@ def _genre_rhs(indptr, indices, values, mu, user_bias, movie_bias, P, Q, movie_s
                     b[g] = 0.0
 
 
-@njit(cache=True)
-def _gather_weighted(P, users, counts, start, end, out):
-    for j in range(end - start):
-        w = np.float32(np.sqrt(counts[start + j]))
-        u = users[start + j]
-        for a in range(P.shape[1]):
-            out[j, a] = w * P[u, a]
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _genre_matvec(P, pair_indptr, pair_sets, pair_counts, set_indptr, set_genres, V, out):
+    """out[c] = chunk c's share of (sum_s w_s^2 (1_s 1_s^T) (x) S_s) vec(V), one user at a time:
+    a_g = p_u . v_g, b_g = sum_{s ni g} n_us / |s| sum_{g' in s} a_g', then out_g += b_g p_u."""
+    n_users = pair_indptr.shape[0] - 1
+    k = P.shape[1]
+    n_chunks = out.shape[0]
+    n_genres = out.shape[1]
+    for c in prange(n_chunks):
+        acc = out[c]
+        acc[:, :] = 0.0
+        av = np.empty(n_genres, np.float64)
+        b = np.zeros(n_genres, np.float64)
+        for u in range(c * n_users // n_chunks, (c + 1) * n_users // n_chunks):
+            if pair_indptr[u + 1] == pair_indptr[u]:
+                continue
+            for g in range(n_genres):
+                d = 0.0
+                for a in range(k):
+                    d += P[u, a] * V[g, a]
+                av[g] = d
+            for pp in range(pair_indptr[u], pair_indptr[u + 1]):
+                s = pair_sets[pp]
+                d = 0.0
+                for gg in range(set_indptr[s], set_indptr[s + 1]):
+                    d += av[set_genres[gg]]
+                d *= pair_counts[pp] / np.float64(set_indptr[s + 1] - set_indptr[s])
+                for gg in range(set_indptr[s], set_indptr[s + 1]):
+                    b[set_genres[gg]] += d
+            for g in range(n_genres):
+                if b[g] != 0.0:
+                    bg = b[g]
+                    for a in range(k):
+                        acc[g, a] += bg * P[u, a]
+                    b[g] = 0.0
+
+
+@njit(cache=True, parallel=True)
+def _genre_diag(P, pair_indptr, pair_sets, pair_counts, set_indptr, set_genres, out):
+    """out[c] = chunk c's share of diag(M): sum_u c_ug p_u^2 with c_ug = sum_{s ni g} n_us / |s|."""
+    n_users = pair_indptr.shape[0] - 1
+    k = P.shape[1]
+    n_chunks = out.shape[0]
+    n_genres = out.shape[1]
+    for c in prange(n_chunks):
+        acc = out[c]
+        acc[:, :] = 0.0
+        b = np.zeros(n_genres, np.float64)
+        for u in range(c * n_users // n_chunks, (c + 1) * n_users // n_chunks):
+            for pp in range(pair_indptr[u], pair_indptr[u + 1]):
+                s = pair_sets[pp]
+                d = pair_counts[pp] / np.float64(set_indptr[s + 1] - set_indptr[s])
+                for gg in range(set_indptr[s], set_indptr[s + 1]):
+                    b[set_genres[gg]] += d
+            for g in range(n_genres):
+                if b[g] != 0.0:
+                    bg = b[g]
+                    for a in range(k):
+                        acc[g, a] += bg * np.float64(P[u, a]) * P[u, a]
+                    b[g] = 0.0
 
 
 def solve_genre_factors(index: GenreIndex, user_csr, mu: float, user_bias, movie_bias, user_factors, movie_factors,
-                        *, reg: float, weighted: bool = True, reg_exponent: float = 1.0) -> np.ndarray:
-    """The genre factors y (n_genres, k) with everything else fixed: an exact ridge solve of size n_genres*k.
+                        *, reg: float, weighted: bool = True, reg_exponent: float = 1.0, y0=None, tol: float = 1e-7,
+                        movie_residual=None, stats: dict | None = None) -> np.ndarray:
+    """The genre factors y (n_genres, k) with everything else fixed: the ridge solve of size n_genres*k.
 
     ``user_csr`` is ``(indptr, movies, ratings)`` of the training ratings by user; ``index`` comes
     from ``genre_index`` on the same ratings. With weighted-lambda, y_g's penalty is ``reg`` times
     (the number of ratings of movies with genre g) ** ``reg_exponent``; else ``reg``.
-    """
-    import scipy.linalg
 
+    Solved by Jacobi-preconditioned conjugate gradient in float64, warm-started from ``y0`` (the
+    previous epoch's y; zeros without it), to a residual below ``tol`` times the right-hand side's
+    (at most n_genres*k iterations, where CG is exact in exact arithmetic). Each iteration is one
+    pass over the (user, genre set) pairs, O(n_users n_genres k), never forming the system.
+    ``movie_residual`` (n_movies, k), optional: each movie's ``sum_u e_ui p_u`` with the residuals
+    of the full model whose genre factors are ``y0`` (``solve_rows(..., out_residual=)`` of the
+    movie half-step computes it from the rows it already gathered); then the initial residual of
+    the system is assembled from it and the pass over the ratings is skipped.
+    ``stats``, when given, receives ``cg_iterations`` and ``relative_residual``.
+    """
     P = np.ascontiguousarray(user_factors, np.float32)
     Q = np.ascontiguousarray(movie_factors, np.float32)
     k = P.shape[1]
     n_g = index.n_genres
     indptr = np.ascontiguousarray(user_csr[0], np.int64)
-    if len(indptr) - 1 != len(P) or len(index.movie_set) != len(Q):
-        raise ValueError(f"the user CSR has {len(indptr) - 1} users for {len(P)} user factors and the index "
-                         f"{len(index.movie_set)} movies for {len(Q)} movie factors")
+    if len(indptr) - 1 != len(P) or len(index.pair_indptr) != len(indptr) or len(index.movie_set) != len(Q):
+        raise ValueError(f"the user CSR has {len(indptr) - 1} users for {len(P)} user factors (index: "
+                         f"{len(index.pair_indptr) - 1}) and the index {len(index.movie_set)} movies for {len(Q)} "
+                         "movie factors")
     n_sets = len(index.set_indptr) - 1
-    # right-hand side: one pass over the ratings, in fixed chunks
     n_chunks = max(1, min(_N_CHUNKS, len(P)))
     parts = np.zeros((n_chunks, n_g, k), np.float64)
-    if n_sets and len(P):
-        _genre_rhs(indptr, np.ascontiguousarray(user_csr[1], np.int32), np.ascontiguousarray(user_csr[2], np.float32),
-                   float(mu), np.ascontiguousarray(user_bias, np.float32), np.ascontiguousarray(movie_bias, np.float32),
-                   P, Q, index.movie_set, index.set_indptr, index.set_genres, parts)
-    rhs = parts.sum(axis=0).reshape(-1)
-    # S_s from the weighted (user, set) rows by BLAS, assembled straight into M
-    M = np.zeros((n_g * k, n_g * k), np.float64)
-    buf = np.empty((min(_BLOCK, max(1, len(index.pair_users))), k), np.float32)
-    for s in range(n_sets):
-        gs = index.set_genres[index.set_indptr[s]:index.set_indptr[s + 1]]
-        p0, p1 = int(index.pair_indptr[s]), int(index.pair_indptr[s + 1])
-        if p1 == p0:
-            continue
-        S = np.zeros((k, k), np.float64)
-        for c0 in range(p0, p1, len(buf)):
-            c1 = min(c0 + len(buf), p1)
-            X = buf[:c1 - c0]
-            _gather_weighted(P, index.pair_users, index.pair_counts, c0, c1, X)
-            S += X.T @ X  # float32 BLAS within a block, float64 across blocks
-        S /= len(gs)
-        for g in gs:
-            for g2 in gs:
-                M[g * k:(g + 1) * k, g2 * k:(g2 + 1) * k] += S
+    if movie_residual is None:  # right-hand side by one pass over the ratings, in fixed chunks
+        if n_sets and len(P):
+            _genre_rhs(indptr, np.ascontiguousarray(user_csr[1], np.int32),
+                       np.ascontiguousarray(user_csr[2], np.float32), float(mu),
+                       np.ascontiguousarray(user_bias, np.float32), np.ascontiguousarray(movie_bias, np.float32),
+                       P, Q, index.movie_set, index.set_indptr, index.set_genres, parts)
+        rhs = parts.sum(axis=0).reshape(-1)
+    else:  # the residual at y0, from the movies' residual sums
+        R = np.asarray(movie_residual, np.float64)
+        if R.shape != Q.shape:
+            raise ValueError(f"movie_residual must have shape {Q.shape}, got {R.shape}")
+        if y0 is None:
+            raise ValueError("movie_residual is the residual at y0: pass y0 too")
+        has = index.movie_set >= 0
+        per_set = np.zeros((n_sets, k), np.float64)
+        np.add.at(per_set, index.movie_set[has], R[has])
+        r_start = np.zeros((n_g, k), np.float64)
+        for s in range(n_sets):
+            gs = index.set_genres[index.set_indptr[s]:index.set_indptr[s + 1]]
+            r_start[gs] += per_set[s] / np.sqrt(len(gs))
+        r_start = r_start.reshape(-1)
     lam = reg * np.maximum(index.genre_ratings, 1.0) ** reg_exponent if weighted else np.full(n_g, reg)
-    M[np.diag_indices_from(M)] += np.repeat(lam, k)
-    try:
-        y = scipy.linalg.solve(M, rhs, assume_a="pos")
-    except (np.linalg.LinAlgError, ValueError) as e:
-        raise SolveError(f"the genre-factor system could not be solved ({e}); raise --reg") from None
+    lam = np.repeat(lam, k)
+    args = (P, index.pair_indptr, index.pair_sets, index.pair_counts, index.set_indptr, index.set_genres)
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        _genre_matvec(*args, v.reshape(n_g, k), parts)
+        return parts.sum(axis=0).reshape(-1) + lam * v
+
+    _genre_diag(*args, parts)
+    diag = parts.sum(axis=0).reshape(-1) + lam
+    y = np.zeros(n_g * k) if y0 is None else np.asarray(y0, np.float64).reshape(-1).copy()
+    if len(y) != n_g * k:
+        raise ValueError(f"y0 must have shape {(n_g, k)}")
+    if movie_residual is None:
+        r = rhs - matvec(y) if np.any(y) else rhs.copy()
+    else:  # h - M y0 from the residual sums, less the penalty's share
+        r = r_start - lam * y
+        rhs = r + matvec(y) if np.any(y) else r  # only for the stopping rule's scale
+    goal = tol * max(np.linalg.norm(rhs), 1e-300)
+    z = r / diag
+    p = z.copy()
+    rz = r @ z
+    it = 0
+    while np.linalg.norm(r) > goal and it < n_g * k:
+        ap = matvec(p)
+        pap = p @ ap
+        if not (pap > 0):
+            raise SolveError("the genre-factor system is not positive definite or gave NaN/inf; raise --reg")
+        alpha = rz / pap
+        y += alpha * p
+        r -= alpha * ap
+        z = r / diag
+        rz, rz_old = r @ z, rz
+        p = z + (rz / rz_old) * p
+        it += 1
     if not np.all(np.isfinite(y)):
         raise SolveError("the genre-factor solve gave NaN or inf; raise --reg")
+    if stats is not None:
+        stats.update(cg_iterations=it, relative_residual=float(np.linalg.norm(r) / max(np.linalg.norm(rhs), 1e-300)))
     return y.reshape(n_g, k).astype(np.float32)

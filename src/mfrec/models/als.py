@@ -93,7 +93,7 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
     the only randomness is the initial factors, drawn from ``numpy.random.default_rng(seed)``,
     and every row's solve is independent of thread scheduling.
     """
-    from mfrec.kernels.als import genre_part, solve_rows
+    from mfrec.kernels.als import check_ratings_csr, genre_part, solve_rows
     from mfrec.kernels.genre import genre_index, solve_genre_factors
     from mfrec.kernels.predict import error_sums
 
@@ -122,8 +122,12 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
         Y = np.zeros((n_genres if genre else 0, k), np.float32)
         G = np.zeros((nm, k), np.float32)  # genre part per movie
         ucsr, mcsr = dataset.train_by_user, dataset.train_by_movie
+        check_ratings_csr(ucsr.indptr, ucsr.indices, nm)  # once per fit; the half-steps skip it
+        check_ratings_csr(mcsr.indptr, mcsr.indices, nu)
         if genre:  # the (user, genre set) pairs, once per fit
-            gindex = genre_index(gcsr.indptr, gcsr.indices, n_genres, (mcsr.indptr, mcsr.indices, mcsr.values))
+            gindex = genre_index(gcsr.indptr, gcsr.indices, n_genres, (ucsr.indptr, ucsr.indices, ucsr.values))
+        # with cg the movie half-step also hands the genre step its residual sums (no extra pass)
+        R = np.empty((nm, k), np.float32) if genre and config.solver == "cg" else None
         meta = {
             "dataset": dataset.name,
             "data_path": str(Path(dataset.path).resolve()),
@@ -151,13 +155,13 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
             t0 = time.perf_counter()
             Qeff = Q + G if genre else Q
             solve_rows(ucsr.indptr, ucsr.indices, ucsr.values, Qeff, bi, mu, out_factors=P, out_bias=bu,
-                       what="user", **common)
+                       what="user", validate=False, **common)
             solve_rows(mcsr.indptr, mcsr.indices, mcsr.values, P, bu, mu, out_factors=Q, out_bias=bi,
-                       row_shift=G if genre else None, what="movie", **common)
+                       row_shift=G if genre else None, what="movie", validate=False, out_residual=R, **common)
             if genre:
                 Y = solve_genre_factors(gindex, (ucsr.indptr, ucsr.indices, ucsr.values), mu, bu, bi, P, Q,
                                         reg=config.reg_genre, weighted=config.weighted_reg,
-                                        reg_exponent=config.reg_exponent)
+                                        reg_exponent=config.reg_exponent, y0=Y, movie_residual=R)
                 G = genre_part(gcsr.indptr, gcsr.indices, Y)
             seconds = time.perf_counter() - t0
             epoch_seconds.append(seconds)
