@@ -7,6 +7,16 @@ memory-mapped arrays). Writes ``benchmarks/results/als_epoch.json``.
     .venv/bin/python Data_processing.py --shape ml-25m --name synth-25m
     .venv/bin/python Data_processing.py --shape ml-1m --name synth-1m
     .venv/bin/python benchmarks/als_epoch.py --data synth-25m --k 16 32 64 128 --solvers cg cholesky
+
+``--models mf mf-genre implicit-cg`` instead times whole epochs of the models side by side in one
+process, on the same matrix, round robin (one epoch of each, then the next round), and writes the
+per-round ratios to mf under ``"models"`` in the JSON:
+
+    .venv/bin/python benchmarks/als_epoch.py --data synth-25m --k 64 --models mf mf-genre implicit-cg --epochs 5
+
+``implicit-cg`` is implicit's CPU ``AlternatingLeastSquares`` (conjugate gradient, its default 3 steps, the
+ratings as confidences; ``pip install implicit``, for the benchmark only). A model is one entry of
+``MODEL_EPOCH``: a function (dataset, k) -> a callable that runs one epoch.
 """
 
 from __future__ import annotations
@@ -73,6 +83,93 @@ def bench(ds, k: int, solver: str, cg_steps: int, epochs: int, seed: int = 0) ->
     }
 
 
+def _mf_epoch(ds, k: int, genre: bool):
+    """One epoch of mf / mf-genre exactly as ``mfrec.models.als.fit`` runs it (cg, 3 steps)."""
+    from mfrec.kernels.als import check_ratings_csr, genre_part, solve_rows
+    from mfrec.kernels.genre import genre_index, solve_genre_factors
+
+    rng = np.random.default_rng(0)
+    P = (rng.standard_normal((ds.n_users, k)) * 0.1).astype(np.float32)
+    Q = (rng.standard_normal((ds.n_movies, k)) * 0.1).astype(np.float32)
+    bu, bi = np.zeros(ds.n_users, np.float32), np.zeros(ds.n_movies, np.float32)
+    mu = float(np.mean(ds.train.rating, dtype=np.float64))
+    u, m, gc = ds.train_by_user, ds.train_by_movie, ds.movie_genres
+    check_ratings_csr(u.indptr, u.indices, ds.n_movies)
+    check_ratings_csr(m.indptr, m.indices, ds.n_users)
+    common = dict(reg=0.08, reg_bias=10.0, weighted=True, solver="cg", cg_steps=3, validate=False)
+    n_g = len(ds.genres)
+    st = {"Y": np.zeros((n_g, k), np.float32), "G": np.zeros((ds.n_movies, k), np.float32)}
+    if genre:
+        index = genre_index(gc.indptr, gc.indices, n_g, (u.indptr, u.indices, u.values))
+        R = np.empty((ds.n_movies, k), np.float32)
+
+    def epoch() -> dict:
+        G = st["G"]
+        solve_rows(u.indptr, u.indices, u.values, Q + G if genre else Q, bi, mu, out_factors=P, out_bias=bu,
+                   what="user", **common)
+        solve_rows(m.indptr, m.indices, m.values, P, bu, mu, out_factors=Q, out_bias=bi, what="movie",
+                   row_shift=G if genre else None, out_residual=R if genre else None, **common)
+        info: dict = {}
+        if genre:
+            st["Y"] = solve_genre_factors(index, (u.indptr, u.indices, u.values), mu, bu, bi, P, Q, reg=0.08,
+                                          y0=st["Y"], movie_residual=R, stats=info)
+            st["G"] = genre_part(gc.indptr, gc.indices, st["Y"])
+        return info
+
+    return epoch
+
+
+def _implicit_cg_epoch(ds, k: int):
+    """One iteration of implicit's CPU ALS with conjugate gradient on the same ratings (as confidences)."""
+    import scipy.sparse
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    u = ds.train_by_user
+    X = scipy.sparse.csr_matrix((np.array(u.values, np.float32), np.array(u.indices), np.array(u.indptr)),
+                                shape=(ds.n_users, ds.n_movies))
+    model = AlternatingLeastSquares(factors=k, iterations=1, use_cg=True, calculate_training_loss=False,
+                                    random_state=0)
+
+    def epoch() -> dict:
+        # a fit of one iteration: the iteration plus implicit's random initialisation (n x k, negligible)
+        with threadpool_limits(1, "blas"):  # implicit's own advice: its threads, single-threaded BLAS
+            model.fit(X, show_progress=False)
+        return {}
+
+    return epoch
+
+
+MODEL_EPOCH = {
+    "mf": lambda ds, k: _mf_epoch(ds, k, genre=False),
+    "mf-genre": lambda ds, k: _mf_epoch(ds, k, genre=True),
+    "implicit-cg": _implicit_cg_epoch,
+}
+
+
+def bench_models(ds, k: int, models: list[str], epochs: int) -> dict:
+    """Seconds per epoch of each model, round robin in one process; ratios to mf per round, medians."""
+    runs = {name: MODEL_EPOCH[name](ds, k) for name in models}
+    for run in runs.values():  # warm-up: JIT compile, page faults, implicit's first fit
+        run()
+    seconds: dict[str, list[float]] = {name: [] for name in models}
+    extra: dict[str, list[dict]] = {name: [] for name in models}
+    load = []
+    for _ in range(epochs):
+        for name, run in runs.items():
+            t0 = time.perf_counter()
+            info = run()
+            seconds[name].append(time.perf_counter() - t0)
+            extra[name].append(info)
+        load.append(loadavg())
+    out = {"k": k, "epochs_timed": epochs, "seconds": seconds, "median_seconds": {
+        n: statistics.median(v) for n, v in seconds.items()}, "info": extra, "loadavg_per_round": load}
+    if "mf" in seconds:
+        out["median_ratio_to_mf"] = {n: statistics.median(a / b for a, b in zip(v, seconds["mf"]))
+                                     for n, v in seconds.items() if n != "mf"}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", default=["synth-25m"], help="prepared datasets (names or paths)")
@@ -80,6 +177,8 @@ def main() -> None:
     ap.add_argument("--solvers", nargs="+", default=["cg", "cholesky"])
     ap.add_argument("--cg-steps", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs per setting (after one warm-up)")
+    ap.add_argument("--models", nargs="+", choices=sorted(MODEL_EPOCH),
+                    help="time these models' whole epochs side by side instead of the half-step solvers")
     ap.add_argument("--cholesky-max-k", type=int, default=64, help="skip Cholesky above this k on >5M ratings")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "als_epoch.json"))
     args = ap.parse_args()
@@ -97,6 +196,20 @@ def main() -> None:
     }
     for name in args.data:
         ds = mfrec.data.load(name)
+        if args.models:
+            results.setdefault("models", [])
+            for k in args.k:
+                before = loadavg()
+                r = bench_models(ds, k, args.models, args.epochs)
+                r.update(dataset=ds.name, n_users=ds.n_users, n_movies=ds.n_movies, n_train=len(ds.train),
+                         loadavg_before=before, when=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                results["models"] = [x for x in results["models"] if not (x["dataset"] == ds.name and x["k"] == k)]
+                results["models"].append(r)
+                print(f"{ds.name} k={k}: " + ", ".join(f"{n} {v:.2f} s" for n, v in r["median_seconds"].items())
+                      + f"; ratio to mf {r.get('median_ratio_to_mf')} load {before}", flush=True)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(results, indent=2) + "\n")
+            continue
         for k in args.k:
             for solver in args.solvers:
                 if solver == "cholesky" and len(ds.train) > 5_000_000 and k > args.cholesky_max_k:

@@ -9,7 +9,7 @@ from naive import naive_genre_factors, naive_normal_equations, naive_predict, na
 
 from mfrec.kernels.als import SolveError, genre_part, solve_rows
 from mfrec.kernels.genre import genre_index, genre_sets, solve_genre_factors
-from mfrec.kernels.predict import error_sums, predict
+from mfrec.kernels.predict import error_sums, error_sums_csr, predict
 
 pytestmark = pytest.mark.nojit
 
@@ -244,6 +244,14 @@ def test_predict_and_error_sums_match_naive(k):
         e = naive_predict(users, movies, np.float32(3.2), bu, bi, P, Q, scale) - ratings
         assert sq == pytest.approx(np.sum(e * e), rel=1e-5)
         assert ab == pytest.approx(np.sum(np.abs(e)), rel=1e-5)
+        # the same ratings as a user-CSR (users 1 and 4 rated nothing)
+        keep = (users != 1) & (users != 4)
+        order = np.argsort(users[keep], kind="stable")
+        indptr = np.zeros(nu + 1, np.int64)
+        indptr[1:] = np.cumsum(np.bincount(users[keep], minlength=nu))
+        sq_c, ab_c = error_sums_csr(indptr, movies[keep][order], ratings[keep][order], 3.2, bu, bi, P, Q, scale)
+        assert sq_c == pytest.approx(np.sum(e[keep] ** 2), rel=1e-5)
+        assert ab_c == pytest.approx(np.sum(np.abs(e[keep])), rel=1e-5)
     assert error_sums(users[:0], movies[:0], ratings[:0], 3.2, bu, bi, P, Q) == (0.0, 0.0)
     with pytest.raises(ValueError, match="user indices"):
         predict(users + nu, movies, 3.2, bu, bi, P, Q)

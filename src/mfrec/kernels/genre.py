@@ -309,7 +309,7 @@ def solve_genre_factors(index: GenreIndex, user_csr, mu: float, user_bias, movie
         r = rhs - matvec(y) if np.any(y) else rhs.copy()
     else:  # h - M y0 from the residual sums, less the penalty's share
         r = r_start - lam * y
-        rhs = r + matvec(y) if np.any(y) else r  # only for the stopping rule's scale
+        rhs = r + matvec(y) if np.any(y) else r.copy()  # only for the stopping rule's scale
     goal = tol * max(np.linalg.norm(rhs), 1e-300)
     z = r / diag
     p = z.copy()

@@ -88,3 +88,42 @@ def error_sums(users, movies, ratings, mu, user_bias, movie_bias, user_factors, 
     sq, ab = _error_sums(users, movies, ratings, float(mu), user_bias, movie_bias, user_factors, movie_factors,
                          np.float32(lo), np.float32(hi), scale is not None)
     return float(sq), float(ab)
+
+
+@njit(cache=True, parallel=True)
+def _error_sums_csr(indptr, indices, ratings, mu, user_bias, movie_bias, user_factors, movie_factors, lo, hi, clip):
+    n = indptr.shape[0] - 1
+    n_chunks = max(1, min(n, _N_CHUNKS))
+    sq = np.zeros(n_chunks, np.float64)
+    ab = np.zeros(n_chunks, np.float64)
+    mu32 = np.float32(mu)
+    for c in prange(n_chunks):
+        s2 = 0.0
+        s1 = 0.0
+        for u in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            for j in range(indptr[u], indptr[u + 1]):
+                v = _one(u, indices[j], mu32, user_bias, movie_bias, user_factors, movie_factors)
+                if clip:
+                    v = min(max(v, lo), hi)
+                e = np.float64(v) - ratings[j]
+                s2 += e * e
+                s1 += abs(e)
+        sq[c] = s2
+        ab[c] = s1
+    return sq.sum(), ab.sum()
+
+
+def error_sums_csr(indptr, indices, ratings, mu, user_bias, movie_bias, user_factors, movie_factors, scale=None):
+    """``error_sums`` over a user-CSR of ratings (row = user, indices = movies): a fit loop's training
+    error from the matrix it already holds, without touching the split's own arrays."""
+    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+    indices = np.ascontiguousarray(indices, dtype=np.int32)
+    ratings = np.ascontiguousarray(ratings, dtype=np.float32)
+    if len(indptr) != len(user_bias) + 1 or len(ratings) != len(indices) or (len(indptr) and indptr[-1] != len(indices)):
+        raise ValueError(f"the CSR needs {len(user_bias) + 1} indptr entries ending at its {len(indices)} ratings")
+    if len(indices) == 0:
+        return 0.0, 0.0
+    lo, hi = scale if scale is not None else (0.0, 0.0)
+    sq, ab = _error_sums_csr(indptr, indices, ratings, float(mu), user_bias, movie_bias, user_factors, movie_factors,
+                             np.float32(lo), np.float32(hi), scale is not None)
+    return float(sq), float(ab)

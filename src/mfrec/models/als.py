@@ -95,7 +95,7 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
     """
     from mfrec.kernels.als import check_ratings_csr, genre_part, solve_rows
     from mfrec.kernels.genre import genre_index, solve_genre_factors
-    from mfrec.kernels.predict import error_sums
+    from mfrec.kernels.predict import error_sums, error_sums_csr
 
     say = log or (lambda _m: None)
     config = config.validate()
@@ -111,7 +111,8 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
         train, val, test = dataset.train, dataset.val, dataset.test
         if len(train) == 0:
             raise ModelError(f"dataset {dataset.name} has no training ratings")
-        mu = float(np.mean(train.rating, dtype=np.float64))
+        # the training ratings are read through the CSRs only (the split's own arrays stay untouched)
+        mu = float(np.mean(dataset.train_by_user.values, dtype=np.float64))
         rng = np.random.default_rng(config.seed)
         P = (rng.standard_normal((nu, k)) * config.init_std).astype(np.float32)
         Q = (rng.standard_normal((nm, k)) * config.init_std).astype(np.float32)
@@ -143,7 +144,11 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
         def rmse(split, effective) -> float | None:
             if split is None or len(split) == 0:
                 return None
-            sq, _ = error_sums(split.user, split.movie, split.rating, np.float32(mu), bu, bi, P, effective, scale)
+            if split is train:
+                sq, _ = error_sums_csr(ucsr.indptr, ucsr.indices, ucsr.values, np.float32(mu), bu, bi, P, effective,
+                                       scale)
+            else:
+                sq, _ = error_sums(split.user, split.movie, split.rating, np.float32(mu), bu, bi, P, effective, scale)
             return float(np.sqrt(sq / len(split)))
 
         history: list[EpochReport] = []
