@@ -1,7 +1,8 @@
 """Pure Numba kernels: arrays in, arrays out, no Python objects and no I/O.
 
 - ``als.solve_rows``: the one ALS half-step (users, movies, or a new user's fold-in).
-- ``als.solve_genre_factors``: the joint least-squares solve for the genre factors.
+- ``genre.genre_index`` / ``genre.solve_genre_factors``: the (user, genre set) pairs of a fit and
+  the joint least-squares solve for the genre factors (warm-started conjugate gradient).
 - ``predict.predict`` / ``predict.error_sums``: predictions and fused RMSE/MAE sums.
 - ``topk.topk_rows`` / ``topk.score_one``: the one top-k selection (ties to the lower index) and
   one user's scores on the calling thread.

@@ -404,7 +404,7 @@ def solve_rows(
     n_blocks = max(1, min(n_rows, _BLOCKS_PER_THREAD * n_threads))
     cg = SOLVERS[solver] == 1
     max_row = int(np.max(indptr[1:] - indptr[:-1])) if cg else 0
-    work64 = np.empty((n_threads, k + 2, k + 1) if not cg else (n_threads, 0, 0), np.float64)  # A and rhs
+    work64 = np.empty((n_threads, k + 2, k + 1), np.float64)  # cholesky: A and rhs
     gather64 = np.empty((n_threads, 0 if cg else _GATHER, k + 1), np.float64)  # cholesky: rows [1, y_c]
     work32 = np.empty((n_threads, 5, k), np.float32)  # cg: x, res, diag, p, ap
     bufs = np.empty((n_threads, max_row, k), np.float32)  # cg: the row's gathered fixed factors
