@@ -81,11 +81,13 @@ def test_mf_genre_trains_and_uses_genres(known_dataset):
     assert not np.array_equal(model.effective_movie_factors, model.movie_factors)
 
 
-def test_deterministic_with_seed_and_threads(small_dataset):
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_deterministic_with_seed_and_threads(small_dataset, solver):
     import numba
 
-    a = mfrec.train(small_dataset, {"model": "mf-genre", "factors": 4, "epochs": 3, "seed": 1})
-    b = mfrec.train(small_dataset, {"model": "mf-genre", "factors": 4, "epochs": 3, "seed": 1, "threads": 1})
+    a = mfrec.train(small_dataset, {"model": "mf-genre", "factors": 4, "epochs": 3, "seed": 1, "solver": solver})
+    b = mfrec.train(small_dataset, {"model": "mf-genre", "factors": 4, "epochs": 3, "seed": 1, "threads": 1,
+                                    "solver": solver})
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # restored after the fit
     for key in ("user_factors", "movie_factors", "genre_factors", "user_bias", "movie_bias"):
         np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
