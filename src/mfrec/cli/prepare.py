@@ -29,7 +29,7 @@ SPLITS = ("random", "user-last", "time", "none", "u1", "u2", "u3", "u4", "u5", "
                    "time: a global --cutoff; u1..u5, ua, ub: ml-100k's canonical files; none: all train.")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True, help="Test share (random, time).")
 @click.option("--val-fraction", type=float, default=0.0, show_default=True,
-              help="Validation share (random, time), or with user-last a validation block as large as the test one.")
+              help="Validation share (random, time, and of the .base file for ml-100k u1..ub), or with user-last a validation block as large as the test one.")
 @click.option("--holdout", type=float, default=1.0, show_default=True,
               help="user-last: ratings per user held out (>= 1) or a fraction of each user's ratings (< 1).")
 @click.option("--cutoff", type=float, default=None, help="time: unix timestamp; ratings at or after it are test.")
