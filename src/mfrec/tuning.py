@@ -48,7 +48,6 @@ RATING_METRIC = "val_rmse"
 RANKING_METRIC = "val_ndcg@10"
 LOWER_IS_BETTER = ("rmse", "mae", "loss")
 ENGINES = ("local", "dask")
-DASK_HINT = 'pip install -e ".[dask]"'
 
 
 # -- what is searched ----------------------------------------------------------------------------
@@ -326,37 +325,12 @@ def _run_local(jobs, finished, n_workers: int) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def dask_client(workers: int | None = None, scheduler: str | None = None, threads_per_worker: int = 1):
-    """A ``distributed.Client``: connected to ``scheduler``, else to a new ``LocalCluster`` of
-    ``workers`` processes on 127.0.0.1. A missing Dask says how to install it."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise MfrecError(f"the Dask engine needs dask and distributed; install them with {DASK_HINT}") from None
-    if scheduler:
-        try:
-            return Client(scheduler, timeout="20s")
-        except OSError as e:
-            raise MfrecError(f"no Dask scheduler answers at {scheduler} ({e})") from None
-    cluster = LocalCluster(n_workers=int(workers or 1), threads_per_worker=threads_per_worker, processes=True,
-                           host="127.0.0.1", dashboard_address=None)
-    client = Client(cluster)
-    client._mfrec_owns_cluster = cluster  # closed with the client (see close_client)
-    return client
-
-
-def close_client(client) -> None:
-    """Close ``client``, and the LocalCluster it started, if it started one."""
-    cluster = getattr(client, "_mfrec_owns_cluster", None)
-    client.close()
-    if cluster is not None:
-        cluster.close()
-
-
 def _run_dask(jobs, finished, n_workers: int, scheduler: str | None) -> None:
-    from distributed import as_completed
+    from mfrec.models.dask_als import close_client, dask_client
 
     client = dask_client(n_workers, scheduler)
+    from distributed import as_completed
+
     try:
         futures = {client.submit(run_trial, *args, key=f"mfrec-{t.name}-{os.getpid()}", pure=False): t
                    for t, args in jobs}

@@ -50,13 +50,19 @@ DEFAULTS_HELP = (
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Neural models: any other option of the model, e.g. --set min_length=10 --set heads=2 "
                    "(an unknown key lists the model's options).")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="ALS models: train on this machine, or on a Dask cluster (needs pip install -e \".[dask]\").")
+@click.option("--workers", type=int, default=None, help="--engine dask: a LocalCluster of this many worker processes [2].")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT", help="--engine dask: an existing cluster's scheduler.")
+@click.option("--blocks", type=int, default=None, help="--engine dask: user and movie blocks per side [one per worker].")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="A JSON file of the model and its options (mfrec tune's best.json); options given here win.")
 @click.option("--quiet", is_flag=True, help="No progress bar; only the summary.")
 @VERIFY_OPTION
 @friendly_errors
 def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, weighted_reg, reg_exponent, solver, cg_steps, seed,
-          threads, patience, name, runs_root, device, lr, batch_size, settings, config_file, quiet, verify):
+          threads, patience, name, runs_root, device, lr, batch_size, settings, engine, workers, scheduler, blocks, config_file, quiet,
+          verify):
     """Train a model on a prepared dataset and write an experiment folder.
 
     \b
@@ -97,8 +103,25 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
         given = {key for key in options if _given(key)}
         options = {**options, **{k: v for k, v in file_options.items() if k not in given}}
     with ProgressBar(enabled=not quiet) as bar:
-        run, summary = train_run(dataset, model, options, runs_root=runs_root, name=name, callback=bar)
+        run, summary = train_run(dataset, model, options, runs_root=runs_root, name=name, callback=bar,
+                                 engine=engine_options(engine, workers, scheduler, blocks))
     _print_summary(summary, run)
+
+
+def engine_options(engine: str, workers, scheduler, blocks) -> dict | None:
+    """--engine and its options as train_run's ``engine``; Dask options without --engine dask are refused."""
+    from mfrec.errors import MfrecError
+
+    if scheduler:
+        engine = "dask"
+    if engine != "dask":
+        if workers or blocks:
+            raise MfrecError("--workers and --blocks go with --engine dask")
+        return None
+    if workers is not None and workers < 1 or blocks is not None and blocks < 1:
+        raise MfrecError("--workers and --blocks must be at least 1")
+    return {"engine": "dask", "workers": workers or (None if scheduler else 2), "scheduler": scheduler,
+            "blocks": blocks}
 
 
 def _given(param: str) -> bool:
