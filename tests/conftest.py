@@ -37,7 +37,7 @@ def dask_scheduler():
     from distributed import LocalCluster
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None)
+                           dashboard_address=":0")
     try:
         yield cluster.scheduler_address
     finally:

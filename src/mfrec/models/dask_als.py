@@ -204,7 +204,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, thread
         except OSError as e:
             raise ModelError(f"no Dask scheduler answers at {scheduler} ({e})") from None
     cluster = LocalCluster(n_workers=int(workers or 1), threads_per_worker=threads_per_worker, processes=True,
-                           host="127.0.0.1", dashboard_address=None)
+                           host="127.0.0.1", dashboard_address=":0")
     client = Client(cluster)
     client._mfrec_owns_cluster = cluster  # closed with the client (see close_client)
     return client
