@@ -166,3 +166,19 @@ def test_config_file_model_must_agree_with_model(bias_problem, tmp_path):
     out = CliRunner().invoke(main, ["train", "--data", str(bias_problem.path), "--config", str(f), "--model", "mf",
                                     "--runs-root", str(tmp_path)])
     assert out.exit_code == 2 and "disagrees" in out.output
+
+
+def test_the_core_never_imports_dask_and_a_missing_extra_names_its_install(monkeypatch):
+    import subprocess
+    import sys
+
+    code = ("import sys, mfrec.training, mfrec.tuning, mfrec.models.dask_als, mfrec.cli.tune, mfrec.cli.train; "
+            "print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    from mfrec.errors import ModelError
+    from mfrec.models.dask_als import dask_client
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ModelError, match=r'pip install -e "\.\[dask\]"'):
+        dask_client(workers=1)
