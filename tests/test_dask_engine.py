@@ -15,7 +15,8 @@ pytest.importorskip("distributed")
 from mfrec.callbacks import EpochReport  # noqa: E402
 from mfrec.models.als import fit  # noqa: E402
 from mfrec.models.config import ALSConfig  # noqa: E402
-from mfrec.models.dask_als import blocks_by_count, fit_dask, initial_rows  # noqa: E402
+from mfrec.data.blocks import blocks_by_count  # noqa: E402
+from mfrec.models.dask_als import fit_dask, initial_rows  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +168,26 @@ def test_a_killed_worker_is_survived_or_fails_the_run_clearly(small_dataset, tmp
             _, local = train_run(small_dataset, "mf", options, runs_root=tmp_path / "local")
             assert summary["status"] == "ok" and summary["epochs_run"] == 3
             assert summary["test_rmse"] == pytest.approx(local["test_rmse"], abs=1e-4)
+
+
+def test_block_files_are_what_the_workers_read(small_dataset, client, tmp_path):
+    import shutil
+
+    from mfrec.data import load
+    from mfrec.data.blocks import find_blocks, read_block, write_blocks
+
+    ds = load(shutil.copytree(small_dataset.path, tmp_path / "small"))
+    folder = write_blocks(ds, 2)
+    assert find_blocks(ds, 2) == folder and find_blocks(ds, 3) is None
+    parts = [read_block(folder, "user", b) for b in range(2)]
+    assert sum(len(p["values"]) for p in parts) == len(ds.train)
+    np.testing.assert_array_equal(np.concatenate([p["values"] for p in parts]), np.asarray(ds.train_by_user.values))
+    said = []
+    config = _config("mf-genre", epochs=2)
+    dist = fit_dask(ds, config, client, n_blocks=2, log=said.append)
+    assert any("read their blocks from" in line for line in said)
+    np.testing.assert_allclose(dist.user_factors, fit(ds, config).user_factors, atol=1e-4)
+    # a damaged block file is one sentence naming it
+    (folder / "movies-001.npz").write_bytes(b"not a zip")
+    with pytest.raises(Exception, match="movies-001.npz is not a readable block file"):
+        fit_dask(ds, config, client, n_blocks=2)

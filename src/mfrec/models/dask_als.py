@@ -3,8 +3,9 @@ that stay on the worker that loaded them.
 
 - The users and the movies are each cut into ``n_blocks`` contiguous index ranges holding about the
   same number of training ratings (``blocks_by_count``). Block b belongs to worker b mod n_workers.
-- Each block's CSR is read by a task on its worker (from the prepared dataset's files, which every
-  worker must see at the same path), and stays there: ratings never move, only factors do.
+- Each block's CSR is read by a task on its worker (from the block files ``Data_processing.py
+  --blocks W`` wrote, else from the dataset's memory-mapped CSR; every worker must see the prepared
+  dataset at the same path), and stays there: ratings never move, only factors do.
 - A half-step sends each worker the other side's factor shards once (float32; one gather task per
   worker), then solves each of its blocks with ``mfrec.kernels.als.solve_rows`` — the same kernel,
   the same warm start and the same per-row maths as one machine, so the result does not depend on
@@ -32,7 +33,8 @@ from typing import Any, Callable
 import numpy as np
 
 from mfrec.callbacks import EarlyStopping, EpochReport, Step, emit
-from mfrec.errors import ModelError
+from mfrec.data.blocks import blocks_by_count, csr_block, find_blocks, read_block
+from mfrec.errors import MfrecError, ModelError
 from mfrec.models.config import ALSConfig
 from mfrec.models.factor import FactorModel
 
@@ -42,19 +44,6 @@ INIT_CHUNK = 1 << 16  # rows of initial factors drawn at a time while skipping t
 
 class WorkerLostError(ModelError):
     """A Dask worker died, or a task failed, and the fit could not go on."""
-
-
-def blocks_by_count(indptr, n_blocks: int) -> np.ndarray:
-    """Boundaries (n_blocks + 1) of contiguous row ranges with about equal numbers of entries; a
-    range may be empty when there are fewer rows than blocks or one row outweighs a block."""
-    indptr = np.asarray(indptr, np.int64)
-    n_rows, total = len(indptr) - 1, int(indptr[-1])
-    if n_blocks < 1:
-        raise ValueError(f"n_blocks must be at least 1, got {n_blocks}")
-    targets = np.arange(1, n_blocks) * (total / n_blocks)
-    inner = np.searchsorted(indptr, targets, side="left")
-    bounds = np.concatenate([[0], np.clip(inner, 0, n_rows), [n_rows]]).astype(np.int64)
-    return np.maximum.accumulate(bounds)
 
 
 def initial_rows(seed: int, skip: int, lo: int, hi: int, k: int, std: float) -> np.ndarray:
@@ -77,17 +66,21 @@ def _threads(threads: int) -> None:
     numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
 
 
-def load_block(data_path: str, side: str, lo: int, hi: int, genre: bool) -> dict[str, Any]:
-    """A block's training CSR (rows lo..hi, indptr from 0) read on its worker; movie blocks of
-    mf-genre also get each movie's genre set and genres."""
+def load_block(data_path: str, side: str, index: int, lo: int, hi: int, genre: bool,
+               block_files: str | None = None) -> dict[str, Any]:
+    """A block's training CSR (rows lo..hi, indptr from 0) read on its worker: from its block file
+    when ``block_files`` (a ``blocks-W/`` folder) is given, else from the dataset's memory-mapped
+    CSR. Movie blocks of mf-genre also get each movie's genre set and genres."""
     from mfrec.data import load
 
     ds = load(data_path)
-    csr = ds.train_by_user if side == "user" else ds.train_by_movie
-    indptr = np.asarray(csr.indptr[lo:hi + 1], np.int64)
-    a, b = int(indptr[0]), int(indptr[-1])
-    block = {"side": side, "lo": lo, "hi": hi, "indptr": indptr - a,
-             "indices": np.array(csr.indices[a:b], np.int32), "values": np.array(csr.values[a:b], np.float32)}
+    if block_files:
+        block = read_block(block_files, side, index)
+    else:
+        block = csr_block(ds.train_by_user if side == "user" else ds.train_by_movie, lo, hi)
+    if len(block["indptr"]) != hi - lo + 1:
+        raise ModelError(f"the {side} block {index} holds {len(block['indptr']) - 1} rows, not {hi - lo}")
+    block.update(side=side, lo=lo, hi=hi)
     if side == "movie" and genre:
         from mfrec.kernels.als import genre_sets
 
@@ -293,8 +286,12 @@ def fit_dask(dataset, config: ALSConfig, client, n_blocks: int | None = None, th
 
     compiled = client.run(warm_up)
     say(f"kernels compiled on {len(compiled)} workers")
-    ublocks = [on(b, load_block, data_path, "user", int(ub[b]), int(ub[b + 1]), False) for b in range(W)]
-    mblocks = [on(b, load_block, data_path, "movie", int(mb[b]), int(mb[b + 1]), genre) for b in range(W)]
+    files = find_blocks(dataset, W)
+    files = str(files) if files is not None else None
+    if files:
+        say(f"workers read their blocks from {files}")
+    ublocks = [on(b, load_block, data_path, "user", b, int(ub[b]), int(ub[b + 1]), False, files) for b in range(W)]
+    mblocks = [on(b, load_block, data_path, "movie", b, int(mb[b]), int(mb[b + 1]), genre, files) for b in range(W)]
     users = [on(b, init_shard, ublocks[b], config.seed, 0, k, config.init_std) for b in range(W)]
     movies = [on(b, init_shard, mblocks[b], config.seed, nu, k, config.init_std) for b in range(W)]
     zeros = np.zeros((0, k), np.float32)
@@ -361,7 +358,7 @@ def fit_dask(dataset, config: ALSConfig, client, n_blocks: int | None = None, th
             if stop:
                 say(f"early stop: no better validation RMSE for {config.patience} epochs; keeping epoch {best_epoch}")
                 break
-    except ModelError:
+    except MfrecError:  # the data's or the model's own errors, raised on a worker: as they are
         raise
     except Exception as e:  # a task that failed, or a worker lost more often than Dask retries
         raise WorkerLostError(f"the Dask fit stopped at epoch {len(history) + 1}: {type(e).__name__}: {e}") from e
