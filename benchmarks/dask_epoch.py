@@ -29,6 +29,13 @@ from pathlib import Path
 import numpy as np
 
 
+def loadavg() -> list[float]:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
+
+
 def formula_bytes(n_users: int, n_movies: int, k: int, workers: int, genre: bool) -> float:
     per_side = (n_users + n_movies) * (k + 1) + (n_movies * k if genre else 0)
     return float((workers - 1) * per_side * 4)
@@ -62,7 +69,7 @@ def main() -> None:
     result = {
         "dataset": ds.name, "n_users": ds.n_users, "n_movies": ds.n_movies, "n_train": len(ds.train),
         "model": args.model, "k": k, "solver": config.solver, "epochs": args.epochs, "cores": cores,
-        "machine": platform.machine(), "python": platform.python_version(),
+        "machine": platform.machine(), "python": platform.python_version(), "loadavg_start": loadavg(),
         "note": "mean seconds per epoch without the first epoch; Dask runs on a LocalCluster on the same machine",
         "runs": [],
     }
@@ -96,6 +103,7 @@ def main() -> None:
         print(f"dask {w} workers: {secs:.2f} s/epoch ({run['overhead_vs_single']:+.0%}), "
               f"{moved / 1e6:.1f} MB moved per epoch (formula {run['formula_bytes_per_epoch'] / 1e6:.1f} MB), "
               f"worker peak RSS {', '.join(f'{v:.0f}' for v in run['worker_peak_rss_mb'].values())} MB", flush=True)
+    result["loadavg_end"] = loadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

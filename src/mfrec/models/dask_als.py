@@ -32,9 +32,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mfrec.callbacks import EarlyStopping, EpochReport, Step, emit
+from mfrec.callbacks import EarlyStopping, EpochReport
 from mfrec.data.blocks import blocks_by_count, csr_block, find_blocks, read_block
 from mfrec.errors import MfrecError, ModelError
+from mfrec.models.als import _check_finite, report_epoch
 from mfrec.models.config import ALSConfig
 from mfrec.models.factor import FactorModel
 
@@ -339,24 +340,16 @@ def fit_dask(dataset, config: ALSConfig, client, n_blocks: int | None = None, th
             bu = np.concatenate([b for _, b in got[:W]])
             Q = np.concatenate([f for f, _ in got[W:]])
             bi = np.concatenate([b for _, b in got[W:]])
-            from mfrec.models.als import _check_finite
-
             _check_finite(epoch, user_factors=P, movie_factors=Q, user_biases=bu, movie_biases=bi, genre_factors=Y)
             effective = Q + genre_part(gcsr.indptr, gcsr.indices, Y) if genre else Q
             train_rmse, val_rmse, test_rmse = (rmse(s, P, bu, bi, effective) for s in (train, val, test))
-            validated = val_rmse is not None and config.patience > 0
-            if validated and early.update(val_rmse, epoch):
+            report, improved = report_epoch(epoch, train_rmse, val_rmse, test_rmse, seconds, config, early, callback,
+                                            say, f"train {config.model} (dask)")
+            if improved:
                 best = (P, Q, Y, bu, bi)
-            best_epoch = early.epoch if validated else epoch
-            stop = early.should_stop(epoch, validated)
-            note = (f"epoch {epoch}: train RMSE {train_rmse:.4f}" + (f", val RMSE {val_rmse:.4f}" if val_rmse is not None else "")
-                    + (f", test RMSE {test_rmse:.4f}" if test_rmse is not None else "") + f", {seconds:.2f} s")
-            report = EpochReport(epoch, train_rmse, val_rmse, test_rmse, seconds, best_epoch, stop, note=note)
             history.append(report)
-            emit(callback, report)
-            emit(callback, Step(1, config.epochs, f"train {config.model} (dask)", " epochs"))
-            if stop:
-                say(f"early stop: no better validation RMSE for {config.patience} epochs; keeping epoch {best_epoch}")
+            best_epoch = report.best_epoch
+            if report.stop:
                 break
     except MfrecError:  # the data's or the model's own errors, raised on a worker: as they are
         raise
