@@ -96,7 +96,8 @@ def test_tune_finds_the_known_best_and_writes_its_files(bias_problem, tmp_path):
     assert not any("test" in column for column in rows[0])  # the test split plays no part
     assert result.figure.stat().st_size > 10_000
     best = json.loads(result.best_config.read_text())
-    assert best["model"] == "bias" and best["reg_bias"] == BEST_REG_BIAS and best["epochs"] == 4
+    assert best["model"] == "bias" and best["reg_bias"] == BEST_REG_BIAS and best["train_with_validation"] is True
+    assert best["epochs"] == best["tuned"]["best_epoch"] == result.best.summary["best_epoch"]
     assert best["tuned"]["metric"] == "val_rmse" and best["tuned"]["value"] == pytest.approx(values[0])
     # every trial is an ordinary run folder under the parent, with one Numba thread per parallel trial
     trials = sorted(p for p in result.path.iterdir() if p.is_dir())
@@ -154,8 +155,28 @@ def test_cli_tune_then_main_py_config_best_json(bias_problem, tmp_path):
     again = runner.invoke(main, ["train", "--data", str(bias_problem.path), "--config", str(best), "--epochs", "2",
                                  "--runs-root", str(tmp_path / "retrain"), "--quiet"])
     assert again.exit_code == 0, again.output
-    config = json.loads(next((tmp_path / "retrain").glob("*/config.json")).read_text())
+    folder = next((tmp_path / "retrain").glob("*/"))
+    config = json.loads((folder / "config.json").read_text())
     assert config["model"] == "bias" and config["reg_bias"] == 4.0 and config["epochs"] == 2  # the command line wins
+    summary = json.loads((folder / "summary.json").read_text())
+    assert config["trained_on"] == "train+validation" and summary["n_val"] == 0
+    assert summary["n_train"] == len(bias_problem.train) + len(bias_problem.val)
+
+
+def test_train_with_validation_moves_the_validation_ratings_into_train(bias_problem):
+    merged = bias_problem.train_with_validation()
+    assert merged.val is None and merged.validation_in_train and not bias_problem.validation_in_train
+    assert len(merged.train) == len(bias_problem.train) + len(bias_problem.val)
+    for csr, n in ((merged.train_by_user, bias_problem.n_users), (merged.train_by_movie, bias_problem.n_movies)):
+        assert csr.n_rows == n and csr.indptr[-1] == len(merged.train)
+    counts = np.bincount(np.concatenate([bias_problem.train.user, bias_problem.val.user]), minlength=bias_problem.n_users)
+    np.testing.assert_array_equal(merged.train_by_user.row_counts(), counts)
+    # every (user, movie, rating) is where the movie CSR says
+    u = np.repeat(np.arange(bias_problem.n_movies), merged.train_by_movie.row_counts())
+    by_movie = set(zip(np.asarray(merged.train_by_movie.indices).tolist(), u.tolist(),
+                       np.asarray(merged.train_by_movie.values).tolist()))
+    assert by_movie == set(zip(merged.train.user.tolist(), merged.train.movie.tolist(), merged.train.rating.tolist()))
+    assert merged.test is bias_problem.test or (merged.test is None and bias_problem.test is None)
 
 
 def test_config_file_model_must_agree_with_model(bias_problem, tmp_path):

@@ -64,6 +64,8 @@ def dataset_facts(dataset) -> dict[str, Any]:
     fingerprint = dataset_fingerprint(getattr(dataset, "manifest", None))
     if fingerprint is not None:
         facts[FINGERPRINT] = fingerprint
+    if getattr(dataset, "validation_in_train", False):  # Main.py --train-with-validation
+        facts["trained_on"] = "train+validation"
     return facts
 
 

@@ -9,7 +9,8 @@ test split is never looked at. The parent folder gets
 - ``tune.json``: the search (dataset and its fingerprint, model, grid, fixed options, metric);
 - ``leaderboard.csv``: one row per trial, best first (failed trials last, with their error);
 - ``tune.png``: the validation metric against each hyperparameter, one panel each;
-- ``best.json``: the winning trial's model and options, for ``Main.py --config best.json``.
+- ``best.json``: the winning trial's model and options, its best epoch as ``epochs`` and
+  ``train_with_validation``: ``Main.py --config best.json`` retrains it on train + validation.
 
 Trials run in local processes (``concurrent.futures``, spawned, so no Numba thread pool is
 forked) or on Dask (``engine="dask"``: a ``LocalCluster`` of ``workers`` processes, or an existing
@@ -384,8 +385,11 @@ def write_outputs(parent: Path, model: str, trials: list[Trial], metric: str,
     best = order[0] if order and order[0].status == "ok" else None
     if best is not None:
         config = {k: v for k, v in (best.summary.get("config") or {}).items() if k != "threads"}
+        options = {k: v for k, v in config.items() if k != "model" and k in model_options(model)}
+        if isinstance(best.summary.get("best_epoch"), int) and "epochs" in options:
+            options["epochs"] = best.summary["best_epoch"]  # retrained without validation: the epochs that were best
         write_json(parent / "best.json", {
-            "model": model, **{k: v for k, v in config.items() if k != "model" and k in model_options(model)},
+            "model": model, **options, "train_with_validation": True,
             "tuned": {"metric": metric, "value": best.value(metric), "trial": best.number, "run": best.run,
                       "setting": best.setting, "search": str(parent), "best_epoch": best.summary.get("best_epoch"),
                       "dataset": best.summary.get("dataset")},

@@ -55,14 +55,17 @@ DEFAULTS_HELP = (
 @click.option("--workers", type=int, default=None, help="--engine dask: a LocalCluster of this many worker processes [2].")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT", help="--engine dask: an existing cluster's scheduler.")
 @click.option("--blocks", type=int, default=None, help="--engine dask: user and movie blocks per side [one per worker].")
+@click.option("--train-with-validation/--no-train-with-validation", default=None,
+              help="Train on the training and validation ratings together (no early stopping): the final fit of a "
+                   "tuned model; best.json asks for it.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="A JSON file of the model and its options (mfrec tune's best.json); options given here win.")
 @click.option("--quiet", is_flag=True, help="No progress bar; only the summary.")
 @VERIFY_OPTION
 @friendly_errors
 def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, weighted_reg, reg_exponent, solver, cg_steps, seed,
-          threads, patience, name, runs_root, device, lr, batch_size, settings, engine, workers, scheduler, blocks, config_file, quiet,
-          verify):
+          threads, patience, name, runs_root, device, lr, batch_size, settings, engine, workers, scheduler, blocks, train_with_validation, config_file,
+          quiet, verify):
     """Train a model on a prepared dataset and write an experiment folder.
 
     \b
@@ -83,6 +86,11 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
     file_options: dict = {}
     if config_file:
         model, file_options = read_config_file(config_file, model, click.get_current_context())
+        with_val = file_options.pop("train_with_validation", None)
+        if train_with_validation is None and with_val:
+            train_with_validation = True
+    if train_with_validation:
+        dataset = dataset.train_with_validation()
     if model in NEURAL_MODELS:
         options = dict(factors=factors, epochs=epochs, reg=reg, seed=seed, threads=threads, patience=patience,
                        device=device, lr=lr, batch_size=batch_size)
