@@ -322,8 +322,12 @@ def _run_local(jobs, finished, n_workers: int) -> None:
                 except Exception as e:  # noqa: BLE001 - a worker process that died
                     out = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
                 finished(t, out)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:  # Ctrl-C, SIGTERM: stop the running trials now; a re-run trains them again
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _run_dask(jobs, finished, n_workers: int, scheduler: str | None) -> None:
