@@ -46,7 +46,7 @@ def tune(data, data_root, model, grid_items, n_random, settings, metric, engine,
 
     \b
     Examples:
-      mfrec tune --data ml-100k-u1 --model mf --grid factors=16,64 --grid reg=0.2,0.4,0.8
+      mfrec tune --data demo --model mf --grid factors=16,64 --grid reg=0.2,0.8
       mfrec tune --data demo --model mf-genre --grid reg-genre=0.1,0.3,1 --random 2 --workers 2
       mfrec tune --data demo --model mf --grid factors=32,64 --scheduler tcp://10.0.0.5:8786
 
