@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from mfrec.cli.common import DATA_ROOT_OPTION, RUNS_ROOT_OPTION, Command, friendly_errors
+from mfrec.cli.common import DATA_ROOT_OPTION, RUNS_ROOT_OPTION, Command, friendly_errors, top_option
 
 MODELS = ("bias", "mf", "mf-genre", "neumf", "sequential", "genre-embedding", "attention")
 
@@ -37,7 +37,7 @@ MODELS = ("bias", "mf", "mf-genre", "neumf", "sequential", "genre-embedding", "a
               help="The parent folder under --runs-root [tune-DATASET-MODEL-<hash of the search>]; the same "
                    "search finds its folder again and trains only the trials not yet done.")
 @RUNS_ROOT_OPTION
-@click.option("--top", type=click.IntRange(1), default=12, show_default=True, help="Leaderboard rows printed.")
+@top_option(12, "Leaderboard rows printed.")
 @click.option("--quiet", is_flag=True, help="No progress bar; only the leaderboard.")
 @friendly_errors
 def tune(data, data_root, model, grid_items, n_random, settings, metric, engine, workers, scheduler, seed, name,
