@@ -67,9 +67,11 @@ def test_fold_in_equals_the_training_user_step(runs, small_dataset, model):
                        reg_exponent=c.reg_exponent)
     for u in (0, 5, 77):
         movies, ratings = _train_row(small_dataset, u)
-        v = r.fold_in(list(zip(movies.tolist(), ratings.tolist())))
-        np.testing.assert_allclose(v.bias, bu[u], rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(v.vector, P[u], rtol=1e-5, atol=1e-5)
+        bias, vector = als.fold_in_user(movies, ratings, prior=False)  # the plain half-step, without the prior
+        np.testing.assert_allclose(bias, bu[u], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(vector, P[u], rtol=1e-5, atol=1e-5)
+        v = r.fold_in(list(zip(movies.tolist(), ratings.tolist())))  # calibrated: near it, not equal
+        assert 0 < abs(v.bias - bu[u]) < 0.2
 
 
 def test_fold_in_does_not_modify_the_model(exp, rec):
@@ -115,18 +117,22 @@ def test_explanation_is_exact_and_matches_the_normal_equations(rec):
     rated = np.array([m for m, _ in ratings])
     values = np.array([r for _, r in ratings], np.float32)
     targets = np.arange(60, 80)
-    contrib, parts = explain_contributions(rec.model, rated, values, targets)
+    contrib, parts, population = explain_contributions(rec.model, rated, values, targets)
     v = rec.fold_in(ratings)
     m = rec.model
+    assert m.calibrated  # a run trained now folds in with the population prior
     scores = m.score_movies(v.bias, v.vector)[targets]
-    # contributions add up to score - (mu + b_i); parts add up to the fold-in
-    np.testing.assert_allclose(contrib.sum(axis=1), scores - m.mu - m.movie_bias[targets], atol=1e-4)
-    np.testing.assert_allclose(parts.sum(axis=0), np.r_[v.bias, v.vector], atol=1e-5)
+    # contributions and the population's part add up to score - (mu + b_i); with z_0 the parts add up to the fold-in
+    np.testing.assert_allclose(contrib.sum(axis=1) + population, scores - m.mu - m.movie_bias[targets], atol=1e-4)
+    z0 = np.linalg.solve(*m.fold_in_system(rated)[::2])
+    np.testing.assert_allclose(parts.sum(axis=0) + z0, np.r_[v.bias, v.vector], atol=1e-5)
     cfg = m.config
     # the factor penalty of a row with n ratings: reg * n ** reg_exponent (weighted-lambda) or reg
     lam = cfg["reg"] * len(rated) ** cfg.get("reg_exponent", 1.0) if cfg["weighted_reg"] else cfg["reg"]
-    ref, z = naive_explain(m.effective_movie_factors, m.movie_bias, m.mu, rated, values, targets, lam, cfg["reg_bias"], False)
+    ref, z, ref_pop = naive_explain(m.effective_movie_factors, m.movie_bias, m.mu, rated, values, targets, lam,
+                                    cfg["reg_bias"], False, prior=(m.prior_mean, m.prior_precision))
     np.testing.assert_allclose(contrib, ref, atol=1e-4)
+    np.testing.assert_allclose(population, ref_pop, atol=1e-4)
     np.testing.assert_allclose(z, np.r_[v.bias, v.vector], atol=1e-4)
 
 

@@ -329,24 +329,29 @@ class Recommender:
             return [""] * len(recs), {}, notes
         rated = np.array([m for m, _ in ratings], np.int32)
         values = np.array([r for _, r in ratings], np.float32)
-        contrib, user_part = explain_contributions(self.model, rated, values, recs)
+        contrib, _, population = explain_contributions(self.model, rated, values, recs)
+        above = values.astype(np.float64) > self.model.mu + self.model.movie_bias[rated].astype(np.float64)
         why, details = [], {}
         for row, m in enumerate(recs):
             c = contrib[row]
             total_abs = float(np.abs(c).sum())
             order = np.argsort(-np.abs(c), kind="stable")
             shares = c / total_abs if total_abs > 0 else np.zeros_like(c)
-            named = [j for j in order if c[j] > 0][:WHY_TOP] or list(order[:1])
-            why.append(", ".join(f"{self._short(rated[j])} [{values[j]:g}] {100 * shares[j]:.0f}%" for j in named))
+            why.append(why_text([(self._short(rated[j]), float(values[j]), bool(above[j]), float(c[j]), float(shares[j]))
+                                 for j in order]))
             if explain:
                 base = self.model.mu + float(self.model.movie_bias[m])
+                pop = (f" {float(population[row]):+.2f} (a typical user who rated these movies)" if self.model.calibrated
+                       else "")
                 lines = [
-                    f"baseline mu + movie bias = {self.model.mu:.2f} {float(self.model.movie_bias[m]):+.2f} = {base:.2f}; "
+                    f"baseline mu + movie bias{' + population' if pop else ''} = {self.model.mu:.2f} "
+                    f"{float(self.model.movie_bias[m]):+.2f}{pop} = {base + float(population[row]):.2f}; "
                     f"from your ratings {float(c.sum()):+.2f} (user bias and taste together)"
                 ]
                 for j in order[:EXPLAIN_TOP]:
                     lines.append(
-                        f"{100 * shares[j]:+5.0f}%  {c[j]:+.3f}  {self.titles_list[rated[j]]} (rated {values[j]:g})"
+                        f"{100 * shares[j]:+5.0f}%  {c[j]:+.3f}  {_reason(bool(above[j]), float(c[j]))} "
+                        f"{self.titles_list[rated[j]]} (rated {values[j]:g})"
                     )
                 if len(order) > EXPLAIN_TOP:
                     rest = c[order[EXPLAIN_TOP:]]
@@ -355,7 +360,9 @@ class Recommender:
         if explain:
             notes.append(
                 "explanation: the folded-in user (bias, factors) is linear in the ratings, so each rated movie j "
-                "adds (r_j - mu - b_j) [1,q_j]^T A^-1 [1,q_i] to movie i's score; shares are of the sum of |contributions|"
+                "adds (r_j - mu - b_j) [1,q_j]^T A^-1 [1,q_i] to movie i's score; shares are of the sum of |contributions|; "
+                "'like' = rated above the movie's average and pushing this film up, 'unlike' = rated below it and "
+                "pushing this film up (a dislike), 'despite' = pushing it down"
             )
         return why, details, notes
 
@@ -363,19 +370,20 @@ class Recommender:
         """Long table of every rated movie's exact contribution to each target movie's score.
 
         Columns: movieId, title, rated_movieId, rated_title, rating, contribution, share (signed,
-        of the sum of |contributions| for that target), baseline (mu + b_i), score.
+        of the sum of |contributions| for that target), baseline (mu + b_i, plus the population prior's
+        part for a calibrated run), score (baseline + the contributions).
         """
         import polars as pl
 
         targets = np.asarray(list(targets), np.int64)
         rated = np.array([m for m, _ in ratings], np.int32)
         values = np.array([r for _, r in ratings], np.float32)
-        contrib, _ = explain_contributions(self.model, rated, values, targets)
+        contrib, _, population = explain_contributions(self.model, rated, values, targets)
         rows = []
         for t, m in enumerate(targets):
             c = contrib[t]
             total = float(np.abs(c).sum()) or 1.0
-            base = self.model.mu + float(self.model.movie_bias[m])
+            base = self.model.mu + float(self.model.movie_bias[m]) + float(population[t])
             for j in np.argsort(-np.abs(c), kind="stable"):
                 rows.append((int(self.movie_id_array[m]), self.titles_list[m], int(self.movie_id_array[rated[j]]),
                              self.titles_list[rated[j]], float(values[j]), float(c[j]), float(c[j]) / total,
@@ -561,6 +569,28 @@ class Recommender:
             counts[name] = int(hi - lo)
         seen = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int32)
         return seen, counts
+
+
+def _reason(above: bool, contribution: float) -> str:
+    """The word for one rating's part in a film's score: it must say what the number does."""
+    if contribution < 0:
+        return "despite"
+    return "like" if above else "unlike"
+
+
+def why_text(items: Sequence[tuple[str, float, bool, float, float]]) -> str:
+    """The "why" cell from (title, rating, rated above the movie's average, contribution, share) pairs,
+    largest |contribution| first.
+
+    Names up to ``WHY_TOP`` ratings that push the film up: "like X" for one rated above the movie's
+    average, "unlike X" for one rated below it (a dislike that points away from films like this one,
+    so the word says so). When no rating pushes the film up, the largest one that pulls it down is
+    named with "despite" (the film is there on its baseline). Shares are signed, of the sum of
+    |contributions|.
+    """
+    up = [it for it in items if it[3] > 0][:WHY_TOP]
+    named = up or list(items[:1])
+    return ", ".join(f"{_reason(above, c)} {title} [{r:g}] {100 * share:+.0f}%" for title, r, above, c, share in named)
 
 
 def _a(word: str) -> str:
