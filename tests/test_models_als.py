@@ -128,7 +128,8 @@ def test_save_load_round_trip_bit_exact(small_dataset, tmp_path):
     model = mfrec.train(small_dataset, {"model": "mf-genre", "factors": 5, "epochs": 2})
     path = model.save(tmp_path / "model.npz")
     with np.load(path, allow_pickle=False) as z:
-        assert set(z.files) == set(mfrec.models.NPZ_KEYS) | {"format_version"}
+        # an ALS run also stores its fold-in's population prior (mfrec.models.factor.PRIOR_KEYS)
+        assert set(z.files) == set(mfrec.models.NPZ_KEYS) | {"format_version", "prior_mean", "prior_precision"}
         assert z["mu"].shape == () and z["mu"].dtype == np.float32
         assert z["user_ids"].dtype == np.int64 and z["config_json"].shape == ()
         cfg = json.loads(str(z["config_json"]))
@@ -136,7 +137,7 @@ def test_save_load_round_trip_bit_exact(small_dataset, tmp_path):
     loaded = FactorModel.load(path)
     assert loaded.config == model.config and loaded.mu == model.mu
     for key in ("user_bias", "movie_bias", "user_factors", "movie_factors", "genre_factors", "genre_indptr",
-                "genre_indices", "user_ids", "movie_ids"):
+                "genre_indices", "user_ids", "movie_ids", "prior_mean", "prior_precision"):
         a, b = getattr(model, key), getattr(loaded, key)
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), key
     test = small_dataset.test
