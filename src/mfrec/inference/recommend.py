@@ -163,6 +163,9 @@ class Recommender:
             return (f"the ALS user half-step against this {self.exported_from} run's movie factors from factors.npz, "
                     f"ridge penalty {h.reg:g} x n (its own L2 weight per rating), {bias}: an approximation, "
                     f"since the neural model was trained by Adam, not ALS")
+        if self.model.calibrated:
+            return ("the model's per-row ALS step, shrunk towards the training users (empirical-Bayes prior, "
+                    "so a few ratings stay near a typical user)")
         return "the model's per-row ALS step"
 
     def _init_tables(self, dataset) -> None:
@@ -290,6 +293,9 @@ class Recommender:
         return idx[0][keep], sc[0][keep]
 
     def _clip(self, x: np.ndarray) -> np.ndarray:
+        """Predicted ratings of scores: the run's map onto the scale (``FactorModel.rating``), else clipped."""
+        if self.model.config.get("rating_map"):
+            return self.model.rating(x)
         return np.clip(x, *self.scale)
 
     def _table(self, movies: np.ndarray, predicted, score, why: list[str], ranked_by: str = "score"):
@@ -415,6 +421,9 @@ class Recommender:
             f"made-up user with {len(ratings)} rating{'s' if len(ratings) != 1 else ''} folded into run {self.run_name} "
             f"({self.fold_in_note()}; user bias {vec.bias:+.2f}); the rated movies are excluded",
         ]
+        if self.model.config.get("rating_map"):
+            head.append("predicted_rating: the run's fitted map of score onto the rating scale (expected rating at "
+                        "that score, strictly increasing), not the score clipped")
         if filters and filters.describe():
             head.append(f"filter: {filters.describe()}")
         if not ratings:

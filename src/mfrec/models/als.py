@@ -20,7 +20,7 @@ import numpy as np
 from mfrec.callbacks import EarlyStopping, EpochReport, Step, emit
 from mfrec.errors import ModelError
 from mfrec.models.config import ALSConfig
-from mfrec.models.factor import PRIOR_MAX_USERS, FactorModel, FoldInSettings, population_prior
+from mfrec.models.factor import PRIOR_MAX_USERS, FactorModel, FoldInSettings, fit_rating_map, population_prior
 
 EXPLODED = 1e6  # |factor| above this means the fit diverged
 
@@ -94,7 +94,7 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
     and every row's solve is independent of thread scheduling.
     """
     from mfrec.kernels.als import genre_part, genre_sets, solve_genre_factors, solve_rows
-    from mfrec.kernels.predict import error_sums
+    from mfrec.kernels.predict import error_sums, predict
 
     say = log or (lambda _m: None)
     config = config.validate()
@@ -199,6 +199,10 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
         effective = Q + genre_part(gcsr.indptr, gcsr.indices, Y) if genre else Q  # of the kept epoch
         prior = population_prior(ucsr.indptr, ucsr.indices, effective, bu, P, settings, kept_rmse ** 2)
         meta["fold_in_prior"] = {"noise_variance": kept_rmse ** 2, "users": min(nu, PRIOR_MAX_USERS)}
+        # the map from score to a predicted rating inside the scale, on ratings the kept model did not fit
+        held = val if val is not None and len(val) else train
+        scores = predict(held.user, held.movie, mu, bu, bi, P, effective, None)
+        meta["rating_map"] = {**fit_rating_map(scores, held.rating, scale), "fitted_on": "val" if held is val else "train"}
         model = FactorModel(mu, bu, bi, P, Q, Y, gcsr.indptr if genre else None, gcsr.indices if genre else None,
                             dataset.user_ids.ids, dataset.movie_ids.ids, config={**config.to_dict(), **meta},
                             prior_mean=prior[0], prior_precision=prior[1])

@@ -33,6 +33,14 @@ variance, so the shrinkage already in each ``z_u`` is not counted twice) and ``s
 RMSE squared. ``P`` stays fixed while ``X^T X + D_n`` grows with n, so a long history gives the
 training user step (to O(1/n)), and a short one stays near the population mean ``m``. Files without
 the prior (older runs, exported neural factors) fold in with the plain half-step.
+
+**Predicted ratings on the scale** (:meth:`FactorModel.rating`). A score is linear: a generous user's
+score for a much-liked film can pass the top of the scale, and clipping would show every such film
+as the same 5.00. An ALS run therefore also fits, on its validation ratings (training ratings when it
+has none), the monotone map ``lo + (hi - lo) * sigmoid(a + b * score)`` by least squares
+(``config["rating_map"]``): the expected rating at a score, strictly increasing, so the list's order
+is the scores' and different scores read as different ratings, always inside the scale. Runs without
+the map clip.
 """
 
 from __future__ import annotations
@@ -87,6 +95,27 @@ def _design(effective_movie_factors: np.ndarray, movies: np.ndarray) -> np.ndarr
     """Rows ``[1, e_j]`` of the rated movies, float64."""
     e = np.asarray(effective_movie_factors, np.float64)[movies]
     return np.concatenate([np.ones((len(movies), 1)), e], axis=1)
+
+
+def fit_rating_map(scores, ratings, scale: tuple[float, float]) -> dict[str, float]:
+    """``{"a", "b", "rmse", "clipped_rmse", "n"}`` of the map ``lo + (hi - lo) * sigmoid(a + b * score)``
+    fitted to (score, rating) pairs by least squares, started from the map closest to the identity."""
+    from scipy.optimize import least_squares
+
+    s = np.asarray(scores, np.float64)
+    r = np.asarray(ratings, np.float64)
+    lo, hi = float(scale[0]), float(scale[1])
+    if len(s) < 2 or hi <= lo:
+        raise ModelError(f"a rating map needs at least 2 ratings and a scale lo < hi, got {len(s)} and {scale}")
+    b0 = 4.0 / (hi - lo)  # slope 1 at the middle of the scale
+
+    def resid(ab):
+        return lo + (hi - lo) / (1.0 + np.exp(-(ab[0] + ab[1] * s))) - r
+
+    fit = least_squares(resid, [-b0 * (lo + hi) / 2, b0], bounds=([-np.inf, 1e-6], [np.inf, np.inf]))
+    a, b = (float(x) for x in fit.x)
+    return {"a": a, "b": b, "rmse": float(np.sqrt(np.mean(resid(fit.x) ** 2))),
+            "clipped_rmse": float(np.sqrt(np.mean((np.clip(s, lo, hi) - r) ** 2))), "n": int(len(s))}
 
 
 def population_prior(indptr, indices, effective_movie_factors, user_bias, user_factors, settings: FoldInSettings,
@@ -274,6 +303,18 @@ class FactorModel:
 
         return predict(users, movies, self.mu, self.user_bias, self.movie_bias, self.user_factors,
                        self.effective_movie_factors, self.rating_scale if clip else None)
+
+    def rating(self, scores) -> np.ndarray:
+        """Predicted ratings shown for scores: the run's fitted map onto the scale (module docstring),
+        else the scores clipped to the scale (unchanged without a scale)."""
+        x = np.asarray(scores, np.float64)
+        fit, scale = self.config.get("rating_map"), self.rating_scale
+        if scale is None:
+            return x
+        if not fit:
+            return np.clip(x, *scale)
+        lo, hi = scale
+        return lo + (hi - lo) / (1.0 + np.exp(-(float(fit["a"]) + float(fit["b"]) * x)))
 
     def evaluate(self, split, clip: bool = True) -> dict[str, float]:
         """RMSE and MAE on a ``Split`` (or any object with user, movie, rating arrays)."""
