@@ -281,3 +281,50 @@ def test_why_is_skipped_and_said_for_very_long_histories(rec, small_dataset, mon
     assert res.table["why"].to_list() == ["", "", ""]
     assert any("'why' left empty" in n and "--explain allows" in n for n in res.notes)
     assert any(rec.recommend_user(uid, n=3, explain=True).table["why"].to_list())
+
+
+def test_why_words_match_the_sign_of_each_contribution():
+    from mfrec.inference.recommend import why_text
+
+    # (title, rating, rated above the movie's average, contribution, share), largest |contribution| first
+    items = [("Titanic", 1.0, False, 0.5, 0.5), ("Alien", 5.0, True, 0.3, 0.3), ("Heat", 4.0, True, -0.2, -0.2)]
+    assert why_text(items) == "unlike Titanic [1] +50%, like Alien [5] +30%"
+    # nothing pushes the film up: the largest pull is named as one it is recommended despite
+    assert why_text([("Heat", 5.0, True, -0.4, -0.8), ("Fargo", 1.0, False, -0.1, -0.2)]) == "despite Heat [5] -80%"
+
+
+def test_a_dislike_is_never_the_unnamed_top_reason(rec):
+    """Every named reason's word matches its exact contribution; a user with only dislikes gets no 'like'."""
+    from mfrec.inference.foldin import explain_contributions
+
+    ratings = [(2, 1.0), (8, 1.0), (30, 2.0)]
+    res = rec.recommend(ratings, n=8)
+    assert all(not w.startswith("like ") and " like " not in w for w in res.table["why"].to_list())
+    ratings = [(2, 5.0), (8, 4.0), (30, 1.0), (41, 3.0)]
+    res = rec.recommend(ratings, n=10)
+    recs = np.array([rec.dataset.movie_ids.index_of(int(i)) for i in res.table["movieId"].to_list()])
+    rated = np.array([m for m, _ in ratings])
+    contrib, _, _ = explain_contributions(rec.model, rated, np.array([r for _, r in ratings]), recs)
+    above = {rec._short(m): r > rec.model.mu + rec.model.movie_bias[m] for m, r in ratings}
+    sign = {rec._short(m): j for j, (m, _) in enumerate(ratings)}
+    for row, cell in enumerate(res.table["why"].to_list()):
+        for part in cell.split(", "):
+            word, rest = part.split(" ", 1)
+            title = rest.rsplit(" [", 1)[0]
+            c = contrib[row, sign[title]]
+            assert word == ("despite" if c < 0 else "like" if above[title] else "unlike"), (cell, c)
+
+
+def test_a_made_up_user_with_few_ratings_gets_distinct_ratings_on_the_scale(rec):
+    """3-5 ratings of the most-rated movies, loved: the calibrated fold-in and the run's rating map keep
+    every predicted rating inside the scale and different from row to row."""
+    lo, hi = rec.scale
+    assert rec.model.calibrated and rec.model.config["rating_map"]["fitted_on"] == "val"
+    top = np.argsort(-rec.popularity)
+    for ratings in ([(m, hi) for m in top[:3]], [(m, hi) for m in top[:4]] + [(top[9], lo)],
+                    [(m, hi) for m in top[5:10]]):
+        res = rec.recommend([(int(m), float(r)) for m, r in ratings], n=10)
+        pred = np.array(res.table["predicted_rating"].to_list())
+        assert np.all((pred >= lo) & (pred <= hi)) and len(np.unique(pred)) == len(pred)
+        assert np.all(np.diff(pred) <= 0)  # the map keeps the list's order
+        np.testing.assert_allclose(pred, rec.model.rating(res.table["score"].to_numpy()))

@@ -204,3 +204,18 @@ def test_raw_files_written_from_synthetic_data_are_prepared_under_a_synthetic_na
     real = write_ml1m(tmp_path / "real")
     run("--dataset", "ml-1m", "--source", str(real))
     assert (tmp_path / "TD" / "ml-1m-none").is_dir()
+
+
+def test_made_up_user_notes_say_what_each_title_matched(tmp_path, small_dataset):
+    from test_inference import make_run
+
+    from mfrec import load_experiment
+    from mfrec.inference.api import run_request
+
+    rec = load_experiment(make_run(tmp_path, small_dataset, "mf", epochs=2)).recommender
+    title = rec.title(3)
+    partial = " ".join(title.split(" (")[0].split()[:2])
+    result = run_request(rec, like=[partial], rate={int(rec.movie_id_array[5]): 4.0}, top=3)
+    notes = [n for n in result.notes if n.startswith("title: ")]
+    assert len(notes) == 2 and notes[1] == f"title: '{int(rec.movie_id_array[5])}' -> {rec.titles.describe(5)}"
+    assert notes[0].startswith(f"title: {partial!r} -> ")

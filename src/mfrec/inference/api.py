@@ -91,12 +91,38 @@ def run_request(
     if not modes:
         raise DataError("nothing to recommend for: give --like/--rate (a made-up user), --user ID, --users ID,ID or --similar TITLE")
     if similar is not None:
-        return rec.similar(similar, n=top, filters=filters)
+        result = rec.similar(similar, n=top, filters=filters)
+        result.notes[:0] = match_notes(rec, [similar])
+        return result
     if users:
         return rec.recommend_group(list(users), n=top, filters=filters, exclude=exclude)
     if user is not None:
         return rec.recommend_user(user, n=top, filters=filters, explain=explain, exclude=exclude)
-    return rec.recommend(profile(rec, rate, like), n=top, filters=filters, explain=explain)
+    result = rec.recommend(profile(rec, rate, like), n=top, filters=filters, explain=explain)
+    result.notes[:0] = match_notes(rec, _title_queries(rate, like))
+    return result
+
+
+def _title_queries(rate: Any, like: Iterable[Any]) -> list[Any]:
+    """The movie titles or ids a made-up user's ``like`` and ``rate`` name, in order."""
+    out = [str(x) for x in like]
+    if rate is None:
+        return out
+    for item in ([rate] if isinstance(rate, str) else rate.items() if isinstance(rate, Mapping) else rate):
+        if isinstance(item, str):
+            out.append(item.rpartition("=")[0])
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            out.append(item[0])
+    return out
+
+
+def match_notes(rec, queries: Iterable[Any]) -> list[str]:
+    """"title: 'monty python' -> Monty Python and the Holy Grail (1974) [id 168] (partial title; also close:
+    ...)": one line per queried title, so a person sees which film each query became."""
+    notes = []
+    for q in dict.fromkeys(str(q).strip() for q in queries):
+        notes.append("title: " + rec.titles.match_note(q, rec.titles.match(q)))
+    return notes
 
 
 class LoadedExperiment(Experiment):
