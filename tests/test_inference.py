@@ -328,3 +328,27 @@ def test_a_made_up_user_with_few_ratings_gets_distinct_ratings_on_the_scale(rec)
         assert np.all((pred >= lo) & (pred <= hi)) and len(np.unique(pred)) == len(pred)
         assert np.all(np.diff(pred) <= 0)  # the map keeps the list's order
         np.testing.assert_allclose(pred, rec.model.rating(res.table["score"].to_numpy()))
+
+
+def test_dislikes_down_only_takes_off_exactly_what_the_dislikes_lift(rec):
+    from mfrec.inference.foldin import explain_contributions
+
+    ratings = [(2, 5.0), (8, 5.0), (30, 1.0), (41, 1.5)]
+    rated = np.array([m for m, _ in ratings])
+    values = np.array([r for _, r in ratings])
+    every = np.arange(rec.model.n_movies)
+    contrib, _, _ = explain_contributions(rec.model, rated, values, every)
+    below = values < rec.model.mu + rec.model.movie_bias[rated]
+    assert below.tolist() == [False, False, True, True]
+    lift = np.maximum(contrib[:, below], 0).sum(axis=1)
+    np.testing.assert_allclose(rec.dislike_lift(ratings), lift, atol=1e-6)
+    assert lift.max() > 0  # the dislikes do lift some films
+    res = rec.recommend(ratings, n=15, dislikes="down-only", filters=None)
+    recs = np.array([rec.dataset.movie_ids.index_of(int(i)) for i in res.table["movieId"].to_list()])
+    ranked_by = res.table["score"].to_numpy() - lift[recs]
+    assert np.all(np.diff(ranked_by) <= 1e-5)  # the list runs down score less lift; the score column stays the score
+    assert any("down-only" in n for n in res.notes)
+    likes_only = [(2, 5.0), (8, 5.0)]
+    assert (rec.recommend(likes_only, n=10, dislikes="down-only").table.equals(rec.recommend(likes_only, n=10).table))
+    with pytest.raises(DataError, match="--dislikes must be one of"):
+        rec.recommend(ratings, dislikes="never")

@@ -42,6 +42,9 @@ _RENAMED = {"--runs-dir": "--runs-root"}  # old spellings, accepted for one rele
 @click.option("--genre", "genres", multiple=True, metavar="G", help="Only movies of this genre (repeat for any of several).")
 @click.option("--years", default=None, metavar="1990-1999", help="Only movies from these years (1995, 1990-1999, 1990-, -1980).")
 @_MIN_RATINGS
+@click.option("--dislikes", type=click.Choice(["score", "down-only"]), default=DEFAULTS.dislikes, show_default=True,
+              help="A made-up user's list: rank by the model's score (a film unlike a disliked one is lifted), or "
+                   "down-only (a dislike can pull a film down but never lift it).")
 @click.option("--explain", is_flag=True, help="For each movie, the user's rated movies that contributed most, with shares.")
 @click.option("--label", default=None, help="File name under Predictions/<run>/ (default: made-up-user, user-ID, users-ID-ID, similar-ID).")
 @click.option("--exclude", type=click.Choice(["all", "train"]), default=DEFAULTS.exclude, show_default=True,
@@ -50,8 +53,8 @@ _RENAMED = {"--runs-dir": "--runs-root"}  # old spellings, accepted for one rele
 @click.option("--out-dir", default="Predictions", show_default=True, type=click.Path(file_okay=False), help="Where the lists are written.")
 @click.pass_context
 @friendly_errors
-def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, top, genres, years, min_ratings, explain, label,
-              exclude, runs_root, out_dir):
+def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, top, genres, years, min_ratings, dislikes,
+              explain, label, exclude, runs_root, out_dir):
     """Recommend movies for a made-up user (--like/--rate), an existing user (--user), a pair or
     group (--users) or nearest to a movie (--similar); print a table and write
     Predictions/<run>/<label>.csv and .parquet. `interactive` starts the interactive loop."""
@@ -81,7 +84,8 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, to
         _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_dir)
         return
     result = run_request(rec, like=likes, rate=rates, user=user, users=users, similar=similar, top=top,
-                         genre=genres, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings)
+                         genre=genres, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings,
+                         dislikes=dislikes)
     if explain and (users or similar):
         result.notes.append("--explain applies to a made-up or existing user; this list shows its own 'why'")
     click.echo(format_table(result))

@@ -76,8 +76,10 @@ def run_request(
     explain: bool = False,
     exclude: str = DEFAULTS.exclude,
     min_ratings: int = DEFAULTS.min_ratings,
+    dislikes: str = DEFAULTS.dislikes,
 ):
-    """One recommendation request (exactly one of: rate/like, user, users, similar) -> Result."""
+    """One recommendation request (exactly one of: rate/like, user, users, similar) -> Result.
+    ``dislikes`` ranks a made-up user's list (``Recommender.made_up_scores``)."""
     filters = _filters(genre, years, min_ratings)
     like = list(like or ())
     if isinstance(users, str):
@@ -98,7 +100,7 @@ def run_request(
         return rec.recommend_group(list(users), n=top, filters=filters, exclude=exclude)
     if user is not None:
         return rec.recommend_user(user, n=top, filters=filters, explain=explain, exclude=exclude)
-    result = rec.recommend(profile(rec, rate, like), n=top, filters=filters, explain=explain)
+    result = rec.recommend(profile(rec, rate, like), n=top, filters=filters, explain=explain, dislikes=dislikes)
     result.notes[:0] = match_notes(rec, _title_queries(rate, like))
     return result
 
@@ -144,12 +146,14 @@ class LoadedExperiment(Experiment):
     @renamed_keywords(ratings="rate", n="top")
     def recommend(self, rate: Any = None, *, like: Iterable[Any] = (), user: Any = None,
                   users: Sequence[Any] | str | None = None, top: int = DEFAULTS.top, genre=None, years=None,
-                  explain: bool = False, exclude: str = DEFAULTS.exclude, min_ratings: int = DEFAULTS.min_ratings):
+                  explain: bool = False, exclude: str = DEFAULTS.exclude, min_ratings: int = DEFAULTS.min_ratings,
+                  dislikes: str = DEFAULTS.dislikes):
         """The ``top`` movies (polars DataFrame: rank, movieId, title, year, genres, predicted_rating, score, why)
         for a made-up user (``rate`` / ``like``), an existing user (``user``, original id) or a
         group (``users``, ranked by the least-satisfied member); the keywords and defaults of Inference.py."""
         return run_request(self.recommender, rate=rate, like=like, user=user, users=users, top=top,
-                           genre=genre, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings).table
+                           genre=genre, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings,
+                           dislikes=dislikes).table
 
     @renamed_keywords(n="top")
     def similar(self, title: Any, top: int = DEFAULTS.top, genre=None, years=None,

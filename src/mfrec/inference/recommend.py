@@ -34,6 +34,7 @@ RANKED_BY = {
     "training_ratings": "how many training ratings the movie has",
     "logit": "a sequential model's next-movie logit (no rating units)",
 }
+DISLIKES = ("score", "down-only")  # how a made-up user's dislikes rank a list (DEFAULTS.dislikes)
 GROUP_RULE = "least misery: a movie's group score is the lowest predicted rating among the members"
 WHY_TOP = 3  # rated movies named in the "why" column
 EXPLAIN_TOP = 5  # rated movies listed per recommendation with --explain
@@ -403,19 +404,49 @@ class Recommender:
         t = split_year(self.titles_list[m])[0] or self.titles_list[m]
         return t if len(t) <= width else t[: width - 1] + "…"
 
+    def dislike_lift(self, ratings: Sequence[tuple[int, float]]) -> np.ndarray:
+        """How much a made-up user's dislikes (ratings below the movie's average) lift each movie's score:
+        the sum of their positive exact contributions, (n_movies,) float64 (zeros without dislikes)."""
+        rated = np.array([m for m, _ in ratings], np.int64)
+        values = np.array([r for _, r in ratings], np.float64)
+        below = values < self.model.mu + self.model.movie_bias[rated].astype(np.float64) if len(rated) else np.zeros(0, bool)
+        if not below.any():
+            return np.zeros(self.model.n_movies)
+        _, parts, _ = explain_contributions(self.model, rated, values, np.zeros(0, np.int64))
+        design = np.concatenate([np.ones((self.model.n_movies, 1)),
+                                 np.asarray(self.model.effective_movie_factors, np.float64)], axis=1)
+        contrib = design @ parts[below].T  # (n_movies, #dislikes)
+        return np.maximum(contrib, 0.0).sum(axis=1)
+
+    def made_up_scores(self, ratings: Sequence[tuple[int, float]], dislikes: str = DEFAULTS.dislikes
+                       ) -> tuple[UserVector, np.ndarray, np.ndarray]:
+        """(folded-in user, score of every movie, what the list is ranked by) for a made-up user.
+
+        ``dislikes="score"`` ranks by the score; ``"down-only"`` by the score less ``dislike_lift``.
+        """
+        if dislikes not in DISLIKES:
+            raise DataError(f"--dislikes must be one of {', '.join(DISLIKES)}, not {dislikes!r}")
+        vec = self.fold_in(ratings)
+        pred = self.model.score_movies(vec.bias, vec.vector)
+        if dislikes == "score" or not ratings:
+            return vec, pred, pred
+        return vec, pred, (pred - self.dislike_lift(ratings)).astype(np.float32)
+
     def recommend(
         self,
         ratings: Sequence[tuple[int, float]],
         n: int = DEFAULTS.top,
         filters: Filters | None = None,
         explain: bool = False,
+        dislikes: str = DEFAULTS.dislikes,
     ) -> Result:
-        """Top-n for a made-up user given (movie index, rating) pairs; the rated movies never come back."""
+        """Top-n for a made-up user given (movie index, rating) pairs; the rated movies never come back.
+        ``dislikes``: see ``made_up_scores`` (the score column always holds the model's score)."""
         n = _check_n(n)
-        vec = self.fold_in(ratings)
-        pred = self.model.score_movies(vec.bias, vec.vector)
+        vec, pred, rank_by = self.made_up_scores(ratings, dislikes)
         mask = self.filter_mask(filters)
-        recs, scores = self._top(pred, n, np.array([m for m, _ in ratings], np.int32), mask)
+        recs, _ = self._top(rank_by, n, np.array([m for m, _ in ratings], np.int32), mask)
+        scores = pred[recs]
         why, details, notes = self._explained(ratings, recs, explain)
         head = [
             f"made-up user with {len(ratings)} rating{'s' if len(ratings) != 1 else ''} folded into run {self.run_name} "
@@ -424,6 +455,8 @@ class Recommender:
         if self.model.config.get("rating_map"):
             head.append("predicted_rating: the run's fitted map of score onto the rating scale (expected rating at "
                         "that score, strictly increasing), not the score clipped")
+        if dislikes == "down-only" and ratings:
+            head.append("ranked with --dislikes down-only: a disliked movie can pull a film down but not lift it up")
         if filters and filters.describe():
             head.append(f"filter: {filters.describe()}")
         if not ratings:
