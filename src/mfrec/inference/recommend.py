@@ -33,6 +33,8 @@ RANKED_BY = {
     "cosine": "cosine similarity (-1..1) of the movie's factors with the asked-for movie's",
     "training_ratings": "how many training ratings the movie has",
     "logit": "a sequential model's next-movie logit (no rating units)",
+    "rank_score": "the ranking run's own score (--rank-by): its units are that model's (popularity: training "
+                  "ratings; a factor run: its score)",
 }
 DISLIKES = ("score", "down-only")  # how a made-up user's dislikes rank a list (DEFAULTS.dislikes)
 GROUP_RULE = "least misery: a movie's group score is the lowest predicted rating among the members"
@@ -463,6 +465,60 @@ class Recommender:
             head[0] = "no ratings given: the list is the model's baseline (mu + movie bias)"
         table = self._table(recs, self._clip(scores), scores, why)
         return Result(table, head + notes, details, label="made-up-user")
+
+    # -- the ranker protocol (--rank-by): any run that scores every movie for a made-up or existing user
+    def score_made_up(self, ratings: Sequence[tuple[int, float]]) -> np.ndarray:
+        """Every movie's score for a made-up user (what this run ranks a list by)."""
+        return self.made_up_scores(ratings)[2]
+
+    def score_user(self, u: int) -> np.ndarray:
+        """Every movie's score for an existing user (index ``u``) from their trained vector."""
+        return self.model.score_movies(float(self.model.user_bias[u]), self.model.user_factors[u])
+
+    def reasons(self, ratings: Sequence[tuple[int, float]], movies: np.ndarray) -> list[str]:
+        """The "why" cells of ``movies`` for a user with these ratings."""
+        return self._explained(ratings, np.asarray(movies, np.int64), False)[0]
+
+    @property
+    def movie_ids(self) -> np.ndarray:
+        """The original movieId of every movie index (the ranker protocol's check that two runs agree)."""
+        return self.movie_id_array
+
+    def describe_ranker(self) -> str:
+        return f"run {self.run_name} ({self.kind}: its predicted rating before clipping)"
+
+    def recommend_ranked_by(self, ranker, ratings: Sequence[tuple[int, float]] | None = None, user_id=None,
+                            n: int = DEFAULTS.top, filters: Filters | None = None, exclude: str = DEFAULTS.exclude
+                            ) -> Result:
+        """Top-n ranked by another run (``ranker``: any object with ``score_made_up``, ``score_user``,
+        ``reasons``, ``describe_ranker`` and ``movie_ids``, see ``mfrec.inference.rankers``), with this
+        run's predicted ratings; a made-up user (``ratings``) or an existing one (``user_id``)."""
+        n = _check_n(n)
+        if not np.array_equal(np.asarray(ranker.movie_ids), self.movie_id_array):
+            raise ModelError(f"{ranker.describe_ranker()} scores other movies than run {self.run_name}: "
+                             "rank and predict with runs on one dataset")
+        if user_id is not None:
+            u = self.user(user_id)
+            seen, _ = self._seen(u, exclude)
+            ratings = self._train_row(u)
+            ranked = ranker.score_user(u)
+            mine = self.score_user(u)
+            who = f"user {user_id}"
+        else:
+            ratings = list(ratings or [])
+            seen = np.array([m for m, _ in ratings], np.int32)
+            ranked = ranker.score_made_up(ratings)
+            mine = self.made_up_scores(ratings)[1]
+            who = f"made-up user with {len(ratings)} rating{'s' if len(ratings) != 1 else ''}"
+        recs, rank_scores = self._top(np.asarray(ranked, np.float32), n, seen, self.filter_mask(filters))
+        why = ranker.reasons(ratings, recs)
+        head = [f"{who}: ranked by {ranker.describe_ranker()}; predicted_rating from run {self.run_name} "
+                f"({self.kind}{', calibrated fold-in' if user_id is None and self.model.calibrated else ''})",
+                "their rated movies are excluded" if user_id is None else f"excluded the {len(seen)} movies they rated"]
+        if filters and filters.describe():
+            head.append(f"filter: {filters.describe()}")
+        table = self._table(recs, self._clip(mine[recs]), rank_scores, why, ranked_by="rank_score")
+        return Result(table, head, {}, label="made-up-user" if user_id is None else f"user-{user_id}")
 
     def recommend_user(
         self,
