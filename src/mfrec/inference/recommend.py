@@ -277,7 +277,8 @@ class Recommender:
         return list(out.items())
 
     def fold_in(self, ratings: Sequence[tuple[int, float]]) -> UserVector:
-        """A made-up user's bias and factors: the model's own per-row ALS step on their ratings."""
+        """A made-up user's bias and factors: the model's own per-row ALS step on their ratings, shrunk
+        towards the training users when the run has a population prior (``FactorModel.fold_in``)."""
         if not ratings:
             return UserVector(0.0, np.zeros(self.model.k, np.float32))
         idx = np.array([m for m, _ in ratings], np.int32)
