@@ -352,3 +352,16 @@ def test_dislikes_down_only_takes_off_exactly_what_the_dislikes_lift(rec):
     assert (rec.recommend(likes_only, n=10, dislikes="down-only").table.equals(rec.recommend(likes_only, n=10).table))
     with pytest.raises(DataError, match="--dislikes must be one of"):
         rec.recommend(ratings, dislikes="never")
+
+
+def test_the_printed_ratings_tell_apart_what_two_decimals_would_not(rec):
+    from mfrec.inference.output import format_table
+    from mfrec.inference.recommend import Result
+
+    def printed(preds):
+        table = rec._table(np.arange(len(preds)), preds, np.arange(len(preds), 0, -1, dtype=float), [""] * len(preds))
+        rows = format_table(Result(table)).splitlines()[2:]
+        return [line.split()[-2] for line in rows]  # the rating column (the score's 3 decimals come after it)
+
+    assert printed([4.1234, 3.9876]) == ["4.12", "3.99"]
+    assert printed([4.7381, 4.7362, 4.70]) == ["4.738", "4.736", "4.700"]
