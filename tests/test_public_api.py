@@ -219,3 +219,30 @@ def test_made_up_user_notes_say_what_each_title_matched(tmp_path, small_dataset)
     notes = [n for n in result.notes if n.startswith("title: ")]
     assert len(notes) == 2 and notes[1] == f"title: '{int(rec.movie_id_array[5])}' -> {rec.titles.describe(5)}"
     assert notes[0].startswith(f"title: {partial!r} -> ")
+
+
+def test_the_notebook_api_keeps_the_notes_and_warns_about_a_partial_title(tmp_path, small_dataset):
+    from test_inference import make_run
+
+    from mfrec import load_experiment
+
+    exp = load_experiment(make_run(tmp_path, small_dataset, "mf", epochs=2))
+    rec = exp.recommender
+    from mfrec.errors import MfrecError
+
+    def partial_of(m):  # the first two words of a longer title, when they name that film alone
+        words = rec.title(m).split(" (")[0].split()
+        if len(words) < 3:
+            return None
+        try:
+            found = rec.titles.match(" ".join(words[:2]))
+        except MfrecError:
+            return None
+        return " ".join(words[:2]) if found.how == "partial" and found.movie == m else None
+
+    partial = next(p for p in map(partial_of, range(rec.model.n_movies)) if p)
+    with pytest.warns(UserWarning, match="partial title"):
+        exp.recommend(like=[partial], top=3)
+    assert exp.last_notes[0].startswith(f"title: {partial!r} -> {rec.titles.describe(rec.movie(partial))}")
+    exp.recommend(like=[str(int(rec.movie_id_array[3]))], top=3)  # an id: noted, no warning
+    assert exp.last_notes[0] == f"title: '{int(rec.movie_id_array[3])}' -> {rec.titles.describe(3)}"

@@ -133,6 +133,18 @@ class LoadedExperiment(Experiment):
     def __init__(self, path: str | os.PathLike):
         super().__init__(path)
         self._recommender = None
+        self.last_notes: list[str] = []
+        """The notes Inference.py prints above a list, for the last ``recommend``/``similar`` call: which run
+        and rule, the filters, and what each title matched (a partial match also warns, naming the others)."""
+
+    def _noted(self, result):
+        import warnings
+
+        self.last_notes = list(result.notes)
+        for note in result.notes:
+            if note.startswith("title: ") and ("partial title" in note or "listed twice" in note):
+                warnings.warn(note, UserWarning, stacklevel=3)
+        return result.table
 
     @property
     def recommender(self):
@@ -151,16 +163,16 @@ class LoadedExperiment(Experiment):
         """The ``top`` movies (polars DataFrame: rank, movieId, title, year, genres, predicted_rating, score, why)
         for a made-up user (``rate`` / ``like``), an existing user (``user``, original id) or a
         group (``users``, ranked by the least-satisfied member); the keywords and defaults of Inference.py."""
-        return run_request(self.recommender, rate=rate, like=like, user=user, users=users, top=top,
-                           genre=genre, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings,
-                           dislikes=dislikes).table
+        return self._noted(run_request(self.recommender, rate=rate, like=like, user=user, users=users, top=top,
+                                       genre=genre, years=years, explain=explain, exclude=exclude,
+                                       min_ratings=min_ratings, dislikes=dislikes))
 
     @renamed_keywords(n="top")
     def similar(self, title: Any, top: int = DEFAULTS.top, genre=None, years=None,
                 min_ratings: int = DEFAULTS.min_ratings):
         """Nearest movies by cosine of the movie factors (genre part included for mf-genre)."""
-        return run_request(self.recommender, similar=title, top=top, genre=genre, years=years,
-                           min_ratings=min_ratings).table
+        return self._noted(run_request(self.recommender, similar=title, top=top, genre=genre, years=years,
+                                       min_ratings=min_ratings))
 
     @renamed_keywords(ratings="rate")
     def fold_in(self, rate: Any = None, *, like: Iterable[Any] = ()):
