@@ -45,6 +45,23 @@ def rec(exp):
     return exp.recommender
 
 
+def partial_title(rec) -> tuple[int, str]:
+    """(movie, query): the first two words of a longer title that name that film alone (a partial match)."""
+    from mfrec.errors import MfrecError
+
+    for m in range(rec.model.n_movies):
+        words = rec.title(m).split(" (")[0].split()
+        if len(words) < 3:
+            continue
+        try:
+            found = rec.titles.match(" ".join(words[:2]))
+        except MfrecError:
+            continue
+        if found.how == "partial" and found.movie == m:
+            return m, " ".join(words[:2])
+    raise AssertionError("the generated catalogue has no title that two of its words name alone")
+
+
 def _train_row(ds, u):
     csr = ds.train_by_user
     a, b = int(csr.indptr[u]), int(csr.indptr[u + 1])

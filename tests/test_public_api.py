@@ -228,19 +228,9 @@ def test_the_notebook_api_keeps_the_notes_and_warns_about_a_partial_title(tmp_pa
 
     exp = load_experiment(make_run(tmp_path, small_dataset, "mf", epochs=2))
     rec = exp.recommender
-    from mfrec.errors import MfrecError
+    from test_inference import partial_title
 
-    def partial_of(m):  # the first two words of a longer title, when they name that film alone
-        words = rec.title(m).split(" (")[0].split()
-        if len(words) < 3:
-            return None
-        try:
-            found = rec.titles.match(" ".join(words[:2]))
-        except MfrecError:
-            return None
-        return " ".join(words[:2]) if found.how == "partial" and found.movie == m else None
-
-    partial = next(p for p in map(partial_of, range(rec.model.n_movies)) if p)
+    _, partial = partial_title(rec)
     with pytest.warns(UserWarning, match="partial title"):
         exp.recommend(like=[partial], top=3)
     assert exp.last_notes[0].startswith(f"title: {partial!r} -> {rec.titles.describe(rec.movie(partial))}")

@@ -177,7 +177,11 @@ class Session:
     def cmd_similar(self, arg: str) -> str:
         if not arg:
             return "usage: similar <title>"
-        return self._shown(self.rec.similar(_unquote(arg), n=self.top, filters=self.filters))
+        from mfrec.inference.api import match_notes
+
+        result = self.rec.similar(_unquote(arg), n=self.top, filters=self.filters)
+        result.notes[:0] = match_notes(self.rec, [_unquote(arg)])
+        return self._shown(result)
 
     def cmd_popular(self, arg: str) -> str:
         # the most-rated movies pass any --min-ratings anyway: only the genre and years filters apply
