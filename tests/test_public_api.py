@@ -212,13 +212,15 @@ def test_made_up_user_notes_say_what_each_title_matched(tmp_path, small_dataset)
     from mfrec import load_experiment
     from mfrec.inference.api import run_request
 
+    from test_inference import partial_title
+
     rec = load_experiment(make_run(tmp_path, small_dataset, "mf", epochs=2)).recommender
-    title = rec.title(3)
-    partial = " ".join(title.split(" (")[0].split()[:2])
-    result = run_request(rec, like=[partial], rate={int(rec.movie_id_array[5]): 4.0}, top=3)
+    m, partial = partial_title(rec)
+    other = 5 if m != 5 else 6
+    result = run_request(rec, like=[partial], rate={int(rec.movie_id_array[other]): 4.0}, top=3)
     notes = [n for n in result.notes if n.startswith("title: ")]
-    assert len(notes) == 2 and notes[1] == f"title: '{int(rec.movie_id_array[5])}' -> {rec.titles.describe(5)}"
-    assert notes[0].startswith(f"title: {partial!r} -> ")
+    assert notes[1] == f"title: '{int(rec.movie_id_array[other])}' -> {rec.titles.describe(other)}"
+    assert len(notes) == 2 and notes[0].startswith(f"title: {partial!r} -> {rec.titles.describe(m)} (partial title")
 
 
 def test_the_notebook_api_keeps_the_notes_and_warns_about_a_partial_title(tmp_path, small_dataset):
