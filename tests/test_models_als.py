@@ -247,3 +247,28 @@ def test_blas_threads_from_environment(monkeypatch):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.delenv(var)
     assert als.blas_threads() is None
+
+
+def test_all_equal_ratings_train_and_fold_in_without_a_prior_or_a_map(tmp_path):
+    """Every rating 4: the fit is exact, so there is no noise to weigh a prior by and no spread to map scores onto."""
+    from mfrec.data.store import write_dataset
+
+    rng = np.random.default_rng(0)
+    nu, nm = 12, 9
+    user, movie = np.nonzero(rng.random((nu, nm)) < 0.7)
+    out = write_dataset(
+        tmp_path / "flat", user=user.astype(np.int32), movie=movie.astype(np.int32),
+        rating=np.full(len(user), 4.0, np.float32), timestamp=np.arange(len(user), dtype=np.int64),
+        split=((rng.random(len(user)) < 0.2) * 1).astype(np.int8), n_users=nu, n_movies=nm,
+        movies=pl.DataFrame({"movie": np.arange(nm, dtype=np.int32), "movieId": np.arange(1, nm + 1),
+                             "title": [f"m{i}" for i in range(nm)], "year": np.full(nm, 2000, np.int32),
+                             "genres": [["Drama"]] * nm}),
+        users=pl.DataFrame({"user": np.arange(nu, dtype=np.int32), "userId": np.arange(1, nu + 1)}),
+        genres=["Drama"], genre_indptr=np.arange(nm + 1, dtype=np.int64), genre_indices=np.zeros(nm, np.int32),
+        manifest={"name": "flat", "dataset": "synthetic", "rating_scale": [1.0, 5.0], "seed": 0},
+    )
+    model = mfrec.train(mfrec.data.load(out), {"model": "mf", "factors": 2, "epochs": 3})
+    assert "rating_map" not in model.config
+    bias, vec = model.fold_in_user([0, 1], [4.0, 4.0])
+    assert np.isfinite(bias) and np.all(np.isfinite(vec))
+    assert model.rating(np.array([3.0, 6.0])).tolist() == [3.0, 5.0]  # clipped without a map
