@@ -258,7 +258,7 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
     return OK
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)  # nogil: a Dask worker keeps talking while it solves
 def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, reg_bias, weighted,
                reg_exponent, solver, cg_steps, n_blocks, work64, gather64, work32, bufs, tbufs, out_factors, out_bias,
                out_residual, status):
@@ -427,8 +427,25 @@ def solve_rows(
     return out_factors, out_bias
 
 
-# -- genre part -----------------------------------------------------------------------------------
+# -- genre sets and the genre part -----------------------------------------------------------------
 # (the genre-factor solve itself is mfrec.kernels.genre)
+def genre_sets(genre_indptr, genre_indices) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
+    """Group movies by their genre set: (sets, set_indptr, set_movies); movies without genres are left out."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    gi = np.asarray(genre_indices)
+    gp = np.asarray(genre_indptr)
+    for i in range(len(gp) - 1):
+        key = tuple(sorted(int(g) for g in gi[gp[i]:gp[i + 1]]))
+        if key:
+            groups.setdefault(key, []).append(i)
+    sets = list(groups)
+    counts = [len(groups[s]) for s in sets]
+    set_indptr = np.zeros(len(sets) + 1, np.int64)
+    set_indptr[1:] = np.cumsum(counts) if counts else []
+    set_movies = np.array([i for s in sets for i in groups[s]], dtype=np.int32)
+    return sets, set_indptr, set_movies
+
+
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _genre_part(genre_indptr, genre_indices, genre_factors, out):
     n = genre_indptr.shape[0] - 1

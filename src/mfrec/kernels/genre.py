@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from mfrec.kernels._config import FASTMATH
-from mfrec.kernels.als import SolveError
+from mfrec.kernels.als import SolveError, genre_sets
 
 _N_CHUNKS = 256  # fixed work split of the right-hand-side pass: the sum order never depends on threads
 
@@ -44,23 +44,6 @@ class GenreIndex(NamedTuple):
     pair_sets: np.ndarray
     pair_counts: np.ndarray
     genre_ratings: np.ndarray
-
-
-def genre_sets(genre_indptr, genre_indices) -> tuple[list[tuple[int, ...]], np.ndarray, np.ndarray]:
-    """Group movies by their genre set: (sets, set_indptr, set_movies); movies without genres are left out."""
-    groups: dict[tuple[int, ...], list[int]] = {}
-    gi = np.asarray(genre_indices)
-    gp = np.asarray(genre_indptr)
-    for i in range(len(gp) - 1):
-        key = tuple(sorted(int(g) for g in gi[gp[i]:gp[i + 1]]))
-        if key:
-            groups.setdefault(key, []).append(i)
-    sets = list(groups)
-    counts = [len(groups[s]) for s in sets]
-    set_indptr = np.zeros(len(sets) + 1, np.int64)
-    set_indptr[1:] = np.cumsum(counts) if counts else []
-    set_movies = np.array([i for s in sets for i in groups[s]], dtype=np.int32)
-    return sets, set_indptr, set_movies
 
 
 @njit(cache=True, parallel=True)

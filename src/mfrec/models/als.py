@@ -20,7 +20,7 @@ import numpy as np
 from mfrec.callbacks import EarlyStopping, EpochReport, Step, emit
 from mfrec.errors import ModelError
 from mfrec.models.config import ALSConfig
-from mfrec.models.factor import FactorModel
+from mfrec.models.factor import PRIOR_MAX_USERS, FactorModel, FoldInSettings, fit_rating_map, population_prior
 
 EXPLODED = 1e6  # |factor| above this means the fit diverged
 
@@ -83,6 +83,25 @@ def _check_finite(epoch: int, **arrays: np.ndarray) -> None:
             raise NonFiniteFactorsError(f"epoch {epoch}: {name} exploded (|value| > {EXPLODED:g}); raise --reg")
 
 
+def report_epoch(epoch: int, train_rmse: float, val_rmse: float | None, test_rmse: float | None, seconds: float,
+                 config: ALSConfig, early: EarlyStopping, callback, say: Callable[[str], None],
+                 label: str) -> tuple[EpochReport, bool]:
+    """Early stopping on validation RMSE (without it, or with patience 0, the last epoch is kept) and
+    the epoch's report, sent to ``callback`` with a ``Step``; returns (report, whether the epoch is a new best)."""
+    validated = val_rmse is not None and config.patience > 0
+    improved = bool(validated and early.update(val_rmse, epoch))
+    best_epoch = early.epoch if validated else epoch
+    stop = early.should_stop(epoch, validated)
+    note = (f"epoch {epoch}: train RMSE {train_rmse:.4f}" + (f", val RMSE {val_rmse:.4f}" if val_rmse is not None else "")
+            + (f", test RMSE {test_rmse:.4f}" if test_rmse is not None else "") + f", {seconds:.2f} s")
+    result = EpochReport(epoch, train_rmse, val_rmse, test_rmse, seconds, best_epoch, stop, note=note)
+    emit(callback, result)
+    emit(callback, Step(1, config.epochs, label, " epochs"))
+    if stop:
+        say(f"early stop: no better validation RMSE for {config.patience} epochs; keeping epoch {best_epoch}")
+    return result, improved
+
+
 def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None,
         log: Callable[[str], None] | None = None) -> FactorModel:
     """Train an ALS model on ``dataset.train``; report every epoch to ``callback``
@@ -95,7 +114,7 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
     """
     from mfrec.kernels.als import check_ratings_csr, genre_part, solve_rows
     from mfrec.kernels.genre import genre_index, solve_genre_factors
-    from mfrec.kernels.predict import error_sums, error_sums_csr
+    from mfrec.kernels.predict import error_sums, error_sums_csr, predict
 
     say = log or (lambda _m: None)
     config = config.validate()
@@ -177,20 +196,13 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
             train_rmse, val_rmse, test_rmse = rmse(train, effective), rmse(val, effective), rmse(test, effective)
             eval_seconds += time.perf_counter() - t1
 
-            # early stopping on validation RMSE; without it (or with patience 0) the last epoch is kept
-            validated = val_rmse is not None and config.patience > 0
-            if validated and early.update(val_rmse, epoch):
+            result, improved = report_epoch(epoch, train_rmse, val_rmse, test_rmse, seconds, config, early, callback, say,
+                                            f"train {config.model}")
+            if improved:
                 best_arrays = (P.copy(), Q.copy(), Y.copy(), bu.copy(), bi.copy())
-            best_epoch = early.epoch if validated else epoch
-            stop = early.should_stop(epoch, validated)
-            note = (f"epoch {epoch}: train RMSE {train_rmse:.4f}" + (f", val RMSE {val_rmse:.4f}" if val_rmse is not None else "")
-                    + (f", test RMSE {test_rmse:.4f}" if test_rmse is not None else "") + f", {seconds:.2f} s")
-            result = EpochReport(epoch, train_rmse, val_rmse, test_rmse, seconds, best_epoch, stop, note=note)
             history.append(result)
-            emit(callback, result)
-            emit(callback, Step(1, config.epochs, f"train {config.model}", " epochs"))
-            if stop:
-                say(f"early stop: no better validation RMSE for {config.patience} epochs; keeping epoch {best_epoch}")
+            best_epoch = result.best_epoch
+            if result.stop:
                 break
         if best_arrays is not None and best_epoch != history[-1].epoch:
             P, Q, Y, bu, bi = best_arrays
@@ -202,8 +214,25 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
             "train_seconds": time.perf_counter() - t_start,
             "numba_threads": n_threads,
         })
+        # the fold-in's population prior (calibrated made-up users; mfrec.models.factor), noise = kept epoch's train RMSE
+        kept_rmse = next(h.train_rmse for h in history if h.epoch == best_epoch)
+        settings = FoldInSettings(config.reg, config.reg_bias, config.weighted_reg, config.reg_exponent)
+        effective = Q + genre_part(gcsr.indptr, gcsr.indices, Y) if genre else Q  # of the kept epoch
+        prior = (None, None)
+        if kept_rmse is not None and kept_rmse > 0:  # a perfect fit leaves no noise to weigh a prior by
+            prior = population_prior(ucsr.indptr, ucsr.indices, effective, bu, P, settings, kept_rmse ** 2)
+            meta["fold_in_prior"] = {"noise_variance": kept_rmse ** 2, "users": min(nu, PRIOR_MAX_USERS)}
+        else:
+            say("no fold-in prior: the training ratings are fitted exactly; made-up users get the plain half-step")
+        # the map from score to a predicted rating inside the scale, on ratings the kept model did not fit
+        held = val if val is not None and len(val) else train
+        if len(held) >= 2 and float(np.ptp(held.rating)) > 0:
+            scores = predict(held.user, held.movie, mu, bu, bi, P, effective, None)
+            meta["rating_map"] = {**fit_rating_map(scores, held.rating, scale),
+                                  "fitted_on": "val" if held is val else "train"}
         model = FactorModel(mu, bu, bi, P, Q, Y, gcsr.indptr if genre else None, gcsr.indices if genre else None,
-                            dataset.user_ids.ids, dataset.movie_ids.ids, config={**config.to_dict(), **meta})
+                            dataset.user_ids.ids, dataset.movie_ids.ids, config={**config.to_dict(), **meta},
+                            prior_mean=prior[0], prior_precision=prior[1])
         model.history = history
         return model
     finally:
