@@ -34,7 +34,6 @@ from mfrec.kernels._config import FASTMATH
 
 SOLVERS = {"cholesky": 0, "cg": 1}
 OK, NOT_POSITIVE_DEFINITE, NOT_FINITE = 0, 1, 2
-_BLOCKS_PER_THREAD = 4
 _GATHER = 64  # cholesky: fixed rows gathered per chunk (64 x (k+1) float64 per thread)
 
 
@@ -267,10 +266,10 @@ def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, r
     has_shift = row_shift.shape[0] > 0
     mu32 = np.float32(mu)
     for blk in prange(n_blocks):
-        # rows blk, blk + n_blocks, ... (round robin balances power-law row lengths); the work
-        # buffers belong to the thread running the block, and every row initialises what it reads,
-        # so a row's result never depends on which thread or which row ran before it
-        t = numba.get_thread_id()
+        # rows blk, blk + n_blocks, ... (round robin balances power-law row lengths); one block per
+        # thread, each owning its slice of the work buffers, and every row initialises what it
+        # reads, so a row's result never depends on the thread count or on the rows before it
+        t = blk
         A = work64[t, :k + 1, :]
         rhs = work64[t, k + 1, :]
         X = gather64[t]
@@ -397,11 +396,11 @@ def solve_rows(
     status = np.zeros(n_rows, np.int8)
     if n_rows == 0:
         return out_factors, out_bias
-    # rows are dealt round-robin to a few blocks per thread (balances power-law row lengths); the
-    # work buffers are per thread: cholesky gathers a row in chunks of _GATHER rows, cg gathers the
+    # rows are dealt round-robin to one block per thread (balances power-law row lengths); the
+    # work buffers are per block, so per thread: cholesky gathers a row in chunks of _GATHER rows, cg gathers the
     # whole row once (one longest-row x k float32 buffer per thread)
-    n_threads = numba.get_num_threads()
-    n_blocks = max(1, min(n_rows, _BLOCKS_PER_THREAD * n_threads))
+    n_blocks = max(1, min(n_rows, numba.get_num_threads()))
+    n_threads = n_blocks  # one block, and one set of work buffers, per thread
     cg = SOLVERS[solver] == 1
     max_row = int(np.max(indptr[1:] - indptr[:-1])) if cg else 0
     work64 = np.empty((n_threads, k + 2, k + 1), np.float64)  # cholesky: A and rhs
