@@ -27,10 +27,12 @@ def format_table(result, title_width: int = 42, genre_width: int = 26, why_width
     t = result.table
     ranked = next((c for c in t.columns if c in _RANKED_HEAD), None)
     has_rating = "predicted_rating" in t.columns
+    has_spread = "uncertainty" in t.columns  # bayes runs: "4.30 ± 0.41"
+    rating_width = 11 if has_spread else 6
     lines = list(result.notes)
     head = f"{'#':>3}  {'title':<{title_width}}  {'year':>4}  {'genres':<{genre_width}}"
     if has_rating:
-        head += f"  {'rating':>6}"
+        head += f"  {'rating':>{rating_width}}"
     if ranked:
         head += f"  {_RANKED_HEAD[ranked][0]:>7}"
     head += "  why"
@@ -46,7 +48,10 @@ def format_table(result, title_width: int = 42, genre_width: int = 26, why_width
         )
         if has_rating:
             pred = row["predicted_rating"]
-            line += f"  {'' if pred is None else f'{pred:.2f}':>6}"
+            cell = '' if pred is None else f'{pred:.2f}'
+            if has_spread and pred is not None and row["uncertainty"] is not None:
+                cell += f" ± {row['uncertainty']:.2f}"
+            line += f"  {cell:>{rating_width}}"
         if ranked:
             line += "  " + _RANKED_HEAD[ranked][1].format(row[ranked])
         line += f"  {_cut(row['why'], why_width)}"

@@ -154,6 +154,39 @@ class BayesSamples:
             mean = np.clip(mean, scale[0], scale[1])
         return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
 
+    def _spread(self, user_bias: np.ndarray, user_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) over every movie for one user given per-sample (bias (S,), vector (S, k))."""
+        scores = (np.einsum("smk,sk->sm", self.movie_factors, user_vectors, dtype=np.float64)
+                  + self.movie_bias + user_bias[:, None] + self.mu)
+        mean = scores.mean(axis=0)
+        var = scores.var(axis=0) + 1.0 / self.noise_precision
+        return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
+
+    def user_spread(self, u: int) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior predictive mean and std of trained user ``u``'s rating of every movie."""
+        return self._spread(self.user_bias[:, u].astype(np.float64), self.user_factors[:, u])
+
+    def fold_in_spread(self, movies, ratings, reg: float, reg_bias: float) -> tuple[np.ndarray, np.ndarray]:
+        """Predictive mean and std of every movie for a made-up user.
+
+        Per kept sample, the user's [b, p] is the ridge solve (the learned prior as penalties) against
+        that sample's movie factors; the spread over the samples plus the noise variance is the
+        variance. An approximation: the user's own conditional spread given a sample is left out
+        (with a handful of ratings it is what the movie samples' spread already shows).
+        """
+        from mfrec.kernels.als import solve_rows
+
+        movies = np.asarray(movies, np.int32)
+        ratings = np.asarray(ratings, np.float32)
+        indptr = np.array([0, len(movies)], np.int64)
+        bias = np.zeros(len(self), np.float64)
+        vecs = np.zeros((len(self), self.user_factors.shape[2]), np.float32)
+        for s in range(len(self)):
+            f, b = solve_rows(indptr, movies, ratings, self.movie_factors[s], self.movie_bias[s], self.mu, reg=reg,
+                              reg_bias=reg_bias, weighted=False, reg_exponent=0.0, solver="cholesky", what="new user")
+            bias[s], vecs[s] = b[0], f[0]
+        return self._spread(bias, vecs)
+
     def save(self, path) -> Path:
         from mfrec.io import write_npz
 
@@ -227,7 +260,8 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
         n_store = min(n_store, config.stored_samples)
         store = BayesSamples(mu, np.zeros((n_store, nu, k)), np.zeros((n_store, nm, k)), np.zeros((n_store, nu)),
                              np.zeros((n_store, nm)), 1.0)
-        sums = {"P": np.zeros((nu, k)), "Q": np.zeros((nm, k)), "bu": np.zeros(nu), "bi": np.zeros(nm), "alpha": 0.0}
+        sums = {"P": np.zeros((nu, k)), "Q": np.zeros((nm, k)), "bu": np.zeros(nu), "bi": np.zeros(nm), "alpha": 0.0,
+                "user_prec": np.zeros(k + 1)}
         pred_sums = {name: np.zeros(len(split)) if split is not None else None
                      for name, split in (("val", val), ("test", test))}
         say(f"fit bayes: {nu:,} users, {nm:,} movies, {len(train):,} train ratings, k={k}, {config.samples} samples "
@@ -299,6 +333,7 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
                 sums["bu"] += bu
                 sums["bi"] += bi
                 sums["alpha"] += alpha
+                sums["user_prec"] += prior["user"][1]
                 for name, split in (("val", val), ("test", test)):
                     if pred_sums[name] is not None and len(split):
                         pred_sums[name] += predict(split.user, split.movie, np.float32(mu), bu, bi, Peff, Qeff)
@@ -335,8 +370,9 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
             "posterior_val_rmse": last.val_rmse,
             "posterior_test_rmse": last.test_rmse,
             "noise_sd": float(store.noise_precision ** -0.5),
-            "prior_precision_user": [float(v) for v in prior["user"][1]],
-            "prior_precision_movie": [float(v) for v in prior["movie"][1]],
+            # the new-user fold-in's ridge penalties: mean prior precision / mean noise precision
+            "fold_in_reg": float(sums["user_prec"][1:].mean() / sums["alpha"]),
+            "fold_in_reg_bias": float(sums["user_prec"][0] / sums["alpha"]),
             "seconds_per_epoch": float(np.mean(sweep_seconds)),
             "seconds_per_sample": float(np.mean(sweep_seconds)),
             "train_seconds": time.perf_counter() - t_start,
