@@ -91,10 +91,16 @@ def _normals(state, out, m):
     return state
 
 
+@njit(cache=True)
+def _row_normals(seed, sweep, stream, row, out, m):
+    _normals(_stream_state(seed, sweep, stream, row), out, m)
+
+
 def standard_normals(seed: int, sweep: int, stream: int, row: int, m: int) -> np.ndarray:
-    """The m standard normals a row's draw uses (for tests and references)."""
+    """The m standard normals the draw of row ``row`` uses (for tests and references)."""
     out = np.empty(m + (m % 2), np.float64)
-    _normals(_stream_state(np.uint64(seed), np.uint64(sweep), np.uint64(stream), np.uint64(row)), out, m)
+    with np.errstate(over="ignore"):  # SplitMix64 wraps around on purpose (NUMBA_DISABLE_JIT runs)
+        _row_normals(np.uint64(seed), np.uint64(sweep), np.uint64(stream), np.uint64(row), out, m)
     return out[:m]
 
 
@@ -234,9 +240,10 @@ def sample_rows(indptr, indices, values, fixed_factors, fixed_bias, mu: float, *
     n_blocks = max(1, min(n_rows, _BLOCKS_PER_THREAD * numba.get_num_threads()))
     work64 = np.zeros((n_blocks, k + 2, k + 1), np.float64)
     eps = np.zeros((n_blocks, k + 2), np.float64)
-    _sample_rows(indptr, indices, values, fixed, fbias, float(mu), shift, float(alpha), prec, mean,
-                 np.uint64(seed), np.uint64(sweep), np.uint64(stream), work64, eps, out_factors, out_bias, gram, resid,
-                 status)
+    with np.errstate(over="ignore"):  # SplitMix64 wraps around on purpose (NUMBA_DISABLE_JIT runs)
+        _sample_rows(indptr, indices, values, fixed, fbias, float(mu), shift, float(alpha), prec, mean,
+                     np.uint64(seed), np.uint64(sweep), np.uint64(stream), work64, eps, out_factors, out_bias, gram,
+                     resid, status)
     _raise_on(status, what)
     return out_factors, out_bias
 
@@ -321,8 +328,9 @@ def sample_implicit(owner_indptr, owner_rows, coef, gram, resid, implicit_factor
         raise ValueError("implicit_factors must be a C-contiguous float32 array")
     prec, mean = _prior(prec, mean, k)
     status = np.zeros(n, np.int8)
-    _sample_implicit(ptr, rows, coef, gram, resid, Z, float(alpha), prec, mean, np.uint64(seed), np.uint64(sweep),
-                     np.uint64(stream), status)
+    with np.errstate(over="ignore"):
+        _sample_implicit(ptr, rows, coef, gram, resid, Z, float(alpha), prec, mean, np.uint64(seed), np.uint64(sweep),
+                         np.uint64(stream), status)
     _raise_on(status, what)
     return Z
 
