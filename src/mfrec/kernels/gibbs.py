@@ -7,8 +7,8 @@ conditional
     precision  A   = alpha * sum_j [1, y_j][1, y_j]^T + diag(prec)
     mean       A^-1 (alpha * sum_j t_j [1, y_j] + prec * mean)
 
-with ``t_j = v_j - mu - c[c_j] - Y[c_j] . shift[r]`` (the same assembly as the ALS half-step,
-``mfrec.kernels.als._assemble_row``), the noise precision ``alpha`` and the per-dimension prior
+with ``t_j = v_j - mu - c[c_j] - Y[c_j] . shift[r]`` (the ALS half-step's normal equations,
+assembled here by BLAS on gathered chunks), the noise precision ``alpha`` and the per-dimension prior
 ``N(mean, 1/prec)``. With A = R^T R (Cholesky), the draw is z = R^-1 (R^-T rhs + eps), eps
 standard normal: mean R^-1 R^-T rhs, covariance R^-1 R^-T = A^-1.
 
@@ -40,13 +40,14 @@ from mfrec.kernels.als import (
     OK,
     SolveError,
     _as,
-    _assemble_row,
     _cholesky_upper,
+    _row_target,
     _solve_lower_t,
     _solve_upper,
 )
 
 _BLOCKS_PER_THREAD = 4
+_CHUNK = 512  # ratings gathered per BLAS call when assembling a row's normal equations
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -114,11 +115,32 @@ def _draw(A, rhs, eps, m):
 
 
 @njit(cache=True, fastmath=FASTMATH)
+def _assemble_row_blas(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs, X, t):
+    """The ALS assembly (``mfrec.kernels.als._assemble_row``: A = sum [1, y][1, y]^T, rhs = sum t [1, y])
+    by gathering up to ``_CHUNK`` rows [1, y_j] into ``X`` and one BLAS product per chunk: at k >= 10
+    several times faster than the scalar triangle loop."""
+    k = fixed.shape[1]
+    A[:, :] = 0.0
+    rhs[:] = 0.0
+    for c0 in range(start, end, _CHUNK):
+        n = min(c0 + _CHUNK, end) - c0
+        for j in range(n):
+            c, tj = _row_target(values, indices, c0 + j, mu, fixed, fixed_bias, row_shift, r, has_shift)
+            X[j, 0] = 1.0
+            for a in range(k):
+                X[j, a + 1] = fixed[c, a]
+            t[j] = tj
+        Xn = X[:n]
+        A += Xn.T @ Xn
+        rhs += Xn.T @ t[:n]
+
+
+@njit(cache=True, fastmath=FASTMATH)
 def _sample_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, alpha, prec, mean,
-                eps, out_factors, out_bias, want_gram, gram, resid, A, rhs):
+                eps, out_factors, out_bias, want_gram, gram, resid, A, rhs, X, t):
     k = fixed.shape[1]
     m = k + 1
-    _assemble_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs)
+    _assemble_row_blas(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs, X, t)
     if want_gram:
         # keep the unpenalised pieces: G = sum y y^T and the residual product once z is drawn
         for a in range(k):
@@ -153,7 +175,7 @@ def _sample_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift
 
 @njit(cache=True, parallel=True)
 def _sample_rows(indptr, indices, values, fixed, fixed_bias, mu, row_shift, alpha, prec, mean, seed, sweep, stream,
-                 work64, eps_buf, out_factors, out_bias, gram, resid, status):
+                 work64, eps_buf, gather, targets, out_factors, out_bias, gram, resid, status):
     n_rows = indptr.shape[0] - 1
     k = fixed.shape[1]
     n_blocks = work64.shape[0]
@@ -164,11 +186,13 @@ def _sample_rows(indptr, indices, values, fixed, fixed_bias, mu, row_shift, alph
         A = work64[blk, :k + 1, :]
         rhs = work64[blk, k + 1, :]
         eps = eps_buf[blk]
+        X = gather[blk]
+        t = targets[blk]
         for r in range(blk, n_rows, n_blocks):
             _normals(_stream_state(seed, sweep, stream, np.uint64(r)), eps, k + 1)
             status[r] = _sample_row(r, indptr[r], indptr[r + 1], indices, values, fixed, fixed_bias, mu32, row_shift,
                                     has_shift, alpha, prec, mean, eps, out_factors, out_bias, want_gram, gram, resid,
-                                    A, rhs)
+                                    A, rhs, X, t)
 
 
 def _raise_on(status, what: str) -> None:
@@ -240,10 +264,12 @@ def sample_rows(indptr, indices, values, fixed_factors, fixed_bias, mu: float, *
     n_blocks = max(1, min(n_rows, _BLOCKS_PER_THREAD * numba.get_num_threads()))
     work64 = np.zeros((n_blocks, k + 2, k + 1), np.float64)
     eps = np.zeros((n_blocks, k + 2), np.float64)
+    gather = np.zeros((n_blocks, _CHUNK, k + 1), np.float64)
+    targets = np.zeros((n_blocks, _CHUNK), np.float64)
     with np.errstate(over="ignore"):  # SplitMix64 wraps around on purpose (NUMBA_DISABLE_JIT runs)
         _sample_rows(indptr, indices, values, fixed, fbias, float(mu), shift, float(alpha), prec, mean,
-                     np.uint64(seed), np.uint64(sweep), np.uint64(stream), work64, eps, out_factors, out_bias, gram,
-                     resid, status)
+                     np.uint64(seed), np.uint64(sweep), np.uint64(stream), work64, eps, gather, targets, out_factors,
+                     out_bias, gram, resid, status)
     _raise_on(status, what)
     return out_factors, out_bias
 
