@@ -38,8 +38,9 @@ def _problem(seed=0, n_rows=12, n_cols=9, k=3, density=0.5):
 
 
 @pytest.mark.parametrize("with_shift", [False, True])
-def test_each_row_is_the_conditional_mean_plus_the_cholesky_draw(with_shift):
-    indptr, indices, values, fixed, fbias, shift, prec, mean = _problem()
+@pytest.mark.parametrize("k", [3, 17])  # the scalar assembly below rank 16, BLAS on gathered chunks from 16
+def test_each_row_is_the_conditional_mean_plus_the_cholesky_draw(with_shift, k):
+    indptr, indices, values, fixed, fbias, shift, prec, mean = _problem(k=k)
     k = fixed.shape[1]
     shift = shift if with_shift else None
     n = len(indptr) - 1

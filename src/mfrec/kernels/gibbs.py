@@ -40,6 +40,7 @@ from mfrec.kernels.als import (
     OK,
     SolveError,
     _as,
+    _assemble_row,
     _cholesky_upper,
     _row_target,
     _solve_lower_t,
@@ -48,6 +49,7 @@ from mfrec.kernels.als import (
 
 _BLOCKS_PER_THREAD = 4
 _CHUNK = 512  # ratings gathered per BLAS call when assembling a row's normal equations
+_BLAS_FROM_K = 16  # below this rank the ALS scalar assembly beats a BLAS call per row
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -140,7 +142,10 @@ def _sample_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift
                 eps, out_factors, out_bias, want_gram, gram, resid, A, rhs, X, t):
     k = fixed.shape[1]
     m = k + 1
-    _assemble_row_blas(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs, X, t)
+    if k >= _BLAS_FROM_K:
+        _assemble_row_blas(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs, X, t)
+    else:
+        _assemble_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs)
     if want_gram:
         # keep the unpenalised pieces: G = sum y y^T and the residual product once z is drawn
         for a in range(k):
@@ -293,12 +298,15 @@ def _sample_implicit(owner_indptr, owner_rows, coef, gram, resid, Z, alpha, prec
             c = coef[u]
             c2 = c * c
             for a in range(k):
-                s = 0.0
-                for b in range(k):
-                    s += gram[u, a, b] * old[b]
-                rhs[a] += c * resid[u, a] + c2 * s
+                rhs[a] += c * resid[u, a]
                 for b in range(a, k):
                     A[a, b] += c2 * gram[u, a, b]
+        # the residuals exclude z_j's own part: rhs += (sum_u c_u^2 G_u) z_old, the data part of A
+        for a in range(k):
+            s = 0.0
+            for b in range(k):
+                s += (A[a, b] if b >= a else A[b, a]) * old[b]
+            rhs[a] += s
         for a in range(k):
             rhs[a] = alpha * rhs[a] + prec[a] * mean[a]
             for b in range(a, k):
