@@ -69,14 +69,9 @@ DEFAULTS_HELP = (
 @click.option("--quiet", is_flag=True, help="No progress bar; only the summary.")
 @VERIFY_OPTION
 @friendly_errors
-<<<<<<< HEAD
-def train(data, data_root, model, factors, epochs, samples, burn_in, reg, reg_bias, reg_genre, weighted_reg, reg_exponent, solver, cg_steps, seed,
-          threads, patience, name, runs_root, device, lr, batch_size, settings, quiet, verify):
-=======
-def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, weighted_reg, reg_exponent, solver, cg_steps, seed,
-          threads, patience, name, runs_root, device, lr, batch_size, settings, engine, workers, scheduler, blocks, train_with_validation, config_file,
-          quiet, verify):
->>>>>>> main
+def train(data, data_root, model, factors, epochs, samples, burn_in, reg, reg_bias, reg_genre, weighted_reg, reg_exponent,
+          solver, cg_steps, seed, threads, patience, name, runs_root, device, lr, batch_size, settings, engine, workers,
+          scheduler, blocks, train_with_validation, config_file, quiet, verify):
     """Train a model on a prepared dataset and write an experiment folder.
 
     \b
