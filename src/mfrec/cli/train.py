@@ -10,12 +10,14 @@ from mfrec.cli.common import DATA_ROOT_OPTION, RUNS_ROOT_OPTION, VERIFY_OPTION, 
 
 ALS_MODELS = ("bias", "mf", "mf-genre")
 NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
+ITEM_MODELS = ("ease",)
 
 DEFAULTS_HELP = (
     "Defaults per model (tuned on ml-100k u1): "
     "bias: 8 epochs, reg-bias 2; "
     "mf: k=64, 8 epochs, weighted reg 0.4 x count^0.75, reg-bias 1, cg solver with 3 steps; "
-    "mf-genre: as mf, reg-genre 0.3. "
+    "mf-genre: as mf, reg-genre 0.3; "
+    "ease: reg (lambda) 200 on a binary X (memory n_movies^2 x 4 bytes). "
     "With a validation split, training stops after --patience (2) epochs without a better validation RMSE."
 )
 
@@ -25,11 +27,13 @@ DEFAULTS_HELP = (
 @click.option("--data", "data", required=True, metavar="NAME_OR_PATH",
               help="Prepared dataset: a name under --data-root or a folder (see Data_processing.py).")
 @DATA_ROOT_OPTION
-@click.option("--model", type=click.Choice(ALS_MODELS + NEURAL_MODELS), default="mf-genre", show_default=True,
-              help="bias: mu+b_u+b_i; mf: + p_u.q_i; mf-genre: + genre factors. Neural baselines need the torch extra.")
+@click.option("--model", type=click.Choice(ALS_MODELS + ITEM_MODELS + NEURAL_MODELS), default="mf-genre", show_default=True,
+              help="bias: mu+b_u+b_i; mf: + p_u.q_i; mf-genre: + genre factors; ease: closed-form item-item "
+                   "top-N model (Steck 2019). Neural baselines need the torch extra.")
 @click.option("--factors", type=int, default=None, help="Latent dimension k [model default].")
 @click.option("--epochs", type=int, default=None, help="Maximum epochs [model default].")
-@click.option("--reg", type=float, default=None, help="L2 penalty on factors (x rating count with --weighted-reg).")
+@click.option("--reg", type=float, default=None,
+              help="L2 penalty on factors (x rating count with --weighted-reg); ease: lambda on the diagonal of X^T X [200].")
 @click.option("--reg-bias", type=float, default=None, help="L2 penalty on biases (never count-weighted).")
 @click.option("--reg-genre", type=float, default=None, help="mf-genre: L2 penalty on genre factors.")
 @click.option("--weighted-reg/--no-weighted-reg", default=None,
@@ -82,6 +86,15 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
                 raise MfrecError(f"the neural model {model!r} needs mfrec.neural and torch ({e}); "
                                  "install them with pip install -e \".[torch]\"") from None
             options.update(parse_settings(settings, default_options(model), model))
+    elif model in ITEM_MODELS:
+        if settings:
+            raise MfrecError(f"--set is for the neural models; {model} takes --reg (see --help)")
+        given = dict(factors=factors, epochs=epochs, reg_bias=reg_bias, reg_genre=reg_genre, weighted_reg=weighted_reg,
+                     reg_exponent=reg_exponent, solver=solver, cg_steps=cg_steps, patience=patience)
+        extra = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+        if extra:
+            raise MfrecError(f"{model} is a closed-form model with one penalty (--reg); {', '.join(extra)} do not apply to it")
+        options = dict(reg=reg)
     else:
         if settings:
             raise MfrecError(f"--set is for the neural models; {model} takes its options directly (see --help)")
@@ -136,7 +149,10 @@ def _print_summary(summary: dict, run) -> None:
           if summary.get(key) is not None or summary.get("hit@10") is None],
         # ranking models (sequential) and evaluated runs report full-ranking metrics
         *[(name, f(summary[name])) for name in ("hit@10", "ndcg@10", "recall@10") if summary.get(name) is not None],
-        ("best epoch", f"{summary.get('best_epoch')} of {summary.get('epochs_run')}"),
+        *[(f"{name} (min {summary['min_ratings']} ratings)", f(summary[f"{name}_min_ratings_{summary['min_ratings']}"]))
+          for name in ("hit@10", "ndcg@10") if summary.get(f"{name}_min_ratings_{summary.get('min_ratings')}") is not None],
+        *([("best epoch", f"{summary.get('best_epoch')} of {summary.get('epochs_run')}")]
+          if summary.get("best_epoch") is not None or summary.get("model") != "ease" else []),
         ("seconds/epoch", f(summary.get("seconds_per_epoch"), "{:.2f}")),
         ("peak RSS", f(summary.get("peak_rss_mb"), "{:.0f} MB")),
         ("run folder", str(run.path)),

@@ -18,7 +18,8 @@ def _cut(text: str, width: int) -> str:
 
 # how the printed table heads and formats the column a list is ranked by (recommend.RANKED_BY)
 _RANKED_HEAD = {"score": ("score", "{:>7.3f}"), "cosine": ("cosine", "{:>7.3f}"),
-                "training_ratings": ("ratings", "{:>7d}"), "logit": ("logit", "{:>7.3f}")}
+                "training_ratings": ("ratings", "{:>7d}"), "logit": ("logit", "{:>7.3f}"),
+                "ease_score": ("ease", "{:>7.3f}")}
 
 
 def format_table(result, title_width: int = 42, genre_width: int = 26, why_width: int = 84) -> str:

@@ -33,6 +33,8 @@ RANKED_BY = {
     "cosine": "cosine similarity (-1..1) of the movie's factors with the asked-for movie's",
     "training_ratings": "how many training ratings the movie has",
     "logit": "a sequential model's next-movie logit (no rating units)",
+    "ease_score": "an EASE score: the sum over the user's movies j of the item-item weight B[j, i] (no rating "
+                  "units; for similar movies, B[asked-for movie, i] alone)",
 }
 GROUP_RULE = "least misery: a movie's group score is the lowest predicted rating among the members"
 WHY_TOP = 3  # rated movies named in the "why" column
