@@ -260,3 +260,15 @@ def naive_csr_of_lists(lists):
 
     indptr = np.array([0] + [sum(len(x) for x in lists[: i + 1]) for i in range(len(lists))], np.int64)
     return indptr, np.array([c for x in lists for c in x], dtype=np.int32)
+
+
+def naive_ease(X, reg):
+    """EASE (Steck 2019) from the paper's formula, in float64: P = (X^T X + reg I)^-1,
+    B = I - P diagMat(1 / diag(P)), so B[j, i] = -P[j, i] / P[i, i] off the diagonal and 0 on it."""
+    import numpy as np
+
+    X = np.asarray(X, np.float64)
+    P = np.linalg.inv(X.T @ X + reg * np.eye(X.shape[1]))
+    B = np.eye(X.shape[1]) - P / np.diag(P)[None, :]
+    np.fill_diagonal(B, 0.0)
+    return B
