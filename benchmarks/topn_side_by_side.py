@@ -20,6 +20,9 @@ the same candidates, the same metrics):
    val and ranked on test; the best test NDCG@10 among them. Test data chose it, so it is not a result
    a user could get, only a ceiling for the grid.
 
+Fit seconds are wall time of one fit on train + val after an untimed warm-up fit (Numba compiles
+once per process); with one BLAS thread and the models' own threads on every core.
+
 Grids (4 settings each, the penalty that matters, everything else at the library's defaults, k = 64
 for the factor models): see ``GRIDS``. Writes ``benchmarks/results/topn_side_by_side.json`` and
 prints the README's Markdown table.
@@ -226,6 +229,7 @@ def main(argv=None) -> int:
     results = {}
     for name in names:
         grid = GRIDS[name]
+        fit(name, dataset, grid[0], args.threads)  # warm-up: Numba compiles once, not inside a timed fit
         tuning = []
         for setting in grid:
             val = measure(name, dataset, setting, "val", args.threads)
