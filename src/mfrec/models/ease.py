@@ -14,7 +14,8 @@ Scores are not ratings: they are on no scale and are only for ranking.
 
 **Cost.** B is dense n_movies x n_movies float32: memory n_movies² · 4 bytes (ml-100k: 11 MB;
 ml-1m: 55 MB; ml-25m's 59k movies: 14 GB), time O(n_movies³) for the inversion (one float32 LAPACK
-Cholesky + inverse in place, so the peak is about one such matrix). :func:`ease_memory_bytes` is what
+Cholesky + inverse in place, B the same buffer transposed: the peak is about one such matrix plus
+X; 10,677 movies took 136 s and 907 MiB on 2 shared cores). :func:`ease_memory_bytes` is what
 ``fit`` checks against the memory the machine has free, refusing with the size it would need.
 
 **Persistence** (``ease.npz``, loaded with ``allow_pickle=False`` by :meth:`EaseModel.load`): ``B``,
@@ -82,10 +83,16 @@ def ease_config_docs() -> dict[str, str]:
     return {f.name: f.metadata["doc"] for f in fields(EaseConfig) if f.name != "model"}
 
 
+GRAM_BLOCK = 2048  # columns of XᵀX built at a time
+
+
 def ease_memory_bytes(n_movies: int) -> int:
     """What fitting needs beyond the data: the dense float32 n_movies x n_movies Gram matrix, inverted
-    and turned into B in place, plus one block of columns while XᵀX is built (about 1.1 matrices)."""
-    return int(n_movies) * int(n_movies) * 4 * 11 // 10
+    and turned into B in place (4 bytes per entry), a one-byte-per-entry finiteness check, and one
+    block of columns while XᵀX is built. Measured: 10,677 movies, B 435 MiB, peak RSS 907 MiB with
+    10M ratings in X."""
+    n = int(n_movies)
+    return n * n * 5 + n * GRAM_BLOCK * 4
 
 
 def available_memory_bytes() -> int | None:
@@ -123,7 +130,7 @@ def interaction_matrix(indptr, indices, values, n_movies: int, weighting: str):
     return sp.csr_matrix((data, np.asarray(indices, np.int32), indptr), shape=(len(indptr) - 1, n_movies))
 
 
-def solve_ease(X, reg: float, block: int = 2048, callback: Callable[[Any], Any] | None = None) -> np.ndarray:
+def solve_ease(X, reg: float, block: int = GRAM_BLOCK, callback: Callable[[Any], Any] | None = None) -> np.ndarray:
     """B = I − P·diagMat(1/diag(P)), P = (XᵀX + λI)⁻¹, diag(B) = 0, as C-contiguous float32.
 
     XᵀX is built densely in column blocks (a sparse product of a dense-ish result would hold 16
@@ -151,14 +158,20 @@ def solve_ease(X, reg: float, block: int = 2048, callback: Callable[[Any], Any] 
     P, info = lapack.spotri(c, lower=0, overwrite_c=1)
     if info != 0:
         raise ModelError(f"EASE: inverting X^T X + {reg:g} I failed (LAPACK spotri info {info}); use a larger reg")
-    P = np.triu(P) + np.triu(P, 1).T  # spotri fills the upper triangle only
+    for a in range(0, n, block):  # spotri fills the upper triangle only: mirror it, a block of rows at a time
+        b = min(a + block, n)
+        P[a:b, :a] = P[:a, a:b].T
+        P[a:b, a:b] = np.triu(P[a:b, a:b]) + np.triu(P[a:b, a:b], 1).T
     d = np.diag(P).copy()
-    if not np.all(np.isfinite(P)) or np.any(d <= 0):
+    if not np.all(np.isfinite(d)) or np.any(d <= 0):
         raise ModelError(f"EASE: the inverse of X^T X + {reg:g} I is not finite and positive; use a larger reg")
-    P /= -d[None, :]  # B_ji = -P_ji / P_ii
-    P[np.diag_indices(n)] = 0.0
+    B = P.T  # P is symmetric: its transpose is the same matrix, C-contiguous, with no copy
+    B /= -d[None, :]  # B_ji = -P_ji / P_ii
+    B[np.diag_indices(n)] = 0.0
+    if not np.all(np.isfinite(B)):
+        raise ModelError(f"EASE: the inverse of X^T X + {reg:g} I is not finite; use a larger reg")
     emit(callback, Step(1, steps, "EASE: X^T X", " blocks"))  # the solve, as the last step
-    return np.ascontiguousarray(P, dtype=np.float32)
+    return B
 
 
 def _readonly(a, dtype, ndim: int, name: str, where: str) -> np.ndarray:
