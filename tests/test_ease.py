@@ -99,6 +99,8 @@ def run(clustered, tmp_path_factory):
 def test_training_writes_an_experiment_folder(run, clustered):
     names = {p.name for p in run.path.iterdir()}
     assert {"config.json", "metrics.csv", "train.log", "summary.json", "ease.npz"} <= names
+    assert (run.path / "plots" / "ease_neighbours.png").stat().st_size > 10_000  # the weights among top movies
+    assert not (run.path / "plots" / "rmse.png").exists()  # EASE scores are not ratings: no RMSE curve
     config = json.loads((run.path / "config.json").read_text())
     assert config["model"] == "ease" and config["reg"] == 5.0 and config["weighting"] == "binary"
     s = run.summary

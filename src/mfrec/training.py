@@ -126,6 +126,8 @@ def _train_ease(dataset, options: dict[str, Any], root, run_name: str, callback)
     """EASE into a run folder: config.json, one metrics.csv row (the fit), train.log, ease.npz, and a
     summary with the ranking metrics on val and, on a user-last split, on test (with and without the
     recommendations' --min-ratings filter). No RMSE: EASE scores are not ratings."""
+    import numpy as np
+
     from mfrec.evaluation.protocols import RANKING_SPLIT, ranking_protocol
     from mfrec.inference.defaults import DEFAULTS
     from mfrec.models.ease import EASE_FILE, EaseConfig, EaseModel
@@ -157,6 +159,14 @@ def _train_ease(dataset, options: dict[str, Any], root, run_name: str, callback)
             summary.update(record, ranking_split=test["split"], min_ratings=DEFAULTS.min_ratings)
             run.log("ranking (test): " + ", ".join(f"{key}={v:.4f}" for key, v in record.items()))
         draw_figures(run, dataset, "ease", None)
+        try:
+            from mfrec.plots.run import ease_neighbours_figure
+
+            counts = np.diff(np.asarray(dataset.train_by_movie.indptr))
+            titles = dataset.movies.sort("movie")["title"].to_list()
+            ease_neighbours_figure(fitted.B, titles, counts, run.plots_dir / "ease_neighbours.png", run.name)
+        except Exception as e:  # noqa: BLE001 - reported in train.log, the run itself is fine
+            run.log(f"figure ease_neighbours.png not drawn: {type(e).__name__}: {e}")
         return run.save_summary(summary)
 
     return run, _guarded(run, work, base)
