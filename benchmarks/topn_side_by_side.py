@@ -4,8 +4,9 @@
         --holdout 5 --val-fraction 0.1 --data-root /tmp/topn-data
     .venv/bin/python benchmarks/topn_side_by_side.py --data /tmp/topn-data/ml-100k-user-last
 
-Models: mfrec's mf, mf-genre, ials (when this mfrec has it: ``mfrec.models.config.MODELS``), ease and
-popularity; the peers implicit's AlternatingLeastSquares and BayesianPersonalizedRanking (``pip install
+Models: mfrec's mf, mf-genre, ials (when this mfrec has it: ``mfrec.models.config.MODELS``), ease (with
+its default recency weighting of a user's history), ease-plain (the same with ``recency_boost=0``: plain
+EASE) and popularity; the peers implicit's AlternatingLeastSquares and BayesianPersonalizedRanking (``pip install
 implicit``: the benchmark's own dependency, never mfrec's), EASE written here in plain NumPy float64
 from the paper's formula (an independent check of mfrec's float32 LAPACK one), and popularity.
 
@@ -56,13 +57,15 @@ GRIDS = {
     "mf-genre": [{"reg": r} for r in (0.1, 0.2, 0.4, 1.0)],
     "ials": None,  # mfrec's default reg x {1/4, 1/2, 1, 2}, filled in when the model exists
     "ease": [{"reg": r} for r in (50.0, 100.0, 200.0, 500.0)],
+    "ease-plain": [{"reg": r} for r in (50.0, 100.0, 200.0, 500.0)],
     "popularity": [{}],
     "implicit-als": [{"regularization": r} for r in (0.1, 1.0, 10.0, 50.0)],
     "implicit-bpr": [{"regularization": r} for r in (0.001, 0.003, 0.01, 0.03)],
     "numpy-ease": [{"reg": r} for r in (50.0, 100.0, 200.0, 500.0)],
     "numpy-popularity": [{}],
 }
-LIBRARY = {"mf": "mfrec", "mf-genre": "mfrec", "ials": "mfrec", "ease": "mfrec", "popularity": "mfrec",
+LIBRARY = {"mf": "mfrec", "mf-genre": "mfrec", "ials": "mfrec", "ease": "mfrec", "ease-plain": "mfrec",
+           "popularity": "mfrec",
            "implicit-als": "implicit", "implicit-bpr": "implicit", "numpy-ease": "peer (NumPy here)",
            "numpy-popularity": "peer (NumPy here)"}
 
@@ -143,10 +146,11 @@ def fit(name: str, dataset, setting: dict, threads: int):
         import mfrec
 
         return mfrec.train(dataset, {"model": name, "threads": threads, **setting})
-    if name == "ease":
+    if name in ("ease", "ease-plain"):
         from mfrec.models.ease import EaseConfig, EaseModel
 
-        return EaseModel.fit(dataset, EaseConfig(**setting))
+        plain = {"recency_boost": 0.0} if name == "ease-plain" else {}
+        return EaseModel.fit(dataset, EaseConfig(**setting, **plain))
     if name == "popularity":
         from mfrec.evaluation.ranking import Popularity
 
@@ -186,7 +190,7 @@ def models_here() -> list[str]:
         reg = float(MODEL_DEFAULTS["ials"]["reg"])
         GRIDS["ials"] = [{"reg": reg * f} for f in (0.25, 0.5, 1.0, 2.0)]
         names.append("ials")
-    return names + ["ease", "popularity", "implicit-als", "implicit-bpr", "numpy-ease", "numpy-popularity"]
+    return names + ["ease", "ease-plain", "popularity", "implicit-als", "implicit-bpr", "numpy-ease", "numpy-popularity"]
 
 
 def table(results: dict) -> str:

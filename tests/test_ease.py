@@ -288,3 +288,30 @@ def test_ease_refuses_options_that_do_not_apply(clustered, tmp_path):
     res = CliRunner().invoke(train, ["--data", str(clustered.path), "--model", "ease", "--factors", "8",
                                      "--runs-root", str(tmp_path), "--quiet"])
     assert res.exit_code != 0 and "--factors" in res.output and "do not apply" in res.output
+
+
+def test_an_existing_users_recent_movies_weigh_more_exactly_as_documented(run, clustered):
+    model = run.model
+    s = model.settings
+    assert s.recency_boost == 4.0 and s.recency_scale == 5.0
+    u = 3
+    a, b = model.x_indptr[u], model.x_indptr[u + 1]
+    movies = np.asarray(model.x_indices[a:b])
+    r = np.arange(len(movies))[::-1]  # 0 = the latest
+    x = np.zeros(clustered.n_movies)
+    x[movies] = 1.0 + s.recency_boost * np.exp(-r / s.recency_scale)
+    expected = x @ np.asarray(model.B, np.float64)
+    np.testing.assert_allclose(model.score_users([u])[0], expected, rtol=1e-4, atol=1e-6)
+    # the protocol and the recommender read each history oldest first, the same weights
+    order = np.lexsort((np.asarray(clustered.train.timestamp), np.asarray(clustered.train.user)))
+    assert np.array_equal(order, np.arange(len(order)))  # the train split is stored oldest first per user
+    plain = EaseModel(model.B, model.x_indptr, model.x_indices, model.x_values, model.user_ids, model.movie_ids,
+                      {**model.config, "recency_boost": 0.0})
+    np.testing.assert_allclose(plain.score_users([u])[0], np.isin(np.arange(clustered.n_movies), movies) @ model.B,
+                               rtol=1e-5, atol=1e-6)
+    # the "why" of an existing user's list decomposes the recency-weighted score exactly
+    uid = int(clustered.user_ids.ids[u])
+    explained = run.recommender.recommend_user(uid, n=3, explain=True, filters=None)
+    assert explained.table.height == 3 and any("weighted 5x" in note for note in explained.notes)
+    with pytest.raises(ModelError, match="recency_scale"):
+        EaseConfig(recency_scale=0).validate()

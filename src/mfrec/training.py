@@ -132,9 +132,10 @@ def _train_ease(dataset, options: dict[str, Any], root, run_name: str, callback)
     from mfrec.inference.defaults import DEFAULTS
     from mfrec.models.ease import EASE_FILE, EaseConfig, EaseModel
 
-    unknown = set(options) - {"reg", "weighting"}
+    unknown = set(options) - {"reg", "weighting", "recency_boost", "recency_scale"}
     if unknown:
-        raise MfrecError(f"ease takes only --reg (and weighting); {', '.join(sorted(unknown))} do not apply to it")
+        raise MfrecError(f"ease takes --reg and --set weighting/recency_boost/recency_scale; "
+                         f"{', '.join(sorted(unknown))} do not apply to it")
     config = EaseConfig.from_dict(options).validate()
     data = dataset_facts(dataset)
     run = Run.create(run_name, root, config={**config.to_dict(), **data})

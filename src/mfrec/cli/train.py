@@ -17,7 +17,8 @@ DEFAULTS_HELP = (
     "bias: 8 epochs, reg-bias 2; "
     "mf: k=64, 8 epochs, weighted reg 0.4 x count^0.75, reg-bias 1, cg solver with 3 steps; "
     "mf-genre: as mf, reg-genre 0.3; "
-    "ease: reg (lambda) 200 on a binary X (memory n_movies^2 x 4 bytes). "
+    "ease: reg (lambda) 200 on a binary X (memory n_movies^2 x 4 bytes), a user's recent movies weighted up "
+    "(--set recency_boost=4 --set recency_scale=5; recency_boost=0 is plain EASE). "
     "With a validation split, training stops after --patience (2) epochs without a better validation RMSE."
 )
 
@@ -52,8 +53,8 @@ DEFAULTS_HELP = (
 @click.option("--lr", type=float, default=None, help="Neural models: learning rate.")
 @click.option("--batch-size", type=int, default=None, help="Neural models: minibatch size.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Neural models: any other option of the model, e.g. --set min_length=10 --set heads=2 "
-                   "(an unknown key lists the model's options).")
+              help="Neural models and ease: any other option of the model, e.g. --set min_length=10 --set heads=2, "
+                   "ease: --set recency_boost=0 (an unknown key lists the model's options).")
 @click.option("--quiet", is_flag=True, help="No progress bar; only the summary.")
 @VERIFY_OPTION
 @friendly_errors
@@ -87,14 +88,17 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
                                  "install them with pip install -e \".[torch]\"") from None
             options.update(parse_settings(settings, default_options(model), model))
     elif model in ITEM_MODELS:
-        if settings:
-            raise MfrecError(f"--set is for the neural models; {model} takes --reg (see --help)")
         given = dict(factors=factors, epochs=epochs, reg_bias=reg_bias, reg_genre=reg_genre, weighted_reg=weighted_reg,
                      reg_exponent=reg_exponent, solver=solver, cg_steps=cg_steps, patience=patience)
         extra = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
         if extra:
             raise MfrecError(f"{model} is a closed-form model with one penalty (--reg); {', '.join(extra)} do not apply to it")
         options = dict(reg=reg)
+        if settings:  # weighting, recency_boost, recency_scale
+            from mfrec.models.ease import EaseConfig
+
+            known = {k: v for k, v in EaseConfig().to_dict().items() if k not in ("model", "reg")}
+            options.update(parse_settings(settings, known, model))
     else:
         if settings:
             raise MfrecError(f"--set is for the neural models; {model} takes its options directly (see --help)")

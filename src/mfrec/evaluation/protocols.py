@@ -100,7 +100,8 @@ def history_scorer(model, dataset, target_split: str = "test") -> Callable[[np.n
         return None
     parts = [dataset.train] + ([dataset.val] if target_split == "test" and dataset.val is not None else [])
     u = np.concatenate([np.asarray(p.user) for p in parts])
-    order = np.argsort(u, kind="stable")
+    t = np.concatenate([np.asarray(p.timestamp) for p in parts])
+    order = np.lexsort((t, u))  # by user, each user's movies oldest first (the recency weighting reads the order)
     movies = np.concatenate([np.asarray(p.movie) for p in parts])[order]
     values = np.concatenate([np.asarray(p.rating, np.float32) for p in parts])[order]
     indptr = np.zeros(dataset.n_users + 1, np.int64)

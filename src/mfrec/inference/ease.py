@@ -3,8 +3,9 @@ interface (titles, filters, exclusions, ``Result`` tables) over the item-item we
 
 - A made-up user (``--like``/``--rate``): x · B, with x the given movies (1 each for a binary model,
   the ratings for a rating-weighted one). Nothing is fitted, so this is exact, not an approximation.
-- An existing user (``--user``): x · B over their training + validation ratings (what the ranking
-  protocol gives the model), with every movie they rated excluded as usual.
+- An existing user (``--user``): x · B over their training + validation ratings in time order (what
+  the ranking protocol gives the model; recent movies weighted up, ``mfrec.models.ease``), with every
+  movie they rated excluded as usual.
 - Similar movies (``--similar M``): B[M, i], the score a user who watched only M would give movie i
   (the made-up-user list of that one movie). Not a cosine: B is the model's own answer.
 - "why": score_i = Σ_j x_j B[j, i] is a sum of one term per watched movie, so each movie's share is
@@ -53,7 +54,7 @@ class EaseRecommender(Recommender):
                          f"factors to fold in; recommend() scores x · B directly")
 
     def _history(self, u: int) -> list[tuple[int, float]]:
-        """User u's training + validation ratings (what the ranking protocol scores them from)."""
+        """User u's training + validation ratings, oldest first (what the ranking protocol scores them from)."""
         out = []
         for name in ("train", "val"):
             split = self.dataset.split(name)
@@ -61,16 +62,18 @@ class EaseRecommender(Recommender):
                 continue
             users = np.asarray(split.user)
             lo, hi = np.searchsorted(users, [u, u + 1])  # each split is sorted by user
-            out += list(zip(np.asarray(split.movie[lo:hi]).tolist(), np.asarray(split.rating[lo:hi], np.float64).tolist()))
-        return out
+            out += list(zip(np.asarray(split.timestamp[lo:hi]).tolist(), range(len(out), len(out) + hi - lo),
+                            np.asarray(split.movie[lo:hi]).tolist(), np.asarray(split.rating[lo:hi], np.float64).tolist()))
+        return [(m, r) for _, _, m, r in sorted(out)]
 
-    def _explained(self, ratings: Sequence[tuple[int, float]], recs: np.ndarray, explain: bool):
+    def _explained(self, ratings: Sequence[tuple[int, float]], recs: np.ndarray, explain: bool,
+                   in_time_order: bool = False):
         notes: list[str] = []
         if not ratings or len(recs) == 0:
             return [""] * len(recs), {}, notes
         rated = np.array([m for m, _ in ratings], np.int64)
         values = np.array([r for _, r in ratings], np.float32)
-        contrib = self.model.contributions(rated, values, recs)
+        contrib = self.model.contributions(rated, values, recs, in_time_order)
         why, details = [], {}
         for row in range(len(recs)):
             c = contrib[row]
@@ -117,12 +120,12 @@ class EaseRecommender(Recommender):
         names = ["movieId", "title", "rated_movieId", "rated_title", "rating", "contribution", "share", "baseline", "score"]
         return pl.DataFrame(rows, schema=names, orient="row")
 
-    def _list(self, ratings, n, exclude, filters, explain):
+    def _list(self, ratings, n, exclude, filters, explain, in_time_order: bool = False):
         rated = np.array([m for m, _ in ratings], np.int64)
         values = np.array([r for _, r in ratings], np.float32)
-        scores = self.model.score_history(rated, values)
+        scores = self.model.score_history(rated, values, in_time_order)
         recs, sc = self._top(scores, n, exclude, self.filter_mask(filters))
-        why, details, notes = self._explained(ratings, recs, explain)
+        why, details, notes = self._explained(ratings, recs, explain, in_time_order)
         return self._table(recs, None, sc, why, ranked_by="ease_score"), details, notes
 
     def recommend(self, ratings, n: int = DEFAULTS.top, filters: Filters | None = None, explain: bool = False) -> Result:
@@ -147,10 +150,13 @@ class EaseRecommender(Recommender):
         u = self.user(user_id)
         history = self._history(u)
         seen, counts = self._seen(u, exclude)
-        table, details, notes = self._list(history, n, seen, filters, explain)
+        table, details, notes = self._list(history, n, seen, filters, explain, in_time_order=True)
         what = ", ".join(f"{c} {s}" for s, c in counts.items())
+        boost = self.model.settings.recency_boost
+        recent = (f", their latest movie weighted {1 + boost:g}x, decaying over ~{self.model.settings.recency_scale:g} "
+                  f"movies" if boost else "")
         head = [f"user {user_id}: their {len(history)} training + validation movies scored by EASE run {self.run_name} "
-                f"(x · B); excluded the {len(seen)} movies they rated ({what})",
+                f"(x · B{recent}); excluded the {len(seen)} movies they rated ({what})",
                 "ease_score ranks by what this user is likely to watch; it is not a predicted rating"]
         if filters and filters.describe():
             head.append(f"filter: {filters.describe()}")
@@ -195,7 +201,7 @@ class EaseRecommender(Recommender):
         allowed = self.filter_mask(filters)
         parts = [self.dataset.train] + ([self.dataset.val] if self.dataset.val is not None else [])
         u = np.concatenate([np.asarray(p.user) for p in parts])
-        order = np.argsort(u, kind="stable")
+        order = np.lexsort((np.concatenate([np.asarray(p.timestamp) for p in parts]), u))  # oldest first per user
         movies = np.concatenate([np.asarray(p.movie) for p in parts])[order]
         values = np.concatenate([np.asarray(p.rating, np.float32) for p in parts])[order]
         hptr = np.zeros(self.model.n_users + 1, np.int64)

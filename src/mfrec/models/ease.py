@@ -10,6 +10,12 @@ a movie never predicts itself. A user with row x scores every movie at once: ``s
 ``score_i = Σ_j x_j B_ji`` is already a sum of one term per watched movie, so a made-up user needs
 no fitting (the "fold-in" is the product) and every explanation is exact.
 
+**Recency.** An existing user's history is in time order, and what they watch next follows what they
+watched last: their x weighs the movie r places before their latest by 1 + boost · exp(−r / scale)
+(``recency_boost`` 4, ``recency_scale`` 5, chosen on the ml-100k user-last validation split: NDCG@10
+0.1373 plain, 0.1704 with them). B is the same; ``recency_boost=0`` is plain EASE. A made-up user's
+movies have no order and all count alike.
+
 Scores are not ratings: they are on no scale and are only for ranking.
 
 **Cost.** B is dense n_movies x n_movies float32: memory n_movies² · 4 bytes (ml-100k: 11 MB;
@@ -57,6 +63,16 @@ class EaseConfig:
         default="binary",
         metadata={"doc": "What a rated movie is in X: binary (1, every rating alike) or rating (the rating value)."},
     )
+    recency_boost: float = field(
+        default=4.0,
+        metadata={"doc": "Scoring an existing user: their latest movie weighs 1 + this in x, decaying to 1 for older "
+                         "ones (0 = plain EASE; B does not change)."},
+    )
+    recency_scale: float = field(
+        default=5.0,
+        metadata={"doc": "How many movies back the recency boost decays by a factor e: weight 1 + boost * exp(-r / scale), "
+                         "r = 0 for the latest."},
+    )
     model: str = field(default="ease", metadata={"doc": "The model kind (always ease)."})
 
     def validate(self) -> "EaseConfig":
@@ -68,6 +84,12 @@ class EaseConfig:
             raise ModelError(f"config field reg must be a positive finite number, got {reg!r}")
         if self.weighting not in WEIGHTINGS:
             raise ModelError(f"config field weighting must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
+        for name, low in (("recency_boost", "a finite number >= 0"), ("recency_scale", "a positive finite number")):
+            v = getattr(self, name)
+            ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and v == v and v < float("inf")
+                  and (v >= 0 if name == "recency_boost" else v > 0))
+            if not ok:
+                raise ModelError(f"config field {name} must be {low}, got {v!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -251,24 +273,36 @@ class EaseModel:
 
     # -- scoring -------------------------------------------------------------------------------
     def row_weights(self, values) -> np.ndarray:
-        """A history's entries of x: 1 per movie (binary) or the ratings (rating)."""
+        """A history's entries of x before recency: 1 per movie (binary) or the ratings (rating)."""
         values = np.asarray(values, np.float32)
         return np.ones_like(values) if self.weighting == "binary" else values
 
-    def score_history(self, movies, values=None) -> np.ndarray:
-        """x · B for one history (movie indices, ratings): a score per movie (float32, not a rating)."""
+    def recency(self, from_end) -> np.ndarray:
+        """The recency factor 1 + boost · exp(−r / scale) of entries ``r`` places before a history's latest."""
+        s = self.settings
+        return (1.0 + s.recency_boost * np.exp(-np.asarray(from_end, np.float64) / s.recency_scale)).astype(np.float32)
+
+    def history_weights(self, values, in_time_order: bool) -> np.ndarray:
+        """x over one history: ``row_weights``, times the recency factor when the history is in time
+        order (an existing user's); a made-up user's movies all count as recent (no order)."""
+        w = self.row_weights(values)
+        return w * self.recency(np.arange(len(w))[::-1]) if in_time_order else w
+
+    def score_history(self, movies, values=None, in_time_order: bool = False) -> np.ndarray:
+        """x · B for one history (movie indices, ratings; oldest first when ``in_time_order``): a score
+        per movie (float32, not a rating)."""
         movies = np.asarray(movies, np.int64)
         if len(movies) and (movies.min() < 0 or movies.max() >= self.n_movies):
             raise DataError(f"movie indices must lie in 0..{self.n_movies - 1}")
         if values is None:
             values = np.ones(len(movies), np.float32)
-        w = self.row_weights(values)
+        w = self.history_weights(values, in_time_order)
         return (w @ self.B[movies]).astype(np.float32) if len(movies) else np.zeros(self.n_movies, np.float32)
 
-    def contributions(self, movies, values, targets) -> np.ndarray:
+    def contributions(self, movies, values, targets, in_time_order: bool = False) -> np.ndarray:
         """(len(targets), len(movies)) terms x_j B_ji: row t sums to the score of targets[t], exactly."""
         movies = np.asarray(movies, np.int64)
-        w = self.row_weights(values if values is not None else np.ones(len(movies)))
+        w = self.history_weights(values if values is not None else np.ones(len(movies)), in_time_order)
         return (self.B[np.ix_(movies, np.asarray(targets, np.int64))] * w[:, None]).T.astype(np.float64)
 
     def user_row(self, u: int) -> tuple[np.ndarray, np.ndarray]:
@@ -276,16 +310,19 @@ class EaseModel:
         return self.x_indices[a:b], self.x_values[a:b]
 
     def score_rows(self, indptr, indices, values, users) -> np.ndarray:
-        """x_u · B for the rows ``users`` of a history CSR (movie indices, ratings): (len(users), n_movies)
-        float32. The ranking protocol passes each user's train (+ val) history, as for the sequential model."""
+        """x_u · B for the rows ``users`` of a history CSR (movie indices, ratings; each row oldest first):
+        (len(users), n_movies) float32, with the recency factor on each entry. The ranking protocol passes
+        each user's train (+ val) history in time order, as for the sequential model."""
         import scipy.sparse as sp
 
         indptr = np.asarray(indptr, np.int64)
         users = np.asarray(users, np.int64)
         if len(users) and (users.min() < 0 or users.max() >= len(indptr) - 1):
             raise DataError(f"user indices must lie in 0..{len(indptr) - 2}")
-        rows = sp.csr_matrix((self.row_weights(values), np.asarray(indices, np.int32), indptr),
-                             shape=(len(indptr) - 1, self.n_movies))[users]
+        counts = np.diff(indptr)
+        from_end = np.repeat(indptr[1:], counts) - 1 - np.arange(indptr[-1])  # 0 = each row's latest
+        w = self.row_weights(values) * self.recency(from_end)
+        rows = sp.csr_matrix((w, np.asarray(indices, np.int32), indptr), shape=(len(indptr) - 1, self.n_movies))[users]
         return np.asarray(rows @ self.B, dtype=np.float32)
 
     def score_users(self, users) -> np.ndarray:
