@@ -224,6 +224,11 @@ def test_inference_command_prints_an_ease_list(run):
                                               "--min-ratings", "0", "--out-dir", str(run.path / "predictions")])
     assert res.exit_code == 0, res.output
     assert "not a predicted rating" in res.output and "ease" in res.output
+    res = CliRunner().invoke(recommend_main, ["--experiment", str(run.path), "--all-users", "--top", "2",
+                                              "--min-ratings", "0", "--out-dir", str(run.path / "predictions")])
+    assert res.exit_code == 0, res.output
+    written = pl.read_csv(run.path / "predictions" / run.name / "all-users.csv")
+    assert written.columns == ["userId", "rank", "movieId", "title", "ease_score"] and written.height == 240
 
 
 # -- the ranking protocol's candidate filter -------------------------------------------------------
