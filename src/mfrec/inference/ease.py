@@ -128,8 +128,24 @@ class EaseRecommender(Recommender):
         why, details, notes = self._explained(ratings, recs, explain, in_time_order)
         return self._table(recs, None, sc, why, ranked_by="ease_score"), details, notes
 
-    def recommend(self, ratings, n: int = DEFAULTS.top, filters: Filters | None = None, explain: bool = False) -> Result:
-        """Top-n for a made-up user: x · B over the given movies; they never come back."""
+    # -- the ranker protocol (--rank-by, mfrec.inference.rankers): EASE ranks, another run predicts --
+    def score_made_up(self, ratings) -> np.ndarray:
+        """x · B for a made-up user's (movie index, rating) pairs."""
+        return self.model.score_history([m for m, _ in ratings], [r for _, r in ratings])
+
+    def score_user(self, u: int) -> np.ndarray:
+        """x · B over user u's training + validation movies, recent ones weighted up."""
+        history = self._history(u)
+        return self.model.score_history([m for m, _ in history], [r for _, r in history], in_time_order=True)
+
+    def describe_ranker(self) -> str:
+        return f"run {self.run_name} (ease: x · B, what the user is likely to watch; not a rating)"
+
+    def recommend(self, ratings, n: int = DEFAULTS.top, filters: Filters | None = None, explain: bool = False,
+                  dislikes: str = DEFAULTS.dislikes) -> Result:
+        """Top-n for a made-up user: x · B over the given movies; they never come back. ``dislikes`` is
+        accepted for the common interface: EASE counts every given movie as watched (binary X), so a
+        low rating neither lifts nor lowers differently."""
         n = _check_n(n)
         if not ratings:
             raise DataError("an EASE model recommends from the movies a user watched: give at least one (--like or --rate)")
