@@ -320,3 +320,19 @@ def test_an_existing_users_recent_movies_weigh_more_exactly_as_documented(run, c
     assert explained.table.height == 3 and any("weighted 5x" in note for note in explained.notes)
     with pytest.raises(ModelError, match="recency_scale"):
         EaseConfig(recency_scale=0).validate()
+
+
+def test_ease_ranks_a_list_whose_ratings_another_run_predicts(run, clustered, tmp_path):
+    """--rank-by: EASE is a ranker (what to watch) beside a rating model (what you would rate it)."""
+    from mfrec.training import train_run
+
+    mf, _ = train_run(clustered, "mf", {"factors": 4, "epochs": 2, "patience": 0}, runs_root=tmp_path)
+    predictor = mfrec.load_experiment(mf.path)
+    ids = [int(clustered.movie_ids.ids[m]) for m in (0, 2, 4)]
+    ranked = predictor.recommender.recommend_ranked_by(run.recommender, ratings=[(0, 5.0), (2, 4.0), (4, 5.0)], n=5,
+                                                       filters=None)
+    expected = run.recommend(like=ids, top=5, min_ratings=0)
+    assert ranked.table["movieId"].to_list() == expected["movieId"].to_list()
+    assert "predicted_rating" in ranked.table.columns
+    with pytest.raises(ModelError, match="predicts no ratings"):
+        run.recommender.recommend_ranked_by(predictor.recommender, ratings=[(0, 5.0)])

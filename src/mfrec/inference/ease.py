@@ -141,6 +141,11 @@ class EaseRecommender(Recommender):
     def describe_ranker(self) -> str:
         return f"run {self.run_name} (ease: x · B, what the user is likely to watch; not a rating)"
 
+    def recommend_ranked_by(self, ranker, ratings=None, user_id=None, n=DEFAULTS.top, filters=None,
+                            exclude=DEFAULTS.exclude) -> Result:
+        raise ModelError(f"run {self.run_name} is an EASE model, which predicts no ratings: give it to --rank-by of a "
+                         f"rating model's run instead (e.g. --experiment <an mf run> --rank-by {self.run_name})")
+
     def recommend(self, ratings, n: int = DEFAULTS.top, filters: Filters | None = None, explain: bool = False,
                   dislikes: str = DEFAULTS.dislikes) -> Result:
         """Top-n for a made-up user: x · B over the given movies; they never come back. ``dislikes`` is
