@@ -32,7 +32,6 @@ prints the README's Markdown table.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -68,30 +67,6 @@ LIBRARY = {"mf": "mfrec", "mf-genre": "mfrec", "ials": "mfrec", "ease": "mfrec",
            "popularity": "mfrec",
            "implicit-als": "implicit", "implicit-bpr": "implicit", "numpy-ease": "peer (NumPy here)",
            "numpy-popularity": "peer (NumPy here)"}
-
-
-def train_plus_val(dataset):
-    """A view of ``dataset`` whose train split is train + val and which has no val split: what the kept
-    setting is refitted on before the test split is ranked (history = train + val, as the protocol says)."""
-    from mfrec.data.store import CSR, Split
-
-    parts = [dataset.train, dataset.val]
-    cat = {k: np.concatenate([np.asarray(getattr(p, k)) for p in parts]) for k in ("user", "movie", "rating", "timestamp")}
-    by_user = np.lexsort((cat["timestamp"], cat["user"]))
-    train = Split("train", *(cat[k][by_user] for k in ("user", "movie", "rating", "timestamp")))
-    by_movie = np.argsort(train.movie, kind="stable")
-    view = copy.copy(dataset)
-    view._splits = {"train": train, "test": dataset.test}
-    view.train_by_user = CSR(_indptr(train.user, dataset.n_users), train.movie, train.rating)
-    view.train_by_movie = CSR(_indptr(train.movie, dataset.n_movies), train.user[by_movie].astype(np.int32),
-                              train.rating[by_movie])
-    return view
-
-
-def _indptr(rows: np.ndarray, n: int) -> np.ndarray:
-    out = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=out[1:])
-    return out
 
 
 class Factors:
@@ -223,7 +198,7 @@ def main(argv=None) -> int:
     require_user_last(dataset)
     if dataset.val is None or len(dataset.val) == 0:
         raise SystemExit(f"{args.data} has no val split to tune on: prepare it with --val-fraction 0.1")
-    refit = train_plus_val(dataset)
+    refit = dataset.train_with_validation()  # the kept setting's refit: train + val, no val split
     names = models_here()
     if args.models:
         unknown = set(args.models) - set(names)
