@@ -349,3 +349,13 @@ def naive_implicit_draws(owner_indptr, owner_rows, coef, gram, resid, Z, alpha, 
             h[u] -= coef[u] * gram[u] @ (new - Z[j])
         Z[j] = new
     return Z, h
+def naive_ease(X, reg):
+    """EASE (Steck 2019) from the paper's formula, in float64: P = (X^T X + reg I)^-1,
+    B = I - P diagMat(1 / diag(P)), so B[j, i] = -P[j, i] / P[i, i] off the diagonal and 0 on it."""
+    import numpy as np
+
+    X = np.asarray(X, np.float64)
+    P = np.linalg.inv(X.T @ X + reg * np.eye(X.shape[1]))
+    B = np.eye(X.shape[1]) - P / np.diag(P)[None, :]
+    np.fill_diagonal(B, 0.0)
+    return B

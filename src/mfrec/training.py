@@ -9,6 +9,8 @@ file, draws the figures, and writes summary.json. Any error marks the run failed
 traceback in train.log, status "failed" in summary.json) and is raised again.
 
 - ALS models (bias, mf, mf-genre): ``mfrec.models.fit``; the model is saved as model.npz.
+- EASE (ease): ``mfrec.models.ease.EaseModel.fit``, one closed-form solve; saved as ease.npz, with
+  ranking metrics (val, and test on a user-last split) in the summary instead of RMSEs.
 - Neural models (the torch extra): ``mfrec.neural.fit``; they write their own weights (and
   factors.npz where the model is a factor model) into the folder.
 
@@ -30,6 +32,7 @@ from mfrec.experiments.run import DEFAULT_ROOT, FINGERPRINT, Run, dataset_finger
 from mfrec.models.config import MODELS as ALS_MODELS
 
 NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
+ITEM_MODELS = ("ease",)  # closed-form item-item models: no epochs, no factors (mfrec.models.ease)
 ENGINE_FACTS = ("engine", "dask_workers", "dask_blocks", "bytes_between_workers_per_epoch", "worker_peak_rss_mb")
 RARE_MOVIE_RATINGS = 5  # test movies with fewer training ratings get their own RMSE in the summary
 
@@ -56,7 +59,9 @@ def train_run(dataset, model: str, options: dict[str, Any] | None = None, runs_r
         return _train_bayes(dataset, options, runs_root, run_name, callback)
     if model in NEURAL_MODELS:
         return _train_neural(dataset, model, options, runs_root, run_name, callback)
-    raise MfrecError(f"unknown model {model!r}; choose one of: {', '.join(ALS_MODELS + ('bayes',) + NEURAL_MODELS)}")
+    if model == "ease":
+        return _train_ease(dataset, options, runs_root, run_name, callback)
+    raise MfrecError(f"unknown model {model!r}; choose one of: {', '.join(ALS_MODELS + ('bayes',) + ITEM_MODELS + NEURAL_MODELS)}")
 
 
 def dataset_facts(dataset) -> dict[str, Any]:
@@ -198,6 +203,57 @@ def _train_bayes(dataset, options: dict[str, Any], root, run_name: str, callback
     return run, _guarded(run, work, base)
 
 
+def _train_ease(dataset, options: dict[str, Any], root, run_name: str, callback) -> tuple[Run, dict]:
+    """EASE into a run folder: config.json, one metrics.csv row (the fit), train.log, ease.npz, and a
+    summary with the ranking metrics on val and, on a user-last split, on test (with and without the
+    recommendations' --min-ratings filter). No RMSE: EASE scores are not ratings."""
+    import numpy as np
+
+    from mfrec.evaluation.protocols import RANKING_SPLIT, ranking_protocol
+    from mfrec.inference.defaults import DEFAULTS
+    from mfrec.models.ease import EASE_FILE, EaseConfig, EaseModel
+
+    unknown = set(options) - {"reg", "weighting", "recency_boost", "recency_scale"}
+    if unknown:
+        raise MfrecError(f"ease takes --reg and --set weighting/recency_boost/recency_scale; "
+                         f"{', '.join(sorted(unknown))} do not apply to it")
+    config = EaseConfig.from_dict(options).validate()
+    data = dataset_facts(dataset)
+    run = Run.create(run_name, root, config={**config.to_dict(), **data})
+    base = {**data, "model": "ease", "config": config.to_dict()}
+
+    def work() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        fitted = EaseModel.fit(dataset, config, callback=callback, log=run.log)
+        train_seconds = time.perf_counter() - t0
+        run.append_metrics(1, seconds=train_seconds)
+        fitted.save(run.path / EASE_FILE)
+        summary = {**base, "epochs_run": 1, "best_epoch": None, "train_seconds": train_seconds,
+                   "seconds_per_epoch": None, "n_train": len(dataset.train),
+                   "n_val": len(dataset.val) if dataset.val is not None else 0,
+                   "n_test": len(dataset.test) if dataset.test is not None else 0}
+        if dataset.val is not None and len(dataset.val):
+            val = ranking_protocol(fitted, dataset, strict=False, target_split="val", callback=callback)
+            summary.update({f"val_{key}": v for key, v in val.items() if "@" in key})
+        if dataset.manifest.split.get("method") == RANKING_SPLIT and dataset.test is not None and len(dataset.test):
+            test = ranking_protocol(fitted, dataset, callback=callback, min_ratings=DEFAULTS.min_ratings)
+            record = {key: v for key, v in test.items() if "@" in key}
+            summary.update(record, ranking_split=test["split"], min_ratings=DEFAULTS.min_ratings)
+            run.log("ranking (test): " + ", ".join(f"{key}={v:.4f}" for key, v in record.items()))
+        draw_figures(run, dataset, "ease", None)
+        try:
+            from mfrec.plots.run import ease_neighbours_figure
+
+            counts = np.diff(np.asarray(dataset.train_by_movie.indptr))
+            titles = dataset.movies.sort("movie")["title"].to_list()
+            ease_neighbours_figure(fitted.B, titles, counts, run.plots_dir / "ease_neighbours.png", run.name)
+        except Exception as e:  # noqa: BLE001 - reported in train.log, the run itself is fine
+            run.log(f"figure ease_neighbours.png not drawn: {type(e).__name__}: {e}")
+        return run.save_summary(summary)
+
+    return run, _guarded(run, work, base)
+
+
 def held_out_errors(model, dataset) -> dict[str, Any]:
     """test_rmse, test_mae and n_test of a rating model, plus the errors on test movies with fewer than
     ``RARE_MOVIE_RATINGS`` training ratings (rare_movies_test_rmse/_mae/_n) when there are any."""
@@ -285,9 +341,12 @@ RANKING_KEYS = ("hit", "ndcg", "recall", "coverage", "genre_consistency")
 
 
 @renamed_keywords(k="top")
-def evaluate_run(exp, protocol: str, top: int = 10, callback: Callable[[Any], Any] | None = None) -> tuple[dict, dict]:
+def evaluate_run(exp, protocol: str, top: int = 10, callback: Callable[[Any], Any] | None = None,
+                 min_ratings: int = 0) -> tuple[dict, dict]:
     """Evaluate a loaded run (``mfrec.experiments.Experiment``) under ``protocol`` ("rating" or
-    "ranking", over lists of ``top`` movies) and record the result in its folder; returns ``(result, summary)``."""
+    "ranking", over lists of ``top`` movies) and record the result in its folder; returns ``(result, summary)``.
+    ``min_ratings`` > 0 (ranking) also reports the metrics over the candidates the recommendations
+    list (movies with at least that many training ratings), under ``hit@10_min_ratings_N`` names."""
     from mfrec.evaluation.protocols import ranking_protocol, rating_protocol, require_user_last
 
     if exp.config.get("model") == "popularity":  # nothing is saved but the counts: refit them
@@ -300,7 +359,7 @@ def evaluate_run(exp, protocol: str, top: int = 10, callback: Callable[[Any], An
         result = rating_protocol(model, exp.dataset)
     else:
         require_user_last(exp.dataset)
-        result = ranking_protocol(model, exp.dataset, k=top, callback=callback)
+        result = ranking_protocol(model, exp.dataset, k=top, callback=callback, min_ratings=min_ratings)
     return result, record_evaluation(exp.path, result)
 
 
@@ -316,8 +375,19 @@ def record_evaluation(run_path: str | os.PathLike, result: dict[str, Any]) -> di
     summary = Summary.read(run_path / "summary.json").to_dict()
     if result["protocol"] == "ranking":
         k = result["k"]
+        from mfrec.evaluation.protocols import min_ratings_key
+
         for key in RANKING_KEYS:
             summary[f"{key}@{k}"] = result[f"{key}@{k}"]
+        filtered = result.get("min_ratings")
+        for old in [key for key in summary if "@" in key and "_min_ratings_" in key]:
+            del summary[old]  # a filtered figure from an earlier evaluation would not match this one
+        summary.pop("min_ratings", None)
+        if filtered:
+            for key in RANKING_KEYS:
+                name = min_ratings_key(f"{key}@{k}", filtered)
+                summary[name] = result[name]
+            summary["min_ratings"] = filtered
         summary["ranking_split"] = result["split"]
     else:
         if summary.get("test_rmse") is None:
@@ -329,7 +399,7 @@ def record_evaluation(run_path: str | os.PathLike, result: dict[str, Any]) -> di
 
 @renamed_keywords(root="runs_root", k="top")
 def popularity_run(dataset, runs_root: str | os.PathLike = DEFAULT_ROOT, name: str | None = None, top: int = 10,
-                   callback: Callable[[Any], Any] | None = None) -> tuple[Path, dict[str, Any]]:
+                   callback: Callable[[Any], Any] | None = None, min_ratings: int = 0) -> tuple[Path, dict[str, Any]]:
     """A run folder under ``runs_root`` for the popularity baseline (config, train.log, popularity.npz,
     summary), evaluated under the ranking protocol over lists of ``top`` movies; returns ``(folder, summary)``."""
     import numpy as np
@@ -349,7 +419,7 @@ def popularity_run(dataset, runs_root: str | os.PathLike = DEFAULT_ROOT, name: s
         write_npz(run.path / "popularity.npz", {"counts": np.asarray(pop.counts)})
         run.log(f"popularity: {dataset.n_movies:,} movies scored by their training rating counts")
         seconds = time.perf_counter() - t0
-        result = ranking_protocol(pop, dataset, k=top, callback=callback)
+        result = ranking_protocol(pop, dataset, k=top, callback=callback, min_ratings=min_ratings)
         run.log("ranking: " + ", ".join(f"{key}={v:.4f}" for key, v in result.items() if "@" in key))
         # the summary (status ok) is written only once the evaluation is done: a run killed before
         # that has none, so it is never taken for a finished run

@@ -149,10 +149,12 @@ def _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_di
     click.echo(f"top {top} for each of {rec.model.n_users:,} users in {seconds:.1f} s "
                f"({rec.model.n_users / max(seconds, 1e-9):,.0f} users/s); movies they rated ({what}) excluded")
     preview = table.head(min(2 * top, table.height))
-    click.echo(f"{'user':>7}  {'#':>3}  {'title':<44}  {'rating':>6}")
+    # a list that predicts no rating (ease) shows the column it is ranked by instead
+    shown, head = ("predicted_rating", "rating") if "predicted_rating" in table.columns else (table.columns[-1], "ease")
+    click.echo(f"{'user':>7}  {'#':>3}  {'title':<44}  {head:>6}")
     for row in preview.iter_rows(named=True):
         title = row["title"] if len(row["title"]) <= 44 else row["title"][:43] + "…"
-        click.echo(f"{row['userId']:>7}  {row['rank']:>3}  {title:<44}  {row['predicted_rating']:>6.2f}")
+        click.echo(f"{row['userId']:>7}  {row['rank']:>3}  {title:<44}  {row[shown]:>6.2f}")
     if table.height > preview.height:
         click.echo(f"... {table.height - preview.height:,} more rows in the files")
     csv, parquet = write_frame(table, exp.name, label, out_dir, default="all-users")

@@ -10,6 +10,7 @@ from mfrec.cli.common import DATA_ROOT_OPTION, RUNS_ROOT_OPTION, VERIFY_OPTION, 
 
 ALS_MODELS = ("bias", "mf", "mf-genre")
 NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
+ITEM_MODELS = ("ease",)
 
 DEFAULTS_HELP = (
     "Defaults per model (tuned on ml-100k u1): "
@@ -18,6 +19,8 @@ DEFAULTS_HELP = (
     "mf-genre: as mf, reg-genre 0.3; "
     "bayes: k=10, 200 samples (5 burn-in), SVD++ and flipped implicit groups on (--set implicit_user=false to drop one), "
     "no penalties to tune. "
+    "ease: reg (lambda) 200 on a binary X (memory n_movies^2 x 4 bytes), a user's recent movies weighted up "
+    "(--set recency_boost=4 --set recency_scale=5; recency_boost=0 is plain EASE). "
     "With a validation split, training stops after --patience (2) epochs without a better validation RMSE."
 )
 
@@ -27,14 +30,16 @@ DEFAULTS_HELP = (
 @click.option("--data", "data", required=True, metavar="NAME_OR_PATH",
               help="Prepared dataset: a name under --data-root or a folder (see Data_processing.py).")
 @DATA_ROOT_OPTION
-@click.option("--model", type=click.Choice(ALS_MODELS + ("bayes",) + NEURAL_MODELS), default="mf-genre", show_default=True,
+@click.option("--model", type=click.Choice(ALS_MODELS + ("bayes",) + ITEM_MODELS + NEURAL_MODELS), default="mf-genre", show_default=True,
               help="bias: mu+b_u+b_i; mf: + p_u.q_i; mf-genre: + genre factors; bayes: Bayesian MF by Gibbs sampling "
-                   "with implicit features. Neural baselines need the torch extra.")
+                   "with implicit features; ease: closed-form item-item top-N model (Steck 2019). "
+                   "Neural baselines need the torch extra.")
 @click.option("--factors", type=int, default=None, help="Latent dimension k [model default].")
 @click.option("--epochs", type=int, default=None, help="Maximum epochs [model default].")
 @click.option("--samples", type=int, default=None, help="bayes: Gibbs samples in all, burn-in included [200].")
 @click.option("--burn-in", type=int, default=None, help="bayes: samples dropped before averaging [5].")
-@click.option("--reg", type=float, default=None, help="L2 penalty on factors (x rating count with --weighted-reg).")
+@click.option("--reg", type=float, default=None,
+              help="L2 penalty on factors (x rating count with --weighted-reg); ease: lambda on the diagonal of X^T X [200].")
 @click.option("--reg-bias", type=float, default=None, help="L2 penalty on biases (never count-weighted).")
 @click.option("--reg-genre", type=float, default=None, help="mf-genre: L2 penalty on genre factors.")
 @click.option("--weighted-reg/--no-weighted-reg", default=None,
@@ -53,8 +58,8 @@ DEFAULTS_HELP = (
 @click.option("--lr", type=float, default=None, help="Neural models: learning rate.")
 @click.option("--batch-size", type=int, default=None, help="Neural models: minibatch size.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Neural models and bayes: any other option of the model, e.g. --set min_length=10 --set heads=2 "
-                   "or --set implicit_movie=false "
+              help="Neural models, bayes and ease: any other option of the model, e.g. --set min_length=10 --set heads=2, "
+                   "bayes: --set implicit_movie=false, ease: --set recency_boost=0 "
                    "(an unknown key lists the model's options).")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="ALS models: train on this machine, or on a Dask cluster (needs pip install -e \".[dask]\").")
@@ -114,6 +119,19 @@ def train(data, data_root, model, factors, epochs, samples, burn_in, reg, reg_bi
         options = dict(factors=factors, samples=samples, burn_in=burn_in, seed=seed, threads=threads)
         known = {k: v for k, v in BayesConfig().to_dict().items() if k != "model"}
         options.update(parse_settings(settings, known, model))
+    elif model in ITEM_MODELS:
+        given = dict(factors=factors, epochs=epochs, reg_bias=reg_bias, reg_genre=reg_genre, weighted_reg=weighted_reg,
+                     reg_exponent=reg_exponent, solver=solver, cg_steps=cg_steps, patience=patience,
+                     samples=samples, burn_in=burn_in)
+        extra = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+        if extra:
+            raise MfrecError(f"{model} is a closed-form model with one penalty (--reg); {', '.join(extra)} do not apply to it")
+        options = dict(reg=reg)
+        if settings:  # weighting, recency_boost, recency_scale
+            from mfrec.models.ease import EaseConfig
+
+            known = {k: v for k, v in EaseConfig().to_dict().items() if k not in ("model", "reg")}
+            options.update(parse_settings(settings, known, model))
     else:
         if settings:
             raise MfrecError(f"--set is for the neural models; {model} takes its options directly (see --help)")
@@ -214,7 +232,10 @@ def _print_summary(summary: dict, run) -> None:
           if summary.get(key) is not None or summary.get("hit@10") is None],
         # ranking models (sequential) and evaluated runs report full-ranking metrics
         *[(name, f(summary[name])) for name in ("hit@10", "ndcg@10", "recall@10") if summary.get(name) is not None],
-        ("best epoch", f"{summary.get('best_epoch')} of {summary.get('epochs_run')}"),
+        *[(f"{name} (min {summary['min_ratings']} ratings)", f(summary[f"{name}_min_ratings_{summary['min_ratings']}"]))
+          for name in ("hit@10", "ndcg@10") if summary.get(f"{name}_min_ratings_{summary.get('min_ratings')}") is not None],
+        *([("best epoch", f"{summary.get('best_epoch')} of {summary.get('epochs_run')}")]
+          if summary.get("best_epoch") is not None or summary.get("model") != "ease" else []),
         ("seconds/epoch", f(summary.get("seconds_per_epoch"), "{:.2f}")),
         ("peak RSS", f(summary.get("peak_rss_mb"), "{:.0f} MB")),
         ("run folder", str(run.path)),

@@ -19,7 +19,7 @@ def _cut(text: str, width: int) -> str:
 # how the printed table heads and formats the column a list is ranked by (recommend.RANKED_BY)
 _RANKED_HEAD = {"score": ("score", "{:>7.3f}"), "cosine": ("cosine", "{:>7.3f}"),
                 "training_ratings": ("ratings", "{:>7d}"), "logit": ("logit", "{:>7.3f}"),
-                "rank_score": ("ranked", "{:>7.4g}")}
+                "rank_score": ("ranked", "{:>7.4g}"), "ease_score": ("ease", "{:>7.3f}")}
 
 
 def _rating_digits(values) -> int:

@@ -35,6 +35,8 @@ RANKED_BY = {
     "logit": "a sequential model's next-movie logit (no rating units)",
     "rank_score": "the ranking run's own score (--rank-by): its units are that model's (popularity: training "
                   "ratings; a factor run: its score)",
+    "ease_score": "an EASE score: the sum over the user's movies j of the item-item weight B[j, i] (no rating "
+                  "units; for similar movies, B[asked-for movie, i] alone)",
 }
 DISLIKES = ("score", "down-only")  # how a made-up user's dislikes rank a list (DEFAULTS.dislikes)
 GROUP_RULE = "least misery: a movie's group score is the lowest predicted rating among the members"
