@@ -292,31 +292,32 @@ class BodyLimit:
                 return await self._refuse(send, 400, "the Content-Length header is not a number")
             if too_big:
                 return await self._refuse(send, 413, self._message(int(length)))
-        seen = 0
-        started = False
-
-        async def counted_receive():
-            nonlocal seen
+            return await self.app(scope, receive, send)
+        # no Content-Length (a chunked body): read it here, up to the limit, then hand it on whole
+        chunks, seen, more = [], 0, True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge()
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            more = message.get("more_body", False)
+            if seen > self.max_bytes:
+                return await self._refuse(send, 413, self._message(seen, "at least "))
+        body = b"".join(chunks)
+        replayed = False
 
-        async def tracked_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: wait for the disconnect as the app expects
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send, 413, self._message(seen))
+        await self.app(scope, replay, send)
 
-    def _message(self, n: int) -> str:
-        return f"the request body is {n} bytes, more than this server's limit of {self.max_bytes} bytes"
+    def _message(self, n: int, qualifier: str = "") -> str:
+        return f"the request body is {qualifier}{n} bytes, more than this server's limit of {self.max_bytes} bytes"
 
     @staticmethod
     async def _refuse(send, status: int, message: str) -> None:
@@ -324,10 +325,6 @@ class BodyLimit:
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 # -- the OpenAPI page -----------------------------------------------------------------------------

@@ -133,17 +133,21 @@ function card(item, withSimilar) {
     head.append(el("span", "predicted muted", item.score.toFixed(2)));
   }
   li.append(head);
-  if (item.why) li.append(el("p", "why", item.why));
-  if (withSimilar && state.info.supports.includes("similar")) {
+  const foot = el("div", "card-foot");
+  foot.append(el("p", "why", item.why || ""));
+  if (withSimilar) {
     const actions = el("div", "actions");
-    const b = el("button", "link", "Similar films");
-    b.type = "button";
-    b.addEventListener("click", () => openSimilar(item));
-    actions.append(b);
+    if (state.info.supports.includes("similar")) {
+      const b = el("button", "link similar-btn", "Similar films");
+      b.type = "button";
+      b.addEventListener("click", () => openSimilar(item));
+      actions.append(b);
+    }
     const rated = state.ratings.get(item.movieId);
     actions.append(stars(item, rated && rated.rating));
-    li.append(actions);
+    foot.append(actions);
   }
+  li.append(foot);
   return li;
 }
 
