@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/serve_load.py --run /tmp/serve-runs/<ml-100k mf-genre run>
     .venv/bin/python benchmarks/serve_load.py --run R --requests 2000 --seconds 60 --clients 1,8,32
 
-For each model the script starts ``python -m mfrec serve`` on a free 127.0.0.1 port (one process,
-its default scoring threads), then, for each number of concurrent clients, sends a fixed number
+For each model (and each ``--processes`` value) the script starts ``python -m mfrec serve`` on a free
+127.0.0.1 port (its default scoring threads per process), then, for each number of concurrent clients, sends a fixed number
 of ``POST /api/v1/recommendations`` (a made-up user with 20 ratings of popular films, top 10, the
 default filters and the "why" line) from that many keep-alive connections of a small asyncio HTTP
 client in this process, stopping early at the time limit. Every answer must be 200 with 10 movies;
@@ -191,13 +191,15 @@ def run_levels(port: int, payloads, clients_list, requests: int, seconds: float)
     return out
 
 
-def serve(run: Path, workers: int | None):
+def serve(run: Path, workers: int | None, processes: int = 1):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "mfrec", "serve", "--experiment", str(run), "--port", str(port), "--log-level", "warning"]
     if workers:
         cmd += ["--workers", str(workers)]
+    if processes > 1:
+        cmd += ["--processes", str(processes)]
     proc = subprocess.Popen(cmd)
     deadline = time.monotonic() + 600
     while True:
@@ -223,6 +225,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=60.0, help="time limit per level")
     p.add_argument("--ratings", type=int, default=20, help="ratings per made-up user")
     p.add_argument("--workers", type=int, default=None, help="mfrec serve --workers (default: its own)")
+    p.add_argument("--processes", default="1", help="mfrec serve --processes, one server per value: 1,2")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args()
     clients = [int(c) for c in a.clients.split(",")]
@@ -238,15 +241,18 @@ def main() -> int:
     failed = 0
     for label, run in models:
         payloads, facts = bodies(run, 200, a.ratings, seed=1)
-        proc, port = serve(run, a.workers)
-        try:
-            print(f"{label}: {facts}", flush=True)
-            levels = run_levels(port, payloads, clients, a.requests, a.seconds)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
-        failed += sum(r["failed"] for r in levels)
-        report["models"].append({"label": label, **facts, "levels": levels})
+        for processes in [int(x) for x in a.processes.split(",")]:
+            proc, port = serve(run, a.workers, processes)
+            try:
+                print(f"{label}, {processes} process(es): {facts}", flush=True)
+                levels = run_levels(port, payloads, clients, a.requests, a.seconds)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+            failed += sum(r["failed"] for r in levels)
+            report["models"].append({"label": label, **facts, "processes": processes,
+                                     "threads_per_process": a.workers or min(4, os.cpu_count() or 1),
+                                     "levels": levels})
     report["load_average_after"] = list(os.getloadavg())
     report["failed_requests"] = failed
     a.out.parent.mkdir(parents=True, exist_ok=True)

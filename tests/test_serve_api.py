@@ -7,6 +7,7 @@ be a 4xx with one sentence in ``{"error": ...}``, never a 500 or a traceback.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -410,3 +411,27 @@ def test_serve_command_refuses_a_bad_run_before_binding(tmp_path):
     assert r.exit_code == 2 and "no experiment 'no-such-run'" in r.output
     r = CliRunner().invoke(main, ["serve", "--runs-root", str(tmp_path)])
     assert r.exit_code == 2 and "no successful run" in r.output
+
+
+def test_serve_command_with_processes_hands_uvicorn_a_factory(monkeypatch, runs, small_dataset):
+    """--processes N: uvicorn starts N processes from an import string; each builds the app from the
+    settings in the environment (the run folder and the caps) and answers as the one-process app does."""
+    import uvicorn
+    from click.testing import CliRunner
+
+    from mfrec.cli import main
+    from mfrec.serve.app import SETTINGS_ENV, app_from_environment
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)
+    r = CliRunner().invoke(main, ["serve", "-e", str(runs["mf"]), "--processes", "3", "--max-top", "7", "--port", "0"])
+    assert r.exit_code == 0, r.output
+    assert seen["app"] == "mfrec.serve.app:app_from_environment" and seen["factory"] and seen["workers"] == 3
+    assert "in each of 3 processes" in r.output
+    settings = json.loads(os.environ[SETTINGS_ENV])
+    assert settings["run"] == str(runs["mf"].resolve()) and settings["caps"]["max_top"] == 7
+    with TestClient(app_from_environment()) as c:
+        assert c.get(f"{API}/model").json()["caps"]["max_top"] == 7
+        body = {"ratings": [{"movie": int(small_dataset.movie_ids.ids[0]), "rating": 5}], "top": 7}
+        assert len(c.post(f"{API}/recommendations", json=body).json()["items"]) == 7

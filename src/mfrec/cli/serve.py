@@ -3,6 +3,7 @@
     pip install -e ".[serve]"
     mfrec serve --experiment RUN                 # http://127.0.0.1:8000/  and  /api/v1/docs
     mfrec serve --experiment RUN --host 0.0.0.0 --port 8080 --workers 2
+    mfrec serve --experiment RUN --processes 2       # two processes, each with the run in memory
 
 The run is loaded once, before the server binds, so a bad run is one sentence and exit code 2.
 """
@@ -24,12 +25,15 @@ from mfrec.cli.common import RUNS_ROOT_OPTION, friendly_errors
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to bind.")
 @click.option("--workers", default=None, type=click.IntRange(min=1),
               help="Requests scored at once, each on a worker thread (default: min(4, CPU cores)); the others wait.")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Server processes sharing the port, each loading the run (the Numba kernels hold the GIL, "
+                   "so scoring runs in parallel across processes, not threads).")
 @click.option("--max-ratings", default=None, type=click.IntRange(min=1), help="Cap on a made-up user's ratings per request (default 500).")
 @click.option("--max-top", default=None, type=click.IntRange(min=1), help="Cap on the length of one list (default 100).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]), help="uvicorn's log level.")
 @friendly_errors
-def serve(experiment, runs_root, host, port, workers, max_ratings, max_top, log_level):
+def serve(experiment, runs_root, host, port, workers, processes, max_ratings, max_top, log_level):
     """Serve a trained run: the web page at / and the JSON API at /api/v1 (OpenAPI page: /api/v1/docs)."""
     from mfrec.serve import require_extra
 
@@ -44,7 +48,21 @@ def serve(experiment, runs_root, host, port, workers, max_ratings, max_top, log_
     click.echo(how)
     given = {"workers": workers, "max_ratings": max_ratings, "max_top": max_top}
     service = Service(exp, Caps(**{k: v for k, v in given.items() if v is not None}))
+    threads = f"{service.caps.workers} scoring thread{'s' if service.caps.workers != 1 else ''}"
     click.echo(f"serving {exp.name} ({service.kind}, dataset {service.rec.dataset.name}) on http://{host}:{port}/ "
-               f"with {service.caps.workers} scoring worker thread{'s' if service.caps.workers != 1 else ''}; "
-               f"API docs at http://{host}:{port}/api/v1/docs")
-    uvicorn.run(create_app(service), host=host, port=port, log_level=log_level)
+               f"with {threads}" + (f" in each of {processes} processes" if processes > 1 else "")
+               + f"; API docs at http://{host}:{port}/api/v1/docs")
+    if processes == 1:
+        uvicorn.run(create_app(service), host=host, port=port, log_level=log_level)
+        return
+    import json
+    import os
+    from dataclasses import asdict
+
+    from mfrec.serve.app import SETTINGS_ENV
+
+    # each process loads the run itself (checked here first, so a bad run fails before binding)
+    os.environ[SETTINGS_ENV] = json.dumps({"run": str(exp.path.resolve()), "caps": asdict(service.caps)})
+    del service, exp
+    uvicorn.run("mfrec.serve.app:app_from_environment", factory=True, workers=processes, host=host, port=port,
+                log_level=log_level)

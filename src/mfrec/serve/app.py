@@ -99,6 +99,20 @@ def create_app(experiment, caps: Caps | None = None, **settings) -> FastAPI:
     return app
 
 
+SETTINGS_ENV = "MFREC_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of several server processes (``mfrec serve --processes N``): each loads the run
+    named by the JSON in ``$MFREC_SERVE_SETTINGS`` ({"run": folder, "caps": {...}}) for itself."""
+    import os
+
+    from mfrec import load_experiment
+
+    settings = json.loads(os.environ[SETTINGS_ENV])
+    return create_app(Service(load_experiment(settings["run"]), Caps(**settings["caps"])))
+
+
 def _read_static() -> dict[str, tuple[bytes, str]]:
     folder = resources.files("mfrec.serve") / "static"
     out = {}
