@@ -52,8 +52,10 @@ def serve(experiment, runs_root, host, port, workers, processes, max_ratings, ma
     click.echo(f"serving {exp.name} ({service.kind}, dataset {service.rec.dataset.name}) on http://{host}:{port}/ "
                f"with {threads}" + (f" in each of {processes} processes" if processes > 1 else "")
                + f"; API docs at http://{host}:{port}/api/v1/docs")
+    from mfrec.serve.tcp import NoDelayProtocol
+
     if processes == 1:
-        uvicorn.run(create_app(service), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, http=NoDelayProtocol)
         return
     import json
     import os
@@ -65,4 +67,4 @@ def serve(experiment, runs_root, host, port, workers, processes, max_ratings, ma
     os.environ[SETTINGS_ENV] = json.dumps({"run": str(exp.path.resolve()), "caps": asdict(service.caps)})
     del service, exp
     uvicorn.run("mfrec.serve.app:app_from_environment", factory=True, workers=processes, host=host, port=port,
-                log_level=log_level)
+                log_level=log_level, http=NoDelayProtocol)

@@ -159,11 +159,11 @@ def _meta_router() -> APIRouter:
     r = APIRouter(tags=["model"])
 
     @r.get("/health", response_model=Health, summary="Is the server up, and which run it serves")
-    def health(service: Service = Depends(get_service)):
+    async def health(service: Service = Depends(get_service)):
         return {"status": "ok", "run": service.exp.name}
 
     @r.get("/model", response_model=ModelInfo, summary="The run: model, dataset, metrics, genres, caps")
-    def model(service: Service = Depends(get_service)):
+    async def model(service: Service = Depends(get_service)):
         return service.info()
 
     return r
@@ -173,10 +173,10 @@ def _movies_router() -> APIRouter:
     r = APIRouter(tags=["movies"], responses=ERRORS)
 
     @r.get("/search", response_model=SearchResult, summary="Find movies by title, as forgiving as the command line")
-    def search(q: str = Query(..., description="A title or part of one; typos get the closest titles."),
-               limit: int = Query(10, description="How many movies (at most max_search)."),
-               service: Service = Depends(get_service)):
-        return service.search(q, limit)
+    async def search(request: Request, q: str = Query(..., description="A title or part of one; typos get the closest titles."),
+                     limit: int = Query(10, description="How many movies (at most max_search)."),
+                     service: Service = Depends(get_service)):
+        return await scored(request, service.search, q, limit)  # a typo scans every title (rapidfuzz)
 
     @r.get("/popular", response_model=RecommendationList, summary="The most-rated movies, to rate first")
     async def popular(request: Request, top: int = DEFAULTS.top, genre: Optional[list[str]] = Query(None),

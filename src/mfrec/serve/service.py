@@ -58,6 +58,7 @@ class Service:
         self.rec = experiment.recommender
         self.kind = str(self.rec.kind)
         _ = self.rec.titles  # built now, once, not by the first request's thread
+        self._info: dict[str, Any] | None = None
 
     # -- facts ------------------------------------------------------------------------------------
     def supports(self) -> list[str]:
@@ -67,6 +68,12 @@ class Service:
         return sorted(set(supported_modes(self.kind)) & set(self.rec.supports))
 
     def info(self) -> dict[str, Any]:
+        """Run, model, dataset, metrics, genres, years, what it supports, the caps (built once)."""
+        if self._info is None:
+            self._info = self._build_info()
+        return self._info
+
+    def _build_info(self) -> dict[str, Any]:
         ds, s = self.rec.dataset, self.exp.summary
         years = [y for y in self.rec.years if y is not None]
         metrics = {k: float(v) for k, v in s.items()
