@@ -13,7 +13,9 @@ core never imports this package; ``mfrec serve`` without the extra says which co
 - Concurrency: scoring is CPU-bound NumPy/Numba. Each scoring request runs on a worker thread
   (``anyio.to_thread``) behind a ``CapacityLimiter`` of ``workers`` tokens, so the event loop keeps
   accepting and parsing requests while at most ``workers`` requests score at once; the others wait
-  their turn in arrival order.
+  their turn in arrival order. The Numba kernels hold the GIL, so for parallel scoring
+  ``mfrec serve --processes N`` runs N processes on one port (``app.app_from_environment``), each
+  with the run loaded; ``tcp.NoDelayProtocol`` sets TCP_NODELAY on every connection.
 """
 
 from __future__ import annotations
