@@ -72,8 +72,9 @@ def create_app(experiment, caps: Caps | None = None, **settings) -> FastAPI:
 
     app = FastAPI(title="mfrec", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=f"{API}/openapi.json",
-                  description=f"Recommendations from run **{service.exp.name}** ({service.kind}, dataset "
-                              f"{service.rec.dataset.name}). Errors: 4xx with `{{\"error\": \"one sentence\"}}`.")
+                  description=f"Recommendations from run {service.exp.name} ({service.kind}, dataset "
+                              f"{service.rec.dataset.name}). Errors are 4xx with a JSON body "
+                              f"{{\"error\": one sentence, \"status\", \"suggestions\"}}.")
     app.state.service = service
     app.add_middleware(BodyLimit, max_bytes=service.caps.max_body_bytes)
     _error_handlers(app)
@@ -150,6 +151,26 @@ async def scored(request: Request, fn, /, *args, **kwargs):
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=request.app.state.limiter)
 
 
+def _top(default: int = DEFAULTS.top):
+    return Query(default, description="How many movies to list (at most the server's max_top).")
+
+
+def _genre():
+    return Query(None, description="Only movies of this genre; repeat for any of several (genre=Comedy&genre=Drama).")
+
+
+def _years():
+    return Query(None, description="Only movies from these years: 1995, 1990-1999, 1990- or -1980.")
+
+
+def _min_ratings(default: int = DEFAULTS.min_ratings):
+    return Query(default, description="Only movies with at least this many training ratings.")
+
+
+def _exclude():
+    return Query(DEFAULTS.exclude, description="Leave out the movies the user rated in any split (all) or in training (train).")
+
+
 def _genres(genre: Optional[list[str]]) -> list[str]:
     return [g for g in (genre or []) if g.strip()]
 
@@ -179,16 +200,16 @@ def _movies_router() -> APIRouter:
         return await scored(request, service.search, q, limit)  # a typo scans every title (rapidfuzz)
 
     @r.get("/popular", response_model=RecommendationList, summary="The most-rated movies, to rate first")
-    async def popular(request: Request, top: int = DEFAULTS.top, genre: Optional[list[str]] = Query(None),
-                      years: Optional[str] = None, min_ratings: int = 0,
+    async def popular(request: Request, top: int = _top(), genre: Optional[list[str]] = _genre(),
+                      years: Optional[str] = _years(), min_ratings: int = _min_ratings(0),
                       exclude: Optional[list[str]] = Query(None, description="Titles or movieIds to leave out."),
                       service: Service = Depends(get_service)):
         return await scored(request, service.popular, top, _genres(genre), years, min_ratings, exclude or [])
 
     @r.get("/similar", response_model=RecommendationList, summary="Movies nearest to one movie")
     async def similar(request: Request, movie: str = Query(..., description="A title or movieId."),
-                      top: int = DEFAULTS.top, genre: Optional[list[str]] = Query(None),
-                      years: Optional[str] = None, min_ratings: int = DEFAULTS.min_ratings,
+                      top: int = _top(), genre: Optional[list[str]] = _genre(),
+                      years: Optional[str] = _years(), min_ratings: int = _min_ratings(),
                       service: Service = Depends(get_service)):
         return await scored(request, service.similar, movie, top, _genres(genre), years, min_ratings)
 
@@ -205,17 +226,18 @@ def _recommendations_router() -> APIRouter:
 
     @r.get("/users/{user_id}/recommendations", response_model=RecommendationList,
            summary="Recommend for an existing user (original userId)")
-    async def user(request: Request, user_id: str, top: int = DEFAULTS.top, genre: Optional[list[str]] = Query(None),
-                   years: Optional[str] = None, min_ratings: int = DEFAULTS.min_ratings, explain: bool = False,
-                   exclude: Literal["all", "train"] = DEFAULTS.exclude, service: Service = Depends(get_service)):
+    async def user(request: Request, user_id: str, top: int = _top(), genre: Optional[list[str]] = _genre(),
+                   years: Optional[str] = _years(), min_ratings: int = _min_ratings(),
+                   explain: bool = Query(False, description="Add each movie's per-rating contribution lines (details)."),
+                   exclude: Literal["all", "train"] = _exclude(), service: Service = Depends(get_service)):
         return await scored(request, service.recommend_user, user_id, top, _genres(genre), years, min_ratings,
                             explain, exclude)
 
     @r.get("/groups/recommendations", response_model=RecommendationList,
            summary="One list for a pair or group of existing users (least misery)")
     async def group(request: Request, users: str = Query(..., description="User ids separated by commas: 12,345."),
-                    top: int = DEFAULTS.top, genre: Optional[list[str]] = Query(None), years: Optional[str] = None,
-                    min_ratings: int = DEFAULTS.min_ratings, exclude: Literal["all", "train"] = DEFAULTS.exclude,
+                    top: int = _top(), genre: Optional[list[str]] = _genre(), years: Optional[str] = _years(),
+                    min_ratings: int = _min_ratings(), exclude: Literal["all", "train"] = _exclude(),
                     service: Service = Depends(get_service)):
         return await scored(request, service.recommend_group, users.split(","), top, _genres(genre), years,
                             min_ratings, exclude)
