@@ -288,6 +288,9 @@ def test_bad_bodies_are_one_sentence_4xx(client, small_dataset):
     assert_error(post(json.dumps({"ratings": [{"movie": ids[0], "rating": 4}], "colour": "red"})), 422, "colour")
     assert_error(post(json.dumps({"rating": 4})), 422, "ratings", "required")
     assert_error(post(json.dumps([1, 2])), 422)
+    body = assert_error(post(json.dumps({"ratings": [{"movie": 1.5, "rating": 4}]})), 422, "ratings.0.movie", "movieId", "title")
+    assert "more problem" not in body["error"]  # one value that fits neither int nor str is one problem
+    assert_error(post('{"ratings": [{"movie": 1, "rating": NaN}]}'), 422, "outside the rating scale")
     assert_error(post(json.dumps({"ratings": []})), 422, "at least one rating")
     assert_error(post(json.dumps({"ratings": [{"movie": ids[0], "rating": 9}]})), 422, "outside the rating scale 1-5")
     assert_error(post(json.dumps({"ratings": [{"movie": ids[0], "rating": 0.5}]})), 422, "outside the rating scale")

@@ -270,6 +270,8 @@ def _validation_sentence(errors) -> tuple[int, str]:
     if first.get("type") == "json_invalid":
         where = first.get("ctx", {}).get("error", "")
         return 400, f"the request body is not valid JSON ({where})" if where else "the request body is not valid JSON"
+    errors = _merge_union_errors(errors)
+    first = errors[0]
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     where = ".".join(loc) if loc else "the request body"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
@@ -280,6 +282,27 @@ def _validation_sentence(errors) -> tuple[int, str]:
     if first.get("type") == "extra_forbidden":
         return 422, f"{where} is not a field this endpoint knows{more}"
     return 422, f"{where}: {msg}, got {_short(first.get('input'))}{more}"
+
+
+UNION_BRANCHES = {"int": "a whole number (a movieId)", "str": "text (a title)", "float": "a number"}
+
+
+def _merge_union_errors(errors) -> list[dict]:
+    """pydantic reports a value that fits no branch of ``int | str`` once per branch (loc ending in
+    "int", then "str"): one error instead, "should be a whole number (a movieId) or text (a title)"."""
+    out: list[dict] = []
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        if loc and loc[-1] in UNION_BRANCHES:
+            prev = out[-1] if out else None
+            if prev is not None and prev.get("_union") == loc[:-1]:
+                prev["msg"] += f" or {UNION_BRANCHES[loc[-1]]}"
+                continue
+            out.append({**e, "loc": loc[:-1], "_union": loc[:-1], "type": "union",
+                        "msg": f"should be {UNION_BRANCHES[loc[-1]]}"})
+        else:
+            out.append(e)
+    return out
 
 
 def _short(value) -> str:
