@@ -118,6 +118,7 @@ def test_made_up_user_is_run_request(client, exp, small_dataset):
     assert r.status_code == 200, r.text
     data = r.json()
     want = run_request(exp.recommender, rate={names[0]: 5, str(ids[1]): 2}, top=7)
+    assert any(n.startswith("title: ") and names[0] in n for n in data["notes"])  # what each title matched
     same_list(data["items"], want.table)
     assert data["notes"] == want.notes and data["ranked_by"] == "score" and len(data["items"]) == 7
     assert [(m["movieId"], m["rating"]) for m in data["rated"]] == [(ids[0], 5.0), (ids[1], 2.0)]
@@ -129,10 +130,11 @@ def test_made_up_user_filters_explain_and_repeats(client, exp, small_dataset):
 
     names, ids = titles(small_dataset)
     body = {"ratings": [{"movie": ids[0], "rating": 1}, {"movie": ids[2], "rating": 4}, {"movie": ids[0], "rating": 5}],
-            "top": 5, "genres": ["drama"], "years": "1980-2005", "min_ratings": 3, "explain": True}
+            "top": 5, "genres": ["drama"], "years": "1980-2005", "min_ratings": 3, "explain": True,
+            "dislikes": "down-only"}
     data = client.post(f"{API}/recommendations", json=body).json()
     want = run_request(exp.recommender, rate=[(str(ids[0]), 1), (str(ids[2]), 4), (str(ids[0]), 5)], top=5,
-                       genre=["drama"], years="1980-2005", min_ratings=3, explain=True)
+                       genre=["drama"], years="1980-2005", min_ratings=3, explain=True, dislikes="down-only")
     same_list(data["items"], want.table)
     assert all("Drama" in i["genres"] and 1980 <= i["year"] <= 2005 for i in data["items"])
     assert all(i["details"] and i["details"] == want.details[i["rank"]] for i in data["items"])
@@ -297,6 +299,7 @@ def test_bad_bodies_are_one_sentence_4xx(client, small_dataset):
     assert_error(post(json.dumps({"ratings": [{"movie": ids[0], "rating": 4}], "genres": ["Polka"]})), 422, "unknown genre")
     assert_error(post(json.dumps({"ratings": [{"movie": ids[0], "rating": 4}], "years": "2000-1990"})), 422, "backwards")
     assert_error(post(json.dumps({"ratings": [{"movie": ids[0], "rating": 4}], "min_ratings": -1})), 422, "min-ratings")
+    assert_error(post(json.dumps({"ratings": [{"movie": ids[0], "rating": 4}], "dislikes": "some"})), 422, "dislikes")
     assert_error(post(json.dumps({"ratings": [{"movie": "", "rating": 4}]})), 404, "empty")
 
 

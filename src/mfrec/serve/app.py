@@ -108,7 +108,7 @@ def app_from_environment() -> FastAPI:
     named by the JSON in ``$MFREC_SERVE_SETTINGS`` ({"run": folder, "caps": {...}}) for itself."""
     import os
 
-    from mfrec import load_experiment
+    from mfrec.inference.api import load_experiment
 
     settings = json.loads(os.environ[SETTINGS_ENV])
     return create_app(Service(load_experiment(settings["run"]), Caps(**settings["caps"])))
@@ -222,7 +222,7 @@ def _recommendations_router() -> APIRouter:
     @r.post("/recommendations", response_model=RecommendationList, summary="Recommend for a made-up user's ratings")
     async def made_up_user(request: Request, body: MadeUpUserRequest, service: Service = Depends(get_service)):
         return await scored(request, service.recommend, [(x.movie, x.rating) for x in body.ratings], body.top,
-                            body.genres, body.years, body.min_ratings, body.explain)
+                            body.genres, body.years, body.min_ratings, body.explain, body.dislikes)
 
     @r.get("/users/{user_id}/recommendations", response_model=RecommendationList,
            summary="Recommend for an existing user (original userId)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,9 @@ class MadeUpUserRequest(Strict):
                                  examples=["1990-1999"])
     min_ratings: int = Field(DEFAULTS.min_ratings, description="Only movies with at least this many training ratings.")
     explain: bool = Field(False, description="Add each movie's per-rating contribution lines (details).")
+    dislikes: Literal["score", "down-only"] = Field(
+        DEFAULTS.dislikes, description="Rank by the model's score (a film unlike a disliked one is lifted), or take "
+                                       "that lift off so dislikes only pull films down (Inference.py --dislikes).")
 
 
 class Movie(BaseModel):

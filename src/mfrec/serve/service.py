@@ -145,7 +145,8 @@ class Service:
 
     # -- lists ------------------------------------------------------------------------------------
     def recommend(self, ratings: Sequence[tuple[Any, float]], top: int = DEFAULTS.top, genres: Sequence[str] = (),
-                  years: str | None = None, min_ratings: int = DEFAULTS.min_ratings, explain: bool = False) -> dict[str, Any]:
+                  years: str | None = None, min_ratings: int = DEFAULTS.min_ratings, explain: bool = False,
+                  dislikes: str = DEFAULTS.dislikes) -> dict[str, Any]:
         """A made-up user's list from (title or movieId, rating) pairs."""
         from mfrec.inference.api import run_request
 
@@ -159,9 +160,10 @@ class Service:
         for query, rating in ratings:
             m = self.resolve(query)
             resolved.append((m, self.rec.check_rating(float(rating), repr(str(query)))))
-        pairs = [(str(self.rec.movie_id_array[m]), r) for m, r in resolved]
+        # the queries as given: run_request resolves them again (the same match) and notes what each became
+        pairs = [(str(q), r) for (q, _), (_, r) in zip(ratings, resolved)]
         out = self._result(run_request(self.rec, rate=pairs, top=top, genre=list(genres), years=years,
-                                       explain=explain, min_ratings=min_ratings))
+                                       explain=explain, min_ratings=min_ratings, dislikes=dislikes))
         last: dict[int, tuple[Any, float]] = {}  # a movie rated twice keeps its last rating, as on the command line
         for (q, _), (m, r) in zip(ratings, resolved):
             last.pop(m, None)
@@ -206,8 +208,8 @@ class Service:
         self._check("similar", False)
         self._cap("top", top, self.caps.max_top)
         m = self.resolve(movie)
-        out = self._result(run_request(self.rec, similar=str(self.rec.movie_id_array[m]), top=top, genre=list(genres),
-                                       years=years, min_ratings=min_ratings))
+        out = self._result(run_request(self.rec, similar=str(movie), top=top, genre=list(genres), years=years,
+                                       min_ratings=min_ratings))
         out["movie"] = self.movie_card(m)
         return out
 
