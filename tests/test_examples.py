@@ -292,15 +292,24 @@ def needs_torch(argv: list[str]) -> bool:
 def serve_once(monkeypatch) -> None:
     """``mfrec serve`` examples: instead of serving until stopped, the app answers one request and returns."""
     pytest.importorskip("fastapi", reason='mfrec serve needs the serve extra: pip install -e ".[serve]"')
+    import importlib
+
     import uvicorn
     from fastapi.testclient import TestClient
 
-    def run_once(app, host, port, **kwargs):
+    from mfrec.serve.app import SETTINGS_ENV
+
+    def run_once(app, host, port, factory=False, **kwargs):
         assert isinstance(host, str) and isinstance(port, int)
+        if isinstance(app, str):  # --processes N: an import string, as uvicorn's worker processes get it
+            module, _, name = app.partition(":")
+            app = getattr(importlib.import_module(module), name)
+            app = app() if factory else app
         with TestClient(app) as client:
             assert client.get("/api/v1/health").status_code == 200
 
     monkeypatch.setattr(uvicorn, "run", run_once)
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)  # --processes sets it: taken away after the example
 
 
 @pytest.mark.parametrize("where, cmd", EXAMPLES, ids=[f"{w.split(', ')[0]} {c}" for w, c in EXAMPLES])
