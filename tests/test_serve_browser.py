@@ -25,6 +25,7 @@ pytest.importorskip("playwright", reason='the browser test needs Playwright: pip
 
 from playwright.sync_api import expect  # noqa: E402
 from test_inference import make_run  # noqa: E402
+from test_serve_api import titles  # noqa: E402
 
 pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("MFREC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -78,14 +79,6 @@ def browser():
         b.close()
 
 
-def titles(dataset, n):
-    import numpy as np
-
-    pop = np.diff(np.asarray(dataset.train_by_movie.indptr))
-    movies = dataset.movies.sort("movie")
-    return [movies["title"][int(i)] for i in np.argsort(-pop, kind="stable")[:n]]
-
-
 def rate(page, title: str, stars: int) -> None:
     """Type the title into the search box and click the film's `stars`-th star in the results."""
     page.fill("#search", title[:-7])  # without the year, as a person types it
@@ -108,7 +101,7 @@ def card_ids(page) -> list[str]:
 
 
 def test_search_rate_and_watch_the_list_change(server, browser, small_dataset):
-    first, second = titles(small_dataset, 2)
+    first, second = titles(small_dataset, 2)[0]
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
@@ -158,7 +151,7 @@ def test_phone_width_needs_no_sideways_scrolling(server, browser, small_dataset)
     page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page.goto(server)
     page.wait_for_selector("#recs .card")
-    rate(page, titles(small_dataset, 1)[0], 4)
+    rate(page, titles(small_dataset, 1)[0][0], 4)
     expect(page.locator("#recs-h")).to_have_text("Your top 10")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width}px wide in a 390px window"
