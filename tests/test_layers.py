@@ -32,6 +32,7 @@ LAYERS = (
     "inference",
     "serve",
     "training",
+    "tuning",
     "cli",
     "__main__",
     "__init__",
