@@ -52,9 +52,11 @@ def train_run(dataset, model: str, options: dict[str, Any] | None = None, runs_r
         raise MfrecError(f"--engine {engine['engine']} trains {', '.join(ALS_MODELS)}; {model} trains on this machine")
     if model in ALS_MODELS:
         return _train_als(dataset, model, options, runs_root, run_name, callback, engine)
+    if model == "bayes":
+        return _train_bayes(dataset, options, runs_root, run_name, callback)
     if model in NEURAL_MODELS:
         return _train_neural(dataset, model, options, runs_root, run_name, callback)
-    raise MfrecError(f"unknown model {model!r}; choose one of: {', '.join(ALS_MODELS + NEURAL_MODELS)}")
+    raise MfrecError(f"unknown model {model!r}; choose one of: {', '.join(ALS_MODELS + ('bayes',) + NEURAL_MODELS)}")
 
 
 def dataset_facts(dataset) -> dict[str, Any]:
@@ -140,6 +142,57 @@ def _train_als(dataset, model: str, options: dict[str, Any], root, run_name: str
             **{key: fitted.config[key] for key in ENGINE_FACTS if key in fitted.config},
         }
         run.log(f"test RMSE {summary['test_rmse']}, test MAE {summary['test_mae']}, best epoch {fitted.best_epoch}")
+        return run.save_summary(summary)
+
+    return run, _guarded(run, work, base)
+
+
+def _train_bayes(dataset, options: dict[str, Any], root, run_name: str, callback) -> tuple[Run, dict]:
+    """``--model bayes``: the Gibbs sampler (``mfrec.models.bayes``); model.npz holds the posterior-mean
+    factors, samples.npz the kept samples for the predictive spread. metrics.csv has one row per sample."""
+    from mfrec.models.bayes import SAMPLES_FILE, BayesConfig, fit
+
+    unknown = set(options) - set(BayesConfig.__dataclass_fields__)
+    if unknown:
+        raise MfrecError(f"bayes has no option {', '.join(sorted(unknown))}; its options are: "
+                         f"{', '.join(f for f in BayesConfig.__dataclass_fields__ if f != 'model')}")
+    try:
+        config = BayesConfig(**{**options, "model": "bayes"}).validate()
+    except TypeError as e:
+        raise MfrecError(f"bad bayes options ({e})") from None
+    data = dataset_facts(dataset)
+    run = Run.create(run_name, root, config={**config.to_dict(), **data}, extra_columns=("noise_sd",))
+    base = {**data, "model": "bayes", "config": config.to_dict()}
+
+    def work() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        fitted = fit(dataset, config, callback=recorder(run, callback), log=run.log)
+        train_seconds = time.perf_counter() - t0
+        fitted.save(run.model_path)
+        if len(fitted.samples):
+            fitted.samples.save(run.path / SAMPLES_FILE)
+        draw_figures(run, dataset, "bayes", None)
+        last = fitted.history[-1]
+        summary = {
+            **base,
+            "epochs_run": len(fitted.history),
+            "best_epoch": len(fitted.history),  # the model averages every kept sample up to the last
+            "train_rmse": last.train_rmse,
+            "val_rmse": last.val_rmse,
+            **held_out_errors(fitted, dataset),
+            "posterior_test_rmse": fitted.config["posterior_test_rmse"],
+            "posterior_val_rmse": fitted.config["posterior_val_rmse"],
+            "kept_samples": fitted.config["kept_samples"],
+            "noise_sd": fitted.config["noise_sd"],
+            "train_seconds": train_seconds,
+            "seconds_per_epoch": fitted.config["seconds_per_sample"],
+            "seconds_per_sample": fitted.config["seconds_per_sample"],
+            "numba_threads": fitted.config["numba_threads"],
+            "n_train": len(dataset.train),
+            "n_val": len(dataset.val) if dataset.val is not None else 0,
+        }
+        run.log(f"test RMSE {summary['test_rmse']} (posterior-mean factors), "
+                f"{summary['posterior_test_rmse']} (posterior mean of the predictions), test MAE {summary['test_mae']}")
         return run.save_summary(summary)
 
     return run, _guarded(run, work, base)

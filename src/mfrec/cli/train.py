@@ -15,7 +15,9 @@ DEFAULTS_HELP = (
     "Defaults per model (tuned on ml-100k u1): "
     "bias: 8 epochs, reg-bias 2; "
     "mf: k=64, 8 epochs, weighted reg 0.4 x count^0.75, reg-bias 1, cg solver with 3 steps; "
-    "mf-genre: as mf, reg-genre 0.3. "
+    "mf-genre: as mf, reg-genre 0.3; "
+    "bayes: k=10, 200 samples (5 burn-in), SVD++ and flipped implicit groups on (--set implicit_user=false to drop one), "
+    "no penalties to tune. "
     "With a validation split, training stops after --patience (2) epochs without a better validation RMSE."
 )
 
@@ -25,10 +27,13 @@ DEFAULTS_HELP = (
 @click.option("--data", "data", required=True, metavar="NAME_OR_PATH",
               help="Prepared dataset: a name under --data-root or a folder (see Data_processing.py).")
 @DATA_ROOT_OPTION
-@click.option("--model", type=click.Choice(ALS_MODELS + NEURAL_MODELS), default="mf-genre", show_default=True,
-              help="bias: mu+b_u+b_i; mf: + p_u.q_i; mf-genre: + genre factors. Neural baselines need the torch extra.")
+@click.option("--model", type=click.Choice(ALS_MODELS + ("bayes",) + NEURAL_MODELS), default="mf-genre", show_default=True,
+              help="bias: mu+b_u+b_i; mf: + p_u.q_i; mf-genre: + genre factors; bayes: Bayesian MF by Gibbs sampling "
+                   "with implicit features. Neural baselines need the torch extra.")
 @click.option("--factors", type=int, default=None, help="Latent dimension k [model default].")
 @click.option("--epochs", type=int, default=None, help="Maximum epochs [model default].")
+@click.option("--samples", type=int, default=None, help="bayes: Gibbs samples in all, burn-in included [200].")
+@click.option("--burn-in", type=int, default=None, help="bayes: samples dropped before averaging [5].")
 @click.option("--reg", type=float, default=None, help="L2 penalty on factors (x rating count with --weighted-reg).")
 @click.option("--reg-bias", type=float, default=None, help="L2 penalty on biases (never count-weighted).")
 @click.option("--reg-genre", type=float, default=None, help="mf-genre: L2 penalty on genre factors.")
@@ -48,7 +53,8 @@ DEFAULTS_HELP = (
 @click.option("--lr", type=float, default=None, help="Neural models: learning rate.")
 @click.option("--batch-size", type=int, default=None, help="Neural models: minibatch size.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Neural models: any other option of the model, e.g. --set min_length=10 --set heads=2 "
+              help="Neural models and bayes: any other option of the model, e.g. --set min_length=10 --set heads=2 "
+                   "or --set implicit_movie=false "
                    "(an unknown key lists the model's options).")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="ALS models: train on this machine, or on a Dask cluster (needs pip install -e \".[dask]\").")
@@ -63,9 +69,9 @@ DEFAULTS_HELP = (
 @click.option("--quiet", is_flag=True, help="No progress bar; only the summary.")
 @VERIFY_OPTION
 @friendly_errors
-def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, weighted_reg, reg_exponent, solver, cg_steps, seed,
-          threads, patience, name, runs_root, device, lr, batch_size, settings, engine, workers, scheduler, blocks, train_with_validation, config_file,
-          quiet, verify):
+def train(data, data_root, model, factors, epochs, samples, burn_in, reg, reg_bias, reg_genre, weighted_reg, reg_exponent,
+          solver, cg_steps, seed, threads, patience, name, runs_root, device, lr, batch_size, settings, engine, workers,
+          scheduler, blocks, train_with_validation, config_file, quiet, verify):
     """Train a model on a prepared dataset and write an experiment folder.
 
     \b
@@ -73,6 +79,7 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
       python Main.py --data ml-100k-u1 --model mf-genre
       python Main.py --data demo --model mf --factors 64 --solver cg --epochs 15
       python Main.py --data demo --model bias --name baseline
+      python Main.py --data ml-100k-u1 --model bayes --factors 10 --samples 200
 
     The run folder Experiments_/<run>/ holds config.json, metrics.csv, train.log, model.npz,
     summary.json and plots/rmse.png; load it with mfrec.load_experiment(path or run name).
@@ -101,6 +108,12 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
                 raise MfrecError(f"the neural model {model!r} needs mfrec.neural and torch ({e}); "
                                  "install them with pip install -e \".[torch]\"") from None
             options.update(parse_settings(settings, default_options(model), model))
+    elif model == "bayes":
+        from mfrec.models.bayes import BayesConfig
+
+        options = dict(factors=factors, samples=samples, burn_in=burn_in, seed=seed, threads=threads)
+        known = {k: v for k, v in BayesConfig().to_dict().items() if k != "model"}
+        options.update(parse_settings(settings, known, model))
     else:
         if settings:
             raise MfrecError(f"--set is for the neural models; {model} takes its options directly (see --help)")

@@ -126,7 +126,12 @@ def recommender_for(exp):
     path = Path(exp.path)
     kind = exp.config.get("model") or exp.summary.get("model")
     if (path / "model.npz").is_file() or (path / "factors.npz").is_file():
-        return Recommender(exp.factors, exp.dataset, run_name=exp.name)
+        rec = Recommender(exp.factors, exp.dataset, run_name=exp.name)
+        if kind == "bayes" and (path / "samples.npz").is_file():
+            from mfrec.models.bayes import BayesSamples
+
+            rec.samples = BayesSamples.load(path / "samples.npz")
+        return rec
     if kind in ("sequential", "attention") and (path / "model.json").is_file():
         from mfrec.inference.neural import PairRecommender, SequenceRecommender
         from mfrec.neural import load_model

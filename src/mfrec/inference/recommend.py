@@ -147,6 +147,10 @@ class Recommender:
         self.kind = model.kind
         # a neumf/genre-embedding run's factors.npz: the neural model was trained by Adam, not ALS
         self.exported_from = model.exported_from
+        # bayes runs: the kept posterior samples (samples.npz) give each prediction its spread, and
+        # lower_bound = z ranks by predicted rating - z * spread
+        self.samples = None
+        self.lower_bound = 0.0
         self._init_tables(dataset)
 
     def check_supported(self, mode: str) -> None:
@@ -166,10 +170,27 @@ class Recommender:
             return (f"the ALS user half-step against this {self.exported_from} run's movie factors from factors.npz, "
                     f"ridge penalty {h.reg:g} x n (its own L2 weight per rating), {bias}: an approximation, "
                     f"since the neural model was trained by Adam, not ALS")
+        if self.kind == "bayes":
+            h = self.model.fold_in_settings
+            return (f"the posterior mean of their [bias, factors] against the posterior-mean movie factors under the "
+                    f"learned prior (ridge {h.reg:.3g}, bias {h.reg_bias:.3g}: prior precision / noise precision)")
         if self.model.calibrated:
             return ("the model's per-row ALS step, shrunk towards the training users (empirical-Bayes prior, "
                     "so a few ratings stay near a typical user)")
         return "the model's per-row ALS step"
+
+    def _spread(self, pred: np.ndarray, spread: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        """(ranking scores, per-movie posterior sd or None, notes): with kept samples and ``lower_bound``,
+        the list is ranked by predicted rating - lower_bound x sd."""
+        if spread is None:
+            return pred, None, []
+        sd = spread[1]
+        notes = [f"rating ± the posterior predictive standard deviation over {len(self.samples)} kept samples "
+                 "(noise included)"]
+        if self.lower_bound:
+            notes.append(f"ranked by the lower bound: predicted rating - {self.lower_bound:g} x sd")
+            return (pred - np.float32(self.lower_bound) * sd).astype(np.float32), sd, notes
+        return pred, sd, notes
 
     def _init_tables(self, dataset) -> None:
         """Titles, years, genres, ids and popularity of the dataset's movies."""
@@ -302,7 +323,7 @@ class Recommender:
             return self.model.rating(x)
         return np.clip(x, *self.scale)
 
-    def _table(self, movies: np.ndarray, predicted, score, why: list[str], ranked_by: str = "score"):
+    def _table(self, movies: np.ndarray, predicted, score, why: list[str], ranked_by: str = "score", spread=None):
         """The list as a polars table; ``predicted=None`` leaves out predicted_rating (a list that predicts
         no rating), ``ranked_by`` names the score column (a ``RANKED_BY`` key). Full precision."""
         import polars as pl
@@ -318,6 +339,8 @@ class Recommender:
         if predicted is not None:
             columns["predicted_rating"] = pl.Series(
                 [None if p is None or not np.isfinite(p) else float(p) for p in predicted], dtype=pl.Float64)
+        if spread is not None:  # bayes: the posterior predictive sd of each predicted rating
+            columns["uncertainty"] = pl.Series([float(x) for x in spread], dtype=pl.Float64)
         if ranked_by == "training_ratings":
             columns[ranked_by] = pl.Series([int(s) for s in score], dtype=pl.Int64)
         else:
@@ -447,6 +470,11 @@ class Recommender:
         ``dislikes``: see ``made_up_scores`` (the score column always holds the model's score)."""
         n = _check_n(n)
         vec, pred, rank_by = self.made_up_scores(ratings, dislikes)
+        spread = None
+        if self.samples is not None and ratings:
+            h = self.model.fold_in_settings
+            spread = self.samples.fold_in_spread([m for m, _ in ratings], [r for _, r in ratings], h.reg, h.reg_bias)
+        rank_by, sd, spread_notes = self._spread(rank_by, spread)
         mask = self.filter_mask(filters)
         recs, _ = self._top(rank_by, n, np.array([m for m, _ in ratings], np.int32), mask)
         scores = pred[recs]
@@ -464,8 +492,8 @@ class Recommender:
             head.append(f"filter: {filters.describe()}")
         if not ratings:
             head[0] = "no ratings given: the list is the model's baseline (mu + movie bias)"
-        table = self._table(recs, self._clip(scores), scores, why)
-        return Result(table, head + notes, details, label="made-up-user")
+        table = self._table(recs, self._clip(scores), scores, why, spread=None if sd is None else sd[recs])
+        return Result(table, head + spread_notes + notes, details, label="made-up-user")
 
     # -- the ranker protocol (--rank-by): any run that scores every movie for a made-up or existing user
     def score_made_up(self, ratings: Sequence[tuple[int, float]]) -> np.ndarray:
@@ -538,9 +566,11 @@ class Recommender:
         u = self.user(user_id)
         vec = UserVector(float(self.model.user_bias[u]), self.model.user_factors[u])
         pred = self.model.score_movies(vec.bias, vec.vector)
+        ranking, sd, spread_notes = self._spread(pred, None if self.samples is None else self.samples.user_spread(u))
         train = self._train_row(u)
         seen, counts = self._seen(u, exclude)
-        recs, scores = self._top(pred, n, seen, self.filter_mask(filters))
+        recs, _ = self._top(ranking, n, seen, self.filter_mask(filters))
+        scores = pred[recs]  # the model's score; with --lower-bound the order follows score - z x sd
         why, details, notes = self._explained(train, recs, explain)
         what = ", ".join(f"{c} {s}" for s, c in counts.items())
         head = [
@@ -556,7 +586,8 @@ class Recommender:
             )
         if filters and filters.describe():
             head.append(f"filter: {filters.describe()}")
-        return Result(self._table(recs, self._clip(scores), scores, why), head + notes, details, label=f"user-{user_id}")
+        table = self._table(recs, self._clip(scores), scores, why, spread=None if sd is None else sd[recs])
+        return Result(table, head + spread_notes + notes, details, label=f"user-{user_id}")
 
     def recommend_group(self, user_ids: Sequence[str | int], n: int = DEFAULTS.top, filters: Filters | None = None, exclude: str = DEFAULTS.exclude) -> Result:
         """One list for several existing users, ranked by the least-satisfied member's predicted rating."""

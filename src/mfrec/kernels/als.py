@@ -56,10 +56,10 @@ def _row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_sh
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift,
-                        lam, lam_b, out_factors, out_bias, A, rhs):
+def _assemble_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs):
+    """The row's unpenalised normal equations: A = sum_j [1, y_j][1, y_j]^T (upper triangle) and
+    rhs = sum_j t_j [1, y_j], in float64 (shared by the ALS solve and the Gibbs draw)."""
     k = fixed.shape[1]
-    m = k + 1
     A[:, :] = 0.0
     rhs[:] = 0.0
     for jj in range(start, end):
@@ -72,10 +72,11 @@ def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, r
             rhs[a + 1] += t * ya
             for b in range(a, k):
                 A[a + 1, b + 1] += ya * fixed[c, b]
-    A[0, 0] += lam_b
-    for a in range(1, m):
-        A[a, a] += lam
-    # in-place upper Cholesky A = R^T R (R in the upper triangle)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _cholesky_upper(A, m):
+    """In-place upper Cholesky of A[:m, :m] = R^T R (R in the upper triangle); returns a status."""
     for j in range(m):
         s = A[j, j]
         for p in range(j):
@@ -89,17 +90,43 @@ def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, r
             for p in range(j):
                 s -= A[p, j] * A[p, i]
             A[j, i] = s / d
-    # R^T y = rhs, then R z = y
+    return OK
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _solve_lower_t(R, v, m):
+    """v <- R^-T v for the upper-triangular R (forward substitution)."""
     for i in range(m):
-        s = rhs[i]
+        s = v[i]
         for p in range(i):
-            s -= A[p, i] * rhs[p]
-        rhs[i] = s / A[i, i]
+            s -= R[p, i] * v[p]
+        v[i] = s / R[i, i]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _solve_upper(R, v, m):
+    """v <- R^-1 v for the upper-triangular R (back substitution)."""
     for i in range(m - 1, -1, -1):
-        s = rhs[i]
+        s = v[i]
         for p in range(i + 1, m):
-            s -= A[i, p] * rhs[p]
-        rhs[i] = s / A[i, i]
+            s -= R[i, p] * v[p]
+        v[i] = s / R[i, i]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift,
+                        lam, lam_b, out_factors, out_bias, A, rhs):
+    k = fixed.shape[1]
+    m = k + 1
+    _assemble_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs)
+    A[0, 0] += lam_b
+    for a in range(1, m):
+        A[a, a] += lam
+    if _cholesky_upper(A, m) != OK:
+        return NOT_POSITIVE_DEFINITE
+    # R^T y = rhs, then R z = y
+    _solve_lower_t(A, rhs, m)
+    _solve_upper(A, rhs, m)
     for i in range(m):
         if not np.isfinite(rhs[i]):
             return NOT_FINITE

@@ -286,6 +286,12 @@ class FactorModel:
         (a huge bias penalty); an unpenalised neural bias gets penalty 1 so that a one-movie user stays
         well posed. For neural models this approximates where training would put a new user.
         """
+        if self.config.get("model") == "bayes":  # the learned prior as a ridge: lambda / noise precision
+            try:
+                return FoldInSettings(float(self.config["fold_in_reg"]), float(self.config["fold_in_reg_bias"]),
+                                      False, 0.0)
+            except (KeyError, TypeError, ValueError):
+                raise ModelError(f"{self.path or 'the model'}: a bayes model without its fold_in_reg settings") from None
         if self.exported_from:
             try:
                 reg = float(self.config.get("reg") or 0.0)

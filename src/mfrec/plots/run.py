@@ -166,6 +166,9 @@ def rmse_figure(run_path, path, best_epoch: int | None = None, dpi: int | None =
     rmse = {k for k in R.curves(metrics) if k.endswith("rmse")}
     if not rmse:
         return None
+    if _model_kind(Path(run_path)) == "bayes":  # a sampler: no best epoch, the running posterior mean
+        return curves.plot_rmse(metrics, path, title=_title("RMSE per Gibbs sample", Path(run_path).name), dpi=dpi,
+                                sampler=True)
     best = best_epoch if best_epoch is not None else Summary.read(Path(run_path) / "summary.json").best_epoch
     return curves.plot_rmse(metrics, path, best_epoch=int(best) if best is not None else None,
                             title=_title("RMSE per epoch", Path(run_path).name), dpi=dpi)
