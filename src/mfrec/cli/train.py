@@ -8,7 +8,7 @@ import click
 
 from mfrec.cli.common import DATA_ROOT_OPTION, RUNS_ROOT_OPTION, VERIFY_OPTION, Command, echo_table, friendly_errors
 
-ALS_MODELS = ("bias", "mf", "mf-genre")
+ALS_MODELS = ("bias", "mf", "mf-genre", "ials")
 NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
 
 DEFAULTS_HELP = (
@@ -39,6 +39,10 @@ DEFAULTS_HELP = (
 @click.option("--solver", type=click.Choice(["cholesky", "cg"]), default=None,
               help="Per-row solver: cholesky (exact) or cg (warm-started conjugate gradient, fast for large k) [cg; bias: cholesky].")
 @click.option("--cg-steps", type=int, default=None, help="Conjugate-gradient steps per row and half-step [3].")
+@click.option("--alpha", type=float, default=None,
+              help="ials: confidence of a rated movie is 1 + alpha * (rating / top rating) ** rating-power [4].")
+@click.option("--rating-power", type=float, default=None, help="ials: how steeply confidence grows with the rating [1].")
+@click.option("--unobserved-weight", type=float, default=None, help="ials: weight of each unrated movie (alpha0) [0.1].")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the initial factors.")
 @click.option("--threads", type=int, default=0, show_default=True, help="Numba threads (0 = all cores).")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience on validation RMSE (0 = off) [2].")
@@ -53,7 +57,7 @@ DEFAULTS_HELP = (
 @click.option("--quiet", is_flag=True, help="No progress bar; only the summary.")
 @VERIFY_OPTION
 @friendly_errors
-def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, weighted_reg, reg_exponent, solver, cg_steps, seed,
+def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, weighted_reg, reg_exponent, solver, cg_steps, alpha, rating_power, unobserved_weight, seed,
           threads, patience, name, runs_root, device, lr, batch_size, settings, quiet, verify):
     """Train a model on a prepared dataset and write an experiment folder.
 
@@ -87,7 +91,8 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
             raise MfrecError(f"--set is for the neural models; {model} takes its options directly (see --help)")
         options = dict(factors=factors, epochs=epochs, reg=reg, reg_bias=reg_bias, reg_genre=reg_genre,
                        weighted_reg=weighted_reg, reg_exponent=reg_exponent, solver=solver, cg_steps=cg_steps,
-                       seed=seed, threads=threads, patience=patience)
+                       seed=seed, threads=threads, patience=patience, alpha=alpha, rating_power=rating_power,
+                       unobserved_weight=unobserved_weight)
     with ProgressBar(enabled=not quiet) as bar:
         run, summary = train_run(dataset, model, options, runs_root=runs_root, name=name, callback=bar)
     _print_summary(summary, run)
@@ -133,9 +138,11 @@ def _print_summary(summary: dict, run) -> None:
         ("dataset", str(summary.get("dataset"))),
         *[(label, f(summary.get(key))) for label, key in
           (("test RMSE", "test_rmse"), ("test MAE", "test_mae"), ("val RMSE", "val_rmse"))
-          if summary.get(key) is not None or summary.get("hit@10") is None],
+          if summary.get(key) is not None or (summary.get("hit@10") is None and summary.get("val_hit@10") is None)],
         # ranking models (sequential) and evaluated runs report full-ranking metrics
         *[(name, f(summary[name])) for name in ("hit@10", "ndcg@10", "recall@10") if summary.get(name) is not None],
+        # ials: no RMSE; its validation ranking metrics (test ones from mfrec evaluate --protocol ranking)
+        *[(name, f(summary[name])) for name in ("val_hit@10", "val_ndcg@10") if summary.get(name) is not None],
         ("best epoch", f"{summary.get('best_epoch')} of {summary.get('epochs_run')}"),
         ("seconds/epoch", f(summary.get("seconds_per_epoch"), "{:.2f}")),
         ("peak RSS", f(summary.get("peak_rss_mb"), "{:.0f} MB")),

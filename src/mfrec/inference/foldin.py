@@ -12,6 +12,10 @@ rating put there. Movie i's score is ``mu + b_i + [1, e_i] · z``, so rated movi
 ``mu + b_i``. Each ``z_j`` is computed by the same kernel, on a row holding *all* of the user's movies
 (so ``A`` is the same) with residual ``t_j`` at movie j and 0 elsewhere (``mu`` and the biases passed
 as 0, the residuals already taken).
+
+For an implicit-feedback (ials) model the system matrix depends on the ratings' confidences, but the
+same split holds for one user: ``x = A^-1 Σ_j c_j q_j`` with ``A`` built from all of them, so movie j
+contributes ``c_j q_i^T A^-1 q_j`` to movie i's score (``_explain_implicit``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ def explain_contributions(model, rated: np.ndarray, ratings: np.ndarray, targets
     targets = np.asarray(targets, np.int64)
     if n == 0:
         return np.zeros((len(targets), 0), np.float32), np.zeros((0, k + 1), np.float32)
+    if getattr(model, "implicit", False):
+        return _explain_implicit(model, rated, ratings, targets)
     resid = (np.asarray(ratings, np.float64) - model.mu - model.movie_bias[rated].astype(np.float64)).astype(np.float32)
     indptr = np.arange(n + 1, dtype=np.int64) * n
     indices = np.tile(rated, n)
@@ -47,3 +53,31 @@ def explain_contributions(model, rated: np.ndarray, ratings: np.ndarray, targets
     parts = np.concatenate([bias[:, None], factors], axis=1)  # (n, k+1)
     design = np.concatenate([np.ones((len(targets), 1), np.float32), model.effective_movie_factors[targets]], axis=1)
     return (design @ parts.T).astype(np.float32), parts
+
+
+def _explain_implicit(model, rated: np.ndarray, ratings, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ials: the folded-in user is ``x = A^-1 sum_j c_j q_j`` with
+    ``A = alpha0 Q^T Q + sum_j (c_j - alpha0) q_j q_j^T + lam I`` (``mfrec.kernels.ials``), so rated movie
+    j puts ``x_j = c_j A^-1 q_j`` into the user and contributes exactly ``q_i . x_j`` to movie i's score
+    (mu and the biases are 0, so the contributions sum to the whole score)."""
+    import scipy.linalg
+
+    from mfrec.kernels.ials import gramian, implicit_lambda
+    from mfrec.models.ials import confidence_of
+
+    c = model.als_config
+    Q = model.movie_factors
+    conf = confidence_of(model, ratings).astype(np.float64)
+    Y = Q[rated].astype(np.float64)
+    A = gramian(Q, c.unobserved_weight) + (Y.T * (conf - c.unobserved_weight)) @ Y
+    A[np.diag_indices_from(A)] += implicit_lambda(c.reg, len(rated), c.unobserved_weight, model.n_movies,
+                                                  c.reg_exponent)
+    try:
+        parts = scipy.linalg.cho_solve(scipy.linalg.cho_factor(A), (Y * conf[:, None]).T).T  # (n, k): x_j
+    except (np.linalg.LinAlgError, ValueError) as e:
+        from mfrec.kernels.als import SolveError
+
+        raise SolveError(f"the explanation's system is not positive definite ({e})") from None
+    contrib = Q[targets].astype(np.float64) @ parts.T
+    parts = np.concatenate([np.zeros((len(rated), 1)), parts], axis=1)  # (bias 0, factors), as for explicit models
+    return contrib.astype(np.float32), parts.astype(np.float32)

@@ -96,6 +96,10 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
     from mfrec.kernels.als import genre_part, genre_sets, solve_genre_factors, solve_rows
     from mfrec.kernels.predict import error_sums
 
+    if config.model == "ials":  # the implicit-feedback model has its own loop (mfrec.models.ials)
+        from mfrec.models.ials import fit as fit_ials
+
+        return fit_ials(dataset, config, callback=callback, log=log)
     say = log or (lambda _m: None)
     config = config.validate()
     t_start = time.perf_counter()

@@ -7,7 +7,7 @@ from typing import Any
 
 from mfrec.errors import ModelError
 
-MODELS = ("bias", "mf", "mf-genre")
+MODELS = ("bias", "mf", "mf-genre", "ials")
 SOLVERS = ("cholesky", "cg")
 
 # Per-model defaults, tuned on ml-100k u1 (see README "Training"): weighted-lambda ALS with the
@@ -18,16 +18,20 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "mf": {"factors": 64, "epochs": 8, "reg": 0.4, "reg_exponent": 0.75, "reg_bias": 1.0, "solver": "cg"},
     "mf-genre": {"factors": 64, "epochs": 8, "reg": 0.4, "reg_exponent": 0.75, "reg_bias": 1.0, "reg_genre": 0.3,
                  "solver": "cg"},
+    # implicit ALS: tuned on ml-100k user-last validation (README "ials"); Rendle et al. 2021's
+    # frequency-scaled penalty reg * (n + unobserved_weight * n_cols) ** reg_exponent
+    "ials": {"factors": 128, "epochs": 16, "reg": 0.01, "reg_exponent": 1.0, "alpha": 4.0, "rating_power": 1.0,
+             "unobserved_weight": 0.1, "solver": "cg", "cg_steps": 3, "patience": 3},
 }
 
 
 @dataclass(frozen=True)
 class ALSConfig:
-    """Hyperparameters of an ALS model (``bias``, ``mf`` or ``mf-genre``)."""
+    """Hyperparameters of an ALS model (``bias``, ``mf``, ``mf-genre`` or the implicit-feedback ``ials``)."""
 
     model: str = field(
         default="mf",
-        metadata={"doc": "Which model: bias (mu + b_u + b_i), mf (+ p_u.q_i) or mf-genre (+ genre factors)."},
+        metadata={"doc": "Which model: bias (mu + b_u + b_i), mf (+ p_u.q_i), mf-genre (+ genre factors) or ials (implicit feedback, p_u.q_i ranks)."},
     )
     factors: int = field(
         default=64,
@@ -39,7 +43,7 @@ class ALSConfig:
     )
     reg: float = field(
         default=0.4,
-        metadata={"doc": "L2 penalty on user/movie factors (times the row's rating count when weighted_reg)."},
+        metadata={"doc": "L2 penalty on user/movie factors (times the row's rating count when weighted_reg; ials: times (count + unobserved_weight * n_cols) ** reg_exponent)."},
     )
     reg_bias: float = field(
         default=1.0,
@@ -65,9 +69,21 @@ class ALSConfig:
         default=3,
         metadata={"doc": "Conjugate-gradient iterations per row and half-step (solver cg)."},
     )
+    alpha: float = field(
+        default=4.0,
+        metadata={"doc": "ials: a rated movie's confidence is 1 + alpha * (rating / top rating) ** rating_power."},
+    )
+    rating_power: float = field(
+        default=1.0,
+        metadata={"doc": "ials: how steeply confidence grows with the rating (0 = every rating the same)."},
+    )
+    unobserved_weight: float = field(
+        default=0.1,
+        metadata={"doc": "ials: weight of every unrated movie, a zero (alpha0 of Rendle et al. 2021)."},
+    )
     init_std: float = field(
         default=0.1,
-        metadata={"doc": "Standard deviation of the random initial factors."},
+        metadata={"doc": "Standard deviation of the random initial factors (ials: divided by sqrt(k))."},
     )
     seed: int = field(
         default=42,
@@ -79,7 +95,7 @@ class ALSConfig:
     )
     patience: int = field(
         default=2,
-        metadata={"doc": "Early stopping: stop after this many epochs without a better validation RMSE (0 = never)."},
+        metadata={"doc": "Early stopping: stop after this many epochs without a better validation RMSE (ials: NDCG@10) (0 = never)."},
     )
 
     @classmethod
@@ -103,7 +119,7 @@ class ALSConfig:
             raise bad("factors", f"must be at least 1 for the {self.model} model")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise bad("epochs", "must be an integer >= 1")
-        for name in ("reg", "reg_genre", "init_std"):
+        for name in ("reg", "reg_genre", "init_std", "alpha", "unobserved_weight"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not (v > 0) or v != v or v == float("inf"):
                 raise bad(name, "must be a positive finite number")
@@ -111,6 +127,8 @@ class ALSConfig:
             raise bad("reg_bias", "must be a finite number >= 0")
         if not isinstance(self.reg_exponent, (int, float)) or not (0 <= self.reg_exponent <= 2):
             raise bad("reg_exponent", "must be a number in 0..2")
+        if not isinstance(self.rating_power, (int, float)) or not (0 <= self.rating_power <= 8):
+            raise bad("rating_power", "must be a number in 0..8")
         if self.solver not in SOLVERS:
             raise bad("solver", f"must be one of {', '.join(SOLVERS)}")
         if not isinstance(self.cg_steps, int) or self.cg_steps < 1:

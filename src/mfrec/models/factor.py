@@ -17,8 +17,10 @@ an ALS config without ``reg_exponent`` was trained with the classic ALS-WR expon
 
 **Fold-in** (:meth:`FactorModel.fold_in`): a user the model was not trained on gets the model's own
 ALS user half-step (``mfrec.kernels.als.solve_rows``) on a CSR of their ratings against the fixed
-movie side, with the penalties of :attr:`FactorModel.fold_in_settings`. Always the exact Cholesky
-solve: a CG-trained run approximates the same ridge problem with warm starts a new user lacks.
+movie side, with the penalties of :attr:`FactorModel.fold_in_settings`; an ials model (kind "ials",
+implicit feedback: mu and biases 0, no rating scale) gets the implicit user half-step
+(``mfrec.kernels.ials``) on the confidences of the ratings. Always the exact Cholesky solve: a
+CG-trained run approximates the same problem with warm starts a new user lacks.
 """
 
 from __future__ import annotations
@@ -169,6 +171,11 @@ class FactorModel:
         return (float(s[0]), float(s[1])) if s is not None else None
 
     @property
+    def implicit(self) -> bool:
+        """True for an implicit-feedback model (ials): its scores rank movies and are not ratings."""
+        return self.kind == "ials"
+
+    @property
     def als_config(self):
         """The ``ALSConfig`` this ALS model was trained with (older files: their own defaults)."""
         from mfrec.models.config import ALSConfig
@@ -237,13 +244,34 @@ class FactorModel:
              else np.zeros((len(u), self.n_movies), np.float32))
         return (s + self.user_bias[u, None] + self.movie_bias[None, :] + np.float32(self.mu)).astype(np.float32)
 
+    @property
+    def score_rows(self):
+        """ials only: ``score_rows(indptr, indices, values, users)`` scores the rows ``users`` of a history
+        CSR (movie indices, ratings) by folding each history in (the exact implicit user half-step)
+        and taking p_u.q_i: (len(users), n_movies) float32. The ranking protocol passes each user's
+        train + val history, everything they rated before the held-out period, as for EASE. Other
+        kinds keep their trained user vectors and have no such method (``hasattr`` is false)."""
+        if not self.implicit:
+            raise AttributeError(f"a {self.kind} model scores users by its trained vectors, not from a history")
+        return self._score_rows_implicit
+
+    def _score_rows_implicit(self, indptr, indices, values, users) -> np.ndarray:
+        indptr = np.asarray(indptr, np.int64)
+        users = np.asarray(users, np.int64)
+        if len(users) and (users.min() < 0 or users.max() >= len(indptr) - 1):
+            raise DataError(f"user indices must lie in 0..{len(indptr) - 2}")
+        starts, ends = indptr[users], indptr[users + 1]
+        sub = np.zeros(len(users) + 1, np.int64)
+        np.cumsum(ends - starts, out=sub[1:])
+        pos = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(users) else np.zeros(0, np.int64)
+        _, factors = self.fold_in(sub, np.asarray(indices)[pos], np.asarray(values)[pos])
+        return (factors @ self.movie_factors.T).astype(np.float32)
+
     def fold_in(self, indptr, indices, values) -> tuple[np.ndarray, np.ndarray]:
         """Bias (n_rows,) and factors (n_rows, k) of users given as a CSR of (movie index, rating).
 
         The model's ALS user half-step on these rows, exact; the model is not modified.
         """
-        from mfrec.kernels.als import solve_rows
-
         indptr = np.asarray(indptr, np.int64)
         indices = np.asarray(indices, np.int32)
         values = np.asarray(values, np.float32)
@@ -255,10 +283,26 @@ class FactorModel:
             row = indices[indptr[r]:indptr[r + 1]]
             if len(np.unique(row)) != len(row):
                 raise DataError(f"user row {r} rates a movie twice: give each movie once")
+        if self.implicit:
+            return np.zeros(len(indptr) - 1, np.float32), self._fold_in_implicit(indptr, indices, values)
+        from mfrec.kernels.als import solve_rows
+
         with _threads_for(len(indptr) - 1):
             factors, bias = solve_rows(indptr, indices, values, self.effective_movie_factors, self.movie_bias,
                                        self.mu, **self.fold_in_settings.kwargs(), solver="cholesky", what="new user")
         return bias, factors
+
+    def _fold_in_implicit(self, indptr, indices, values) -> np.ndarray:
+        """ials: the exact implicit user half-step (like implicit's ``recalculate_user``) on the
+        ratings' confidences, with the run's penalty and unobserved weight."""
+        from mfrec.kernels.ials import solve_implicit_rows
+        from mfrec.models.ials import confidence_of
+
+        c = self.als_config
+        with _threads_for(len(indptr) - 1):
+            return solve_implicit_rows(indptr, indices, confidence_of(self, values), self.movie_factors, reg=c.reg,
+                                       alpha0=c.unobserved_weight, nu=c.reg_exponent, solver="cholesky",
+                                       what="new user")
 
     def fold_in_user(self, movies, ratings) -> tuple[float, np.ndarray]:
         """One new user's (bias, factors) from their (movie index, rating) pairs."""
