@@ -260,3 +260,26 @@ def naive_csr_of_lists(lists):
 
     indptr = np.array([0] + [sum(len(x) for x in lists[: i + 1]) for i in range(len(lists))], np.int64)
     return indptr, np.array([c for x in lists for c in x], dtype=np.int32)
+
+
+# -- implicit ALS: reference for mfrec.kernels.ials ------------------------------------------------
+def naive_implicit_rows(indptr, indices, conf, fixed, reg, alpha0, nu):
+    """Each row's implicit-ALS factors from the dense weighted ridge problem over *every* column:
+    weight c_j and target 1 on the row's positives, weight alpha0 and target 0 elsewhere, penalty
+    reg * (n_positives + alpha0 * n_cols) ** nu; an empty row gets zeros."""
+    import numpy as np
+
+    Y = np.asarray(fixed, np.float64)
+    n_cols, k = Y.shape
+    out = np.zeros((len(indptr) - 1, k))
+    for r in range(len(indptr) - 1):
+        cols = np.asarray(indices[indptr[r]:indptr[r + 1]])
+        if len(cols) == 0:
+            continue
+        w = np.full(n_cols, alpha0, np.float64)
+        w[cols] = np.asarray(conf[indptr[r]:indptr[r + 1]], np.float64)
+        target = np.zeros(n_cols)
+        target[cols] = 1.0
+        lam = reg * (len(cols) + alpha0 * n_cols) ** nu
+        out[r] = np.linalg.solve((Y.T * w) @ Y + lam * np.eye(k), (Y.T * w) @ target)
+    return out
