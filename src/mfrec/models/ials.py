@@ -111,10 +111,12 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
         eval_seconds = 0.0
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
-            solve_implicit_rows(ucsr.indptr, ucsr.indices, uconf, Q, gram=gramian(Q, config.unobserved_weight),
-                                out_factors=P, what="user", **common)
+            # movies first, then users: the users' factors are then the exact user half-step against the
+            # final movie factors, so folding a training user's history back in reproduces them
             solve_implicit_rows(mcsr.indptr, mcsr.indices, mconf, P, gram=gramian(P, config.unobserved_weight),
                                 out_factors=Q, what="movie", **common)
+            solve_implicit_rows(ucsr.indptr, ucsr.indices, uconf, Q, gram=gramian(Q, config.unobserved_weight),
+                                out_factors=P, what="user", **common)
             seconds = time.perf_counter() - t0
             epoch_seconds.append(seconds)
             _check_finite(epoch, user_factors=P, movie_factors=Q)
