@@ -68,30 +68,37 @@ def _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam,
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _ials_row_cg(r, start, end, indices, conf, fixed, gram32, alpha0, lam, cg_steps, out, x, res, diag, p, ap):
+def _ials_row_cg(r, start, end, indices, conf, fixed, gram32, alpha0, lam, cg_steps, out, x, res, diag, p, ap,
+                 buf, extra):
     k = fixed.shape[1]
+    n = end - start
     for a in range(k):
         x[a] = out[r, a]
-    # residual of the warm start: res = sum_j c_j y_j - A x, in one pass over the positives, with the
-    # Jacobi preconditioner diag(A) = alpha0 diag(G) + lam + sum_j (c_j - alpha0) y_j^2
+    # residual of the warm start: res = sum_j c_j y_j - A x, with the Jacobi preconditioner
+    # diag(A) = alpha0 diag(G) + lam + sum_j (c_j - alpha0) y_j^2, in one pass over the positives that
+    # also gathers their y_j (and c_j - alpha0) into the block's contiguous buffer: every CG step then
+    # streams the buffer instead of gathering from Y again
     for a in range(k):
         s = np.float32(0.0)
         for b in range(k):
             s += gram32[a, b] * x[b]
         res[a] = -s - lam * x[a]
         diag[a] = gram32[a, a] + lam
-    for jj in range(start, end):
-        c = indices[jj]
-        w = conf[jj]
-        extra = w - alpha0
+    for j in range(n):
+        c = indices[start + j]
+        w = conf[start + j]
+        e = w - alpha0
+        extra[j] = e
         d = np.float32(0.0)
         for a in range(k):
-            d += fixed[c, a] * x[a]
-        e = w - extra * d
-        for a in range(k):
             ya = fixed[c, a]
-            res[a] += e * ya
-            diag[a] += extra * ya * ya
+            buf[j, a] = ya
+            d += ya * x[a]
+        t = w - e * d
+        for a in range(k):
+            ya = buf[j, a]
+            res[a] += t * ya
+            diag[a] += e * ya * ya
     rz = np.float32(0.0)
     for a in range(k):
         p[a] = res[a] / diag[a]
@@ -106,15 +113,13 @@ def _ials_row_cg(r, start, end, indices, conf, fixed, gram32, alpha0, lam, cg_st
             for b in range(k):
                 s += gram32[a, b] * p[b]
             ap[a] = s + lam * p[a]
-        for jj in range(start, end):
-            c = indices[jj]
-            extra = conf[jj] - alpha0
+        for j in range(n):
             d = np.float32(0.0)
             for a in range(k):
-                d += fixed[c, a] * p[a]
-            d *= extra
+                d += buf[j, a] * p[a]
+            d *= extra[j]
             for a in range(k):
-                ap[a] += d * fixed[c, a]
+                ap[a] += d * buf[j, a]
         pap = np.float32(0.0)
         for a in range(k):
             pap += p[a] * ap[a]
@@ -142,7 +147,7 @@ def _ials_row_cg(r, start, end, indices, conf, fixed, gram32, alpha0, lam, cg_st
 
 @njit(cache=True, parallel=True)
 def _ials_half_step(indptr, indices, conf, fixed, gram64, gram32, alpha0, reg, nu, solver, cg_steps,
-                    work64, work32, out, status):
+                    work64, work32, bufs, extras, out, status):
     n_rows = indptr.shape[0] - 1
     n_cols, k = fixed.shape
     n_blocks = work64.shape[0]
@@ -155,6 +160,8 @@ def _ials_half_step(indptr, indices, conf, fixed, gram64, gram32, alpha0, reg, n
         diag = work32[blk, 2]
         p = work32[blk, 3]
         ap = work32[blk, 4]
+        buf = bufs[blk]
+        extra = extras[blk]
         for r in range(blk, n_rows, n_blocks):
             start = indptr[r]
             end = indptr[r + 1]
@@ -168,7 +175,7 @@ def _ials_half_step(indptr, indices, conf, fixed, gram64, gram32, alpha0, reg, n
                 status[r] = _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam, out, A, rhs)
             else:
                 status[r] = _ials_row_cg(r, start, end, indices, conf, fixed, gram32, np.float32(alpha0),
-                                         np.float32(lam), cg_steps, out, x, res, diag, p, ap)
+                                         np.float32(lam), cg_steps, out, x, res, diag, p, ap, buf, extra)
 
 
 def gramian(fixed_factors, alpha0: float) -> np.ndarray:
@@ -230,7 +237,11 @@ def solve_implicit_rows(
     n_blocks = n_blocks_for(n_rows)
     work64 = np.zeros((n_blocks, k + 1, k), np.float64)  # A (k x k) and rhs per block
     work32 = np.zeros((n_blocks, 5, k), np.float32)  # x, res, diag, p, ap per block
+    # cg: each block gathers its row's fixed factors (and c_j - alpha0) into one (longest row x k) buffer
+    max_row = int(np.max(np.diff(indptr))) if SOLVERS[solver] == 1 else 0
+    bufs = np.empty((n_blocks, max_row, k), np.float32)
+    extras = np.empty((n_blocks, max_row), np.float32)
     _ials_half_step(indptr, indices, conf, fixed, g64, g64.astype(np.float32), float(alpha0), float(reg), float(nu),
-                    SOLVERS[solver], int(cg_steps), work64, work32, out_factors, status)
+                    SOLVERS[solver], int(cg_steps), work64, work32, bufs, extras, out_factors, status)
     raise_on_status(status, solver, what)
     return out_factors
