@@ -289,7 +289,11 @@ class Recommender:
         keep = idx[0] >= 0
         return idx[0][keep], sc[0][keep]
 
-    def _clip(self, x: np.ndarray) -> np.ndarray:
+    def _clip(self, x: np.ndarray) -> np.ndarray | None:
+        """Predicted ratings: the scores clipped to the scale; None for an implicit (ials) model, whose
+        score ranks movies and is no rating (the table then has no predicted_rating)."""
+        if getattr(self.model, "implicit", False):
+            return None
         return np.clip(x, *self.scale)
 
     def _table(self, movies: np.ndarray, predicted, score, why: list[str], ranked_by: str = "score"):
@@ -523,9 +527,10 @@ class Recommender:
         keep = flat_i >= 0
         movies = flat_i[keep].astype(np.int64)
         titles = pl.Series(self.titles_list, dtype=pl.Utf8).gather(movies)
+        rated = self._clip(flat_s[keep])
         return pl.DataFrame({
             "userId": users[keep], "rank": ranks[keep], "movieId": self.movie_id_array[movies], "title": titles,
-            "predicted_rating": self._clip(flat_s[keep]).astype(np.float64),
+            **({"predicted_rating": rated.astype(np.float64)} if rated is not None else {}),
             "score": flat_s[keep].astype(np.float64),
         })
 
