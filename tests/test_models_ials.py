@@ -1,5 +1,5 @@
-"""The ials model end to end on generated data: training-user fold-in, exact explanations, history
-scoring, the rating protocol's refusal, and top-N quality against the popularity chart."""
+"""The ials model end to end on generated data: training-user fold-in, recency, exact explanations,
+the rating protocol's refusal, and top-N quality against the popularity chart."""
 
 from __future__ import annotations
 
@@ -76,17 +76,27 @@ def test_model_is_implicit_and_scores_are_not_ratings(exact_model, user_last):
 
 
 def test_fold_in_of_a_training_user_reproduces_its_trained_vector(exact_model, user_last):
-    csr = user_last.train_by_user
-    for u in (0, int(np.argmax(np.diff(csr.indptr)))):
-        movies = csr.indices[csr.indptr[u]:csr.indptr[u + 1]]
-        ratings = csr.values[csr.indptr[u]:csr.indptr[u + 1]]
-        bias, vector = exact_model.fold_in_user(movies, ratings)
+    train = user_last.train
+    counts = np.bincount(np.asarray(train.user), minlength=user_last.n_users)
+    for u in (0, int(np.argmax(counts))):
+        mine = np.asarray(train.user) == u
+        movies, ratings = np.asarray(train.movie)[mine], np.asarray(train.rating)[mine]
+        times = np.asarray(train.timestamp)[mine]
+        bias, vector = exact_model.fold_in_user(movies, ratings, times)
         assert bias == 0
         np.testing.assert_allclose(vector, exact_model.user_factors[u], rtol=1e-4, atol=1e-6)
-    # history scoring folds every asked-for user in: the training histories give the trained scores
-    users = np.array([4, 1, 7])
-    got = exact_model.score_rows(csr.indptr, csr.indices, csr.values, users)
-    np.testing.assert_allclose(got, exact_model.score_users(users), rtol=1e-4, atol=1e-5)
+        # without the times every rating counts as current: the older ones weigh more than in training
+        _, current = exact_model.fold_in_user(movies, ratings)
+        assert not np.allclose(current, vector, rtol=1e-3, atol=1e-5)
+
+
+def test_recency_places_and_confidences():
+    from mfrec.models.ials import places_in_history
+
+    t = places_in_history([0, 0, 0, 1], [30, 10, 20, 5], 2)
+    np.testing.assert_allclose(t, [1.0, 0.0, 0.5, 1.0])
+    c = confidences([5, 5, 5], 5.0, alpha=2.0, power=1.0, recent=[0.0, 0.5, 1.0], recency=8.0, scale=0.1)
+    assert c[0] < c[1] < c[2] and c[2] == pytest.approx(3.0)  # the latest rating keeps its full confidence
 
 
 def test_explanation_contributions_sum_to_the_score_exactly(exact_model):
@@ -103,11 +113,6 @@ def test_explanation_contributions_sum_to_the_score_exactly(exact_model):
     # a higher rating means a higher confidence, so that movie's share of the user grows
     _, more = explain_contributions(exact_model, movies, np.array([5.0, 5.0, 4.0, 3.0], np.float32), targets)
     assert np.abs(more[1]).sum() > np.abs(parts[1]).sum()
-
-
-def test_only_ials_models_score_from_a_history(user_last):
-    mf = train(user_last, ALSConfig.for_model("mf", factors=4, epochs=1))
-    assert not hasattr(mf, "score_rows")
 
 
 def test_train_run_beats_popularity_on_the_ranking_protocol(user_last, tmp_path):

@@ -40,9 +40,9 @@ DEFAULTS_HELP = (
               help="Per-row solver: cholesky (exact) or cg (warm-started conjugate gradient, fast for large k) [cg; bias: cholesky].")
 @click.option("--cg-steps", type=int, default=None, help="Conjugate-gradient steps per row and half-step [3].")
 @click.option("--alpha", type=float, default=None,
-              help="ials: confidence of a rated movie is 1 + alpha * (rating / top rating) ** rating-power [4].")
+              help="ials: confidence of a rated movie is 1 + alpha * (rating / top rating) ** rating-power (x recency) [8].")
 @click.option("--rating-power", type=float, default=None, help="ials: how steeply confidence grows with the rating [1].")
-@click.option("--unobserved-weight", type=float, default=None, help="ials: weight of each unrated movie (alpha0) [0.1].")
+@click.option("--unobserved-weight", type=float, default=None, help="ials: weight of each unrated movie (alpha0) [1].")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the initial factors.")
 @click.option("--threads", type=int, default=0, show_default=True, help="Numba threads (0 = all cores).")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience on validation RMSE (0 = off) [2].")

@@ -20,8 +20,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
                  "solver": "cg"},
     # implicit ALS: tuned on ml-100k user-last validation (README "ials"); Rendle et al. 2021's
     # frequency-scaled penalty reg * (n + unobserved_weight * n_cols) ** reg_exponent
-    "ials": {"factors": 128, "epochs": 16, "reg": 0.01, "reg_exponent": 1.0, "alpha": 4.0, "rating_power": 1.0,
-             "unobserved_weight": 0.1, "solver": "cg", "cg_steps": 3, "patience": 3},
+    "ials": {"factors": 128, "epochs": 16, "reg": 0.01, "reg_exponent": 1.0, "alpha": 8.0, "rating_power": 1.0,
+             "unobserved_weight": 1.0, "recency": 16.0, "recency_scale": 0.1, "solver": "cg", "cg_steps": 3,
+             "patience": 3},
 }
 
 
@@ -70,7 +71,7 @@ class ALSConfig:
         metadata={"doc": "Conjugate-gradient iterations per row and half-step (solver cg)."},
     )
     alpha: float = field(
-        default=4.0,
+        default=8.0,
         metadata={"doc": "ials: a rated movie's confidence is 1 + alpha * (rating / top rating) ** rating_power."},
     )
     rating_power: float = field(
@@ -78,8 +79,21 @@ class ALSConfig:
         metadata={"doc": "ials: how steeply confidence grows with the rating (0 = every rating the same)."},
     )
     unobserved_weight: float = field(
-        default=0.1,
+        default=1.0,
         metadata={"doc": "ials: weight of every unrated movie, a zero (alpha0 of Rendle et al. 2021)."},
+    )
+    recency: float = field(
+        default=16.0,
+        metadata={"doc": "ials: how much more a user's latest ratings count: the confidence's rating part is "
+                         "times (1 + recency * exp(-(1 - t) / recency_scale)) / (1 + recency), t = place in time (1 = latest)."},
+    )
+    recency_scale: float = field(
+        default=0.1,
+        metadata={"doc": "ials: how far back (as a share of the user's history) the recency boost reaches."},
+    )
+    refit_with_val: bool = field(
+        default=True,
+        metadata={"doc": "ials: after validation picks the epoch count, train again on train + validation for that many epochs."},
     )
     init_std: float = field(
         default=0.1,
@@ -127,6 +141,10 @@ class ALSConfig:
             raise bad("reg_bias", "must be a finite number >= 0")
         if not isinstance(self.reg_exponent, (int, float)) or not (0 <= self.reg_exponent <= 2):
             raise bad("reg_exponent", "must be a number in 0..2")
+        if not isinstance(self.recency, (int, float)) or not (0 <= self.recency < 1e6):
+            raise bad("recency", "must be a number >= 0")
+        if not isinstance(self.recency_scale, (int, float)) or not (0 < self.recency_scale <= 10):
+            raise bad("recency_scale", "must be a number in (0, 10]")
         if not isinstance(self.rating_power, (int, float)) or not (0 <= self.rating_power <= 8):
             raise bad("rating_power", "must be a number in 0..8")
         if self.solver not in SOLVERS:
@@ -139,6 +157,8 @@ class ALSConfig:
             raise bad("patience", "must be an integer >= 0")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise bad("seed", "must be a non-negative integer")
+        if not isinstance(self.refit_with_val, bool):
+            raise bad("refit_with_val", "must be true or false")
         if not isinstance(self.weighted_reg, bool):
             raise bad("weighted_reg", "must be true or false")
         return self

@@ -244,33 +244,12 @@ class FactorModel:
              else np.zeros((len(u), self.n_movies), np.float32))
         return (s + self.user_bias[u, None] + self.movie_bias[None, :] + np.float32(self.mu)).astype(np.float32)
 
-    @property
-    def score_rows(self):
-        """ials only: ``score_rows(indptr, indices, values, users)`` scores the rows ``users`` of a history
-        CSR (movie indices, ratings) by folding each history in (the exact implicit user half-step)
-        and taking p_u.q_i: (len(users), n_movies) float32. The ranking protocol passes each user's
-        train + val history, everything they rated before the held-out period, as for EASE. Other
-        kinds keep their trained user vectors and have no such method (``hasattr`` is false)."""
-        if not self.implicit:
-            raise AttributeError(f"a {self.kind} model scores users by its trained vectors, not from a history")
-        return self._score_rows_implicit
-
-    def _score_rows_implicit(self, indptr, indices, values, users) -> np.ndarray:
-        indptr = np.asarray(indptr, np.int64)
-        users = np.asarray(users, np.int64)
-        if len(users) and (users.min() < 0 or users.max() >= len(indptr) - 1):
-            raise DataError(f"user indices must lie in 0..{len(indptr) - 2}")
-        starts, ends = indptr[users], indptr[users + 1]
-        sub = np.zeros(len(users) + 1, np.int64)
-        np.cumsum(ends - starts, out=sub[1:])
-        pos = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(users) else np.zeros(0, np.int64)
-        _, factors = self.fold_in(sub, np.asarray(indices)[pos], np.asarray(values)[pos])
-        return (factors @ self.movie_factors.T).astype(np.float32)
-
-    def fold_in(self, indptr, indices, values) -> tuple[np.ndarray, np.ndarray]:
+    def fold_in(self, indptr, indices, values, times=None) -> tuple[np.ndarray, np.ndarray]:
         """Bias (n_rows,) and factors (n_rows, k) of users given as a CSR of (movie index, rating).
 
-        The model's ALS user half-step on these rows, exact; the model is not modified.
+        The model's ALS user half-step on these rows, exact; the model is not modified. ``times``
+        (ials only, optional): each rating's timestamp, so that its confidence gets the recency the
+        model was trained with; without them every rating counts as current.
         """
         indptr = np.asarray(indptr, np.int64)
         indices = np.asarray(indices, np.int32)
@@ -284,7 +263,7 @@ class FactorModel:
             if len(np.unique(row)) != len(row):
                 raise DataError(f"user row {r} rates a movie twice: give each movie once")
         if self.implicit:
-            return np.zeros(len(indptr) - 1, np.float32), self._fold_in_implicit(indptr, indices, values)
+            return np.zeros(len(indptr) - 1, np.float32), self._fold_in_implicit(indptr, indices, values, times)
         from mfrec.kernels.als import solve_rows
 
         with _threads_for(len(indptr) - 1):
@@ -292,25 +271,31 @@ class FactorModel:
                                        self.mu, **self.fold_in_settings.kwargs(), solver="cholesky", what="new user")
         return bias, factors
 
-    def _fold_in_implicit(self, indptr, indices, values) -> np.ndarray:
+    def _fold_in_implicit(self, indptr, indices, values, times=None) -> np.ndarray:
         """ials: the exact implicit user half-step (like implicit's ``recalculate_user``) on the
         ratings' confidences, with the run's penalty and unobserved weight."""
         from mfrec.kernels.ials import solve_implicit_rows
-        from mfrec.models.ials import confidence_of
+        from mfrec.models.ials import confidence_of, places_in_history
 
         c = self.als_config
+        recent = None
+        if times is not None:
+            rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+            recent = places_in_history(rows, np.asarray(times, np.int64), len(indptr) - 1)
         with _threads_for(len(indptr) - 1):
-            return solve_implicit_rows(indptr, indices, confidence_of(self, values), self.movie_factors, reg=c.reg,
+            return solve_implicit_rows(indptr, indices, confidence_of(self, values, recent), self.movie_factors, reg=c.reg,
                                        alpha0=c.unobserved_weight, nu=c.reg_exponent, solver="cholesky",
                                        what="new user")
 
-    def fold_in_user(self, movies, ratings) -> tuple[float, np.ndarray]:
-        """One new user's (bias, factors) from their (movie index, rating) pairs."""
+    def fold_in_user(self, movies, ratings, times=None) -> tuple[float, np.ndarray]:
+        """One new user's (bias, factors) from their (movie index, rating) pairs (``times``: see ``fold_in``)."""
         movies = np.asarray(movies, np.int32)
         ratings = np.asarray(ratings, np.float32)
         if movies.shape != ratings.shape or movies.ndim != 1:
             raise DataError("movies and ratings must be 1-d arrays of one length")
-        bias, factors = self.fold_in(np.array([0, len(movies)], np.int64), movies, ratings)
+        if times is not None and np.shape(times) != movies.shape:
+            raise DataError("times must have one timestamp per rating")
+        bias, factors = self.fold_in(np.array([0, len(movies)], np.int64), movies, ratings, times)
         return float(bias[0]), factors[0]
 
     # -- persistence ----------------------------------------------------------------------------

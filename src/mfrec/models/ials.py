@@ -1,7 +1,8 @@
 """Implicit-feedback ALS (``ials``): the fit loop. The fitted model is a ``FactorModel`` of kind "ials".
 
 Hu, Koren & Volinsky (2008) with the regularisation of Rendle, Krichene, Zhang & Koren (2021). Every
-rated movie is a positive (target 1) with confidence ``c = 1 + alpha * (r / r_top) ** rating_power``;
+rated movie is a positive (target 1) with confidence ``c = 1 + alpha * (r / r_top) ** rating_power``
+times a recency factor (``confidences``: a user's latest ratings count most, ``recency``);
 every unrated movie is a zero with weight ``unobserved_weight`` (alpha0). The loss
 
     sum_{(u,i) rated} c_ui (1 - p_u.q_i)^2 + alpha0 sum_{(u,i) unrated} (p_u.q_i)^2
@@ -12,7 +13,9 @@ for user u is p_u.q_i: it ranks movies, it is not a rating (mu and the biases ar
 no rating scale).
 
 Per epoch the loop reports the training loss per rated pair and, when the caller passes
-``validate``, validation ranking metrics, on which it stops early (higher NDCG is better).
+``validate``, validation ranking metrics, on which it stops early (higher NDCG is better); with
+``refit_with_val`` it then trains again on train + validation for the chosen number of epochs, so the
+saved model knows every rating before the held-out period (the per-epoch history is the validated fit's).
 """
 
 from __future__ import annotations
@@ -32,16 +35,41 @@ from mfrec.models.factor import FactorModel
 STOP_ON = "val_ndcg@10"  # the validation metric early stopping follows, when ``validate`` reports it
 
 
-def confidences(ratings, top: float, alpha: float, power: float) -> np.ndarray:
-    """The confidence of each rated pair: ``1 + alpha * (rating / top) ** power`` (float32, > 1)."""
+def confidences(ratings, top: float, alpha: float, power: float, recent=None, recency: float = 0.0,
+                scale: float = 0.1) -> np.ndarray:
+    """The confidence of each rated pair (float32, > 1)::
+
+        1 + alpha * (rating / top) ** power * (1 + recency * exp(-(1 - t) / scale)) / (1 + recency)
+
+    ``recent`` (t) is each rating's place in its user's history by time, 0 = oldest .. 1 = latest
+    (None: every rating is current, t = 1, as for a made-up user's ratings)."""
     r = np.clip(np.asarray(ratings, np.float64) / float(top), 0.0, None)
-    return (1.0 + alpha * r ** power).astype(np.float32)
+    w = r ** power
+    if recent is not None and recency > 0:
+        t = np.asarray(recent, np.float64)
+        w = w * (1.0 + recency * np.exp(-(1.0 - t) / scale)) / (1.0 + recency)
+    return (1.0 + alpha * w).astype(np.float32)
 
 
-def confidence_of(model: FactorModel, ratings) -> np.ndarray:
-    """The confidences an ials ``model`` gives these ratings, from the settings it was trained with."""
+def places_in_history(users, timestamps, n_users: int) -> np.ndarray:
+    """Each rating's place in its user's history by time: 0 = the user's oldest .. 1 = latest (a user
+    with one rating: 1); ties keep the given order."""
+    users = np.asarray(users, np.int64)
+    order = np.lexsort((np.arange(len(users)), np.asarray(timestamps), users))
+    counts = np.bincount(users, minlength=n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(len(users)) - np.repeat(starts, counts)
+    out = np.empty(len(users), np.float64)
+    out[order] = np.where(np.repeat(counts, counts) > 1, rank / np.maximum(np.repeat(counts, counts) - 1, 1), 1.0)
+    return out
+
+
+def confidence_of(model: FactorModel, ratings, recent=None) -> np.ndarray:
+    """The confidences an ials ``model`` gives these ratings (placed in time by ``recent``, else all
+    current), from the settings it was trained with."""
     c = model.config
-    return confidences(ratings, float(c["rating_top"]), float(c["alpha"]), float(c["rating_power"]))
+    return confidences(ratings, float(c["rating_top"]), float(c["alpha"]), float(c["rating_power"]), recent,
+                       float(c.get("recency", 0.0)), float(c.get("recency_scale", 0.1)))
 
 
 def train_loss(P, Q, users, movies, conf, config: ALSConfig) -> float:
@@ -60,6 +88,40 @@ def train_loss(P, Q, users, movies, conf, config: ALSConfig) -> float:
     lam_m = config.reg * (nm_ + a0 * len(P)) ** config.reg_exponent
     penalty = float(lam_u @ np.sum(P.astype(np.float64) ** 2, axis=1) + lam_m @ np.sum(Q.astype(np.float64) ** 2, axis=1))
     return (data + penalty) / max(len(users), 1)
+
+
+class _Pairs:
+    """user, movie, rating arrays of several splits together (what ``fit`` reads of ``dataset.train``)."""
+
+    def __init__(self, splits):
+        self.user = np.concatenate([np.asarray(s.user, np.int32) for s in splits])
+        self.movie = np.concatenate([np.asarray(s.movie, np.int32) for s in splits])
+        self.rating = np.concatenate([np.asarray(s.rating, np.float32) for s in splits])
+        self.timestamp = np.concatenate([np.asarray(s.timestamp, np.int64) for s in splits])
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+
+class _Csr:
+    def __init__(self, rows, cols, values, n_rows: int):
+        order = np.lexsort((cols, rows))
+        self.indptr = np.zeros(n_rows + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=self.indptr[1:])
+        self.indices = cols[order].astype(np.int32)
+        self.values = values[order]
+
+
+class _WithValidation:
+    """``dataset`` with its validation ratings moved into training (for the refit); no val split. ``fit``
+    reads only ``train`` (with timestamps) and the sizes, names and vocabularies."""
+
+    def __init__(self, dataset):
+        for name in ("n_users", "n_movies", "rating_scale", "name", "path", "genres", "user_ids", "movie_ids"):
+            setattr(self, name, getattr(dataset, name))
+        self.train = _Pairs([dataset.train, dataset.val])
+        self.val = None
+        t = self.train
 
 
 def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None,
@@ -89,11 +151,13 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
         if len(train) == 0:
             raise ModelError(f"dataset {dataset.name} has no training ratings")
         top = float(dataset.rating_scale[1])
-        ucsr, mcsr = dataset.train_by_user, dataset.train_by_movie
-        uconf = confidences(ucsr.values, top, config.alpha, config.rating_power)
-        mconf = confidences(mcsr.values, top, config.alpha, config.rating_power)
         users, movies = np.asarray(train.user, np.int32), np.asarray(train.movie, np.int32)
-        pair_conf = confidences(train.rating, top, config.alpha, config.rating_power)
+        recent = places_in_history(users, train.timestamp, nu) if config.recency > 0 else None
+        pair_conf = confidences(train.rating, top, config.alpha, config.rating_power, recent, config.recency,
+                                config.recency_scale)
+        # the confidences as a user CSR and a movie CSR (each entry's confidence depends on its time)
+        ucsr, mcsr = _Csr(users, movies, pair_conf, nu), _Csr(movies, users, pair_conf, nm)
+        uconf, mconf = ucsr.values, mcsr.values
         rng = np.random.default_rng(config.seed)
         std = config.init_std / np.sqrt(k)  # Rendle et al.: initial scale ~ 1/sqrt(k)
         P = (rng.standard_normal((nu, k)) * std).astype(np.float32)
@@ -140,13 +204,23 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
                 break
         if best is not None and best_epoch != history[-1].epoch:
             P, Q = best
+        refit = validate is not None and config.refit_with_val and dataset.val is not None and len(dataset.val) > 0
+        if refit:
+            # the epoch count is chosen; train it again on train + validation, so that the model knows
+            # every rating before the held-out period (a user's latest ones tell most about what is next)
+            say(f"refit on train + validation ({len(dataset.train) + len(dataset.val):,} ratings) for {best_epoch} epochs")
+            again = fit(_WithValidation(dataset), config.replace(epochs=best_epoch, patience=0), log=log)
+            P, Q = again.user_factors, again.movie_factors
+            epoch_seconds += [again.config["seconds_per_epoch"]] * best_epoch
         meta = {
             "dataset": dataset.name,
             "data_path": str(Path(dataset.path).resolve()),
             "rating_top": top,  # the confidence mapping's top rating (the model itself has no rating scale)
+            "recency": config.recency, "recency_scale": config.recency_scale,
             "genres": list(dataset.genres),
             "best_epoch": best_epoch,
             "epochs_run": len(history),
+            "refit_on_train_and_val": refit,
             "seconds_per_epoch": float(np.mean(epoch_seconds)),
             "eval_seconds": eval_seconds,
             "train_seconds": time.perf_counter() - t_start,
