@@ -91,7 +91,7 @@ def bench_ials_vs_implicit(ds, k: int = 64, cg_steps: int = 3, epochs: int = 3, 
     import scipy.sparse as sp
 
     from mfrec.kernels.ials import gramian, solve_implicit_rows
-    from mfrec.models.ials import confidences
+    from mfrec.models.confidence import confidences
 
     numba.set_num_threads(threads)
     top = float(ds.rating_scale[1])

@@ -156,7 +156,7 @@ class TestIalsContract(ModelContract):
     def test_fold_in_matches_the_naive_reference(self, run):
         from naive import naive_implicit_rows
 
-        from mfrec.models.ials import confidence_of
+        from mfrec.models.confidence import confidence_of
 
         ds, model = run.dataset, run.factors
         csr = ds.train_by_user

@@ -9,7 +9,7 @@ import pytest
 import mfrec
 from mfrec.errors import ModelError
 from mfrec.models import ALSConfig, train
-from mfrec.models.ials import confidences
+from mfrec.models.confidence import confidences
 
 
 def taste_ratings(raw, n_groups: int = 4, per_user: int = 40, own: float = 0.8, seed: int = 11):
@@ -91,7 +91,7 @@ def test_fold_in_of_a_training_user_reproduces_its_trained_vector(exact_model, u
 
 
 def test_recency_places_and_confidences():
-    from mfrec.models.ials import places_in_history
+    from mfrec.models.confidence import places_in_history
 
     t = places_in_history([0, 0, 0, 1], [30, 10, 20, 5], 2)
     np.testing.assert_allclose(t, [1.0, 0.0, 0.5, 1.0])

@@ -63,7 +63,7 @@ def _explain_implicit(model, rated: np.ndarray, ratings, targets: np.ndarray) ->
     import scipy.linalg
 
     from mfrec.kernels.ials import gramian, implicit_lambda
-    from mfrec.models.ials import confidence_of
+    from mfrec.models.confidence import confidence_of
 
     c = model.als_config
     Q = model.movie_factors

@@ -96,10 +96,8 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
     from mfrec.kernels.als import genre_part, genre_sets, solve_genre_factors, solve_rows
     from mfrec.kernels.predict import error_sums
 
-    if config.model == "ials":  # the implicit-feedback model has its own loop (mfrec.models.ials)
-        from mfrec.models.ials import fit as fit_ials
-
-        return fit_ials(dataset, config, callback=callback, log=log)
+    if config.model == "ials":
+        raise ModelError("the ials model has its own fit loop: mfrec.models.ials.fit (or mfrec.train)")
     say = log or (lambda _m: None)
     config = config.validate()
     t_start = time.perf_counter()

@@ -275,7 +275,7 @@ class FactorModel:
         """ials: the exact implicit user half-step (like implicit's ``recalculate_user``) on the
         ratings' confidences, with the run's penalty and unobserved weight."""
         from mfrec.kernels.ials import solve_implicit_rows
-        from mfrec.models.ials import confidence_of, places_in_history
+        from mfrec.models.confidence import confidence_of, places_in_history
 
         c = self.als_config
         recent = None
