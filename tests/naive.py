@@ -55,10 +55,11 @@ def naive_topk_filtered(scores, row_bias, col_bias, allowed, excluded_per_row, k
     return out_i, out_s
 
 
-def naive_explain(item_factors, movie_bias, mu, rated, ratings, targets, reg, reg_bias, weighted):
+def naive_explain(item_factors, movie_bias, mu, rated, ratings, targets, reg, reg_bias, weighted, prior=None):
     """Per-rating contributions c[t, j] = t_j [1, y_t]^T A^-1 [1, y_j] straight from the normal
-    equations A = sum_j [1, y_j][1, y_j]^T + diag(reg_bias, lam, ..., lam), t_j = r_j - mu - b_j,
-    lam = reg * n (weighted) or reg; also the folded-in [b_u, p_u] = A^-1 sum_j t_j [1, y_j]."""
+    equations A = sum_j [1, y_j][1, y_j]^T + diag(reg_bias, lam, ..., lam) (+ P), t_j = r_j - mu - b_j,
+    lam = reg * n (weighted) or reg; also the folded-in [b_u, p_u] = A^-1 (sum_j t_j [1, y_j] + P m).
+    ``prior`` = (m, P) adds the population prior; then a third value, [1, y_t]^T A^-1 P m per target."""
     import numpy as np
 
     Y = np.asarray(item_factors, np.float64)
@@ -67,10 +68,16 @@ def naive_explain(item_factors, movie_bias, mu, rated, ratings, targets, reg, re
     t = np.asarray(ratings, np.float64) - mu - np.asarray(movie_bias, np.float64)[rated]
     lam = reg * len(rated) if weighted else reg
     A = Z.T @ Z + np.diag([reg_bias] + [lam] * Y.shape[1])
+    pm = np.zeros(Y.shape[1] + 1)
+    if prior is not None:
+        A = A + np.asarray(prior[1], np.float64)
+        pm = np.asarray(prior[1], np.float64) @ np.asarray(prior[0], np.float64)
     Ainv = np.linalg.inv(A)
     T = np.concatenate([np.ones((len(targets), 1)), Y[np.asarray(targets)]], axis=1)
     contrib = (T @ Ainv @ Z.T) * t[None, :]
-    return contrib, Ainv @ (Z.T @ t)
+    if prior is None:
+        return contrib, Ainv @ (Z.T @ t)
+    return contrib, Ainv @ (Z.T @ t + pm), T @ Ainv @ pm
 
 
 # -- ALS engine: references for mfrec.kernels.als and mfrec.kernels.predict -----------
@@ -152,18 +159,43 @@ def naive_effective_movie_factors(movie_factors, genre_factors, genre_lists):
     return q
 
 
-def naive_fold_in(movies, ratings, mu, movie_bias, effective_movie_factors, reg, reg_bias, weighted, reg_exponent):
+def naive_fold_in(movies, ratings, mu, movie_bias, effective_movie_factors, reg, reg_bias, weighted, reg_exponent,
+                  prior=None):
     """A new user's (bias, factors): the ridge regression of r_j - mu - b_j on [1, e_j] over their movies,
     with penalty diag(reg_bias, lam, ..., lam), lam = reg * n ** reg_exponent (weighted) or reg, by a
-    dense solve of the normal equations in float64."""
+    dense solve of the normal equations in float64. ``prior`` = (m, P): the Gaussian prior's precision P
+    is added to the normal matrix and P m to the right-hand side."""
     import numpy as np
 
     E = np.asarray(effective_movie_factors, np.float64)[np.asarray(movies)]
     X = np.hstack([np.ones((len(movies), 1)), E])
     t = np.asarray(ratings, np.float64) - mu - np.asarray(movie_bias, np.float64)[np.asarray(movies)]
     lam = reg * len(movies) ** reg_exponent if weighted else reg
-    z = np.linalg.solve(X.T @ X + np.diag([reg_bias] + [lam] * E.shape[1]), X.T @ t)
+    A, b = X.T @ X + np.diag([reg_bias] + [lam] * E.shape[1]), X.T @ t
+    if prior is not None:
+        A, b = A + np.asarray(prior[1], np.float64), b + np.asarray(prior[1], np.float64) @ np.asarray(prior[0], np.float64)
+    z = np.linalg.solve(A, b)
     return float(z[0]), z[1:]
+
+
+def naive_population_prior(user_rows, effective_movie_factors, user_bias, user_factors, reg, reg_bias, weighted,
+                           reg_exponent, noise_variance):
+    """(m, P) of the fold-in prior from every training user: m the mean [b_u, p_u]; P = sigma^2 S^-1 with
+    S = (population covariance of [b_u, p_u]) + sigma^2 * mean over users of (X_u^T X_u + D_n)^-1,
+    ``user_rows`` the list of each user's rated movie indices."""
+    import numpy as np
+
+    Z = np.column_stack([np.asarray(user_bias, np.float64), np.asarray(user_factors, np.float64)])
+    d = Z.shape[1]
+    m = Z.mean(axis=0)
+    S = (Z - m).T @ (Z - m) / len(Z)
+    post = np.zeros((d, d))
+    for movies in user_rows:
+        X = np.hstack([np.ones((len(movies), 1)), np.asarray(effective_movie_factors, np.float64)[np.asarray(movies)]])
+        lam = reg * len(movies) ** reg_exponent if weighted else reg
+        post += np.linalg.inv(X.T @ X + np.diag([reg_bias] + [lam] * (d - 1)))
+    S = S + noise_variance * post / len(user_rows)
+    return m, noise_variance * np.linalg.inv(S)
 
 
 def naive_predict(users, movies, mu, user_bias, movie_bias, P, Qeff, scale=None):

@@ -11,7 +11,7 @@ import pytest
 
 from mfrec.errors import DataError, ModelError
 from mfrec.models.factor import FORMAT_VERSION, NPZ_KEYS, FactorModel
-from naive import naive_effective_movie_factors, naive_fold_in
+from naive import naive_effective_movie_factors, naive_fold_in, naive_population_prior
 
 LEGACY = Path(__file__).parent / "fixtures" / "legacy-mf-genre-model.npz"
 
@@ -143,3 +143,98 @@ def test_randomly_damaged_model_files_are_refused_in_one_sentence(tmp_path):
             refused += 1
             assert "\n" not in str(e) and str(path) in str(e)
     assert refused > 1000  # nearly every damage is noticed (a flip inside unused padding may not be)
+
+
+# -- calibrated fold-in: the population prior ---------------------------------------------------
+def _population(seed=5, n_movies=400, k=6, n_users=120, per_user=(20, 120), noise=0.5):
+    """A model whose users were trained by the plain half-step on ratings drawn from true tastes, and the
+    users' rows: what fit() leaves behind, at a size where every quantity can be checked densely."""
+    rng = np.random.default_rng(seed)
+    q = rng.normal(scale=0.5, size=(n_movies, k))
+    bi = rng.normal(scale=0.4, size=n_movies)
+    true_z = np.column_stack([rng.normal(scale=0.3, size=n_users), rng.normal(scale=0.6, size=(n_users, k))])
+    base = FactorModel(3.5, np.zeros(n_users), bi, np.zeros((n_users, k)), q,
+                       config={"model": "mf", "reg": 0.3, "reg_bias": 0.5, "weighted_reg": True, "reg_exponent": 0.75})
+    rows, ratings = [], []
+    for u in range(n_users):
+        movies = rng.choice(n_movies, size=int(rng.integers(*per_user)), replace=False)
+        r = 3.5 + bi[movies] + true_z[u, 0] + q[movies] @ true_z[u, 1:] + rng.normal(scale=noise, size=len(movies))
+        rows.append(movies)
+        ratings.append(r)
+    indptr = np.cumsum([0] + [len(m) for m in rows])
+    bu, pu = base.fold_in(indptr, np.concatenate(rows), np.concatenate(ratings), prior=False)
+    return base, rows, ratings, indptr, bu, pu, noise ** 2
+
+
+def test_population_prior_and_calibrated_fold_in_match_the_naive_references():
+    from mfrec.models.factor import population_prior
+
+    base, rows, _, indptr, bu, pu, noise_var = _population()
+    s = base.fold_in_settings
+    mean, precision = population_prior(indptr, np.concatenate(rows), base.effective_movie_factors, bu, pu, s, noise_var)
+    ref_m, ref_p = naive_population_prior(rows, base.effective_movie_factors, bu, pu, s.reg, s.reg_bias, True, 0.75,
+                                          noise_var)
+    np.testing.assert_allclose(mean, ref_m, atol=1e-6)
+    np.testing.assert_allclose(precision, ref_p, rtol=1e-6, atol=1e-6)
+    model = FactorModel(base.mu, bu, base.movie_bias, pu, base.movie_factors, config=base.config,
+                        prior_mean=mean, prior_precision=precision)
+    assert model.calibrated and not base.calibrated
+    movies, ratings = np.array([3, 17, 40, 99]), np.array([5.0, 4.0, 5.0, 1.0])
+    bias, vec = model.fold_in_user(movies, ratings)
+    ref_b, ref_v = naive_fold_in(movies, ratings, model.mu, model.movie_bias, model.effective_movie_factors, s.reg,
+                                 s.reg_bias, True, 0.75, prior=(mean, precision))
+    np.testing.assert_allclose(bias, ref_b, atol=1e-5)
+    np.testing.assert_allclose(vec, ref_v, atol=1e-5)
+    # no ratings at all: the population's user (its mean, the bias held by reg_bias as in training)
+    b0, v0 = model.fold_in_user(np.zeros(0, np.int32), np.zeros(0))
+    ref_b, ref_v = naive_fold_in(np.zeros(0, int), np.zeros(0), model.mu, model.movie_bias, model.effective_movie_factors,
+                                 s.reg, s.reg_bias, True, 0.75, prior=(mean, precision))
+    np.testing.assert_allclose(np.r_[b0, v0], np.r_[ref_b, ref_v], atol=1e-5)
+
+
+def test_a_long_history_reproduces_the_training_user_step_and_a_short_one_is_shrunk():
+    from mfrec.models.factor import population_prior
+
+    base, rows, _, indptr, bu, pu, noise_var = _population(n_movies=3000, per_user=(20, 150))
+    mean, precision = population_prior(indptr, np.concatenate(rows), base.effective_movie_factors, bu, pu,
+                                       base.fold_in_settings, noise_var)
+    model = FactorModel(base.mu, bu, base.movie_bias, pu, base.movie_factors, config=base.config,
+                        prior_mean=mean, prior_precision=precision)
+    rng = np.random.default_rng(11)
+    taste = np.r_[0.2, rng.normal(scale=0.6, size=model.k)]
+    gaps = {}
+    for n in (4, 40, 400, 2500):
+        movies = rng.choice(model.n_movies, size=n, replace=False)
+        r = model.mu + model.movie_bias[movies] + taste[0] + model.movie_factors[movies] @ taste[1:] \
+            + rng.normal(scale=0.5, size=n)
+        plain = np.r_[model.fold_in_user(movies, r, prior=False)[0], model.fold_in_user(movies, r, prior=False)[1]]
+        calibrated = np.r_[model.fold_in_user(movies, r)[0], model.fold_in_user(movies, r)[1]]
+        scores = lambda z: model.score_movies(z[0], z[1:].astype(np.float32))  # noqa: E731
+        gaps[n] = float(np.abs(scores(calibrated) - scores(plain)).max())
+        # the prior pulls towards the population: the calibrated user is nearer its mean than the plain one
+        assert np.linalg.norm(calibrated - mean) < np.linalg.norm(plain - mean)
+    assert gaps[4] > gaps[40] > gaps[400] > gaps[2500]
+    assert gaps[2500] < 0.02  # a long history: the training user step, to within 0.02 on every score
+    assert gaps[4] > 0.1  # a short one is visibly shrunk
+
+
+def test_calibrated_prior_round_trips_and_damaged_priors_are_refused(tmp_path):
+    from mfrec.models.factor import population_prior
+
+    base, rows, _, indptr, bu, pu, noise_var = _population()
+    mean, precision = population_prior(indptr, np.concatenate(rows), base.effective_movie_factors, bu, pu,
+                                       base.fold_in_settings, noise_var)
+    model = FactorModel(base.mu, bu, base.movie_bias, pu, base.movie_factors, config=base.config,
+                        prior_mean=mean, prior_precision=precision)
+    again = FactorModel.load(model.save(tmp_path / "m.npz"))
+    assert again.prior_mean.tobytes() == model.prior_mean.tobytes()
+    assert again.prior_precision.tobytes() == model.prior_precision.tobytes()
+    with pytest.raises(ModelError, match="needs both or neither"):
+        FactorModel(base.mu, bu, base.movie_bias, pu, base.movie_factors, prior_mean=mean)
+    with pytest.raises(ModelError, match="shape"):
+        FactorModel(base.mu, bu, base.movie_bias, pu, base.movie_factors, prior_mean=mean[:-1],
+                    prior_precision=precision)
+    bad = precision.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ModelError, match="NaN"):
+        FactorModel(base.mu, bu, base.movie_bias, pu, base.movie_factors, prior_mean=mean, prior_precision=bad)

@@ -45,6 +45,23 @@ def rec(exp):
     return exp.recommender
 
 
+def partial_title(rec) -> tuple[int, str]:
+    """(movie, query): the first two words of a longer title that name that film alone (a partial match)."""
+    from mfrec.errors import MfrecError
+
+    for m in range(rec.model.n_movies):
+        words = rec.title(m).split(" (")[0].split()
+        if len(words) < 3:
+            continue
+        try:
+            found = rec.titles.match(" ".join(words[:2]))
+        except MfrecError:
+            continue
+        if found.how == "partial" and found.movie == m:
+            return m, " ".join(words[:2])
+    raise AssertionError("the generated catalogue has no title that two of its words name alone")
+
+
 def _train_row(ds, u):
     csr = ds.train_by_user
     a, b = int(csr.indptr[u]), int(csr.indptr[u + 1])
@@ -67,9 +84,11 @@ def test_fold_in_equals_the_training_user_step(runs, small_dataset, model):
                        reg_exponent=c.reg_exponent)
     for u in (0, 5, 77):
         movies, ratings = _train_row(small_dataset, u)
-        v = r.fold_in(list(zip(movies.tolist(), ratings.tolist())))
-        np.testing.assert_allclose(v.bias, bu[u], rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(v.vector, P[u], rtol=1e-5, atol=1e-5)
+        bias, vector = als.fold_in_user(movies, ratings, prior=False)  # the plain half-step, without the prior
+        np.testing.assert_allclose(bias, bu[u], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(vector, P[u], rtol=1e-5, atol=1e-5)
+        v = r.fold_in(list(zip(movies.tolist(), ratings.tolist())))  # calibrated: near it, not equal
+        assert 0 < abs(v.bias - bu[u]) < 0.2
 
 
 def test_fold_in_does_not_modify_the_model(exp, rec):
@@ -115,18 +134,22 @@ def test_explanation_is_exact_and_matches_the_normal_equations(rec):
     rated = np.array([m for m, _ in ratings])
     values = np.array([r for _, r in ratings], np.float32)
     targets = np.arange(60, 80)
-    contrib, parts = explain_contributions(rec.model, rated, values, targets)
+    contrib, parts, population = explain_contributions(rec.model, rated, values, targets)
     v = rec.fold_in(ratings)
     m = rec.model
+    assert m.calibrated  # a run trained now folds in with the population prior
     scores = m.score_movies(v.bias, v.vector)[targets]
-    # contributions add up to score - (mu + b_i); parts add up to the fold-in
-    np.testing.assert_allclose(contrib.sum(axis=1), scores - m.mu - m.movie_bias[targets], atol=1e-4)
-    np.testing.assert_allclose(parts.sum(axis=0), np.r_[v.bias, v.vector], atol=1e-5)
+    # contributions and the population's part add up to score - (mu + b_i); with z_0 the parts add up to the fold-in
+    np.testing.assert_allclose(contrib.sum(axis=1) + population, scores - m.mu - m.movie_bias[targets], atol=1e-4)
+    z0 = np.linalg.solve(*m.fold_in_system(rated)[::2])
+    np.testing.assert_allclose(parts.sum(axis=0) + z0, np.r_[v.bias, v.vector], atol=1e-5)
     cfg = m.config
     # the factor penalty of a row with n ratings: reg * n ** reg_exponent (weighted-lambda) or reg
     lam = cfg["reg"] * len(rated) ** cfg.get("reg_exponent", 1.0) if cfg["weighted_reg"] else cfg["reg"]
-    ref, z = naive_explain(m.effective_movie_factors, m.movie_bias, m.mu, rated, values, targets, lam, cfg["reg_bias"], False)
+    ref, z, ref_pop = naive_explain(m.effective_movie_factors, m.movie_bias, m.mu, rated, values, targets, lam,
+                                    cfg["reg_bias"], False, prior=(m.prior_mean, m.prior_precision))
     np.testing.assert_allclose(contrib, ref, atol=1e-4)
+    np.testing.assert_allclose(population, ref_pop, atol=1e-4)
     np.testing.assert_allclose(z, np.r_[v.bias, v.vector], atol=1e-4)
 
 
@@ -275,3 +298,87 @@ def test_why_is_skipped_and_said_for_very_long_histories(rec, small_dataset, mon
     assert res.table["why"].to_list() == ["", "", ""]
     assert any("'why' left empty" in n and "--explain allows" in n for n in res.notes)
     assert any(rec.recommend_user(uid, n=3, explain=True).table["why"].to_list())
+
+
+def test_why_words_match_the_sign_of_each_contribution():
+    from mfrec.inference.recommend import why_text
+
+    # (title, rating, rated above the movie's average, contribution, share), largest |contribution| first
+    items = [("Titanic", 1.0, False, 0.5, 0.5), ("Alien", 5.0, True, 0.3, 0.3), ("Heat", 4.0, True, -0.2, -0.2)]
+    assert why_text(items) == "unlike Titanic [1] +50%, like Alien [5] +30%"
+    # nothing pushes the film up: the largest pull is named as one it is recommended despite
+    assert why_text([("Heat", 5.0, True, -0.4, -0.8), ("Fargo", 1.0, False, -0.1, -0.2)]) == "despite Heat [5] -80%"
+
+
+def test_a_dislike_is_never_the_unnamed_top_reason(rec):
+    """Every named reason's word matches its exact contribution; a user with only dislikes gets no 'like'."""
+    from mfrec.inference.foldin import explain_contributions
+
+    ratings = [(2, 1.0), (8, 1.0), (30, 2.0)]
+    res = rec.recommend(ratings, n=8)
+    assert all(not w.startswith("like ") and " like " not in w for w in res.table["why"].to_list())
+    ratings = [(2, 5.0), (8, 4.0), (30, 1.0), (41, 3.0)]
+    res = rec.recommend(ratings, n=10)
+    recs = np.array([rec.dataset.movie_ids.index_of(int(i)) for i in res.table["movieId"].to_list()])
+    rated = np.array([m for m, _ in ratings])
+    contrib, _, _ = explain_contributions(rec.model, rated, np.array([r for _, r in ratings]), recs)
+    above = {rec._short(m): r > rec.model.mu + rec.model.movie_bias[m] for m, r in ratings}
+    sign = {rec._short(m): j for j, (m, _) in enumerate(ratings)}
+    for row, cell in enumerate(res.table["why"].to_list()):
+        for part in cell.split(", "):
+            word, rest = part.split(" ", 1)
+            title = rest.rsplit(" [", 1)[0]
+            c = contrib[row, sign[title]]
+            assert word == ("despite" if c < 0 else "like" if above[title] else "unlike"), (cell, c)
+
+
+def test_a_made_up_user_with_few_ratings_gets_distinct_ratings_on_the_scale(rec):
+    """3-5 ratings of the most-rated movies, loved: the calibrated fold-in and the run's rating map keep
+    every predicted rating inside the scale and different from row to row."""
+    lo, hi = rec.scale
+    assert rec.model.calibrated and rec.model.config["rating_map"]["fitted_on"] == "val"
+    top = np.argsort(-rec.popularity)
+    for ratings in ([(m, hi) for m in top[:3]], [(m, hi) for m in top[:4]] + [(top[9], lo)],
+                    [(m, hi) for m in top[5:10]]):
+        res = rec.recommend([(int(m), float(r)) for m, r in ratings], n=10)
+        pred = np.array(res.table["predicted_rating"].to_list())
+        assert np.all((pred >= lo) & (pred <= hi)) and len(np.unique(pred)) == len(pred)
+        assert np.all(np.diff(pred) <= 0)  # the map keeps the list's order
+        np.testing.assert_allclose(pred, rec.model.rating(res.table["score"].to_numpy()))
+
+
+def test_dislikes_down_only_takes_off_exactly_what_the_dislikes_lift(rec):
+    from mfrec.inference.foldin import explain_contributions
+
+    ratings = [(2, 5.0), (8, 5.0), (30, 1.0), (41, 1.5)]
+    rated = np.array([m for m, _ in ratings])
+    values = np.array([r for _, r in ratings])
+    every = np.arange(rec.model.n_movies)
+    contrib, _, _ = explain_contributions(rec.model, rated, values, every)
+    below = values < rec.model.mu + rec.model.movie_bias[rated]
+    assert below.tolist() == [False, False, True, True]
+    lift = np.maximum(contrib[:, below], 0).sum(axis=1)
+    np.testing.assert_allclose(rec.dislike_lift(ratings), lift, atol=1e-6)
+    assert lift.max() > 0  # the dislikes do lift some films
+    res = rec.recommend(ratings, n=15, dislikes="down-only", filters=None)
+    recs = np.array([rec.dataset.movie_ids.index_of(int(i)) for i in res.table["movieId"].to_list()])
+    ranked_by = res.table["score"].to_numpy() - lift[recs]
+    assert np.all(np.diff(ranked_by) <= 1e-5)  # the list runs down score less lift; the score column stays the score
+    assert any("down-only" in n for n in res.notes)
+    likes_only = [(2, 5.0), (8, 5.0)]
+    assert (rec.recommend(likes_only, n=10, dislikes="down-only").table.equals(rec.recommend(likes_only, n=10).table))
+    with pytest.raises(DataError, match="--dislikes must be one of"):
+        rec.recommend(ratings, dislikes="never")
+
+
+def test_the_printed_ratings_tell_apart_what_two_decimals_would_not(rec):
+    from mfrec.inference.output import format_table
+    from mfrec.inference.recommend import Result
+
+    def printed(preds):
+        table = rec._table(np.arange(len(preds)), preds, np.arange(len(preds), 0, -1, dtype=float), [""] * len(preds))
+        rows = format_table(Result(table)).splitlines()[2:]
+        return [line.split()[-2] for line in rows]  # the rating column (the score's 3 decimals come after it)
+
+    assert printed([4.1234, 3.9876]) == ["4.12", "3.99"]
+    assert printed([4.7381, 4.7362, 4.70]) == ["4.738", "4.736", "4.700"]

@@ -137,3 +137,21 @@ def test_a_catalogue_of_ml32m_size_answers_fuzzy_and_partial_lookups():
     assert index.search("shawshank") == [77_000, 31_337]  # both by their words, the most rated first
     with pytest.raises(AmbiguousTitleError, match="'shawshank' matches 2 movies"):
         index.resolve("shawshank")
+
+
+def test_each_match_says_what_it_matched_and_the_close_alternatives():
+    titles = ["Monty Python and the Holy Grail (1974)", "Monty Python's Life of Brian (1979)", "Money Train (1995)",
+              "Fargo (1996)", "Chasing Amy (1997)", "Chasing Amy (1997)"]
+    index = TitleIndex([168, 154, 540, 100, 7, 8], titles, None, [30, 20, 5, 40, 1, 9])
+    m = index.match("monty python")
+    assert m.how == "partial" and index.movie_ids[m.movie] == 168
+    note = index.match_note("monty python", m)
+    assert note.startswith("'monty python' -> Monty Python and the Holy Grail (1974) [id 168]")
+    assert "also close: Monty Python's Life of Brian (1979) [id 154]" in note and "Money Train" not in note
+    # an exact title or an id says only what it matched
+    assert index.match_note("fargo", index.match("fargo")) == "'fargo' -> Fargo (1996) [id 100]"
+    assert index.match_note("154", index.match("154")) == "'154' -> Monty Python's Life of Brian (1979) [id 154]"
+    # a partial match with nothing else near says so; a duplicate listing says which entry it took
+    assert "no other title is close" in index.match_note("holy grail", index.match("holy grail"))
+    dup = index.match_note("chasing amy", index.match("chasing amy"))
+    assert "[id 8]" in dup and "listed twice" in dup

@@ -105,3 +105,15 @@ def test_the_loop_saves_into_predictions_under_the_working_folder(rec, tmp_path,
     assert f"wrote {out.relative_to(tmp_path) / 'mine.csv'} and mine.parquet" in said
     assert pl.read_csv(out / "mine.csv").height == 3
     assert "save [label]" in Session(rec).handle("help") and "genre [G, G ...]" in Session(rec).handle("help")
+
+
+def test_add_and_similar_say_what_a_partial_title_matched(rec, tmp_path):
+    from test_inference import partial_title
+
+    m, partial = partial_title(rec)
+    s = Session(rec, top=3, out_dir=tmp_path / "Predictions")
+    reply = s.handle(f"add {partial}")
+    assert reply.startswith(f"added {rec.title(m)} = ") and f"'{partial}' -> {rec.titles.describe(m)} (partial title" in reply
+    reply = s.handle(f"add {int(rec.movie_id_array[0])} 4")  # an id: no note
+    assert "\n" not in reply
+    assert f"title: '{partial}' -> {rec.titles.describe(m)}" in s.handle(f"similar {partial}")

@@ -67,7 +67,9 @@ class ModelContract:
         eff = naive_effective_movie_factors(model.movie_factors, model.genre_factors, genre_lists)
         config = json.loads((run.path / "config.json").read_text())
         reg, reg_bias, weighted, exponent = self.expected_penalties(config, model)
-        bias, vector = naive_fold_in(movies, ratings, model.mu, model.movie_bias, eff, reg, reg_bias, weighted, exponent)
+        prior = (model.prior_mean, model.prior_precision) if model.calibrated else None
+        bias, vector = naive_fold_in(movies, ratings, model.mu, model.movie_bias, eff, reg, reg_bias, weighted, exponent,
+                                     prior=prior)
         np.testing.assert_allclose(folded.bias, bias, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(folded.vector, vector, rtol=1e-3, atol=1e-4)
 

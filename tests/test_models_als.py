@@ -128,7 +128,8 @@ def test_save_load_round_trip_bit_exact(small_dataset, tmp_path):
     model = mfrec.train(small_dataset, {"model": "mf-genre", "factors": 5, "epochs": 2})
     path = model.save(tmp_path / "model.npz")
     with np.load(path, allow_pickle=False) as z:
-        assert set(z.files) == set(mfrec.models.NPZ_KEYS) | {"format_version"}
+        # an ALS run also stores its fold-in's population prior (mfrec.models.factor.PRIOR_KEYS)
+        assert set(z.files) == set(mfrec.models.NPZ_KEYS) | {"format_version", "prior_mean", "prior_precision"}
         assert z["mu"].shape == () and z["mu"].dtype == np.float32
         assert z["user_ids"].dtype == np.int64 and z["config_json"].shape == ()
         cfg = json.loads(str(z["config_json"]))
@@ -136,7 +137,7 @@ def test_save_load_round_trip_bit_exact(small_dataset, tmp_path):
     loaded = FactorModel.load(path)
     assert loaded.config == model.config and loaded.mu == model.mu
     for key in ("user_bias", "movie_bias", "user_factors", "movie_factors", "genre_factors", "genre_indptr",
-                "genre_indices", "user_ids", "movie_ids"):
+                "genre_indices", "user_ids", "movie_ids", "prior_mean", "prior_precision"):
         a, b = getattr(model, key), getattr(loaded, key)
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), key
     test = small_dataset.test
@@ -170,7 +171,7 @@ def test_fold_in_matches_training_half_step(small_dataset):
     c = model.als_config
     f, b = solve_rows(csr.indptr, csr.indices, csr.values, model.effective_movie_factors, model.movie_bias, model.mu,
                       reg=c.reg, reg_bias=c.reg_bias, weighted=c.weighted_reg, reg_exponent=c.reg_exponent)
-    bias, factors = model.fold_in_user(csr.indices[sl], csr.values[sl])
+    bias, factors = model.fold_in_user(csr.indices[sl], csr.values[sl], prior=False)  # the plain half-step
     np.testing.assert_array_equal(factors, f[u])
     assert bias == b[u]
 
@@ -248,3 +249,28 @@ def test_blas_threads_from_environment(monkeypatch):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.delenv(var)
     assert als.blas_threads() is None
+
+
+def test_all_equal_ratings_train_and_fold_in_without_a_prior_or_a_map(tmp_path):
+    """Every rating 4: the fit is exact, so there is no noise to weigh a prior by and no spread to map scores onto."""
+    from mfrec.data.store import write_dataset
+
+    rng = np.random.default_rng(0)
+    nu, nm = 12, 9
+    user, movie = np.nonzero(rng.random((nu, nm)) < 0.7)
+    out = write_dataset(
+        tmp_path / "flat", user=user.astype(np.int32), movie=movie.astype(np.int32),
+        rating=np.full(len(user), 4.0, np.float32), timestamp=np.arange(len(user), dtype=np.int64),
+        split=((rng.random(len(user)) < 0.2) * 1).astype(np.int8), n_users=nu, n_movies=nm,
+        movies=pl.DataFrame({"movie": np.arange(nm, dtype=np.int32), "movieId": np.arange(1, nm + 1),
+                             "title": [f"m{i}" for i in range(nm)], "year": np.full(nm, 2000, np.int32),
+                             "genres": [["Drama"]] * nm}),
+        users=pl.DataFrame({"user": np.arange(nu, dtype=np.int32), "userId": np.arange(1, nu + 1)}),
+        genres=["Drama"], genre_indptr=np.arange(nm + 1, dtype=np.int64), genre_indices=np.zeros(nm, np.int32),
+        manifest={"name": "flat", "dataset": "synthetic", "rating_scale": [1.0, 5.0], "seed": 0},
+    )
+    model = mfrec.train(mfrec.data.load(out), {"model": "mf", "factors": 2, "epochs": 3})
+    assert "rating_map" not in model.config
+    bias, vec = model.fold_in_user([0, 1], [4.0, 4.0])
+    assert np.isfinite(bias) and np.all(np.isfinite(vec))
+    assert model.rating(np.array([3.0, 6.0])).tolist() == [3.0, 5.0]  # clipped without a map

@@ -82,7 +82,7 @@ def test_fold_in_of_a_training_user_reproduces_its_trained_vector(exact_model, u
         mine = np.asarray(train.user) == u
         movies, ratings = np.asarray(train.movie)[mine], np.asarray(train.rating)[mine]
         times = np.asarray(train.timestamp)[mine]
-        bias, vector = exact_model.fold_in_user(movies, ratings, times)
+        bias, vector = exact_model.fold_in_user(movies, ratings, times=times)
         assert bias == 0
         np.testing.assert_allclose(vector, exact_model.user_factors[u], rtol=1e-4, atol=1e-6)
         # without the times every rating counts as current: the older ones weigh more than in training

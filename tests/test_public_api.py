@@ -204,3 +204,37 @@ def test_raw_files_written_from_synthetic_data_are_prepared_under_a_synthetic_na
     real = write_ml1m(tmp_path / "real")
     run("--dataset", "ml-1m", "--source", str(real))
     assert (tmp_path / "TD" / "ml-1m-none").is_dir()
+
+
+def test_made_up_user_notes_say_what_each_title_matched(tmp_path, small_dataset):
+    from test_inference import make_run
+
+    from mfrec import load_experiment
+    from mfrec.inference.api import run_request
+
+    from test_inference import partial_title
+
+    rec = load_experiment(make_run(tmp_path, small_dataset, "mf", epochs=2)).recommender
+    m, partial = partial_title(rec)
+    other = 5 if m != 5 else 6
+    result = run_request(rec, like=[partial], rate={int(rec.movie_id_array[other]): 4.0}, top=3)
+    notes = [n for n in result.notes if n.startswith("title: ")]
+    assert notes[1] == f"title: '{int(rec.movie_id_array[other])}' -> {rec.titles.describe(other)}"
+    assert len(notes) == 2 and notes[0].startswith(f"title: {partial!r} -> {rec.titles.describe(m)} (partial title")
+
+
+def test_the_notebook_api_keeps_the_notes_and_warns_about_a_partial_title(tmp_path, small_dataset):
+    from test_inference import make_run
+
+    from mfrec import load_experiment
+
+    exp = load_experiment(make_run(tmp_path, small_dataset, "mf", epochs=2))
+    rec = exp.recommender
+    from test_inference import partial_title
+
+    _, partial = partial_title(rec)
+    with pytest.warns(UserWarning, match="partial title"):
+        exp.recommend(like=[partial], top=3)
+    assert exp.last_notes[0].startswith(f"title: {partial!r} -> {rec.titles.describe(rec.movie(partial))}")
+    exp.recommend(like=[str(int(rec.movie_id_array[3]))], top=3)  # an id: noted, no warning
+    assert exp.last_notes[0] == f"title: '{int(rec.movie_id_array[3])}' -> {rec.titles.describe(3)}"

@@ -42,6 +42,13 @@ _RENAMED = {"--runs-dir": "--runs-root"}  # old spellings, accepted for one rele
 @click.option("--genre", "genres", multiple=True, metavar="G", help="Only movies of this genre (repeat for any of several).")
 @click.option("--years", default=None, metavar="1990-1999", help="Only movies from these years (1995, 1990-1999, 1990-, -1980).")
 @_MIN_RATINGS
+@click.option("--rank-by", default=None, metavar="RUN_OR_KIND",
+              help="Rank the list with another run (a run folder or name, or a model kind such as popularity: the "
+                   "newest finished run of that kind on the same dataset); the --experiment run still gives the "
+                   "predicted ratings. Made-up and existing users (--like/--rate, --user).")
+@click.option("--dislikes", type=click.Choice(["score", "down-only"]), default=DEFAULTS.dislikes, show_default=True,
+              help="A made-up user's list: rank by the model's score (a film unlike a disliked one is lifted), or "
+                   "down-only (a dislike can pull a film down but never lift it).")
 @click.option("--explain", is_flag=True, help="For each movie, the user's rated movies that contributed most, with shares.")
 @click.option("--label", default=None, help="File name under Predictions/<run>/ (default: made-up-user, user-ID, users-ID-ID, similar-ID).")
 @click.option("--exclude", type=click.Choice(["all", "train"]), default=DEFAULTS.exclude, show_default=True,
@@ -50,8 +57,8 @@ _RENAMED = {"--runs-dir": "--runs-root"}  # old spellings, accepted for one rele
 @click.option("--out-dir", default="Predictions", show_default=True, type=click.Path(file_okay=False), help="Where the lists are written.")
 @click.pass_context
 @friendly_errors
-def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, top, genres, years, min_ratings, explain, label,
-              exclude, runs_root, out_dir):
+def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, top, genres, years, min_ratings, rank_by,
+              dislikes, explain, label, exclude, runs_root, out_dir):
     """Recommend movies for a made-up user (--like/--rate), an existing user (--user), a pair or
     group (--users) or nearest to a movie (--similar); print a table and write
     Predictions/<run>/<label>.csv and .parquet. `interactive` starts the interactive loop."""
@@ -80,10 +87,40 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, to
     if all_users:
         _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_dir)
         return
+    if rank_by is not None:
+        _ranked_by(rec, exp, rank_by, likes, rates, user, users, similar, explain, dislikes, top, genres, years,
+                   min_ratings, exclude, label, runs_root, out_dir)
+        return
     result = run_request(rec, like=likes, rate=rates, user=user, users=users, similar=similar, top=top,
-                         genre=genres, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings)
+                         genre=genres, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings,
+                         dislikes=dislikes)
     if explain and (users or similar):
         result.notes.append("--explain applies to a made-up or existing user; this list shows its own 'why'")
+    click.echo(format_table(result))
+    csv, parquet = write_predictions(result, exp.name, label, out_dir)
+    click.echo(f"wrote {csv} and {parquet.name}")
+
+
+def _ranked_by(rec, exp, rank_by, likes, rates, user, users, similar, explain, dislikes, top, genres, years, min_ratings,
+               exclude, label, runs_root, out_dir):
+    from mfrec.errors import DataError
+    from mfrec.inference.api import _filters, _title_queries, match_notes, profile
+    from mfrec.inference.output import format_table, write_predictions
+    from mfrec.inference.rankers import open_ranker
+
+    if users or similar:
+        raise DataError("--rank-by ranks a made-up user's (--like/--rate) or an existing user's (--user) list")
+    if explain or dislikes != "score":
+        raise DataError("--explain and --dislikes explain or re-rank the --experiment run's own list: "
+                        "give them without --rank-by")
+    ranker, how = open_ranker(rank_by, exp, runs_root)
+    click.echo(how)
+    filters = _filters(genres, years, min_ratings)
+    if user is not None:
+        result = rec.recommend_ranked_by(ranker, user_id=user, n=top, filters=filters, exclude=exclude)
+    else:
+        result = rec.recommend_ranked_by(ranker, profile(rec, list(rates), likes), n=top, filters=filters)
+        result.notes[:0] = match_notes(rec, _title_queries(list(rates), likes))
     click.echo(format_table(result))
     csv, parquet = write_predictions(result, exp.name, label, out_dir)
     click.echo(f"wrote {csv} and {parquet.name}")
@@ -102,10 +139,12 @@ def _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_di
     click.echo(f"top {top} for each of {rec.model.n_users:,} users in {seconds:.1f} s "
                f"({rec.model.n_users / max(seconds, 1e-9):,.0f} users/s); movies they rated ({what}) excluded")
     preview = table.head(min(2 * top, table.height))
-    click.echo(f"{'user':>7}  {'#':>3}  {'title':<44}  {'rating':>6}")
+    label = "rating" if "predicted_rating" in table.columns else "score"  # an ials run predicts no rating
+    click.echo(f"{'user':>7}  {'#':>3}  {'title':<44}  {label:>6}")
     for row in preview.iter_rows(named=True):
         title = row["title"] if len(row["title"]) <= 44 else row["title"][:43] + "…"
-        click.echo(f"{row['userId']:>7}  {row['rank']:>3}  {title:<44}  {row['predicted_rating']:>6.2f}")
+        shown = row["predicted_rating"] if "predicted_rating" in row else row["score"]  # ials: a score, no rating
+        click.echo(f"{row['userId']:>7}  {row['rank']:>3}  {title:<44}  {shown:>6.2f}")
     if table.height > preview.height:
         click.echo(f"... {table.height - preview.height:,} more rows in the files")
     csv, parquet = write_frame(table, exp.name, label, out_dir, default="all-users")

@@ -9,7 +9,9 @@
   half-step against their movie factors (an approximation, said in the output). sequential and
   attention runs get the narrower recommenders of ``mfrec.inference.neural``.
 - New users are folded in by ``FactorModel.fold_in`` (``mfrec.models.factor``), the model's own ALS
-  user half-step; ``foldin.explain_contributions`` splits the resulting scores per rating.
+  user half-step shrunk towards the training users (the run's population prior, when it has one);
+  ``foldin.explain_contributions`` splits the resulting scores per rating (and the prior's part).
+- ``rankers``: ``--rank-by``, one run ranks a list and another predicts its ratings.
 - ``topk.recommend_all``: top-k for every user of a model, BLAS-scored blocks through the one
   Numba top-k kernel (``mfrec.kernels.topk.topk_rows``, which also serves one user's request).
 """

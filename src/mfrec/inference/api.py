@@ -76,8 +76,10 @@ def run_request(
     explain: bool = False,
     exclude: str = DEFAULTS.exclude,
     min_ratings: int = DEFAULTS.min_ratings,
+    dislikes: str = DEFAULTS.dislikes,
 ):
-    """One recommendation request (exactly one of: rate/like, user, users, similar) -> Result."""
+    """One recommendation request (exactly one of: rate/like, user, users, similar) -> Result.
+    ``dislikes`` ranks a made-up user's list (``Recommender.made_up_scores``)."""
     filters = _filters(genre, years, min_ratings)
     like = list(like or ())
     if isinstance(users, str):
@@ -91,12 +93,38 @@ def run_request(
     if not modes:
         raise DataError("nothing to recommend for: give --like/--rate (a made-up user), --user ID, --users ID,ID or --similar TITLE")
     if similar is not None:
-        return rec.similar(similar, n=top, filters=filters)
+        result = rec.similar(similar, n=top, filters=filters)
+        result.notes[:0] = match_notes(rec, [similar])
+        return result
     if users:
         return rec.recommend_group(list(users), n=top, filters=filters, exclude=exclude)
     if user is not None:
         return rec.recommend_user(user, n=top, filters=filters, explain=explain, exclude=exclude)
-    return rec.recommend(profile(rec, rate, like), n=top, filters=filters, explain=explain)
+    result = rec.recommend(profile(rec, rate, like), n=top, filters=filters, explain=explain, dislikes=dislikes)
+    result.notes[:0] = match_notes(rec, _title_queries(rate, like))
+    return result
+
+
+def _title_queries(rate: Any, like: Iterable[Any]) -> list[Any]:
+    """The movie titles or ids a made-up user's ``like`` and ``rate`` name, in order."""
+    out = [str(x) for x in like]
+    if rate is None:
+        return out
+    for item in ([rate] if isinstance(rate, str) else rate.items() if isinstance(rate, Mapping) else rate):
+        if isinstance(item, str):
+            out.append(item.rpartition("=")[0])
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            out.append(item[0])
+    return out
+
+
+def match_notes(rec, queries: Iterable[Any]) -> list[str]:
+    """"title: 'monty python' -> Monty Python and the Holy Grail (1974) [id 168] (partial title; also close:
+    ...)": one line per queried title, so a person sees which film each query became."""
+    notes = []
+    for q in dict.fromkeys(str(q).strip() for q in queries):
+        notes.append("title: " + rec.titles.match_note(q, rec.titles.match(q)))
+    return notes
 
 
 class LoadedExperiment(Experiment):
@@ -105,6 +133,18 @@ class LoadedExperiment(Experiment):
     def __init__(self, path: str | os.PathLike):
         super().__init__(path)
         self._recommender = None
+        self.last_notes: list[str] = []
+        """The notes Inference.py prints above a list, for the last ``recommend``/``similar`` call: which run
+        and rule, the filters, and what each title matched (a partial match also warns, naming the others)."""
+
+    def _noted(self, result):
+        import warnings
+
+        self.last_notes = list(result.notes)
+        for note in result.notes:
+            if note.startswith("title: ") and ("partial title" in note or "listed twice" in note):
+                warnings.warn(note, UserWarning, stacklevel=3)
+        return result.table
 
     @property
     def recommender(self):
@@ -118,19 +158,21 @@ class LoadedExperiment(Experiment):
     @renamed_keywords(ratings="rate", n="top")
     def recommend(self, rate: Any = None, *, like: Iterable[Any] = (), user: Any = None,
                   users: Sequence[Any] | str | None = None, top: int = DEFAULTS.top, genre=None, years=None,
-                  explain: bool = False, exclude: str = DEFAULTS.exclude, min_ratings: int = DEFAULTS.min_ratings):
+                  explain: bool = False, exclude: str = DEFAULTS.exclude, min_ratings: int = DEFAULTS.min_ratings,
+                  dislikes: str = DEFAULTS.dislikes):
         """The ``top`` movies (polars DataFrame: rank, movieId, title, year, genres, predicted_rating, score, why)
         for a made-up user (``rate`` / ``like``), an existing user (``user``, original id) or a
         group (``users``, ranked by the least-satisfied member); the keywords and defaults of Inference.py."""
-        return run_request(self.recommender, rate=rate, like=like, user=user, users=users, top=top,
-                           genre=genre, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings).table
+        return self._noted(run_request(self.recommender, rate=rate, like=like, user=user, users=users, top=top,
+                                       genre=genre, years=years, explain=explain, exclude=exclude,
+                                       min_ratings=min_ratings, dislikes=dislikes))
 
     @renamed_keywords(n="top")
     def similar(self, title: Any, top: int = DEFAULTS.top, genre=None, years=None,
                 min_ratings: int = DEFAULTS.min_ratings):
         """Nearest movies by cosine of the movie factors (genre part included for mf-genre)."""
-        return run_request(self.recommender, similar=title, top=top, genre=genre, years=years,
-                           min_ratings=min_ratings).table
+        return self._noted(run_request(self.recommender, similar=title, top=top, genre=genre, years=years,
+                                       min_ratings=min_ratings))
 
     @renamed_keywords(ratings="rate")
     def fold_in(self, rate: Any = None, *, like: Iterable[Any] = ()):

@@ -23,6 +23,10 @@ class RequestDefaults:
     exclude: str = "all"
     """An existing user's movies that are never listed: those rated in any split ("all") or in
     training only ("train")."""
+    dislikes: str = "score"
+    """How a made-up user's dislikes rank a list: "score" ranks by the model's score, where a film
+    unlike a disliked one is lifted; "down-only" takes that lift off, so dislikes only pull films down
+    (benchmarks/madeup_ranking.py measures both on the ranking protocol)."""
 
 
 DEFAULTS = RequestDefaults()

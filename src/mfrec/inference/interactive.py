@@ -103,7 +103,8 @@ class Session:
         m = re.fullmatch(r"(.+?)\s+(\d+(?:\.\d+)?)", arg)
         if m:  # "Title 4.5": a trailing number is a rating when the rest is a known movie
             try:
-                movie = self.rec.movie(_unquote(m.group(1)))
+                found = self.rec.titles.match(_unquote(m.group(1)))
+                movie = found.movie
             except MfrecError:
                 movie = None
             if movie is not None:
@@ -118,10 +119,16 @@ class Session:
                         self.ratings[whole] = rating
                         return f"added {self.rec.title(whole)} = {rating:g}  ({len(self.ratings)} rated)"
                 self.ratings[movie] = self.rec.check_rating(value, self.rec.title(movie))
-                return f"added {self.rec.title(movie)} = {value:g}  ({len(self.ratings)} rated)"
-        movie = self.rec.movie(_unquote(name))
-        self.ratings[movie] = rating
-        return f"added {self.rec.title(movie)} = {rating:g}  ({len(self.ratings)} rated)"
+                said = f"added {self.rec.title(movie)} = {value:g}  ({len(self.ratings)} rated)"
+                if found.how in ("id", "exact"):
+                    return said
+                return said + "\n  " + self.rec.titles.match_note(_unquote(m.group(1)), found)
+        found = self.rec.titles.match(_unquote(name))
+        self.ratings[found.movie] = rating
+        said = f"added {self.rec.title(found.movie)} = {rating:g}  ({len(self.ratings)} rated)"
+        if found.how in ("id", "exact"):
+            return said
+        return said + "\n  " + self.rec.titles.match_note(_unquote(name), found)
 
     def cmd_remove(self, arg: str) -> str:
         if not arg:
@@ -170,7 +177,11 @@ class Session:
     def cmd_similar(self, arg: str) -> str:
         if not arg:
             return "usage: similar <title>"
-        return self._shown(self.rec.similar(_unquote(arg), n=self.top, filters=self.filters))
+        from mfrec.inference.api import match_notes
+
+        result = self.rec.similar(_unquote(arg), n=self.top, filters=self.filters)
+        result.notes[:0] = match_notes(self.rec, [_unquote(arg)])
+        return self._shown(result)
 
     def cmd_popular(self, arg: str) -> str:
         # the most-rated movies pass any --min-ratings anyway: only the genre and years filters apply

@@ -38,7 +38,7 @@ class _NeuralRecommender(Recommender):
         self._init_tables(dataset)
 
     # every request a factor model answers, refused here unless the subclass supports it
-    def recommend(self, ratings, n=10, filters=None, explain=False) -> Result:
+    def recommend(self, ratings, n=10, filters=None, explain=False, dislikes="score") -> Result:
         self.check_supported("like")
         raise NotImplementedError
 
@@ -106,10 +106,13 @@ class SequenceRecommender(_NeuralRecommender):
         why = [f"next-movie probability {100 * p[m]:.1f}%" for m in recs]
         return self._table(recs, None, sc, why, ranked_by="logit")
 
-    def recommend(self, ratings, n=10, filters=None, explain=False) -> Result:
+    def recommend(self, ratings, n=10, filters=None, explain=False, dislikes="score") -> Result:
         n = _check_n(n)
         if explain:
             self.check_supported("explain")
+        if dislikes != "score":
+            raise DataError(f"--dislikes {dislikes} needs a factor model's exact contributions; run {self.run_name} "
+                            f"is {self.kind}, which ranks by its own logits")
         movies = [int(m) for m, _ in ratings]
         if not movies:
             raise DataError("a sequential model recommends from a history: give at least one movie (--like or --rate)")

@@ -18,7 +18,21 @@ def _cut(text: str, width: int) -> str:
 
 # how the printed table heads and formats the column a list is ranked by (recommend.RANKED_BY)
 _RANKED_HEAD = {"score": ("score", "{:>7.3f}"), "cosine": ("cosine", "{:>7.3f}"),
-                "training_ratings": ("ratings", "{:>7d}"), "logit": ("logit", "{:>7.3f}")}
+                "training_ratings": ("ratings", "{:>7d}"), "logit": ("logit", "{:>7.3f}"),
+                "rank_score": ("ranked", "{:>7.4g}")}
+
+
+def _rating_digits(values) -> int:
+    """2 decimals for the rating column, 3 when two different ratings of the list would print alike at 2."""
+    shown: dict[str, float] = {}
+    for v in values:
+        if v is None:
+            continue
+        text = f"{v:.2f}"
+        if text in shown and abs(shown[text] - v) >= 5e-4:
+            return 3
+        shown.setdefault(text, v)
+    return 2
 
 
 def format_table(result, title_width: int = 42, genre_width: int = 26, why_width: int = 84) -> str:
@@ -28,6 +42,7 @@ def format_table(result, title_width: int = 42, genre_width: int = 26, why_width
     ranked = next((c for c in t.columns if c in _RANKED_HEAD), None)
     has_rating = "predicted_rating" in t.columns
     lines = list(result.notes)
+    digits = _rating_digits(t["predicted_rating"].to_list()) if has_rating else 2
     head = f"{'#':>3}  {'title':<{title_width}}  {'year':>4}  {'genres':<{genre_width}}"
     if has_rating:
         head += f"  {'rating':>6}"
@@ -46,7 +61,7 @@ def format_table(result, title_width: int = 42, genre_width: int = 26, why_width
         )
         if has_rating:
             pred = row["predicted_rating"]
-            line += f"  {'' if pred is None else f'{pred:.2f}':>6}"
+            line += f"  {'' if pred is None else f'{pred:.{digits}f}':>6}"
         if ranked:
             line += "  " + _RANKED_HEAD[ranked][1].format(row[ranked])
         line += f"  {_cut(row['why'], why_width)}"

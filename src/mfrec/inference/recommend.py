@@ -33,7 +33,10 @@ RANKED_BY = {
     "cosine": "cosine similarity (-1..1) of the movie's factors with the asked-for movie's",
     "training_ratings": "how many training ratings the movie has",
     "logit": "a sequential model's next-movie logit (no rating units)",
+    "rank_score": "the ranking run's own score (--rank-by): its units are that model's (popularity: training "
+                  "ratings; a factor run: its score)",
 }
+DISLIKES = ("score", "down-only")  # how a made-up user's dislikes rank a list (DEFAULTS.dislikes)
 GROUP_RULE = "least misery: a movie's group score is the lowest predicted rating among the members"
 WHY_TOP = 3  # rated movies named in the "why" column
 EXPLAIN_TOP = 5  # rated movies listed per recommendation with --explain
@@ -163,6 +166,9 @@ class Recommender:
             return (f"the ALS user half-step against this {self.exported_from} run's movie factors from factors.npz, "
                     f"ridge penalty {h.reg:g} x n (its own L2 weight per rating), {bias}: an approximation, "
                     f"since the neural model was trained by Adam, not ALS")
+        if self.model.calibrated:
+            return ("the model's per-row ALS step, shrunk towards the training users (empirical-Bayes prior, "
+                    "so a few ratings stay near a typical user)")
         return "the model's per-row ALS step"
 
     def _init_tables(self, dataset) -> None:
@@ -271,7 +277,8 @@ class Recommender:
         return list(out.items())
 
     def fold_in(self, ratings: Sequence[tuple[int, float]]) -> UserVector:
-        """A made-up user's bias and factors: the model's own per-row ALS step on their ratings."""
+        """A made-up user's bias and factors: the model's own per-row ALS step on their ratings, shrunk
+        towards the training users when the run has a population prior (``FactorModel.fold_in``)."""
         if not ratings:
             return UserVector(0.0, np.zeros(self.model.k, np.float32))
         idx = np.array([m for m, _ in ratings], np.int32)
@@ -290,11 +297,19 @@ class Recommender:
         return idx[0][keep], sc[0][keep]
 
     def _clip(self, x: np.ndarray) -> np.ndarray | None:
-        """Predicted ratings: the scores clipped to the scale; None for an implicit (ials) model, whose
-        score ranks movies and is no rating (the table then has no predicted_rating)."""
+        """Predicted ratings of scores: the run's map onto the scale (``FactorModel.rating``), else clipped;
+        None for an implicit (ials) model, whose score ranks movies and is no rating (the table then
+        has no predicted_rating)."""
         if getattr(self.model, "implicit", False):
             return None
+        if self.model.config.get("rating_map"):
+            return self.model.rating(x)
         return np.clip(x, *self.scale)
+
+    def _shown(self, score: float) -> str:
+        """One score as a "why" cell shows it: the predicted rating, or for an ials run the score itself."""
+        rated = self._clip(np.asarray([score]))
+        return f"{float(score):.3f} (score)" if rated is None else f"{float(rated[0]):.2f}"
 
     def _table(self, movies: np.ndarray, predicted, score, why: list[str], ranked_by: str = "score"):
         """The list as a polars table; ``predicted=None`` leaves out predicted_rating (a list that predicts
@@ -333,24 +348,29 @@ class Recommender:
             return [""] * len(recs), {}, notes
         rated = np.array([m for m, _ in ratings], np.int32)
         values = np.array([r for _, r in ratings], np.float32)
-        contrib, user_part = explain_contributions(self.model, rated, values, recs)
+        contrib, _, population = explain_contributions(self.model, rated, values, recs)
+        above = values.astype(np.float64) > self.model.mu + self.model.movie_bias[rated].astype(np.float64)
         why, details = [], {}
         for row, m in enumerate(recs):
             c = contrib[row]
             total_abs = float(np.abs(c).sum())
             order = np.argsort(-np.abs(c), kind="stable")
             shares = c / total_abs if total_abs > 0 else np.zeros_like(c)
-            named = [j for j in order if c[j] > 0][:WHY_TOP] or list(order[:1])
-            why.append(", ".join(f"{self._short(rated[j])} [{values[j]:g}] {100 * shares[j]:.0f}%" for j in named))
+            why.append(why_text([(self._short(rated[j]), float(values[j]), bool(above[j]), float(c[j]), float(shares[j]))
+                                 for j in order]))
             if explain:
                 base = self.model.mu + float(self.model.movie_bias[m])
+                pop = (f" {float(population[row]):+.2f} (a typical user who rated these movies)" if self.model.calibrated
+                       else "")
                 lines = [
-                    f"baseline mu + movie bias = {self.model.mu:.2f} {float(self.model.movie_bias[m]):+.2f} = {base:.2f}; "
+                    f"baseline mu + movie bias{' + population' if pop else ''} = {self.model.mu:.2f} "
+                    f"{float(self.model.movie_bias[m]):+.2f}{pop} = {base + float(population[row]):.2f}; "
                     f"from your ratings {float(c.sum()):+.2f} (user bias and taste together)"
                 ]
                 for j in order[:EXPLAIN_TOP]:
                     lines.append(
-                        f"{100 * shares[j]:+5.0f}%  {c[j]:+.3f}  {self.titles_list[rated[j]]} (rated {values[j]:g})"
+                        f"{100 * shares[j]:+5.0f}%  {c[j]:+.3f}  {_reason(bool(above[j]), float(c[j]))} "
+                        f"{self.titles_list[rated[j]]} (rated {values[j]:g})"
                     )
                 if len(order) > EXPLAIN_TOP:
                     rest = c[order[EXPLAIN_TOP:]]
@@ -359,7 +379,9 @@ class Recommender:
         if explain:
             notes.append(
                 "explanation: the folded-in user (bias, factors) is linear in the ratings, so each rated movie j "
-                "adds (r_j - mu - b_j) [1,q_j]^T A^-1 [1,q_i] to movie i's score; shares are of the sum of |contributions|"
+                "adds (r_j - mu - b_j) [1,q_j]^T A^-1 [1,q_i] to movie i's score; shares are of the sum of |contributions|; "
+                "'like' = rated above the movie's average and pushing this film up, 'unlike' = rated below it and "
+                "pushing this film up (a dislike), 'despite' = pushing it down"
             )
         return why, details, notes
 
@@ -367,19 +389,20 @@ class Recommender:
         """Long table of every rated movie's exact contribution to each target movie's score.
 
         Columns: movieId, title, rated_movieId, rated_title, rating, contribution, share (signed,
-        of the sum of |contributions| for that target), baseline (mu + b_i), score.
+        of the sum of |contributions| for that target), baseline (mu + b_i, plus the population prior's
+        part for a calibrated run), score (baseline + the contributions).
         """
         import polars as pl
 
         targets = np.asarray(list(targets), np.int64)
         rated = np.array([m for m, _ in ratings], np.int32)
         values = np.array([r for _, r in ratings], np.float32)
-        contrib, _ = explain_contributions(self.model, rated, values, targets)
+        contrib, _, population = explain_contributions(self.model, rated, values, targets)
         rows = []
         for t, m in enumerate(targets):
             c = contrib[t]
             total = float(np.abs(c).sum()) or 1.0
-            base = self.model.mu + float(self.model.movie_bias[m])
+            base = self.model.mu + float(self.model.movie_bias[m]) + float(population[t])
             for j in np.argsort(-np.abs(c), kind="stable"):
                 rows.append((int(self.movie_id_array[m]), self.titles_list[m], int(self.movie_id_array[rated[j]]),
                              self.titles_list[rated[j]], float(values[j]), float(c[j]), float(c[j]) / total,
@@ -393,30 +416,119 @@ class Recommender:
         t = split_year(self.titles_list[m])[0] or self.titles_list[m]
         return t if len(t) <= width else t[: width - 1] + "…"
 
+    def dislike_lift(self, ratings: Sequence[tuple[int, float]]) -> np.ndarray:
+        """How much a made-up user's dislikes (ratings below the movie's average) lift each movie's score:
+        the sum of their positive exact contributions, (n_movies,) float64 (zeros without dislikes)."""
+        rated = np.array([m for m, _ in ratings], np.int64)
+        values = np.array([r for _, r in ratings], np.float64)
+        below = values < self.model.mu + self.model.movie_bias[rated].astype(np.float64) if len(rated) else np.zeros(0, bool)
+        if not below.any():
+            return np.zeros(self.model.n_movies)
+        _, parts, _ = explain_contributions(self.model, rated, values, np.zeros(0, np.int64))
+        design = np.concatenate([np.ones((self.model.n_movies, 1)),
+                                 np.asarray(self.model.effective_movie_factors, np.float64)], axis=1)
+        contrib = design @ parts[below].T  # (n_movies, #dislikes)
+        return np.maximum(contrib, 0.0).sum(axis=1)
+
+    def made_up_scores(self, ratings: Sequence[tuple[int, float]], dislikes: str = DEFAULTS.dislikes
+                       ) -> tuple[UserVector, np.ndarray, np.ndarray]:
+        """(folded-in user, score of every movie, what the list is ranked by) for a made-up user.
+
+        ``dislikes="score"`` ranks by the score; ``"down-only"`` by the score less ``dislike_lift``.
+        """
+        if dislikes not in DISLIKES:
+            raise DataError(f"--dislikes must be one of {', '.join(DISLIKES)}, not {dislikes!r}")
+        vec = self.fold_in(ratings)
+        pred = self.model.score_movies(vec.bias, vec.vector)
+        if dislikes == "score" or not ratings:
+            return vec, pred, pred
+        return vec, pred, (pred - self.dislike_lift(ratings)).astype(np.float32)
+
     def recommend(
         self,
         ratings: Sequence[tuple[int, float]],
         n: int = DEFAULTS.top,
         filters: Filters | None = None,
         explain: bool = False,
+        dislikes: str = DEFAULTS.dislikes,
     ) -> Result:
-        """Top-n for a made-up user given (movie index, rating) pairs; the rated movies never come back."""
+        """Top-n for a made-up user given (movie index, rating) pairs; the rated movies never come back.
+        ``dislikes``: see ``made_up_scores`` (the score column always holds the model's score)."""
         n = _check_n(n)
-        vec = self.fold_in(ratings)
-        pred = self.model.score_movies(vec.bias, vec.vector)
+        vec, pred, rank_by = self.made_up_scores(ratings, dislikes)
         mask = self.filter_mask(filters)
-        recs, scores = self._top(pred, n, np.array([m for m, _ in ratings], np.int32), mask)
+        recs, _ = self._top(rank_by, n, np.array([m for m, _ in ratings], np.int32), mask)
+        scores = pred[recs]
         why, details, notes = self._explained(ratings, recs, explain)
         head = [
             f"made-up user with {len(ratings)} rating{'s' if len(ratings) != 1 else ''} folded into run {self.run_name} "
             f"({self.fold_in_note()}; user bias {vec.bias:+.2f}); the rated movies are excluded",
         ]
+        if self.model.config.get("rating_map"):
+            head.append("predicted_rating: the run's fitted map of score onto the rating scale (expected rating at "
+                        "that score, strictly increasing), not the score clipped")
+        if dislikes == "down-only" and ratings:
+            head.append("ranked with --dislikes down-only: a disliked movie can pull a film down but not lift it up")
         if filters and filters.describe():
             head.append(f"filter: {filters.describe()}")
         if not ratings:
             head[0] = "no ratings given: the list is the model's baseline (mu + movie bias)"
         table = self._table(recs, self._clip(scores), scores, why)
         return Result(table, head + notes, details, label="made-up-user")
+
+    # -- the ranker protocol (--rank-by): any run that scores every movie for a made-up or existing user
+    def score_made_up(self, ratings: Sequence[tuple[int, float]]) -> np.ndarray:
+        """Every movie's score for a made-up user (what this run ranks a list by)."""
+        return self.made_up_scores(ratings)[2]
+
+    def score_user(self, u: int) -> np.ndarray:
+        """Every movie's score for an existing user (index ``u``) from their trained vector."""
+        return self.model.score_movies(float(self.model.user_bias[u]), self.model.user_factors[u])
+
+    def reasons(self, ratings: Sequence[tuple[int, float]], movies: np.ndarray) -> list[str]:
+        """The "why" cells of ``movies`` for a user with these ratings."""
+        return self._explained(ratings, np.asarray(movies, np.int64), False)[0]
+
+    @property
+    def movie_ids(self) -> np.ndarray:
+        """The original movieId of every movie index (the ranker protocol's check that two runs agree)."""
+        return self.movie_id_array
+
+    def describe_ranker(self) -> str:
+        return f"run {self.run_name} ({self.kind}: its predicted rating before clipping)"
+
+    def recommend_ranked_by(self, ranker, ratings: Sequence[tuple[int, float]] | None = None, user_id=None,
+                            n: int = DEFAULTS.top, filters: Filters | None = None, exclude: str = DEFAULTS.exclude
+                            ) -> Result:
+        """Top-n ranked by another run (``ranker``: any object with ``score_made_up``, ``score_user``,
+        ``reasons``, ``describe_ranker`` and ``movie_ids``, see ``mfrec.inference.rankers``), with this
+        run's predicted ratings; a made-up user (``ratings``) or an existing one (``user_id``)."""
+        n = _check_n(n)
+        if not np.array_equal(np.asarray(ranker.movie_ids), self.movie_id_array):
+            raise ModelError(f"{ranker.describe_ranker()} scores other movies than run {self.run_name}: "
+                             "rank and predict with runs on one dataset")
+        if user_id is not None:
+            u = self.user(user_id)
+            seen, _ = self._seen(u, exclude)
+            ratings = self._train_row(u)
+            ranked = ranker.score_user(u)
+            mine = self.score_user(u)
+            who = f"user {user_id}"
+        else:
+            ratings = list(ratings or [])
+            seen = np.array([m for m, _ in ratings], np.int32)
+            ranked = ranker.score_made_up(ratings)
+            mine = self.made_up_scores(ratings)[1]
+            who = f"made-up user with {len(ratings)} rating{'s' if len(ratings) != 1 else ''}"
+        recs, rank_scores = self._top(np.asarray(ranked, np.float32), n, seen, self.filter_mask(filters))
+        why = ranker.reasons(ratings, recs)
+        head = [f"{who}: ranked by {ranker.describe_ranker()}; predicted_rating from run {self.run_name} "
+                f"({self.kind}{', calibrated fold-in' if user_id is None and self.model.calibrated else ''})",
+                "their rated movies are excluded" if user_id is None else f"excluded the {len(seen)} movies they rated"]
+        if filters and filters.describe():
+            head.append(f"filter: {filters.describe()}")
+        table = self._table(recs, self._clip(mine[recs]), rank_scores, why, ranked_by="rank_score")
+        return Result(table, head, {}, label="made-up-user" if user_id is None else f"user-{user_id}")
 
     def recommend_user(
         self,
@@ -467,7 +579,7 @@ class Recommender:
         seen = np.unique(np.concatenate([self._seen(u, exclude)[0] for u in users]))
         recs, scores = self._top(group, n, seen, self.filter_mask(filters))
         why = [
-            " · ".join(f"user {i} {float(self._clip(preds[k, m])):.2f}" for k, i in enumerate(ids)) for m in recs
+            " · ".join(f"user {i} {self._shown(preds[k, m])}" for k, i in enumerate(ids)) for m in recs
         ]
         head = [
             f"group of {len(ids)} users ({', '.join(ids)}) from run {self.run_name}",
@@ -566,6 +678,28 @@ class Recommender:
             counts[name] = int(hi - lo)
         seen = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int32)
         return seen, counts
+
+
+def _reason(above: bool, contribution: float) -> str:
+    """The word for one rating's part in a film's score: it must say what the number does."""
+    if contribution < 0:
+        return "despite"
+    return "like" if above else "unlike"
+
+
+def why_text(items: Sequence[tuple[str, float, bool, float, float]]) -> str:
+    """The "why" cell from (title, rating, rated above the movie's average, contribution, share) pairs,
+    largest |contribution| first.
+
+    Names up to ``WHY_TOP`` ratings that push the film up: "like X" for one rated above the movie's
+    average, "unlike X" for one rated below it (a dislike that points away from films like this one,
+    so the word says so). When no rating pushes the film up, the largest one that pulls it down is
+    named with "despite" (the film is there on its baseline). Shares are signed, of the sum of
+    |contributions|.
+    """
+    up = [it for it in items if it[3] > 0][:WHY_TOP]
+    named = up or list(items[:1])
+    return ", ".join(f"{_reason(above, c)} {title} [{r:g}] {100 * share:+.0f}%" for title, r, above, c, share in named)
 
 
 def _a(word: str) -> str:

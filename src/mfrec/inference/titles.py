@@ -179,6 +179,41 @@ class TitleIndex:
             raise UnknownIdError(f"no movie has id {text} and no title matches {text!r}")
         raise UnknownIdError(self._unknown_message(text, *readings[-1]))
 
+    def close_candidates(self, query: str | int, chosen: int, limit: int = 3) -> list[int]:
+        """Other movies a query could have meant (closest titles first, duplicates of ``chosen`` left out):
+        what to mention when a title was matched partially, so "monty python" says which Monty Python
+        film it took and which others there are."""
+        body, year = split_year(str(query).strip(), bare=True)
+        qkey = key(body) or key(str(query))
+        if not qkey:
+            return []
+        same = (self.titles[chosen].strip(), self.years[chosen])
+        found = list(dict.fromkeys(self._partial(qkey) + [i for k in self._closest_keys(qkey, 2 * limit + 2)
+                                                          for i in self._by_key[k]]))
+        words = qkey.split()
+
+        def shares_a_word(i: int) -> bool:  # "pythons" shares "python"; "Money Train" shares nothing with it
+            return any(w.startswith(q) or q.startswith(w) for k in self._keys[i] for w in k.split() for q in words
+                       if min(len(w), len(q)) >= 3)
+
+        others = [i for i in found if i != chosen and (self.titles[i].strip(), self.years[i]) != same
+                  and (year is None or self.years[i] == year) and shares_a_word(i)]
+        return others[:limit]
+
+    def match_note(self, query: str | int, match: Match) -> str:
+        """One line saying what a query matched: the resolved title, and when the match was not exact
+        (a partial title, a duplicate entry), the other close candidates."""
+        text = str(query).strip()
+        said = f"{text!r} -> {self.describe(match.movie)}"
+        if match.how in ("id", "exact"):
+            return said
+        if match.how == "duplicate":
+            return said + " (listed twice in the catalogue; took the entry with more ratings)"
+        others = self.close_candidates(text, match.movie)
+        if not others:
+            return said + " (partial title; no other title is close)"
+        return said + " (partial title; also close: " + "; ".join(self.describe(i) for i in others) + ")"
+
     def search(self, query: str, limit: int = 10) -> list[int]:
         """Movies whose title contains the query's words (best first), for an interactive search."""
         body, year = split_year(str(query))

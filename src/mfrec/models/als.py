@@ -20,7 +20,7 @@ import numpy as np
 from mfrec.callbacks import EarlyStopping, EpochReport, Step, emit
 from mfrec.errors import ModelError
 from mfrec.models.config import ALSConfig
-from mfrec.models.factor import FactorModel
+from mfrec.models.factor import PRIOR_MAX_USERS, FactorModel, FoldInSettings, fit_rating_map, population_prior
 
 EXPLODED = 1e6  # |factor| above this means the fit diverged
 
@@ -94,7 +94,7 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
     and every row's solve is independent of thread scheduling.
     """
     from mfrec.kernels.als import genre_part, genre_sets, solve_genre_factors, solve_rows
-    from mfrec.kernels.predict import error_sums
+    from mfrec.kernels.predict import error_sums, predict
 
     if config.model == "ials":
         raise ModelError("the ials model has its own fit loop: mfrec.models.ials.fit (or mfrec.train)")
@@ -195,8 +195,25 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
             "train_seconds": time.perf_counter() - t_start,
             "numba_threads": n_threads,
         })
+        # the fold-in's population prior (calibrated made-up users; mfrec.models.factor), noise = kept epoch's train RMSE
+        kept_rmse = next(h.train_rmse for h in history if h.epoch == best_epoch)
+        settings = FoldInSettings(config.reg, config.reg_bias, config.weighted_reg, config.reg_exponent)
+        effective = Q + genre_part(gcsr.indptr, gcsr.indices, Y) if genre else Q  # of the kept epoch
+        prior = (None, None)
+        if kept_rmse is not None and kept_rmse > 0:  # a perfect fit leaves no noise to weigh a prior by
+            prior = population_prior(ucsr.indptr, ucsr.indices, effective, bu, P, settings, kept_rmse ** 2)
+            meta["fold_in_prior"] = {"noise_variance": kept_rmse ** 2, "users": min(nu, PRIOR_MAX_USERS)}
+        else:
+            say("no fold-in prior: the training ratings are fitted exactly; made-up users get the plain half-step")
+        # the map from score to a predicted rating inside the scale, on ratings the kept model did not fit
+        held = val if val is not None and len(val) else train
+        if len(held) >= 2 and float(np.ptp(held.rating)) > 0:
+            scores = predict(held.user, held.movie, mu, bu, bi, P, effective, None)
+            meta["rating_map"] = {**fit_rating_map(scores, held.rating, scale),
+                                  "fitted_on": "val" if held is val else "train"}
         model = FactorModel(mu, bu, bi, P, Q, Y, gcsr.indptr if genre else None, gcsr.indices if genre else None,
-                            dataset.user_ids.ids, dataset.movie_ids.ids, config={**config.to_dict(), **meta})
+                            dataset.user_ids.ids, dataset.movie_ids.ids, config={**config.to_dict(), **meta},
+                            prior_mean=prior[0], prior_precision=prior[1])
         model.history = history
         return model
     finally:

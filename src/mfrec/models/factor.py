@@ -18,9 +18,31 @@ an ALS config without ``reg_exponent`` was trained with the classic ALS-WR expon
 **Fold-in** (:meth:`FactorModel.fold_in`): a user the model was not trained on gets the model's own
 ALS user half-step (``mfrec.kernels.als.solve_rows``) on a CSR of their ratings against the fixed
 movie side, with the penalties of :attr:`FactorModel.fold_in_settings`; an ials model (kind "ials",
-implicit feedback: mu and biases 0, no rating scale) gets the implicit user half-step
+implicit feedback: mu and biases 0, no rating scale, no prior) gets the implicit user half-step
 (``mfrec.kernels.ials``) on the confidences of the ratings. Always the exact Cholesky solve: a
 CG-trained run approximates the same problem with warm starts a new user lacks.
+
+**Calibrated fold-in (empirical Bayes).** Three or four ratings cannot pin down a (k+1)-dimensional
+user: the plain half-step fits them almost exactly and pushes neighbouring movies past the top of
+the scale. A run that stores a *population prior* (``prior_mean`` m, ``prior_precision`` P, written by
+:func:`population_prior` at the end of ALS training) adds it to the half-step::
+
+    (X^T X + D_n + P) z = X^T t + P m,    z = [b_u, p_u],   D_n = diag(reg_bias, lam_n, ..., lam_n)
+
+``P = sigma^2 S^-1`` where ``S`` is the spread of the training users: the covariance of their trained
+``z_u`` plus their mean posterior covariance ``sigma^2 (X_u^T X_u + D_n_u)^-1`` (the law of total
+variance, so the shrinkage already in each ``z_u`` is not counted twice) and ``sigma^2`` the training
+RMSE squared. ``P`` stays fixed while ``X^T X + D_n`` grows with n, so a long history gives the
+training user step (to O(1/n)), and a short one stays near the population mean ``m``. Files without
+the prior (older runs, exported neural factors) fold in with the plain half-step.
+
+**Predicted ratings on the scale** (:meth:`FactorModel.rating`). A score is linear: a generous user's
+score for a much-liked film can pass the top of the scale, and clipping would show every such film
+as the same 5.00. An ALS run therefore also fits, on its validation ratings (training ratings when it
+has none), the monotone map ``lo + (hi - lo) * sigmoid(a + b * score)`` by least squares
+(``config["rating_map"]``): the expected rating at a score, strictly increasing, so the list's order
+is the scores' and different scores read as different ratings, always inside the scale. Runs without
+the map clip.
 """
 
 from __future__ import annotations
@@ -45,6 +67,8 @@ ARRAY_KEYS = (
     "genre_indices", "user_ids", "movie_ids",
 )
 NPZ_KEYS = ARRAY_KEYS + ("config_json",)  # every file has these; format_version from version 1 on
+PRIOR_KEYS = ("prior_mean", "prior_precision")  # optional: the fold-in's population prior (calibrated runs)
+PRIOR_MAX_USERS = 2000  # training users whose posterior covariance estimates the population spread
 FACTOR_FILES = ("model.npz", "factors.npz")  # ALS runs, neural runs that export factors
 LEGACY_REG_EXPONENT = 1.0  # ALS runs saved before reg_exponent existed used classic ALS-WR
 NO_BIAS_PENALTY = 1e6  # holds a folded-in user's bias at zero for a model without user biases
@@ -62,6 +86,64 @@ class FoldInSettings:
     def kwargs(self) -> dict[str, Any]:
         return {"reg": self.reg, "reg_bias": self.reg_bias, "weighted": self.weighted,
                 "reg_exponent": self.reg_exponent}
+
+    def penalty(self, n: int, k: int) -> np.ndarray:
+        """The diagonal ``D_n`` of a row with n ratings: (reg_bias, lam_n, ..., lam_n), float64."""
+        lam = self.reg * float(n) ** self.reg_exponent if self.weighted else self.reg
+        return np.array([self.reg_bias] + [lam] * k, np.float64)
+
+
+def _design(effective_movie_factors: np.ndarray, movies: np.ndarray) -> np.ndarray:
+    """Rows ``[1, e_j]`` of the rated movies, float64."""
+    e = np.asarray(effective_movie_factors, np.float64)[movies]
+    return np.concatenate([np.ones((len(movies), 1)), e], axis=1)
+
+
+def fit_rating_map(scores, ratings, scale: tuple[float, float]) -> dict[str, float]:
+    """``{"a", "b", "rmse", "clipped_rmse", "n"}`` of the map ``lo + (hi - lo) * sigmoid(a + b * score)``
+    fitted to (score, rating) pairs by least squares, started from the map closest to the identity."""
+    from scipy.optimize import least_squares
+
+    s = np.asarray(scores, np.float64)
+    r = np.asarray(ratings, np.float64)
+    lo, hi = float(scale[0]), float(scale[1])
+    if len(s) < 2 or hi <= lo:
+        raise ModelError(f"a rating map needs at least 2 ratings and a scale lo < hi, got {len(s)} and {scale}")
+    b0 = 4.0 / (hi - lo)  # slope 1 at the middle of the scale
+
+    def resid(ab):
+        return lo + (hi - lo) / (1.0 + np.exp(-(ab[0] + ab[1] * s))) - r
+
+    fit = least_squares(resid, [-b0 * (lo + hi) / 2, b0], bounds=([-np.inf, 1e-6], [np.inf, np.inf]))
+    a, b = (float(x) for x in fit.x)
+    return {"a": a, "b": b, "rmse": float(np.sqrt(np.mean(resid(fit.x) ** 2))),
+            "clipped_rmse": float(np.sqrt(np.mean((np.clip(s, lo, hi) - r) ** 2))), "n": int(len(s))}
+
+
+def population_prior(indptr, indices, effective_movie_factors, user_bias, user_factors, settings: FoldInSettings,
+                     noise_variance: float, max_users: int = PRIOR_MAX_USERS) -> tuple[np.ndarray, np.ndarray]:
+    """The fold-in's Gaussian prior on ``z = [b_u, p_u]`` from the trained users: ``(mean, precision)``.
+
+    ``mean`` is the training users' mean ``z_u``; ``precision = noise_variance * S^-1`` with
+    ``S = Cov(z_u) + noise_variance * mean_u (X_u^T X_u + D_n_u)^-1`` over up to ``max_users`` users
+    spread evenly through the index (their rows of the user CSR ``indptr, indices``).
+    """
+    z = np.concatenate([np.asarray(user_bias, np.float64)[:, None], np.asarray(user_factors, np.float64)], axis=1)
+    n_users, d = z.shape
+    if n_users == 0 or not (noise_variance > 0) or not np.isfinite(noise_variance):
+        raise ModelError(f"a population prior needs trained users and a positive noise variance, got {n_users} "
+                         f"users and {noise_variance}")
+    mean = z.mean(axis=0)
+    spread = np.cov(z, rowvar=False, bias=True).reshape(d, d)
+    users = np.unique(np.linspace(0, n_users - 1, min(n_users, max_users)).round().astype(np.int64))
+    indptr = np.asarray(indptr, np.int64)
+    posterior = np.zeros((d, d))
+    for u in users:
+        x = _design(effective_movie_factors, np.asarray(indices[indptr[u]:indptr[u + 1]], np.int64))
+        posterior += np.linalg.inv(x.T @ x + np.diag(settings.penalty(len(x), d - 1)))
+    spread += noise_variance * posterior / len(users)
+    precision = noise_variance * np.linalg.inv(spread)
+    return mean, (precision + precision.T) / 2
 
 
 def _readonly(a, dtype, ndim: int, name: str, where: str) -> np.ndarray:
@@ -93,7 +175,8 @@ class FactorModel:
 
     def __init__(self, mu, user_bias, movie_bias, user_factors, movie_factors, genre_factors=None,
                  genre_indptr=None, genre_indices=None, user_ids=None, movie_ids=None,
-                 config: dict[str, Any] | None = None, path: str | os.PathLike | None = None):
+                 config: dict[str, Any] | None = None, path: str | os.PathLike | None = None,
+                 prior_mean=None, prior_precision=None):
         self.path = Path(path) if path is not None else None
         where = str(self.path or "the model")
         self.mu = float(np.float32(mu))  # stored as float32, so a loaded model predicts bit-exactly the same
@@ -129,6 +212,17 @@ class FactorModel:
                 raise ModelError(f"{where}: {name} holds NaN or infinite values")
         if not np.isfinite(self.mu):
             raise ModelError(f"{where}: mu is {self.mu}")
+        if (prior_mean is None) != (prior_precision is None):
+            raise ModelError(f"{where} has only one of prior_mean and prior_precision: it needs both or neither")
+        self.prior_mean = self.prior_precision = None
+        if prior_mean is not None:
+            self.prior_mean = _readonly(prior_mean, np.float64, 1, "prior_mean", where)
+            self.prior_precision = _readonly(prior_precision, np.float64, 2, "prior_precision", where)
+            if self.prior_mean.shape != (k + 1,) or self.prior_precision.shape != (k + 1, k + 1):
+                raise ModelError(f"{where}: the fold-in prior has shape {self.prior_mean.shape} / "
+                                 f"{self.prior_precision.shape}, expected ({k + 1},) / ({k + 1}, {k + 1})")
+            if not (np.all(np.isfinite(self.prior_mean)) and np.all(np.isfinite(self.prior_precision))):
+                raise ModelError(f"{where}: the fold-in prior holds NaN or infinite values")
         eff = self.movie_factors.copy()
         if has_genres and k:
             from mfrec.kernels.als import genre_part
@@ -217,6 +311,18 @@ class FactorModel:
         return predict(users, movies, self.mu, self.user_bias, self.movie_bias, self.user_factors,
                        self.effective_movie_factors, self.rating_scale if clip else None)
 
+    def rating(self, scores) -> np.ndarray:
+        """Predicted ratings shown for scores: the run's fitted map onto the scale (module docstring),
+        else the scores clipped to the scale (unchanged without a scale)."""
+        x = np.asarray(scores, np.float64)
+        fit, scale = self.config.get("rating_map"), self.rating_scale
+        if scale is None:
+            return x
+        if not fit:
+            return np.clip(x, *scale)
+        lo, hi = scale
+        return lo + (hi - lo) / (1.0 + np.exp(-(float(fit["a"]) + float(fit["b"]) * x)))
+
     def evaluate(self, split, clip: bool = True) -> dict[str, float]:
         """RMSE and MAE on a ``Split`` (or any object with user, movie, rating arrays)."""
         from mfrec.kernels.predict import error_sums
@@ -244,12 +350,18 @@ class FactorModel:
              else np.zeros((len(u), self.n_movies), np.float32))
         return (s + self.user_bias[u, None] + self.movie_bias[None, :] + np.float32(self.mu)).astype(np.float32)
 
-    def fold_in(self, indptr, indices, values, times=None) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def calibrated(self) -> bool:
+        """Whether a folded-in user is shrunk towards the training users (the model has a population prior)."""
+        return self.prior_mean is not None
+
+    def fold_in(self, indptr, indices, values, prior: bool = True, times=None) -> tuple[np.ndarray, np.ndarray]:
         """Bias (n_rows,) and factors (n_rows, k) of users given as a CSR of (movie index, rating).
 
-        The model's ALS user half-step on these rows, exact; the model is not modified. ``times``
-        (ials only, optional): each rating's timestamp, so that its confidence gets the recency the
-        model was trained with; without them every rating counts as current.
+        The model's ALS user half-step on these rows, exact, plus the population prior when the model
+        has one and ``prior`` (the module docstring); the model is not modified. ``times`` (ials only,
+        optional): each rating's timestamp, so that its confidence gets the recency the model was
+        trained with; without them every rating counts as current.
         """
         indptr = np.asarray(indptr, np.int64)
         indices = np.asarray(indices, np.int32)
@@ -264,6 +376,8 @@ class FactorModel:
                 raise DataError(f"user row {r} rates a movie twice: give each movie once")
         if self.implicit:
             return np.zeros(len(indptr) - 1, np.float32), self._fold_in_implicit(indptr, indices, values, times)
+        if prior and self.calibrated:
+            return self._fold_in_with_prior(indptr, indices, values)
         from mfrec.kernels.als import solve_rows
 
         with _threads_for(len(indptr) - 1):
@@ -287,7 +401,28 @@ class FactorModel:
                                        alpha0=c.unobserved_weight, nu=c.reg_exponent, solver="cholesky",
                                        what="new user")
 
-    def fold_in_user(self, movies, ratings, times=None) -> tuple[float, np.ndarray]:
+    def fold_in_system(self, movies, prior: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(A, X, prior_rhs)`` of one user's fold-in over these movie indices, float64: the user solves
+        ``A z = X^T t + prior_rhs`` with ``t`` the residuals ``r - mu - b_j`` (``prior_rhs = P m``, or zeros)."""
+        x = _design(self.effective_movie_factors, np.asarray(movies, np.int64))
+        a = x.T @ x + np.diag(self.fold_in_settings.penalty(len(x), self.k))
+        rhs = np.zeros(self.k + 1)
+        if prior and self.calibrated:
+            a = a + self.prior_precision
+            rhs = self.prior_precision @ self.prior_mean
+        return a, x, rhs
+
+    def _fold_in_with_prior(self, indptr, indices, values) -> tuple[np.ndarray, np.ndarray]:
+        n_rows = len(indptr) - 1
+        out = np.zeros((n_rows, self.k + 1), np.float64)
+        for r in range(n_rows):
+            movies = indices[indptr[r]:indptr[r + 1]]
+            a, x, rhs = self.fold_in_system(movies)
+            t = values[indptr[r]:indptr[r + 1]].astype(np.float64) - self.mu - self.movie_bias[movies].astype(np.float64)
+            out[r] = np.linalg.solve(a, x.T @ t + rhs)
+        return out[:, 0].astype(np.float32), np.ascontiguousarray(out[:, 1:], np.float32)
+
+    def fold_in_user(self, movies, ratings, prior: bool = True, times=None) -> tuple[float, np.ndarray]:
         """One new user's (bias, factors) from their (movie index, rating) pairs (``times``: see ``fold_in``)."""
         movies = np.asarray(movies, np.int32)
         ratings = np.asarray(ratings, np.float32)
@@ -295,14 +430,16 @@ class FactorModel:
             raise DataError("movies and ratings must be 1-d arrays of one length")
         if times is not None and np.shape(times) != movies.shape:
             raise DataError("times must have one timestamp per rating")
-        bias, factors = self.fold_in(np.array([0, len(movies)], np.int64), movies, ratings, times)
+        bias, factors = self.fold_in(np.array([0, len(movies)], np.int64), movies, ratings, prior=prior, times=times)
         return float(bias[0]), factors[0]
 
     # -- persistence ----------------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
         """What the model file holds, as NumPy arrays (config_json as a 0-d string array)."""
-        out = {key: getattr(self, key) for key in ARRAY_KEYS if key != "mu"}
+        out: dict[str, np.ndarray] = {key: getattr(self, key) for key in ARRAY_KEYS if key != "mu"}
         out["mu"] = np.asarray(self.mu, np.float32)
+        if self.calibrated:
+            out["prior_mean"], out["prior_precision"] = self.prior_mean, self.prior_precision
         out["config_json"] = np.asarray(json.dumps(self.config))
         out["format_version"] = np.asarray(FORMAT_VERSION, np.int64)
         return out
@@ -333,7 +470,7 @@ class FactorModel:
                 missing = [key for key in NPZ_KEYS if key not in files]
                 if missing:
                     raise ModelError(f"{path} is not an mfrec model file: it lacks {', '.join(missing)}")
-                a = {key: z[key] for key in NPZ_KEYS}
+                a = {key: z[key] for key in NPZ_KEYS + PRIOR_KEYS if key in files}
                 version = int(z["format_version"]) if "format_version" in files else 0
         except (OSError, ValueError, EOFError, OverflowError, IndexError, KeyError, NotImplementedError,
                 RuntimeError, struct.error, zipfile.BadZipFile, zlib.error) as e:  # what zipfile and npy raise
