@@ -106,12 +106,13 @@ def test_explanation_contributions_sum_to_the_score_exactly(exact_model):
     ratings = np.array([5.0, 1.0, 4.0, 3.0], np.float32)
     _, vector = exact_model.fold_in_user(movies, ratings)
     targets = np.arange(exact_model.n_movies)
-    contrib, parts = explain_contributions(exact_model, movies, ratings, targets)
+    contrib, parts, population = explain_contributions(exact_model, movies, ratings, targets)
+    assert not np.any(population)  # no baseline and no prior: the ratings make the whole score
     assert contrib.shape == (len(targets), len(movies))
     np.testing.assert_allclose(parts[:, 1:].sum(axis=0), vector, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(contrib.sum(axis=1), exact_model.movie_factors @ vector, rtol=1e-4, atol=1e-5)
     # a higher rating means a higher confidence, so that movie's share of the user grows
-    _, more = explain_contributions(exact_model, movies, np.array([5.0, 5.0, 4.0, 3.0], np.float32), targets)
+    _, more, _ = explain_contributions(exact_model, movies, np.array([5.0, 5.0, 4.0, 3.0], np.float32), targets)
     assert np.abs(more[1]).sum() > np.abs(parts[1]).sum()
 
 
