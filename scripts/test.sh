@@ -2,7 +2,7 @@
 # Install everything the tests need into .venv (created if missing) and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MFREC_EXTRAS="dev" source scripts/_venv.sh
+MFREC_EXTRAS="dev,dask" source scripts/_venv.sh  # dask: the Dask engine and mfrec tune --engine dask tests
 PY=.venv/bin/python
 # The optional torch extra, CPU build: the neural-baseline tests need it. torch==2.13.0 is the CPU
 # wheel this machine kind keeps on disk; a plain `pip install torch` would pull GBs of CUDA packages.

@@ -27,3 +27,18 @@ def small_dataset(tmp_path_factory, small_raw):
     root = tmp_path_factory.mktemp("Training_data")
     out, _ = prepare(small_raw, SplitSpec("random", 0.2, 0.1, seed=3), name="small", root=root)
     return load(out)
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler():
+    """The address of a LocalCluster (2 worker processes, one thread each, on 127.0.0.1) shared by
+    the whole test session; the tests skip where the dask extra is not installed."""
+    pytest.importorskip("distributed")
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=":0")
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()

@@ -172,3 +172,16 @@ def test_rerun_replaces_only_on_success(tmp_path):
     assert run(tmp_path, "--dataset", "ml-25m", "--source", str(src), "--name", "keep").exit_code == 2
     assert (tmp_path / "Training_data" / "keep" / "manifest.json").read_text() == before
     assert leftovers(tmp_path) == ["keep"]
+
+
+def test_prepare_writes_block_files_for_a_cluster(tmp_path):
+    from mfrec.data.blocks import find_blocks, read_block
+
+    out = CliRunner().invoke(prepare_cmd, ["--users", "80", "--movies", "60", "--ratings", "1500", "--name", "blk",
+                                    "--data-root", str(tmp_path), "--blocks", "3", "--quiet"])
+    assert out.exit_code == 0, out.output
+    ds = load(tmp_path / "blk")
+    folder = find_blocks(ds, 3)
+    assert folder is not None and "blocks" in out.output
+    values = np.concatenate([read_block(folder, "movie", b)["values"] for b in range(3)])
+    np.testing.assert_array_equal(values, np.asarray(ds.train_by_movie.values))

@@ -55,7 +55,13 @@ SMALLER = {("--shape", "ml-25m"): "ml-100k", ("--shape", "ml-32m"): "ml-100k", (
 # neural training examples train for one epoch here (their defaults are 5-15 epochs)
 NEURAL_EPOCHS = ["--epochs", "1"]
 # example text (as written) -> why it is not run
-SKIP: dict[str, str] = {}
+SKIP: dict[str, str] = {
+    "mfrec tune --data demo --model mf --grid factors=16,64 --scheduler tcp://10.0.0.5:8786   # an existing Dask cluster":
+        "needs a Dask cluster",
+    "mfrec tune --data demo --model mf --grid factors=32,64 --scheduler tcp://10.0.0.5:8786": "needs a Dask cluster",
+    "python Main.py --data synth-25m --model mf --engine dask --scheduler tcp://10.0.0.5:8786 --blocks 8":
+        "needs a Dask cluster",
+}
 # what an interactive example reads from its standard input
 INTERACTIVE_INPUT = "search star wars\nadd Star Wars 5\nadd Alien 4\nrecommend\nsimilar Titanic\nexit\n"
 

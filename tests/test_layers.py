@@ -31,6 +31,7 @@ LAYERS = (
     "plots",
     "inference",
     "training",
+    "tuning",
     "cli",
     "__main__",
     "__init__",

@@ -32,21 +32,28 @@ from mfrec.experiments.run import DEFAULT_ROOT, FINGERPRINT, Run, dataset_finger
 from mfrec.models.config import MODELS as ALS_MODELS
 
 NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
+ENGINE_FACTS = ("engine", "dask_workers", "dask_blocks", "bytes_between_workers_per_epoch", "worker_peak_rss_mb")
 RARE_MOVIE_RATINGS = 5  # test movies with fewer training ratings get their own RMSE in the summary
 
 
 @renamed_keywords(root="runs_root")
 def train_run(dataset, model: str, options: dict[str, Any] | None = None, runs_root: str | os.PathLike = DEFAULT_ROOT,
-              name: str | None = None, callback: Callable[[Any], Any] | None = None) -> tuple[Run, dict[str, Any]]:
+              name: str | None = None, callback: Callable[[Any], Any] | None = None,
+              engine: dict[str, Any] | None = None) -> tuple[Run, dict[str, Any]]:
     """Train ``model`` on ``dataset`` into a new run folder under ``runs_root``; returns ``(run, summary)``.
 
     ``options``: for ALS models the ``ALSConfig`` fields (None values take the model's defaults);
-    for neural models their options (see ``mfrec.neural.default_options``).
+    for neural models their options (see ``mfrec.neural.default_options``). ``engine``: None trains
+    on this machine; ``{"engine": "dask", "workers": N | "scheduler": ADDRESS, "blocks": W}`` trains
+    an ALS model on Dask (``mfrec.models.dask_als``), the same run folder plus the engine's facts.
     """
     options = {k: v for k, v in dict(options or {}).items() if v is not None}
     run_name = name or f"{dataset.name}-{model}"
+    engine = {k: v for k, v in dict(engine or {}).items() if v is not None}
+    if engine.get("engine", "local") != "local" and model not in ALS_MODELS:
+        raise MfrecError(f"--engine {engine['engine']} trains {', '.join(ALS_MODELS)}; {model} trains on this machine")
     if model in ALS_MODELS:
-        return _train_als(dataset, model, options, runs_root, run_name, callback)
+        return _train_als(dataset, model, options, runs_root, run_name, callback, engine)
     if model in NEURAL_MODELS:
         return _train_neural(dataset, model, options, runs_root, run_name, callback)
     raise MfrecError(f"unknown model {model!r}; choose one of: {', '.join(ALS_MODELS + NEURAL_MODELS)}")
@@ -59,6 +66,8 @@ def dataset_facts(dataset) -> dict[str, Any]:
     fingerprint = dataset_fingerprint(getattr(dataset, "manifest", None))
     if fingerprint is not None:
         facts[FINGERPRINT] = fingerprint
+    if getattr(dataset, "validation_in_train", False):  # Main.py --train-with-validation
+        facts["trained_on"] = "train+validation"
     return facts
 
 
@@ -84,21 +93,41 @@ def _guarded(run: Run, work: Callable[[], dict[str, Any]], base: dict[str, Any])
         raise
 
 
-def _train_als(dataset, model: str, options: dict[str, Any], root, run_name: str, callback) -> tuple[Run, dict]:
+def _train_als(dataset, model: str, options: dict[str, Any], root, run_name: str, callback,
+               engine: dict[str, Any]) -> tuple[Run, dict]:
     from mfrec.models import make_config
     from mfrec.models.als import fit
 
     config = make_config({"model": model, **options}).validate()
     data = dataset_facts(dataset)
+    dask = engine.get("engine", "local") == "dask"
+    if dask and model == "ials":
+        raise MfrecError("the Dask engine trains the explicit ALS models; train ials without --engine dask")
+    if dask:  # a missing extra or an unreachable scheduler is refused before the run folder exists
+        from mfrec.models.dask_als import dask_client
+
+        client = dask_client(engine.get("workers"), engine.get("scheduler"))
+        data["engine"] = "dask"
     run = Run.create(run_name, root, config={**config.to_dict(), **data},
                      extra_columns=IALS_COLUMNS if model == "ials" else ())
     base = {**data, "model": model, "config": config.to_dict()}
     if model == "ials":
         return run, _guarded(run, lambda: _ials_work(run, dataset, config, base, callback), base)
 
+    def fit_here():
+        if not dask:
+            return fit(dataset, config, callback=recorder(run, callback), log=run.log)
+        from mfrec.models.dask_als import close_client, fit_dask
+
+        try:
+            return fit_dask(dataset, config, client, n_blocks=engine.get("blocks"), callback=recorder(run, callback),
+                            log=run.log)
+        finally:
+            close_client(client)
+
     def work() -> dict[str, Any]:
         t0 = time.perf_counter()
-        fitted = fit(dataset, config, callback=recorder(run, callback), log=run.log)
+        fitted = fit_here()
         train_seconds = time.perf_counter() - t0
         fitted.save(run.model_path)
         draw_figures(run, dataset, model, fitted.best_epoch)
@@ -115,6 +144,7 @@ def _train_als(dataset, model: str, options: dict[str, Any], root, run_name: str
             "numba_threads": fitted.config["numba_threads"],
             "n_train": len(dataset.train),
             "n_val": len(dataset.val) if dataset.val is not None else 0,
+            **{key: fitted.config[key] for key in ENGINE_FACTS if key in fitted.config},
         }
         run.log(f"test RMSE {summary['test_rmse']}, test MAE {summary['test_mae']}, best epoch {fitted.best_epoch}")
         return run.save_summary(summary)

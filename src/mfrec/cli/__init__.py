@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "plot": ("mfrec.cli.plot", "plot", "Figures for a training run."),
     "compare": ("mfrec.cli.compare", "compare", "Compare training runs in one table and one figure."),
     "evaluate": ("mfrec.cli.evaluate", "evaluate", "Evaluate a run under the rating or ranking protocol."),
+    "tune": ("mfrec.cli.tune", "tune", "Search a model's hyperparameters on the validation split."),
 }
 
 

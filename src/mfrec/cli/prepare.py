@@ -29,7 +29,7 @@ SPLITS = ("random", "user-last", "time", "none", "u1", "u2", "u3", "u4", "u5", "
                    "time: a global --cutoff; u1..u5, ua, ub: ml-100k's canonical files; none: all train.")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True, help="Test share (random, time).")
 @click.option("--val-fraction", type=float, default=0.0, show_default=True,
-              help="Validation share (random, time), or with user-last a validation block as large as the test one.")
+              help="Validation share (random, time, and of the .base file for ml-100k u1..ub), or with user-last a validation block as large as the test one.")
 @click.option("--holdout", type=float, default=1.0, show_default=True,
               help="user-last: ratings per user held out (>= 1) or a fraction of each user's ratings (< 1).")
 @click.option("--cutoff", type=float, default=None, help="time: unix timestamp; ratings at or after it are test.")
@@ -55,12 +55,14 @@ SPLITS = ("random", "user-last", "time", "none", "u1", "u2", "u3", "u4", "u5", "
 @click.option("--imdb", "imdb_dir", type=click.Path(), default=None,  # IMDB enrichment (mfrec.data.imdb)
               help="Folder with IMDB's title.basics / title.crew (/ name.basics) TSVs: add runtime, IMDB genres and "
                    "directors through the dataset's links.csv (ml-20m and later).")
+@click.option("--blocks", "n_blocks", type=click.IntRange(1), default=None,
+              help="Also write W user and movie block files (blocks-W/) that Main.py --engine dask --blocks W workers read.")
 @click.option("--analyze", is_flag=True, help="Afterwards, print statistics and write figures (same as `mfrec analyze`).")
 @click.option("--quiet", is_flag=True, help="Only the summary.")
 @friendly_errors
 def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction, holdout, cutoff, seed, name, data_root,
             min_user_ratings, min_movie_ratings, shape, n_ratings, n_users, n_movies, half_stars, write_raw,
-            raw_format, ids_from, analyze, quiet, imdb_dir=None):
+            raw_format, ids_from, analyze, quiet, imdb_dir=None, n_blocks=None):
     """Prepare a dataset into Training_data/<name>/ (--data-root) and print a short summary.
 
     \b
@@ -160,6 +162,11 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
         info = enrich_dataset(out, imdb_dir, *links, progress=say)
         rows.insert(-1, ("IMDB", f"{info['linked']:,} movies linked, {info['with_runtime']:,} with runtime, "
                                  f"{info['with_directors']:,} with directors"))
+    if n_blocks:
+        from mfrec.data import load
+        from mfrec.data.blocks import write_blocks
+
+        rows.insert(-1, ("blocks", str(write_blocks(load(out), n_blocks, progress=say))))
     echo_table(rows, title=f"Prepared {out}")
     if analyze:
         from mfrec.cli.analyze import run_analysis

@@ -54,11 +54,22 @@ DEFAULTS_HELP = (
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Neural models: any other option of the model, e.g. --set min_length=10 --set heads=2 "
                    "(an unknown key lists the model's options).")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="ALS models: train on this machine, or on a Dask cluster (needs pip install -e \".[dask]\").")
+@click.option("--workers", type=int, default=None, help="--engine dask: a LocalCluster of this many worker processes [2].")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT", help="--engine dask: an existing cluster's scheduler.")
+@click.option("--blocks", type=int, default=None, help="--engine dask: user and movie blocks per side [one per worker].")
+@click.option("--train-with-validation/--no-train-with-validation", default=None,
+              help="Train on the training and validation ratings together (no early stopping): the final fit of a "
+                   "tuned model; best.json asks for it.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="A JSON file of the model and its options (mfrec tune's best.json); options given here win.")
 @click.option("--quiet", is_flag=True, help="No progress bar; only the summary.")
 @VERIFY_OPTION
 @friendly_errors
 def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, weighted_reg, reg_exponent, solver, cg_steps, alpha, rating_power, unobserved_weight, seed,
-          threads, patience, name, runs_root, device, lr, batch_size, settings, quiet, verify):
+          threads, patience, name, runs_root, device, lr, batch_size, settings, engine, workers, scheduler, blocks, train_with_validation, config_file,
+          quiet, verify):
     """Train a model on a prepared dataset and write an experiment folder.
 
     \b
@@ -76,6 +87,14 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
     from mfrec.training import train_run
 
     dataset = load(data, data_root=data_root, verify=True if verify else "auto")
+    file_options: dict = {}
+    if config_file:
+        model, file_options = read_config_file(config_file, model, click.get_current_context())
+        with_val = file_options.pop("train_with_validation", None)
+        if train_with_validation is None and with_val:
+            train_with_validation = True
+    if train_with_validation:
+        dataset = dataset.train_with_validation()
     if model in NEURAL_MODELS:
         options = dict(factors=factors, epochs=epochs, reg=reg, seed=seed, threads=threads, patience=patience,
                        device=device, lr=lr, batch_size=batch_size)
@@ -93,9 +112,55 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
                        weighted_reg=weighted_reg, reg_exponent=reg_exponent, solver=solver, cg_steps=cg_steps,
                        seed=seed, threads=threads, patience=patience, alpha=alpha, rating_power=rating_power,
                        unobserved_weight=unobserved_weight)
+    if file_options:  # the file's options, then every option given on the command line over them
+        given = {key for key in options if _given(key)}
+        options = {**options, **{k: v for k, v in file_options.items() if k not in given}}
     with ProgressBar(enabled=not quiet) as bar:
-        run, summary = train_run(dataset, model, options, runs_root=runs_root, name=name, callback=bar)
+        run, summary = train_run(dataset, model, options, runs_root=runs_root, name=name, callback=bar,
+                                 engine=engine_options(engine, workers, scheduler, blocks))
     _print_summary(summary, run)
+
+
+def engine_options(engine: str, workers, scheduler, blocks) -> dict | None:
+    """--engine and its options as train_run's ``engine``; Dask options without --engine dask are refused."""
+    from mfrec.errors import MfrecError
+
+    if scheduler:
+        engine = "dask"
+    if engine != "dask":
+        if workers or blocks:
+            raise MfrecError("--workers and --blocks go with --engine dask")
+        return None
+    if workers is not None and workers < 1 or blocks is not None and blocks < 1:
+        raise MfrecError("--workers and --blocks must be at least 1")
+    return {"engine": "dask", "workers": workers or (None if scheduler else 2), "scheduler": scheduler,
+            "blocks": blocks}
+
+
+def _given(param: str) -> bool:
+    ctx = click.get_current_context()
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def read_config_file(path, model: str, ctx) -> tuple[str, dict]:
+    """The model and options of a ``--config`` JSON file (``{"model": ..., option: value, ...}``;
+    other objects in it, e.g. best.json's "tuned", are ignored). An explicit ``--model`` must agree."""
+    import json
+    from pathlib import Path
+
+    from mfrec.errors import MfrecError
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise MfrecError(f"--config {path} is not a readable JSON file ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+        raise MfrecError(f"--config {path} must be a JSON object with a \"model\" name and its options")
+    if _given("model") and model != data["model"]:
+        raise MfrecError(f"--model {model} disagrees with the model {data['model']!r} of --config {path}")
+    options = {k: v for k, v in data.items() if k != "model" and not isinstance(v, (dict, list))}
+    return data["model"], options
 
 
 def parse_settings(settings, known: dict, model: str) -> dict:

@@ -156,6 +156,11 @@ def prepare(
         if not ok.all() or int((codes == 2).sum()) != pairs.height:
             raise DataError(f"{split.method}.test has ratings that are not in {raw.ratings_file} (or were filtered out)")
         split_info["test_file"] = f"{split.method}.test"
+        if split.val_fraction > 0:  # a validation share of the .base ratings, drawn at random with the seed
+            base = np.flatnonzero(codes == 0)
+            val = np.random.default_rng(split.seed).random(len(base)) < split.val_fraction
+            codes[base[val]] = 1
+            split_info["val_fraction"] = split.val_fraction
     elif split.method == "random":
         codes, split_info = make_split(split, np.zeros(0, np.int32), np.zeros(0, np.int64), n_users, n=n)
     else:

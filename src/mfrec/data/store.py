@@ -212,6 +212,31 @@ class Dataset:
     def split(self, name: str) -> Split | None:
         return self._splits.get(name)
 
+    validation_in_train = False  # True on the copy train_with_validation returns
+
+    def train_with_validation(self) -> "Dataset":
+        """A copy whose training split (and its CSRs) also holds the validation ratings, and that has no
+        validation split: for retraining a tuned model on every rating it may learn from. The test
+        split is untouched. Without a validation split, the dataset itself."""
+        import copy
+
+        from mfrec.kernels.csr import csr_from_rows, transpose_csr
+
+        val = self.val
+        if val is None or len(val) == 0:
+            return self
+        fields = ("user", "movie", "rating", "timestamp")
+        parts = [np.concatenate([np.asarray(getattr(self.train, f)), np.asarray(getattr(val, f))]) for f in fields]
+        order = np.argsort(parts[0], kind="stable")  # by user; a user's training ratings, then validation
+        merged = Split("train", *(p[order] for p in parts))
+        out = copy.copy(self)
+        out._splits = {k: v for k, v in self._splits.items() if k != "val"}
+        out._splits["train"] = merged
+        out.train_by_user = CSR(csr_from_rows(merged.user, self.n_users), merged.movie, merged.rating)
+        out.train_by_movie = CSR(*transpose_csr(merged.user, merged.movie, merged.rating, self.n_movies))
+        out.validation_in_train = True
+        return out
+
     @property
     def genre_matrix(self):
         """The movie x genre incidence as a ``scipy.sparse.csr_matrix`` of float32 ones."""

@@ -206,7 +206,7 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
     return OK
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)  # nogil: a Dask worker keeps talking while it solves
 def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, reg_bias, weighted,
                reg_exponent, solver, cg_steps, work64, work32, bufs, out_factors, out_bias, status):
     n_rows = indptr.shape[0] - 1

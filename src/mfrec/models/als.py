@@ -83,6 +83,25 @@ def _check_finite(epoch: int, **arrays: np.ndarray) -> None:
             raise NonFiniteFactorsError(f"epoch {epoch}: {name} exploded (|value| > {EXPLODED:g}); raise --reg")
 
 
+def report_epoch(epoch: int, train_rmse: float, val_rmse: float | None, test_rmse: float | None, seconds: float,
+                 config: ALSConfig, early: EarlyStopping, callback, say: Callable[[str], None],
+                 label: str) -> tuple[EpochReport, bool]:
+    """Early stopping on validation RMSE (without it, or with patience 0, the last epoch is kept) and
+    the epoch's report, sent to ``callback`` with a ``Step``; returns (report, whether the epoch is a new best)."""
+    validated = val_rmse is not None and config.patience > 0
+    improved = bool(validated and early.update(val_rmse, epoch))
+    best_epoch = early.epoch if validated else epoch
+    stop = early.should_stop(epoch, validated)
+    note = (f"epoch {epoch}: train RMSE {train_rmse:.4f}" + (f", val RMSE {val_rmse:.4f}" if val_rmse is not None else "")
+            + (f", test RMSE {test_rmse:.4f}" if test_rmse is not None else "") + f", {seconds:.2f} s")
+    result = EpochReport(epoch, train_rmse, val_rmse, test_rmse, seconds, best_epoch, stop, note=note)
+    emit(callback, result)
+    emit(callback, Step(1, config.epochs, label, " epochs"))
+    if stop:
+        say(f"early stop: no better validation RMSE for {config.patience} epochs; keeping epoch {best_epoch}")
+    return result, improved
+
+
 def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None,
         log: Callable[[str], None] | None = None) -> FactorModel:
     """Train an ALS model on ``dataset.train``; report every epoch to ``callback``
@@ -170,20 +189,13 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
             train_rmse, val_rmse, test_rmse = rmse(train, effective), rmse(val, effective), rmse(test, effective)
             eval_seconds += time.perf_counter() - t1
 
-            # early stopping on validation RMSE; without it (or with patience 0) the last epoch is kept
-            validated = val_rmse is not None and config.patience > 0
-            if validated and early.update(val_rmse, epoch):
+            result, improved = report_epoch(epoch, train_rmse, val_rmse, test_rmse, seconds, config, early, callback, say,
+                                            f"train {config.model}")
+            if improved:
                 best_arrays = (P.copy(), Q.copy(), Y.copy(), bu.copy(), bi.copy())
-            best_epoch = early.epoch if validated else epoch
-            stop = early.should_stop(epoch, validated)
-            note = (f"epoch {epoch}: train RMSE {train_rmse:.4f}" + (f", val RMSE {val_rmse:.4f}" if val_rmse is not None else "")
-                    + (f", test RMSE {test_rmse:.4f}" if test_rmse is not None else "") + f", {seconds:.2f} s")
-            result = EpochReport(epoch, train_rmse, val_rmse, test_rmse, seconds, best_epoch, stop, note=note)
             history.append(result)
-            emit(callback, result)
-            emit(callback, Step(1, config.epochs, f"train {config.model}", " epochs"))
-            if stop:
-                say(f"early stop: no better validation RMSE for {config.patience} epochs; keeping epoch {best_epoch}")
+            best_epoch = result.best_epoch
+            if result.stop:
                 break
         if best_arrays is not None and best_epoch != history[-1].epoch:
             P, Q, Y, bu, bi = best_arrays
