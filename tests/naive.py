@@ -349,6 +349,8 @@ def naive_implicit_draws(owner_indptr, owner_rows, coef, gram, resid, Z, alpha, 
             h[u] -= coef[u] * gram[u] @ (new - Z[j])
         Z[j] = new
     return Z, h
+
+
 def naive_ease(X, reg):
     """EASE (Steck 2019) from the paper's formula, in float64: P = (X^T X + reg I)^-1,
     B = I - P diagMat(1 / diag(P)), so B[j, i] = -P[j, i] / P[i, i] off the diagonal and 0 on it."""
@@ -359,3 +361,26 @@ def naive_ease(X, reg):
     B = np.eye(X.shape[1]) - P / np.diag(P)[None, :]
     np.fill_diagonal(B, 0.0)
     return B
+
+
+# -- implicit ALS: reference for mfrec.kernels.ials ------------------------------------------------
+def naive_implicit_rows(indptr, indices, conf, fixed, reg, alpha0, nu):
+    """Each row's implicit-ALS factors from the dense weighted ridge problem over *every* column:
+    weight c_j and target 1 on the row's positives, weight alpha0 and target 0 elsewhere, penalty
+    reg * (n_positives + alpha0 * n_cols) ** nu; an empty row gets zeros."""
+    import numpy as np
+
+    Y = np.asarray(fixed, np.float64)
+    n_cols, k = Y.shape
+    out = np.zeros((len(indptr) - 1, k))
+    for r in range(len(indptr) - 1):
+        cols = np.asarray(indices[indptr[r]:indptr[r + 1]])
+        if len(cols) == 0:
+            continue
+        w = np.full(n_cols, alpha0, np.float64)
+        w[cols] = np.asarray(conf[indptr[r]:indptr[r + 1]], np.float64)
+        target = np.zeros(n_cols)
+        target[cols] = 1.0
+        lam = reg * (len(cols) + alpha0 * n_cols) ** nu
+        out[r] = np.linalg.solve((Y.T * w) @ Y + lam * np.eye(k), (Y.T * w) @ target)
+    return out

@@ -207,3 +207,33 @@ class TestEaseContract(ModelContract):
         table = run.recommend(ratings={i: 5.0 for i in ids}, n=50)
         assert table.height > 0 and not set(table["movieId"].to_list()) & set(ids)
         assert "predicted_rating" not in table.columns  # EASE scores are not ratings
+
+
+class TestIalsContract(ModelContract):
+    """ials: mu and biases 0, and its fold-in is the implicit user half-step on the confidences of the
+    ratings (checked against the dense reference over every movie, tests/naive.py)."""
+
+    model = "ials"
+    options = ("--factors", "6")
+
+    def test_fold_in_matches_the_naive_reference(self, run):
+        from naive import naive_implicit_rows
+
+        from mfrec.models.confidence import confidence_of
+
+        ds, model = run.dataset, run.factors
+        csr = ds.train_by_user
+        u = int(np.argmax(np.diff(csr.indptr)))
+        movies, ratings = csr.indices[csr.indptr[u]:csr.indptr[u + 1]], csr.values[csr.indptr[u]:csr.indptr[u + 1]]
+        folded = run.fold_in({int(ds.movie_ids.ids[m]): float(r) for m, r in zip(movies, ratings)})
+        config = json.loads((run.path / "config.json").read_text())
+        want = naive_implicit_rows(np.array([0, len(movies)]), movies, confidence_of(model, ratings),
+                                   model.movie_factors, config["reg"], config["unobserved_weight"],
+                                   config["reg_exponent"])[0]
+        assert folded.bias == 0 and model.mu == 0 and not np.any(model.movie_bias)
+        np.testing.assert_allclose(folded.vector, want, rtol=1e-3, atol=1e-5)
+
+    def test_given_movies_are_never_recommended_back(self, run):
+        ids = [int(x) for x in run.dataset.movie_ids.ids[:5]]
+        table = run.recommend(rate={i: 5.0 for i in ids}, top=50)
+        assert table.height > 0 and not set(table["movieId"].to_list()) & set(ids)

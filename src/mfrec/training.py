@@ -11,6 +11,8 @@ traceback in train.log, status "failed" in summary.json) and is raised again.
 - ALS models (bias, mf, mf-genre): ``mfrec.models.fit``; the model is saved as model.npz.
 - EASE (ease): ``mfrec.models.ease.EaseModel.fit``, one closed-form solve; saved as ease.npz, with
   ranking metrics (val, and test on a user-last split) in the summary instead of RMSEs.
+- ials (implicit feedback): ``mfrec.models.ials.fit`` with a validation-ranking check each epoch
+  (``validation_ranking``); model.npz, metrics.csv with train_loss / val_hit@10 / val_ndcg@10.
 - Neural models (the torch extra): ``mfrec.neural.fit``; they write their own weights (and
   factors.npz where the model is a factor model) into the folder.
 
@@ -106,13 +108,18 @@ def _train_als(dataset, model: str, options: dict[str, Any], root, run_name: str
     config = make_config({"model": model, **options}).validate()
     data = dataset_facts(dataset)
     dask = engine.get("engine", "local") == "dask"
+    if dask and model == "ials":
+        raise MfrecError("the Dask engine trains the explicit ALS models; train ials without --engine dask")
     if dask:  # a missing extra or an unreachable scheduler is refused before the run folder exists
         from mfrec.models.dask_als import dask_client
 
         client = dask_client(engine.get("workers"), engine.get("scheduler"))
         data["engine"] = "dask"
-    run = Run.create(run_name, root, config={**config.to_dict(), **data})
+    run = Run.create(run_name, root, config={**config.to_dict(), **data},
+                     extra_columns=IALS_COLUMNS if model == "ials" else ())
     base = {**data, "model": model, "config": config.to_dict()}
+    if model == "ials":
+        return run, _guarded(run, lambda: _ials_work(run, dataset, config, base, callback), base)
 
     def fit_here():
         if not dask:
@@ -254,6 +261,67 @@ def _train_ease(dataset, options: dict[str, Any], root, run_name: str, callback)
     return run, _guarded(run, work, base)
 
 
+IALS_COLUMNS = ("train_loss", "val_hit@10", "val_ndcg@10")
+VALIDATION_USERS = 5000  # per-epoch validation ranking: at most this many users (a seeded sample)
+
+
+def validation_ranking(dataset, k: int = 10, max_users: int = VALIDATION_USERS, seed: int = 0):
+    """A ``validate(user_factors, movie_factors)`` for the ials fit: Hit@k and NDCG@k of p_u.q_i on the
+    validation split (history = the training movies, all others candidates), or None without one.
+    Up to ``max_users`` users with validation ratings (a seeded sample beyond that), so an epoch's
+    check stays cheap on large data."""
+    import numpy as np
+
+    from mfrec.evaluation.ranking import evaluate_ranking
+    from mfrec.kernels.csr import csr_from_pairs
+
+    val = dataset.val
+    if val is None or len(val) == 0:
+        return None
+    history = csr_from_pairs(np.asarray(dataset.train.user), np.asarray(dataset.train.movie), dataset.n_users)
+    targets = csr_from_pairs(np.asarray(val.user), np.asarray(val.movie), dataset.n_users)
+    users = np.flatnonzero(np.diff(targets[0]) > 0)
+    if len(users) > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    g = dataset.movie_genres
+    genres = (np.asarray(g.indptr), np.asarray(g.indices))
+
+    def validate(P, Q) -> dict[str, float]:
+        res = evaluate_ranking(lambda b: P[b] @ Q.T, dataset.n_movies, users, history, targets, genres,
+                               len(dataset.genres), k=k).as_dict()
+        return {f"val_hit@{k}": res[f"hit@{k}"], f"val_ndcg@{k}": res[f"ndcg@{k}"]}
+
+    return validate
+
+
+def _ials_work(run: Run, dataset, config, base: dict[str, Any], callback) -> dict[str, Any]:
+    """Fit an ials model into ``run`` (validation ranking each epoch), save it, draw its curves and movie
+    map, and write the summary; an implicit model has no RMSE, so the summary holds its validation
+    ranking metrics (``mfrec evaluate --protocol ranking`` adds the test ones)."""
+    from mfrec.models.ials import fit
+
+    t0 = time.perf_counter()
+    fitted = fit(dataset, config, callback=recorder(run, callback), log=run.log, validate=validation_ranking(dataset))
+    train_seconds = time.perf_counter() - t0
+    fitted.save(run.model_path)
+    draw_figures(run, dataset, "ials", fitted.best_epoch, movie_vectors=fitted.movie_factors)
+    best = fitted.history[fitted.best_epoch - 1]
+    summary = {
+        **base,
+        "epochs_run": len(fitted.history),
+        "best_epoch": fitted.best_epoch,
+        "train_rmse": None, "val_rmse": None, "test_rmse": None, "test_mae": None,
+        **{key: best.metrics.get(key) for key in IALS_COLUMNS},
+        "train_seconds": train_seconds,
+        "seconds_per_epoch": fitted.config["seconds_per_epoch"],
+        "numba_threads": fitted.config["numba_threads"],
+        "n_train": len(dataset.train),
+        "n_val": len(dataset.val) if dataset.val is not None else 0,
+    }
+    run.log("best epoch {}: {}".format(fitted.best_epoch, ", ".join(f"{key} {fmt(best.metrics.get(key))}" for key in IALS_COLUMNS)))
+    return run.save_summary(summary)
+
+
 def held_out_errors(model, dataset) -> dict[str, Any]:
     """test_rmse, test_mae and n_test of a rating model, plus the errors on test movies with fewer than
     ``RARE_MOVIE_RATINGS`` training ratings (rare_movies_test_rmse/_mae/_n) when there are any."""
@@ -310,9 +378,10 @@ def _train_neural(dataset, model: str, options: dict[str, Any], root, run_name: 
 EMBEDDING_MAPS = {"genre_stage_movie_embeddings.npy": ("genre_movie_map.png", "stage-1 genre embeddings")}
 
 
-def draw_figures(run: Run, dataset, kind: str, best_epoch: int | None) -> list[Path]:
+def draw_figures(run: Run, dataset, kind: str, best_epoch: int | None, movie_vectors=None) -> list[Path]:
     """The figures a finished training run gets: its curves from metrics.csv (rmse.png, ranking.png,
-    loss.png where it has values), and for exported neural factors (factors.npz) the movie maps.
+    loss.png where it has values), and for exported neural factors (factors.npz) or the given
+    ``movie_vectors`` (an ials run's q_i) the movie map.
     A figure that fails is logged and skipped: it must not fail a finished training run."""
     from mfrec.plots.run import curve_figures, movie_map_figure
 
@@ -320,6 +389,8 @@ def draw_figures(run: Run, dataset, kind: str, best_epoch: int | None) -> list[P
     try:
         written += curve_figures(run.path, run.plots_dir, kind, best_epoch)
         maps: dict[str, tuple[Any, str]] = {}
+        if movie_vectors is not None:
+            maps["movie_map.png"] = (movie_vectors, "q_i")
         if (run.path / "factors.npz").is_file():
             from mfrec.models.factor import FactorModel
 

@@ -149,8 +149,12 @@ def _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_di
     click.echo(f"top {top} for each of {rec.model.n_users:,} users in {seconds:.1f} s "
                f"({rec.model.n_users / max(seconds, 1e-9):,.0f} users/s); movies they rated ({what}) excluded")
     preview = table.head(min(2 * top, table.height))
-    # a list that predicts no rating (ease) shows the column it is ranked by instead
-    shown, head = ("predicted_rating", "rating") if "predicted_rating" in table.columns else (table.columns[-1], "ease")
+    # a list that predicts no rating (ials, ease) shows the column it is ranked by instead
+    if "predicted_rating" in table.columns:
+        shown, head = "predicted_rating", "rating"
+    else:
+        shown = "score" if "score" in table.columns else table.columns[-1]
+        head = "score"
     click.echo(f"{'user':>7}  {'#':>3}  {'title':<44}  {head:>6}")
     for row in preview.iter_rows(named=True):
         title = row["title"] if len(row["title"]) <= 44 else row["title"][:43] + "…"

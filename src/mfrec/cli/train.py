@@ -8,7 +8,7 @@ import click
 
 from mfrec.cli.common import DATA_ROOT_OPTION, RUNS_ROOT_OPTION, VERIFY_OPTION, Command, echo_table, friendly_errors
 
-ALS_MODELS = ("bias", "mf", "mf-genre")
+ALS_MODELS = ("bias", "mf", "mf-genre", "ials")
 NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
 ITEM_MODELS = ("ease",)
 
@@ -49,6 +49,10 @@ DEFAULTS_HELP = (
 @click.option("--solver", type=click.Choice(["cholesky", "cg"]), default=None,
               help="Per-row solver: cholesky (exact) or cg (warm-started conjugate gradient, fast for large k) [cg; bias: cholesky].")
 @click.option("--cg-steps", type=int, default=None, help="Conjugate-gradient steps per row and half-step [3].")
+@click.option("--alpha", type=float, default=None,
+              help="ials: confidence of a rated movie is 1 + alpha * (rating / top rating) ** rating-power (x recency) [8].")
+@click.option("--rating-power", type=float, default=None, help="ials: how steeply confidence grows with the rating [1].")
+@click.option("--unobserved-weight", type=float, default=None, help="ials: weight of each unrated movie (alpha0) [1].")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the initial factors.")
 @click.option("--threads", type=int, default=0, show_default=True, help="Numba threads (0 = all cores).")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience on validation RMSE (0 = off) [2].")
@@ -75,8 +79,8 @@ DEFAULTS_HELP = (
 @VERIFY_OPTION
 @friendly_errors
 def train(data, data_root, model, factors, epochs, samples, burn_in, reg, reg_bias, reg_genre, weighted_reg, reg_exponent,
-          solver, cg_steps, seed, threads, patience, name, runs_root, device, lr, batch_size, settings, engine, workers,
-          scheduler, blocks, train_with_validation, config_file, quiet, verify):
+          solver, cg_steps, alpha, rating_power, unobserved_weight, seed, threads, patience, name, runs_root, device, lr,
+          batch_size, settings, engine, workers, scheduler, blocks, train_with_validation, config_file, quiet, verify):
     """Train a model on a prepared dataset and write an experiment folder.
 
     \b
@@ -122,7 +126,8 @@ def train(data, data_root, model, factors, epochs, samples, burn_in, reg, reg_bi
     elif model in ITEM_MODELS:
         given = dict(factors=factors, epochs=epochs, reg_bias=reg_bias, reg_genre=reg_genre, weighted_reg=weighted_reg,
                      reg_exponent=reg_exponent, solver=solver, cg_steps=cg_steps, patience=patience,
-                     samples=samples, burn_in=burn_in)
+                     samples=samples, burn_in=burn_in, alpha=alpha, rating_power=rating_power,
+                     unobserved_weight=unobserved_weight)
         extra = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
         if extra:
             raise MfrecError(f"{model} is a closed-form model with one penalty (--reg); {', '.join(extra)} do not apply to it")
@@ -137,7 +142,8 @@ def train(data, data_root, model, factors, epochs, samples, burn_in, reg, reg_bi
             raise MfrecError(f"--set is for the neural models; {model} takes its options directly (see --help)")
         options = dict(factors=factors, epochs=epochs, reg=reg, reg_bias=reg_bias, reg_genre=reg_genre,
                        weighted_reg=weighted_reg, reg_exponent=reg_exponent, solver=solver, cg_steps=cg_steps,
-                       seed=seed, threads=threads, patience=patience)
+                       seed=seed, threads=threads, patience=patience, alpha=alpha, rating_power=rating_power,
+                       unobserved_weight=unobserved_weight)
     if file_options:  # the file's options, then every option given on the command line over them
         given = {key for key in options if _given(key)}
         options = {**options, **{k: v for k, v in file_options.items() if k not in given}}
@@ -229,11 +235,14 @@ def _print_summary(summary: dict, run) -> None:
         ("dataset", str(summary.get("dataset"))),
         *[(label, f(summary.get(key))) for label, key in
           (("test RMSE", "test_rmse"), ("test MAE", "test_mae"), ("val RMSE", "val_rmse"))
-          if summary.get(key) is not None or summary.get("hit@10") is None],
+          if summary.get(key) is not None or (summary.get("hit@10") is None and summary.get("val_hit@10") is None)],
         # ranking models (sequential) and evaluated runs report full-ranking metrics
         *[(name, f(summary[name])) for name in ("hit@10", "ndcg@10", "recall@10") if summary.get(name) is not None],
         *[(f"{name} (min {summary['min_ratings']} ratings)", f(summary[f"{name}_min_ratings_{summary['min_ratings']}"]))
           for name in ("hit@10", "ndcg@10") if summary.get(f"{name}_min_ratings_{summary.get('min_ratings')}") is not None],
+        # ials: no RMSE; its validation ranking metrics (test ones from mfrec evaluate --protocol ranking)
+        *[(name, f(summary[name])) for name in ("val_hit@10", "val_ndcg@10")
+          if summary.get(name) is not None],
         *([("best epoch", f"{summary.get('best_epoch')} of {summary.get('epochs_run')}")]
           if summary.get("best_epoch") is not None or summary.get("model") != "ease" else []),
         ("seconds/epoch", f(summary.get("seconds_per_epoch"), "{:.2f}")),

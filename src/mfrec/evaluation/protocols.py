@@ -32,6 +32,9 @@ def rating_protocol(model, dataset, split: str = "test", batch_size: int = 1 << 
     s = dataset.split(split)
     if s is None or len(s) == 0:
         raise DataError(f"dataset {dataset.name!r} has no {split} split to evaluate ratings on")
+    if getattr(model, "implicit", False):
+        raise ModelError(f"an {model.kind} model scores movies for ranking and predicts no ratings, so it has no RMSE; "
+                         "use --protocol ranking")
     if not hasattr(model, "predict"):
         raise ModelError(f"a {getattr(model, 'kind', type(model).__name__)} model does not predict ratings; use --protocol ranking")
     users, movies = np.asarray(s.user), np.asarray(s.movie)

@@ -319,11 +319,20 @@ class Recommender:
         keep = idx[0] >= 0
         return idx[0][keep], sc[0][keep]
 
-    def _clip(self, x: np.ndarray) -> np.ndarray:
-        """Predicted ratings of scores: the run's map onto the scale (``FactorModel.rating``), else clipped."""
+    def _clip(self, x: np.ndarray) -> np.ndarray | None:
+        """Predicted ratings of scores: the run's map onto the scale (``FactorModel.rating``), else clipped;
+        None for an implicit (ials) model, whose score ranks movies and is no rating (the table then
+        has no predicted_rating)."""
+        if getattr(self.model, "implicit", False):
+            return None
         if self.model.config.get("rating_map"):
             return self.model.rating(x)
         return np.clip(x, *self.scale)
+
+    def _shown(self, score: float) -> str:
+        """One score as a "why" cell shows it: the predicted rating, or for an ials run the score itself."""
+        rated = self._clip(np.asarray([score]))
+        return f"{float(score):.3f} (score)" if rated is None else f"{float(rated[0]):.2f}"
 
     def _table(self, movies: np.ndarray, predicted, score, why: list[str], ranked_by: str = "score", spread=None):
         """The list as a polars table; ``predicted=None`` leaves out predicted_rating (a list that predicts
@@ -603,7 +612,7 @@ class Recommender:
         seen = np.unique(np.concatenate([self._seen(u, exclude)[0] for u in users]))
         recs, scores = self._top(group, n, seen, self.filter_mask(filters))
         why = [
-            " · ".join(f"user {i} {float(self._clip(preds[k, m])):.2f}" for k, i in enumerate(ids)) for m in recs
+            " · ".join(f"user {i} {self._shown(preds[k, m])}" for k, i in enumerate(ids)) for m in recs
         ]
         head = [
             f"group of {len(ids)} users ({', '.join(ids)}) from run {self.run_name}",
@@ -663,9 +672,10 @@ class Recommender:
         keep = flat_i >= 0
         movies = flat_i[keep].astype(np.int64)
         titles = pl.Series(self.titles_list, dtype=pl.Utf8).gather(movies)
+        rated = self._clip(flat_s[keep])
         return pl.DataFrame({
             "userId": users[keep], "rank": ranks[keep], "movieId": self.movie_id_array[movies], "title": titles,
-            "predicted_rating": self._clip(flat_s[keep]).astype(np.float64),
+            **({"predicted_rating": rated.astype(np.float64)} if rated is not None else {}),
             "score": flat_s[keep].astype(np.float64),
         })
 

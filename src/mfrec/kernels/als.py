@@ -114,14 +114,11 @@ def _solve_upper(R, v, m):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift,
-                        lam, lam_b, out_factors, out_bias, A, rhs):
-    k = fixed.shape[1]
-    m = k + 1
-    _assemble_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs)
-    A[0, 0] += lam_b
-    for a in range(1, m):
-        A[a, a] += lam
+def cholesky_solve(A, rhs, m):
+    """Solve ``A z = rhs`` for the symmetric positive definite ``A[:m, :m]`` (only its upper triangle is
+    read; it is overwritten by the Cholesky factor) in place: ``z`` replaces ``rhs[:m]``. Returns OK,
+    NOT_POSITIVE_DEFINITE or NOT_FINITE. Shared by the explicit and the implicit (``mfrec.kernels.ials``)
+    half-steps; the Gibbs draw uses its pieces."""
     if _cholesky_upper(A, m) != OK:
         return NOT_POSITIVE_DEFINITE
     # R^T y = rhs, then R z = y
@@ -130,6 +127,21 @@ def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, r
     for i in range(m):
         if not np.isfinite(rhs[i]):
             return NOT_FINITE
+    return OK
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift,
+                        lam, lam_b, out_factors, out_bias, A, rhs):
+    k = fixed.shape[1]
+    m = k + 1
+    _assemble_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs)
+    A[0, 0] += lam_b
+    for a in range(1, m):
+        A[a, a] += lam
+    status = cholesky_solve(A, rhs, m)
+    if status != OK:
+        return status
     out_bias[r] = rhs[0]
     for a in range(k):
         out_factors[r, a] = rhs[a + 1]
@@ -305,19 +317,13 @@ def solve_rows(
         raise ValueError(f"reg_exponent must lie in 0..2, got {reg_exponent}")
     if not (reg > 0) or not (reg_bias >= 0):
         raise ValueError(f"reg must be > 0 and reg_bias >= 0, got reg={reg}, reg_bias={reg_bias}")
-    indptr = _as(indptr, np.int64, "indptr", 1)
-    indices = _as(indices, np.int32, "indices", 1)
-    values = _as(values, np.float32, "values", 1)
     fixed = _as(fixed_factors, np.float32, "fixed_factors", 2)
     fbias = _as(fixed_bias, np.float32, "fixed_bias", 1)
-    n_rows, (n_cols, k) = len(indptr) - 1, fixed.shape
-    nnz = len(indices)
-    if n_rows < 0 or indptr[0] != 0 or indptr[-1] != nnz or len(values) != nnz or np.any(np.diff(indptr) < 0):
-        raise ValueError(f"malformed CSR: indptr must rise from 0 to nnz={nnz} and values must have nnz entries")
+    n_cols, k = fixed.shape
+    indptr, indices, values = half_step_csr(indptr, indices, values, n_cols)
+    n_rows = len(indptr) - 1
     if len(fbias) != n_cols:
         raise ValueError(f"fixed_bias has {len(fbias)} entries for {n_cols} fixed rows")
-    if nnz and (indices.min() < 0 or indices.max() >= n_cols):
-        raise ValueError(f"CSR column indices must lie in 0..{n_cols - 1}")
     if row_shift is None:
         shift = np.zeros((0, k), np.float32)
     else:
@@ -336,7 +342,7 @@ def solve_rows(
         return out_factors, out_bias
     # rows are dealt round-robin to a few blocks per thread (balances power-law row lengths); with
     # cg each block owns one (longest row x k) float32 gather buffer
-    n_blocks = max(1, min(n_rows, _BLOCKS_PER_THREAD * numba.get_num_threads()))
+    n_blocks = n_blocks_for(n_rows)
     max_row = int(np.max(np.diff(indptr))) if SOLVERS[solver] == 1 else 0
     work64 = np.zeros((n_blocks, k + 2, k + 1), np.float64)  # A (k+1 x k+1) and rhs per block
     work32 = np.zeros((n_blocks, 5, k), np.float32)  # x, res, diag, p, ap per block
@@ -344,6 +350,33 @@ def solve_rows(
     _half_step(indptr, indices, values, fixed, fbias, float(mu), shift, float(reg), float(reg_bias),
                bool(weighted), float(reg_exponent), SOLVERS[solver], int(cg_steps), work64, work32, bufs,
                out_factors, out_bias, status)
+    raise_on_status(status, solver, what)
+    return out_factors, out_bias
+
+
+# -- shared by the explicit and the implicit half-steps ------------------------------------------
+def half_step_csr(indptr, indices, values, n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(indptr int64, indices int32, values float32)`` of a half-step's CSR, checked against ``n_cols``
+    fixed rows; ``ValueError`` when malformed."""
+    indptr = _as(indptr, np.int64, "indptr", 1)
+    indices = _as(indices, np.int32, "indices", 1)
+    values = _as(values, np.float32, "values", 1)
+    nnz = len(indices)
+    if len(indptr) < 1 or indptr[0] != 0 or indptr[-1] != nnz or len(values) != nnz or np.any(np.diff(indptr) < 0):
+        raise ValueError(f"malformed CSR: indptr must rise from 0 to nnz={nnz} and values must have nnz entries")
+    if nnz and (indices.min() < 0 or indices.max() >= n_cols):
+        raise ValueError(f"CSR column indices must lie in 0..{n_cols - 1}")
+    return indptr, indices, values
+
+
+def n_blocks_for(n_rows: int) -> int:
+    """How many row blocks a half-step deals its rows to, round-robin (a few per thread balances
+    power-law row lengths); each block owns its scratch buffers."""
+    return max(1, min(n_rows, _BLOCKS_PER_THREAD * numba.get_num_threads()))
+
+
+def raise_on_status(status: np.ndarray, solver: str, what: str) -> None:
+    """``SolveError`` naming the first row whose solve failed, if any did."""
     bad = np.flatnonzero(status)
     if len(bad):
         why = "is not positive definite" if status[bad[0]] == NOT_POSITIVE_DEFINITE else "gave NaN or inf"
@@ -351,7 +384,6 @@ def solve_rows(
             f"the {solver} solve for {what} {bad[0]} {why} ({len(bad)} {what}s failed); "
             "check the ratings for NaN/inf or raise --reg"
         )
-    return out_factors, out_bias
 
 
 # -- genre factors -------------------------------------------------------------------------------

@@ -115,6 +115,8 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
     from mfrec.kernels.als import genre_part, genre_sets, solve_genre_factors, solve_rows
     from mfrec.kernels.predict import error_sums, predict
 
+    if config.model == "ials":
+        raise ModelError("the ials model has its own fit loop: mfrec.models.ials.fit (or mfrec.train)")
     say = log or (lambda _m: None)
     config = config.validate()
     t_start = time.perf_counter()
