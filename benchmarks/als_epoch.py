@@ -7,6 +7,7 @@ memory-mapped arrays). Writes ``benchmarks/results/als_epoch.json``.
     .venv/bin/python Data_processing.py --shape ml-25m --name synth-25m
     .venv/bin/python Data_processing.py --shape ml-1m --name synth-1m
     .venv/bin/python benchmarks/als_epoch.py --data synth-25m --k 16 32 64 128 --solvers cg cholesky
+    .venv/bin/python benchmarks/als_epoch.py --ials --data synth-25m --k 64 --threads 2   # ials vs implicit
 
 ``--models mf mf-genre implicit-cg`` instead times whole epochs of the models side by side in one
 process, on the same matrix, round robin (one epoch of each, then the next round), and writes the
@@ -170,6 +171,86 @@ def bench_models(ds, k: int, models: list[str], epochs: int) -> dict:
     return out
 
 
+def bench_ials_vs_implicit(ds, k: int = 64, cg_steps: int = 3, epochs: int = 3, threads: int = 2, seed: int = 0) -> dict:
+    """Seconds per ials epoch (mfrec.kernels.ials, CG) beside implicit's CPU CG ALS on the same confidence matrix.
+
+    Both get ``threads`` threads, ``cg_steps`` CG steps and k factors. The epochs alternate, one of
+    mfrec then one of implicit (``fit`` with one iteration, which continues from its factors; the
+    time is the one its callback reports, the two half-steps without the per-call transpose), so a
+    change in the machine's load hits both alike; round 0 (JIT compile, first touch) is not timed.
+    The figures are the medians over ``epochs`` rounds, and the median of the per-round ratios.
+    implicit (``pip install implicit``) is a benchmark peer only, never a dependency. Peak RSS is the
+    process's high-water mark after mfrec's warm-up round (data and mfrec) and at the end.
+    """
+    import resource
+
+    import numba
+    import scipy.sparse as sp
+
+    from mfrec.kernels.ials import gramian, solve_implicit_rows
+    from mfrec.models.confidence import confidences
+
+    numba.set_num_threads(threads)
+    top = float(ds.rating_scale[1])
+    u, m = ds.train_by_user, ds.train_by_movie
+    uconf = confidences(u.values, top, alpha=1.0, power=1.0)
+    mconf = confidences(m.values, top, alpha=1.0, power=1.0)
+    rng = np.random.default_rng(seed)
+    P = (rng.standard_normal((ds.n_users, k)) * 0.1 / np.sqrt(k)).astype(np.float32)
+    Q = (rng.standard_normal((ds.n_movies, k)) * 0.1 / np.sqrt(k)).astype(np.float32)
+    common = dict(reg=0.01, alpha0=1.0, nu=0.0, solver="cg", cg_steps=cg_steps)
+
+    def ours() -> float:
+        t0 = time.perf_counter()
+        solve_implicit_rows(m.indptr, m.indices, mconf, P, gram=gramian(P, 1.0), out_factors=Q, what="movie", **common)
+        solve_implicit_rows(u.indptr, u.indices, uconf, Q, gram=gramian(Q, 1.0), out_factors=P, what="user", **common)
+        return time.perf_counter() - t0
+
+    try:
+        import implicit
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+    except ImportError as e:
+        peer_model, why = None, f"implicit is not installed ({e}); pip install implicit threadpoolctl"
+    else:
+        user_items = sp.csr_matrix((uconf.copy(), np.array(u.indices, np.int32), np.array(u.indptr, np.int64)),
+                                   shape=(ds.n_users, ds.n_movies))
+        peer_model = AlternatingLeastSquares(factors=k, regularization=0.01, alpha=1.0, use_cg=True, use_native=True,
+                                             iterations=1, calculate_training_loss=False, num_threads=threads,
+                                             random_state=seed)
+        peer_model.cg_steps = cg_steps
+
+    def theirs() -> float:
+        took: list[float] = []
+        with threadpool_limits(1, "blas"):  # implicit's own advice: its threads, not BLAS's
+            peer_model.fit(user_items, show_progress=False, callback=lambda it, elapsed, loss: took.append(elapsed))
+        return took[0]
+
+    ours_s, theirs_s = [], []
+    rss_ours = None
+    for rnd in range(epochs + 1):  # round 0: warm-up, not timed
+        a = ours()
+        if rnd == 0:
+            rss_ours = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        b = theirs() if peer_model is not None else None
+        if rnd:
+            ours_s.append(a)
+            if b is not None:
+                theirs_s.append(b)
+    out = {"k": k, "cg_steps": cg_steps, "threads": threads, "epochs_timed": epochs,
+           "mfrec_ials_seconds_per_epoch": statistics.median(ours_s), "mfrec_epoch_seconds": ours_s,
+           "mfrec_peak_rss_mb": rss_ours, "peak_rss_mb_end": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "loadavg_after": loadavg()}
+    if peer_model is None:
+        out["implicit"] = {"available": False, "why": why}
+    else:
+        out["implicit"] = {"available": True, "version": implicit.__version__,
+                           "seconds_per_epoch": statistics.median(theirs_s), "epoch_seconds": theirs_s}
+        out["speedup_vs_implicit"] = statistics.median(theirs_s) / statistics.median(ours_s)
+        out["speedup_per_round_median"] = statistics.median(b / a for a, b in zip(ours_s, theirs_s))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", default=["synth-25m"], help="prepared datasets (names or paths)")
@@ -181,7 +262,13 @@ def main() -> None:
                     help="time these models' whole epochs side by side instead of the half-step solvers")
     ap.add_argument("--cholesky-max-k", type=int, default=64, help="skip Cholesky above this k on >5M ratings")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "als_epoch.json"))
+    ap.add_argument("--ials", action="store_true",
+                    help="instead: the ials epoch (CG) beside implicit's CPU CG ALS at each --k, with --threads "
+                         "threads; writes results/ials_epoch.json")
+    ap.add_argument("--threads", type=int, default=2, help="--ials: threads for both libraries")
     args = ap.parse_args()
+    if args.ials:
+        return main_ials(args)
 
     import numba
 
@@ -228,6 +315,30 @@ def main() -> None:
                       f"train RMSE {r['train_rmse_after']:.4f} load {before}", flush=True)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def main_ials(args) -> None:
+    import mfrec.data
+
+    out = Path(args.out).with_name("ials_epoch.json") if Path(args.out).name == "als_epoch.json" else Path(args.out)
+    runs = []
+    for name in args.data:
+        ds = mfrec.data.load(name)
+        for k in args.k:
+            before = loadavg()
+            r = bench_ials_vs_implicit(ds, k, args.cg_steps, args.epochs, args.threads)
+            r.update(dataset=ds.name, n_users=ds.n_users, n_movies=ds.n_movies, n_train=len(ds.train),
+                     loadavg_before=before, when=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            runs.append(r)
+            peer = r["implicit"]
+            print(f"{ds.name} k={k}: mfrec ials {r['mfrec_ials_seconds_per_epoch']:.2f} s/epoch "
+                  f"(peak RSS {r['mfrec_peak_rss_mb']:.0f} MB)"
+                  + (f", implicit {peer['seconds_per_epoch']:.2f} s/epoch: {r['speedup_vs_implicit']:.2f}x faster "
+                        f"(median of per-round ratios {r['speedup_per_round_median']:.2f}x)"
+                     if peer["available"] else f"; {peer['why']}") + f", load {before}", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+                               "runs": runs}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -292,3 +292,95 @@ def naive_csr_of_lists(lists):
 
     indptr = np.array([0] + [sum(len(x) for x in lists[: i + 1]) for i in range(len(lists))], np.int64)
     return indptr, np.array([c for x in lists for c in x], dtype=np.int32)
+
+
+# -- Gibbs sampler: references for mfrec.kernels.gibbs ------------------------------------------
+def naive_gibbs_row(indptr, indices, values, fixed, fixed_bias, mu, alpha, prec, mean, eps, r, row_shift=None):
+    """Row r's Gaussian conditional for z = [bias, factors]: (precision, mean, the draw mean + R^-1 eps)
+    with precision = alpha X^T X + diag(prec) = R^T R, straight from the definitions (dense NumPy)."""
+    import numpy as np
+
+    fixed = np.asarray(fixed, np.float64)
+    k = fixed.shape[1]
+    cols = np.asarray(indices[indptr[r]:indptr[r + 1]])
+    t = np.asarray(values[indptr[r]:indptr[r + 1]], np.float64) - mu - np.asarray(fixed_bias, np.float64)[cols]
+    if row_shift is not None:
+        t = t - fixed[cols] @ np.asarray(row_shift, np.float64)[r]
+    X = np.hstack([np.ones((len(cols), 1)), fixed[cols]]).reshape(len(cols), k + 1)
+    A = alpha * X.T @ X + np.diag(prec)
+    m = np.linalg.solve(A, alpha * X.T @ t + np.asarray(prec) * np.asarray(mean))
+    R = np.linalg.cholesky(A).T  # upper: A = R^T R
+    return A, m, m + np.linalg.solve(R, np.asarray(eps, np.float64))
+
+
+def naive_gram_resid(indptr, indices, values, fixed, fixed_bias, mu, bias, factors, r, row_shift=None):
+    """Row r's sum y y^T and sum e y, e = the residual of the row's ratings after (bias, factors)."""
+    import numpy as np
+
+    fixed = np.asarray(fixed, np.float64)
+    cols = np.asarray(indices[indptr[r]:indptr[r + 1]])
+    t = np.asarray(values[indptr[r]:indptr[r + 1]], np.float64) - mu - np.asarray(fixed_bias, np.float64)[cols]
+    if row_shift is not None:
+        t = t - fixed[cols] @ np.asarray(row_shift, np.float64)[r]
+    Y = fixed[cols]
+    e = t - bias[r] - Y @ np.asarray(factors, np.float64)[r]
+    return Y.T @ Y, Y.T @ e
+
+
+def naive_implicit_draws(owner_indptr, owner_rows, coef, gram, resid, Z, alpha, prec, mean, eps_of):
+    """The sequential implicit-factor draws by dense NumPy: for each j in turn, precision
+    alpha sum_u c_u^2 G_u + diag(prec), rhs alpha sum_u c_u (h_u + c_u G_u z_j) + prec mean, the draw
+    mean + R^-1 eps_of(j), then h_u -= c_u G_u (z_new - z_old). Returns (Z, resid) as new arrays."""
+    import numpy as np
+
+    Z = np.array(Z, np.float64)
+    h = np.array(resid, np.float64)
+    k = Z.shape[1]
+    for j in range(len(Z)):
+        us = owner_rows[owner_indptr[j]:owner_indptr[j + 1]]
+        A = np.diag(np.asarray(prec, np.float64))
+        rhs = np.asarray(prec) * np.asarray(mean)
+        for u in us:
+            A = A + alpha * coef[u] ** 2 * gram[u]
+            rhs = rhs + alpha * coef[u] * (h[u] + coef[u] * gram[u] @ Z[j])
+        R = np.linalg.cholesky(A).T
+        new = np.linalg.solve(A, rhs) + np.linalg.solve(R, eps_of(j)[:k])
+        for u in us:
+            h[u] -= coef[u] * gram[u] @ (new - Z[j])
+        Z[j] = new
+    return Z, h
+
+
+def naive_ease(X, reg):
+    """EASE (Steck 2019) from the paper's formula, in float64: P = (X^T X + reg I)^-1,
+    B = I - P diagMat(1 / diag(P)), so B[j, i] = -P[j, i] / P[i, i] off the diagonal and 0 on it."""
+    import numpy as np
+
+    X = np.asarray(X, np.float64)
+    P = np.linalg.inv(X.T @ X + reg * np.eye(X.shape[1]))
+    B = np.eye(X.shape[1]) - P / np.diag(P)[None, :]
+    np.fill_diagonal(B, 0.0)
+    return B
+
+
+# -- implicit ALS: reference for mfrec.kernels.ials ------------------------------------------------
+def naive_implicit_rows(indptr, indices, conf, fixed, reg, alpha0, nu):
+    """Each row's implicit-ALS factors from the dense weighted ridge problem over *every* column:
+    weight c_j and target 1 on the row's positives, weight alpha0 and target 0 elsewhere, penalty
+    reg * (n_positives + alpha0 * n_cols) ** nu; an empty row gets zeros."""
+    import numpy as np
+
+    Y = np.asarray(fixed, np.float64)
+    n_cols, k = Y.shape
+    out = np.zeros((len(indptr) - 1, k))
+    for r in range(len(indptr) - 1):
+        cols = np.asarray(indices[indptr[r]:indptr[r + 1]])
+        if len(cols) == 0:
+            continue
+        w = np.full(n_cols, alpha0, np.float64)
+        w[cols] = np.asarray(conf[indptr[r]:indptr[r + 1]], np.float64)
+        target = np.zeros(n_cols)
+        target[cols] = 1.0
+        lam = reg * (len(cols) + alpha0 * n_cols) ** nu
+        out[r] = np.linalg.solve((Y.T * w) @ Y + lam * np.eye(k), (Y.T * w) @ target)
+    return out

@@ -295,13 +295,38 @@ def needs_torch(argv: list[str]) -> bool:
     return any(word in NEURAL or word.endswith(tuple(f"-{m}" for m in NEURAL)) for word in argv)
 
 
+def serve_once(monkeypatch) -> None:
+    """``mfrec serve`` examples: instead of serving until stopped, the app answers one request and returns."""
+    pytest.importorskip("fastapi", reason='mfrec serve needs the serve extra: pip install -e ".[serve]"')
+    import importlib
+
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from mfrec.serve.app import SETTINGS_ENV
+
+    def run_once(app, host, port, factory=False, **kwargs):
+        assert isinstance(host, str) and isinstance(port, int)
+        if isinstance(app, str):  # --processes N: an import string, as uvicorn's worker processes get it
+            module, _, name = app.partition(":")
+            app = getattr(importlib.import_module(module), name)
+            app = app() if factory else app
+        with TestClient(app) as client:
+            assert client.get("/api/v1/health").status_code == 200
+
+    monkeypatch.setattr(uvicorn, "run", run_once)
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)  # --processes sets it: taken away after the example
+
+
 @pytest.mark.parametrize("where, cmd", EXAMPLES, ids=[f"{w.split(', ')[0]} {c}" for w, c in EXAMPLES])
-def test_example_runs_as_written(in_workspace, where, cmd):
+def test_example_runs_as_written(in_workspace, monkeypatch, where, cmd):
     if cmd in SKIP:
         pytest.skip(SKIP[cmd])
     argv = _argv(cmd)
     if needs_torch(argv) and not HAS_TORCH:
         pytest.skip("needs the torch extra (pip install -e \".[torch]\")")
+    if argv[0] == "serve":
+        serve_once(monkeypatch)
     stdin = INTERACTIVE_INPUT if "interactive" in argv else None
     result = CliRunner().invoke(main, as_run_here(argv), input=stdin, catch_exceptions=False)
     assert result.exit_code == 0, f"{where}: {cmd}\nexit {result.exit_code}\n{result.output}"

@@ -30,6 +30,7 @@ LAYERS = (
     "analysis",
     "plots",
     "inference",
+    "serve",
     "training",
     "tuning",
     "cli",

@@ -217,9 +217,11 @@ def test_field_docs_are_each_fields_metadata_in_field_order():
     docs = mfrec.models.config.field_docs()
     assert list(docs) == [f.name for f in fields(ALSConfig)]
     assert all(d.strip() and "\n" not in d for d in docs.values())
-    assert docs["model"] == "Which model: bias (mu + b_u + b_i), mf (+ p_u.q_i) or mf-genre (+ genre factors)."
+    assert docs["model"] == ("Which model: bias (mu + b_u + b_i), mf (+ p_u.q_i), mf-genre (+ genre factors) or ials "
+                             "(implicit feedback, p_u.q_i ranks).")
     assert docs["threads"] == "Numba threads (0 = Numba's default, all cores)."
-    assert docs["patience"] == "Early stopping: stop after this many epochs without a better validation RMSE (0 = never)."
+    assert docs["patience"] == ("Early stopping: stop after this many epochs without a better validation RMSE "
+                                "(ials: NDCG@10) (0 = never).")
     assert ALSConfig().cg_steps == 3 and ALSConfig().solver == "cg"  # the defaults moved into field() unchanged
 
 def test_oversubscription_warning(monkeypatch):

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("mfrec.cli.compare", "compare", "Compare training runs in one table and one figure."),
     "evaluate": ("mfrec.cli.evaluate", "evaluate", "Evaluate a run under the rating or ranking protocol."),
     "tune": ("mfrec.cli.tune", "tune", "Search a model's hyperparameters on the validation split."),
+    "serve": ("mfrec.cli.serve", "serve", "Serve a trained run: a web page and a JSON API (the serve extra)."),
 }
 
 

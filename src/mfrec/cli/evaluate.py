@@ -3,7 +3,10 @@
 
 - ``--protocol rating``: RMSE and MAE on the test split.
 - ``--protocol ranking``: on a ``user-last`` split, Hit@k, NDCG@k, Recall@k, catalogue coverage and
-  genre consistency over all movies each user has not rated in training or validation.
+  genre consistency over all movies each user has not rated in training or validation; and again
+  over only the movies the recommendations can list (``--min-ratings``, default that of
+  Inference.py), reported as ``hit@10_min_ratings_10``, ... so evaluation also measures what users see.
+  Every model kind: ALS and ials (factors), ease (x · B over train + val), neural, popularity.
 
 The results go into the run folder: ``evaluation.json`` (every protocol run so far) and
 ``summary.json`` (ranking metrics as ``hit@10``, ``ndcg@10``, ... ; rating metrics as
@@ -17,6 +20,7 @@ from __future__ import annotations
 import click
 
 from mfrec.cli.common import DATA_ROOT_OPTION, RUNS_ROOT_OPTION, VERIFY_OPTION, Command, echo_table, friendly_errors, top_option
+from mfrec.inference.defaults import DEFAULTS
 
 
 @click.command(cls=Command, renamed={"--root": "--runs-root", "-k": "--top", "--k": "--top"},
@@ -31,10 +35,14 @@ from mfrec.cli.common import DATA_ROOT_OPTION, RUNS_ROOT_OPTION, VERIFY_OPTION, 
 @RUNS_ROOT_OPTION
 @click.option("--name", default=None, help="--popularity: run name [DATA-popularity].")
 @top_option(10, "Length of the ranked list the ranking metrics look at (hit@10, ndcg@10, ...).")
+@click.option("--min-ratings", type=click.IntRange(min=0), default=DEFAULTS.min_ratings, show_default=True,
+              help="Ranking: also rank with the recommendations' candidate filter (only movies with at least this "
+                   "many training ratings) and report those metrics as hit@10_min_ratings_N, ... beside the "
+                   "unfiltered ones; 0 = unfiltered only.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @VERIFY_OPTION
 @friendly_errors
-def evaluate(experiment, protocol, popularity, data, data_root, runs_root, name, top, quiet, verify):
+def evaluate(experiment, protocol, popularity, data, data_root, runs_root, name, top, min_ratings, quiet, verify):
     """Evaluate a run under the rating or ranking protocol and record it in the run folder.
 
     \b
@@ -58,7 +66,7 @@ def evaluate(experiment, protocol, popularity, data, data_root, runs_root, name,
         dataset = load(data, data_root=data_root, verify=True if verify else "auto")
         require_user_last(dataset)
         with ProgressBar(enabled=not quiet) as bar:
-            path, summary = popularity_run(dataset, runs_root, name, top, callback=bar)
+            path, summary = popularity_run(dataset, runs_root, name, top, callback=bar, min_ratings=min_ratings)
         _print(path, "ranking", summary, top)
         return
     if experiment is None:
@@ -73,7 +81,7 @@ def evaluate(experiment, protocol, popularity, data, data_root, runs_root, name,
     if protocol is None:
         protocol = "ranking" if dataset.manifest.split.get("method") == "user-last" else "rating"
     with ProgressBar(enabled=not quiet) as bar:
-        result, summary = evaluate_run(exp, protocol, top, callback=bar)
+        result, summary = evaluate_run(exp, protocol, top, callback=bar, min_ratings=min_ratings)
     _print(exp.path, protocol, summary, top, result)
 
 
@@ -85,6 +93,9 @@ def _print(path, protocol, summary, k, result=None) -> None:
 
     if protocol == "ranking":
         rows = [(f"{key}@{k}", f(summary.get(f"{key}@{k}"))) for key in RANKING_KEYS]
+        n = summary.get("min_ratings")
+        if n:
+            rows += [(f"{key}@{k}, min {n} ratings", f(summary.get(f"{key}@{k}_min_ratings_{n}"))) for key in RANKING_KEYS]
     else:
         rows = [("test RMSE", f(result["rmse"] if result else summary.get("test_rmse"))),
                 ("test MAE", f(result["mae"] if result else summary.get("test_mae")))]

@@ -53,12 +53,14 @@ _RENAMED = {"--runs-dir": "--runs-root"}  # old spellings, accepted for one rele
 @click.option("--label", default=None, help="File name under Predictions/<run>/ (default: made-up-user, user-ID, users-ID-ID, similar-ID).")
 @click.option("--exclude", type=click.Choice(["all", "train"]), default=DEFAULTS.exclude, show_default=True,
               help="Existing users: exclude the movies they rated in any split (all) or in training only.")
+@click.option("--lower-bound", type=float, default=0.0, metavar="Z",
+              help="bayes runs: rank by predicted rating - Z x its posterior sd (e.g. 1), so sure bets come first.")
 @RUNS_ROOT_OPTION
 @click.option("--out-dir", default="Predictions", show_default=True, type=click.Path(file_okay=False), help="Where the lists are written.")
 @click.pass_context
 @friendly_errors
 def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, top, genres, years, min_ratings, rank_by,
-              dislikes, explain, label, exclude, runs_root, out_dir):
+              dislikes, explain, label, exclude, lower_bound, runs_root, out_dir):
     """Recommend movies for a made-up user (--like/--rate), an existing user (--user), a pair or
     group (--users) or nearest to a movie (--similar); print a table and write
     Predictions/<run>/<label>.csv and .parquet. `interactive` starts the interactive loop."""
@@ -84,6 +86,14 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, to
     rec.check_supported(mode)
     if explain and not (users or similar or all_users):
         rec.check_supported("explain")
+    if lower_bound:
+        from mfrec.errors import DataError
+
+        if getattr(rec, "samples", None) is None:
+            raise DataError(f"--lower-bound needs a bayes run with kept samples; run {exp.name} has none")
+        if not (lower_bound > 0) or lower_bound == float("inf"):
+            raise DataError(f"--lower-bound {lower_bound:g} must be a positive number of standard deviations")
+        rec.lower_bound = float(lower_bound)
     if all_users:
         _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_dir)
         return
@@ -139,10 +149,16 @@ def _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_di
     click.echo(f"top {top} for each of {rec.model.n_users:,} users in {seconds:.1f} s "
                f"({rec.model.n_users / max(seconds, 1e-9):,.0f} users/s); movies they rated ({what}) excluded")
     preview = table.head(min(2 * top, table.height))
-    click.echo(f"{'user':>7}  {'#':>3}  {'title':<44}  {'rating':>6}")
+    # a list that predicts no rating (ials, ease) shows the column it is ranked by instead
+    if "predicted_rating" in table.columns:
+        shown, head = "predicted_rating", "rating"
+    else:
+        shown = "score" if "score" in table.columns else table.columns[-1]
+        head = "score"
+    click.echo(f"{'user':>7}  {'#':>3}  {'title':<44}  {head:>6}")
     for row in preview.iter_rows(named=True):
         title = row["title"] if len(row["title"]) <= 44 else row["title"][:43] + "…"
-        click.echo(f"{row['userId']:>7}  {row['rank']:>3}  {title:<44}  {row['predicted_rating']:>6.2f}")
+        click.echo(f"{row['userId']:>7}  {row['rank']:>3}  {title:<44}  {row[shown]:>6.2f}")
     if table.height > preview.height:
         click.echo(f"... {table.height - preview.height:,} more rows in the files")
     csv, parquet = write_frame(table, exp.name, label, out_dir, default="all-users")

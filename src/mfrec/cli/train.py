@@ -8,14 +8,19 @@ import click
 
 from mfrec.cli.common import DATA_ROOT_OPTION, RUNS_ROOT_OPTION, VERIFY_OPTION, Command, echo_table, friendly_errors
 
-ALS_MODELS = ("bias", "mf", "mf-genre")
+ALS_MODELS = ("bias", "mf", "mf-genre", "ials")
 NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
+ITEM_MODELS = ("ease",)
 
 DEFAULTS_HELP = (
     "Defaults per model (tuned on ml-100k u1): "
     "bias: 8 epochs, reg-bias 2; "
     "mf: k=64, 8 epochs, weighted reg 0.4 x count^0.75, reg-bias 1, cg solver with 3 steps; "
-    "mf-genre: as mf, reg-genre 0.3. "
+    "mf-genre: as mf, reg-genre 0.3; "
+    "bayes: k=10, 200 samples (5 burn-in), SVD++ and flipped implicit groups on (--set implicit_user=false to drop one), "
+    "no penalties to tune. "
+    "ease: reg (lambda) 200 on a binary X (memory n_movies^2 x 4 bytes), a user's recent movies weighted up "
+    "(--set recency_boost=4 --set recency_scale=5; recency_boost=0 is plain EASE). "
     "With a validation split, training stops after --patience (2) epochs without a better validation RMSE."
 )
 
@@ -25,11 +30,16 @@ DEFAULTS_HELP = (
 @click.option("--data", "data", required=True, metavar="NAME_OR_PATH",
               help="Prepared dataset: a name under --data-root or a folder (see Data_processing.py).")
 @DATA_ROOT_OPTION
-@click.option("--model", type=click.Choice(ALS_MODELS + NEURAL_MODELS), default="mf-genre", show_default=True,
-              help="bias: mu+b_u+b_i; mf: + p_u.q_i; mf-genre: + genre factors. Neural baselines need the torch extra.")
+@click.option("--model", type=click.Choice(ALS_MODELS + ("bayes",) + ITEM_MODELS + NEURAL_MODELS), default="mf-genre", show_default=True,
+              help="bias: mu+b_u+b_i; mf: + p_u.q_i; mf-genre: + genre factors; bayes: Bayesian MF by Gibbs sampling "
+                   "with implicit features; ease: closed-form item-item top-N model (Steck 2019). "
+                   "Neural baselines need the torch extra.")
 @click.option("--factors", type=int, default=None, help="Latent dimension k [model default].")
 @click.option("--epochs", type=int, default=None, help="Maximum epochs [model default].")
-@click.option("--reg", type=float, default=None, help="L2 penalty on factors (x rating count with --weighted-reg).")
+@click.option("--samples", type=int, default=None, help="bayes: Gibbs samples in all, burn-in included [200].")
+@click.option("--burn-in", type=int, default=None, help="bayes: samples dropped before averaging [5].")
+@click.option("--reg", type=float, default=None,
+              help="L2 penalty on factors (x rating count with --weighted-reg); ease: lambda on the diagonal of X^T X [200].")
 @click.option("--reg-bias", type=float, default=None, help="L2 penalty on biases (never count-weighted).")
 @click.option("--reg-genre", type=float, default=None, help="mf-genre: L2 penalty on genre factors.")
 @click.option("--weighted-reg/--no-weighted-reg", default=None,
@@ -39,6 +49,10 @@ DEFAULTS_HELP = (
 @click.option("--solver", type=click.Choice(["cholesky", "cg"]), default=None,
               help="Per-row solver: cholesky (exact) or cg (warm-started conjugate gradient, fast for large k) [cg; bias: cholesky].")
 @click.option("--cg-steps", type=int, default=None, help="Conjugate-gradient steps per row and half-step [3].")
+@click.option("--alpha", type=float, default=None,
+              help="ials: confidence of a rated movie is 1 + alpha * (rating / top rating) ** rating-power (x recency) [8].")
+@click.option("--rating-power", type=float, default=None, help="ials: how steeply confidence grows with the rating [1].")
+@click.option("--unobserved-weight", type=float, default=None, help="ials: weight of each unrated movie (alpha0) [1].")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the initial factors.")
 @click.option("--threads", type=int, default=0, show_default=True, help="Numba threads (0 = all cores).")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience on validation RMSE (0 = off) [2].")
@@ -48,7 +62,8 @@ DEFAULTS_HELP = (
 @click.option("--lr", type=float, default=None, help="Neural models: learning rate.")
 @click.option("--batch-size", type=int, default=None, help="Neural models: minibatch size.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Neural models: any other option of the model, e.g. --set min_length=10 --set heads=2 "
+              help="Neural models, bayes and ease: any other option of the model, e.g. --set min_length=10 --set heads=2, "
+                   "bayes: --set implicit_movie=false, ease: --set recency_boost=0 "
                    "(an unknown key lists the model's options).")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="ALS models: train on this machine, or on a Dask cluster (needs pip install -e \".[dask]\").")
@@ -63,9 +78,9 @@ DEFAULTS_HELP = (
 @click.option("--quiet", is_flag=True, help="No progress bar; only the summary.")
 @VERIFY_OPTION
 @friendly_errors
-def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, weighted_reg, reg_exponent, solver, cg_steps, seed,
-          threads, patience, name, runs_root, device, lr, batch_size, settings, engine, workers, scheduler, blocks, train_with_validation, config_file,
-          quiet, verify):
+def train(data, data_root, model, factors, epochs, samples, burn_in, reg, reg_bias, reg_genre, weighted_reg, reg_exponent,
+          solver, cg_steps, alpha, rating_power, unobserved_weight, seed, threads, patience, name, runs_root, device, lr,
+          batch_size, settings, engine, workers, scheduler, blocks, train_with_validation, config_file, quiet, verify):
     """Train a model on a prepared dataset and write an experiment folder.
 
     \b
@@ -73,6 +88,7 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
       python Main.py --data ml-100k-u1 --model mf-genre
       python Main.py --data demo --model mf --factors 64 --solver cg --epochs 15
       python Main.py --data demo --model bias --name baseline
+      python Main.py --data ml-100k-u1 --model bayes --factors 10 --samples 200
 
     The run folder Experiments_/<run>/ holds config.json, metrics.csv, train.log, model.npz,
     summary.json and plots/rmse.png; load it with mfrec.load_experiment(path or run name).
@@ -101,12 +117,33 @@ def train(data, data_root, model, factors, epochs, reg, reg_bias, reg_genre, wei
                 raise MfrecError(f"the neural model {model!r} needs mfrec.neural and torch ({e}); "
                                  "install them with pip install -e \".[torch]\"") from None
             options.update(parse_settings(settings, default_options(model), model))
+    elif model == "bayes":
+        from mfrec.models.bayes import BayesConfig
+
+        options = dict(factors=factors, samples=samples, burn_in=burn_in, seed=seed, threads=threads)
+        known = {k: v for k, v in BayesConfig().to_dict().items() if k != "model"}
+        options.update(parse_settings(settings, known, model))
+    elif model in ITEM_MODELS:
+        given = dict(factors=factors, epochs=epochs, reg_bias=reg_bias, reg_genre=reg_genre, weighted_reg=weighted_reg,
+                     reg_exponent=reg_exponent, solver=solver, cg_steps=cg_steps, patience=patience,
+                     samples=samples, burn_in=burn_in, alpha=alpha, rating_power=rating_power,
+                     unobserved_weight=unobserved_weight)
+        extra = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+        if extra:
+            raise MfrecError(f"{model} is a closed-form model with one penalty (--reg); {', '.join(extra)} do not apply to it")
+        options = dict(reg=reg)
+        if settings:  # weighting, recency_boost, recency_scale
+            from mfrec.models.ease import EaseConfig
+
+            known = {k: v for k, v in EaseConfig().to_dict().items() if k not in ("model", "reg")}
+            options.update(parse_settings(settings, known, model))
     else:
         if settings:
             raise MfrecError(f"--set is for the neural models; {model} takes its options directly (see --help)")
         options = dict(factors=factors, epochs=epochs, reg=reg, reg_bias=reg_bias, reg_genre=reg_genre,
                        weighted_reg=weighted_reg, reg_exponent=reg_exponent, solver=solver, cg_steps=cg_steps,
-                       seed=seed, threads=threads, patience=patience)
+                       seed=seed, threads=threads, patience=patience, alpha=alpha, rating_power=rating_power,
+                       unobserved_weight=unobserved_weight)
     if file_options:  # the file's options, then every option given on the command line over them
         given = {key for key in options if _given(key)}
         options = {**options, **{k: v for k, v in file_options.items() if k not in given}}
@@ -198,10 +235,16 @@ def _print_summary(summary: dict, run) -> None:
         ("dataset", str(summary.get("dataset"))),
         *[(label, f(summary.get(key))) for label, key in
           (("test RMSE", "test_rmse"), ("test MAE", "test_mae"), ("val RMSE", "val_rmse"))
-          if summary.get(key) is not None or summary.get("hit@10") is None],
+          if summary.get(key) is not None or (summary.get("hit@10") is None and summary.get("val_hit@10") is None)],
         # ranking models (sequential) and evaluated runs report full-ranking metrics
         *[(name, f(summary[name])) for name in ("hit@10", "ndcg@10", "recall@10") if summary.get(name) is not None],
-        ("best epoch", f"{summary.get('best_epoch')} of {summary.get('epochs_run')}"),
+        *[(f"{name} (min {summary['min_ratings']} ratings)", f(summary[f"{name}_min_ratings_{summary['min_ratings']}"]))
+          for name in ("hit@10", "ndcg@10") if summary.get(f"{name}_min_ratings_{summary.get('min_ratings')}") is not None],
+        # ials: no RMSE; its validation ranking metrics (test ones from mfrec evaluate --protocol ranking)
+        *[(name, f(summary[name])) for name in ("val_hit@10", "val_ndcg@10")
+          if summary.get(name) is not None],
+        *([("best epoch", f"{summary.get('best_epoch')} of {summary.get('epochs_run')}")]
+          if summary.get("best_epoch") is not None or summary.get("model") != "ease" else []),
         ("seconds/epoch", f(summary.get("seconds_per_epoch"), "{:.2f}")),
         ("peak RSS", f(summary.get("peak_rss_mb"), "{:.0f} MB")),
         ("run folder", str(run.path)),

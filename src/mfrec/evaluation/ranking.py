@@ -40,12 +40,12 @@ DEFAULT_K = 10
 
 
 def top_k(scores: np.ndarray, exclude_indptr: np.ndarray, exclude_indices: np.ndarray, k: int = DEFAULT_K,
-          rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+          rows: np.ndarray | None = None, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The k best movies of each score row that are not excluded: (items int32 (n, k), scores float32).
 
     ``scores`` is (n, n_movies); score row i uses CSR row ``rows[i]`` (default i) of the exclusion
-    lists. Ties go to the lower movie index; rows with fewer than k candidates are padded with -1.
-    NaN scores raise ``ModelError``.
+    lists; ``allowed`` (bool per movie) keeps only those movies as candidates. Ties go to the lower
+    movie index; rows with fewer than k candidates are padded with -1. NaN scores raise ``ModelError``.
     """
     scores = np.ascontiguousarray(scores, dtype=np.float32)
     if scores.ndim != 2:
@@ -65,7 +65,7 @@ def top_k(scores: np.ndarray, exclude_indptr: np.ndarray, exclude_indices: np.nd
     # the exclusion lists of the asked-for rows, as a CSR of their own, for the one top-k kernel the
     # package has (mfrec.kernels.topk: also behind recommendations; same tie rule)
     sub_indptr, positions = csr_rows(indptr, rows)
-    items, best = topk_rows(scores, k, exclude_indptr=sub_indptr, exclude_indices=indices[positions])
+    items, best = topk_rows(scores, k, allowed=allowed, exclude_indptr=sub_indptr, exclude_indices=indices[positions])
     best[items < 0] = -np.inf  # padding: this module's contract is -1 / -inf
     return items, best
 
@@ -95,29 +95,37 @@ class RankingResult:
 
 def evaluate_ranking(score_fn, n_movies: int, users: np.ndarray, exclude: tuple, targets: tuple,
                      movie_genres: tuple, n_genres: int, k: int = DEFAULT_K, batch_size: int = 512,
-                     callback=None) -> RankingResult:
+                     callback=None, allowed=None):
     """Rank all candidates for ``users`` in batches with ``score_fn(user_batch) -> (b, n_movies)``.
 
     ``exclude`` and ``targets`` are (indptr, indices) CSRs over all users; ``movie_genres`` the
     movie x genre CSR (indptr, indices). The history for genre consistency is ``exclude``. Each
     batch is reported to ``callback`` as a ``mfrec.callbacks.Step`` of users.
+
+    ``allowed``: None (every movie a candidate) -> one ``RankingResult``; a bool mask per movie -> one
+    result over those candidates; a list of masks (None for all) -> a list of results, one per mask,
+    from the same scores (each batch is scored once).
     """
     from mfrec.callbacks import Step, emit
 
+    many = isinstance(allowed, list)
+    masks = allowed if many else [allowed]
     users = np.asarray(users, dtype=np.int64)
-    per_user = np.empty((len(users), 5), np.float64)
-    seen = np.zeros(n_movies, np.bool_)
+    per_user = [np.empty((len(users), 5), np.float64) for _ in masks]
+    seen = [np.zeros(n_movies, np.bool_) for _ in masks]
     for a in range(0, len(users), batch_size):
         b = users[a:a + batch_size]
         scores = np.asarray(score_fn(b), dtype=np.float32)
         if scores.shape != (len(b), n_movies):
             raise ModelError(f"the model scored a batch as shape {scores.shape}, expected {(len(b), n_movies)}")
-        items, _ = top_k(scores, exclude[0], exclude[1], k, rows=b)
-        per_user[a:a + len(b)] = user_metrics(items, b, targets[0], targets[1], exclude[0], exclude[1],
-                                              movie_genres[0], movie_genres[1], n_genres)
-        seen[items[items >= 0]] = True
+        for mask, pu, s in zip(masks, per_user, seen):
+            items, _ = top_k(scores, exclude[0], exclude[1], k, rows=b, allowed=mask)
+            pu[a:a + len(b)] = user_metrics(items, b, targets[0], targets[1], exclude[0], exclude[1],
+                                            movie_genres[0], movie_genres[1], n_genres)
+            s[items[items >= 0]] = True
         emit(callback, Step(len(b), len(users), "ranking users", " users"))
-    return RankingResult(k, users, per_user, float(seen.sum() / max(n_movies, 1)))
+    results = [RankingResult(k, users, pu, float(s.sum() / max(n_movies, 1))) for pu, s in zip(per_user, seen)]
+    return results if many else results[0]
 
 
 # -- the popularity baseline ---------------------------------------------------------------------

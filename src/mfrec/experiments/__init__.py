@@ -9,7 +9,8 @@ A run folder holds::
     train.log      time-stamped log lines; a failed run ends with the error
     summary.json   status ("ok"/"failed"), dataset, model, config, epochs_run, best_epoch, RMSEs,
                    test_mae, train_seconds, seconds_per_epoch, peak_rss_mb, versions, finished
-    model.npz      ALS factors (see mfrec.models.als); neural runs write their own weights file
+    model.npz      ALS factors (see mfrec.models.als); neural runs write their own weights file;
+                   EASE runs write ease.npz (see mfrec.models.ease)
     plots/*.png    rmse.png at least
 
 ``Run`` writes a folder (``mfrec.training`` drives it for every model kind); ``Experiment`` reads one

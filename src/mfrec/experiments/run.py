@@ -364,11 +364,15 @@ class Experiment:
 
     @property
     def model(self):
-        """The fitted model: a ``FactorModel`` from model.npz (ALS), a neural model through
-        ``mfrec.neural.load_model``."""
+        """The fitted model: a ``FactorModel`` from model.npz (ALS), an ``EaseModel`` from ease.npz, a
+        neural model through ``mfrec.neural.load_model``."""
         if self._model is None:
             npz = self.path / "model.npz"
-            if npz.is_file():
+            if (self.path / "ease.npz").is_file():
+                from mfrec.models.ease import EaseModel
+
+                self._model = EaseModel.load(self.path / "ease.npz")
+            elif npz.is_file():
                 from mfrec.models.factor import FactorModel
 
                 self._model = FactorModel.load(npz)
@@ -388,6 +392,8 @@ class Experiment:
 
         if (self.path / "model.npz").is_file():
             return self.model
+        if (self.path / "ease.npz").is_file():
+            raise ModelError(f"run {self.name} is an EASE run: it has item-item weights (exp.model.B), no factors")
         return FactorModel.load(self.path)
 
     @property

@@ -12,6 +12,8 @@
   user half-step shrunk towards the training users (the run's population prior, when it has one);
   ``foldin.explain_contributions`` splits the resulting scores per rating (and the prior's part).
 - ``rankers``: ``--rank-by``, one run ranks a list and another predicts its ratings.
+- EASE runs (ease.npz): ``mfrec.inference.ease.EaseRecommender`` scores x · B; a made-up user needs
+  no fitting and every "why" is exact; the lists carry ``ease_score``, not a predicted rating.
 - ``topk.recommend_all``: top-k for every user of a model, BLAS-scored blocks through the one
   Numba top-k kernel (``mfrec.kernels.topk.topk_rows``, which also serves one user's request).
 """
@@ -28,15 +30,17 @@ from mfrec.experiments.summary import Summary
 DEFAULT_RUNS = Path("Experiments_")
 
 
-MODEL_FILES = ("model.npz", "factors.npz", "model.json")  # ALS, neumf/genre-embedding, any neural run
+MODEL_FILES = ("model.npz", "factors.npz", "model.json", "ease.npz")  # ALS, neumf/genre-embedding, any neural run, EASE
 
 
 def supported_modes(kind: str | None) -> frozenset:
     """The request modes (``recommend.MODES`` keys) a run of this model kind answers."""
+    from mfrec.inference.ease import EaseRecommender
     from mfrec.inference.neural import PairRecommender, SequenceRecommender
     from mfrec.inference.recommend import Recommender
 
     return {"sequential": SequenceRecommender.supports, "attention": PairRecommender.supports,
+            "ease": EaseRecommender.supports,
             "bias": Recommender.supports - {"similar"}}.get(str(kind), Recommender.supports)  # bias: no movie factors
 
 
@@ -118,15 +122,24 @@ def open_run(experiment: str | os.PathLike | None = None, root: str | os.PathLik
 def recommender_for(exp):
     """A new ``Recommender`` for a loaded experiment (``LoadedExperiment.recommender`` keeps one).
 
-    ALS runs: model.npz. neumf / genre-embedding runs: their factors.npz (same schema). sequential
+    ALS runs: model.npz. EASE runs: ease.npz behind ``EaseRecommender``. neumf / genre-embedding runs: their factors.npz (same schema). sequential
     and attention runs: ``mfrec.neural.load_model`` behind ``SequenceRecommender`` / ``PairRecommender``.
     """
     from mfrec.inference.recommend import Recommender
 
     path = Path(exp.path)
     kind = exp.config.get("model") or exp.summary.get("model")
+    if (path / "ease.npz").is_file():
+        from mfrec.inference.ease import EaseRecommender
+
+        return EaseRecommender(exp.model, exp.dataset, run_name=exp.name)
     if (path / "model.npz").is_file() or (path / "factors.npz").is_file():
-        return Recommender(exp.factors, exp.dataset, run_name=exp.name)
+        rec = Recommender(exp.factors, exp.dataset, run_name=exp.name)
+        if kind == "bayes" and (path / "samples.npz").is_file():
+            from mfrec.models.bayes import BayesSamples
+
+            rec.samples = BayesSamples.load(path / "samples.npz")
+        return rec
     if kind in ("sequential", "attention") and (path / "model.json").is_file():
         from mfrec.inference.neural import PairRecommender, SequenceRecommender
         from mfrec.neural import load_model

@@ -19,7 +19,7 @@ def _cut(text: str, width: int) -> str:
 # how the printed table heads and formats the column a list is ranked by (recommend.RANKED_BY)
 _RANKED_HEAD = {"score": ("score", "{:>7.3f}"), "cosine": ("cosine", "{:>7.3f}"),
                 "training_ratings": ("ratings", "{:>7d}"), "logit": ("logit", "{:>7.3f}"),
-                "rank_score": ("ranked", "{:>7.4g}")}
+                "rank_score": ("ranked", "{:>7.4g}"), "ease_score": ("ease", "{:>7.3f}")}
 
 
 def _rating_digits(values) -> int:
@@ -41,11 +41,13 @@ def format_table(result, title_width: int = 42, genre_width: int = 26, why_width
     t = result.table
     ranked = next((c for c in t.columns if c in _RANKED_HEAD), None)
     has_rating = "predicted_rating" in t.columns
+    has_spread = "uncertainty" in t.columns  # bayes runs: "4.30 ± 0.41"
     lines = list(result.notes)
     digits = _rating_digits(t["predicted_rating"].to_list()) if has_rating else 2
+    rating_width = 6 + (3 + digits + 2 if has_spread else 0)
     head = f"{'#':>3}  {'title':<{title_width}}  {'year':>4}  {'genres':<{genre_width}}"
     if has_rating:
-        head += f"  {'rating':>6}"
+        head += f"  {'rating':>{rating_width}}"
     if ranked:
         head += f"  {_RANKED_HEAD[ranked][0]:>7}"
     head += "  why"
@@ -61,7 +63,10 @@ def format_table(result, title_width: int = 42, genre_width: int = 26, why_width
         )
         if has_rating:
             pred = row["predicted_rating"]
-            line += f"  {'' if pred is None else f'{pred:.{digits}f}':>6}"
+            cell = '' if pred is None else f'{pred:.{digits}f}'
+            if has_spread and pred is not None and row["uncertainty"] is not None:
+                cell += f" ± {row['uncertainty']:.{digits}f}"
+            line += f"  {cell:>{rating_width}}"
         if ranked:
             line += "  " + _RANKED_HEAD[ranked][1].format(row[ranked])
         line += f"  {_cut(row['why'], why_width)}"

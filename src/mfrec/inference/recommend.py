@@ -35,6 +35,8 @@ RANKED_BY = {
     "logit": "a sequential model's next-movie logit (no rating units)",
     "rank_score": "the ranking run's own score (--rank-by): its units are that model's (popularity: training "
                   "ratings; a factor run: its score)",
+    "ease_score": "an EASE score: the sum over the user's movies j of the item-item weight B[j, i] (no rating "
+                  "units; for similar movies, B[asked-for movie, i] alone)",
 }
 DISLIKES = ("score", "down-only")  # how a made-up user's dislikes rank a list (DEFAULTS.dislikes)
 GROUP_RULE = "least misery: a movie's group score is the lowest predicted rating among the members"
@@ -147,6 +149,10 @@ class Recommender:
         self.kind = model.kind
         # a neumf/genre-embedding run's factors.npz: the neural model was trained by Adam, not ALS
         self.exported_from = model.exported_from
+        # bayes runs: the kept posterior samples (samples.npz) give each prediction its spread, and
+        # lower_bound = z ranks by predicted rating - z * spread
+        self.samples = None
+        self.lower_bound = 0.0
         self._init_tables(dataset)
 
     def check_supported(self, mode: str) -> None:
@@ -166,10 +172,27 @@ class Recommender:
             return (f"the ALS user half-step against this {self.exported_from} run's movie factors from factors.npz, "
                     f"ridge penalty {h.reg:g} x n (its own L2 weight per rating), {bias}: an approximation, "
                     f"since the neural model was trained by Adam, not ALS")
+        if self.kind == "bayes":
+            h = self.model.fold_in_settings
+            return (f"the posterior mean of their [bias, factors] against the posterior-mean movie factors under the "
+                    f"learned prior (ridge {h.reg:.3g}, bias {h.reg_bias:.3g}: prior precision / noise precision)")
         if self.model.calibrated:
             return ("the model's per-row ALS step, shrunk towards the training users (empirical-Bayes prior, "
                     "so a few ratings stay near a typical user)")
         return "the model's per-row ALS step"
+
+    def _spread(self, pred: np.ndarray, spread: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        """(ranking scores, per-movie posterior sd or None, notes): with kept samples and ``lower_bound``,
+        the list is ranked by predicted rating - lower_bound x sd."""
+        if spread is None:
+            return pred, None, []
+        sd = spread[1]
+        notes = [f"rating ± the posterior predictive standard deviation over {len(self.samples)} kept samples "
+                 "(noise included)"]
+        if self.lower_bound:
+            notes.append(f"ranked by the lower bound: predicted rating - {self.lower_bound:g} x sd")
+            return (pred - np.float32(self.lower_bound) * sd).astype(np.float32), sd, notes
+        return pred, sd, notes
 
     def _init_tables(self, dataset) -> None:
         """Titles, years, genres, ids and popularity of the dataset's movies."""
@@ -296,13 +319,22 @@ class Recommender:
         keep = idx[0] >= 0
         return idx[0][keep], sc[0][keep]
 
-    def _clip(self, x: np.ndarray) -> np.ndarray:
-        """Predicted ratings of scores: the run's map onto the scale (``FactorModel.rating``), else clipped."""
+    def _clip(self, x: np.ndarray) -> np.ndarray | None:
+        """Predicted ratings of scores: the run's map onto the scale (``FactorModel.rating``), else clipped;
+        None for an implicit (ials) model, whose score ranks movies and is no rating (the table then
+        has no predicted_rating)."""
+        if getattr(self.model, "implicit", False):
+            return None
         if self.model.config.get("rating_map"):
             return self.model.rating(x)
         return np.clip(x, *self.scale)
 
-    def _table(self, movies: np.ndarray, predicted, score, why: list[str], ranked_by: str = "score"):
+    def _shown(self, score: float) -> str:
+        """One score as a "why" cell shows it: the predicted rating, or for an ials run the score itself."""
+        rated = self._clip(np.asarray([score]))
+        return f"{float(score):.3f} (score)" if rated is None else f"{float(rated[0]):.2f}"
+
+    def _table(self, movies: np.ndarray, predicted, score, why: list[str], ranked_by: str = "score", spread=None):
         """The list as a polars table; ``predicted=None`` leaves out predicted_rating (a list that predicts
         no rating), ``ranked_by`` names the score column (a ``RANKED_BY`` key). Full precision."""
         import polars as pl
@@ -318,6 +350,8 @@ class Recommender:
         if predicted is not None:
             columns["predicted_rating"] = pl.Series(
                 [None if p is None or not np.isfinite(p) else float(p) for p in predicted], dtype=pl.Float64)
+        if spread is not None:  # bayes: the posterior predictive sd of each predicted rating
+            columns["uncertainty"] = pl.Series([float(x) for x in spread], dtype=pl.Float64)
         if ranked_by == "training_ratings":
             columns[ranked_by] = pl.Series([int(s) for s in score], dtype=pl.Int64)
         else:
@@ -447,6 +481,11 @@ class Recommender:
         ``dislikes``: see ``made_up_scores`` (the score column always holds the model's score)."""
         n = _check_n(n)
         vec, pred, rank_by = self.made_up_scores(ratings, dislikes)
+        spread = None
+        if self.samples is not None and ratings:
+            h = self.model.fold_in_settings
+            spread = self.samples.fold_in_spread([m for m, _ in ratings], [r for _, r in ratings], h.reg, h.reg_bias)
+        rank_by, sd, spread_notes = self._spread(rank_by, spread)
         mask = self.filter_mask(filters)
         recs, _ = self._top(rank_by, n, np.array([m for m, _ in ratings], np.int32), mask)
         scores = pred[recs]
@@ -464,8 +503,8 @@ class Recommender:
             head.append(f"filter: {filters.describe()}")
         if not ratings:
             head[0] = "no ratings given: the list is the model's baseline (mu + movie bias)"
-        table = self._table(recs, self._clip(scores), scores, why)
-        return Result(table, head + notes, details, label="made-up-user")
+        table = self._table(recs, self._clip(scores), scores, why, spread=None if sd is None else sd[recs])
+        return Result(table, head + spread_notes + notes, details, label="made-up-user")
 
     # -- the ranker protocol (--rank-by): any run that scores every movie for a made-up or existing user
     def score_made_up(self, ratings: Sequence[tuple[int, float]]) -> np.ndarray:
@@ -538,9 +577,11 @@ class Recommender:
         u = self.user(user_id)
         vec = UserVector(float(self.model.user_bias[u]), self.model.user_factors[u])
         pred = self.model.score_movies(vec.bias, vec.vector)
+        ranking, sd, spread_notes = self._spread(pred, None if self.samples is None else self.samples.user_spread(u))
         train = self._train_row(u)
         seen, counts = self._seen(u, exclude)
-        recs, scores = self._top(pred, n, seen, self.filter_mask(filters))
+        recs, _ = self._top(ranking, n, seen, self.filter_mask(filters))
+        scores = pred[recs]  # the model's score; with --lower-bound the order follows score - z x sd
         why, details, notes = self._explained(train, recs, explain)
         what = ", ".join(f"{c} {s}" for s, c in counts.items())
         head = [
@@ -556,7 +597,8 @@ class Recommender:
             )
         if filters and filters.describe():
             head.append(f"filter: {filters.describe()}")
-        return Result(self._table(recs, self._clip(scores), scores, why), head + notes, details, label=f"user-{user_id}")
+        table = self._table(recs, self._clip(scores), scores, why, spread=None if sd is None else sd[recs])
+        return Result(table, head + spread_notes + notes, details, label=f"user-{user_id}")
 
     def recommend_group(self, user_ids: Sequence[str | int], n: int = DEFAULTS.top, filters: Filters | None = None, exclude: str = DEFAULTS.exclude) -> Result:
         """One list for several existing users, ranked by the least-satisfied member's predicted rating."""
@@ -570,7 +612,7 @@ class Recommender:
         seen = np.unique(np.concatenate([self._seen(u, exclude)[0] for u in users]))
         recs, scores = self._top(group, n, seen, self.filter_mask(filters))
         why = [
-            " · ".join(f"user {i} {float(self._clip(preds[k, m])):.2f}" for k, i in enumerate(ids)) for m in recs
+            " · ".join(f"user {i} {self._shown(preds[k, m])}" for k, i in enumerate(ids)) for m in recs
         ]
         head = [
             f"group of {len(ids)} users ({', '.join(ids)}) from run {self.run_name}",
@@ -630,9 +672,10 @@ class Recommender:
         keep = flat_i >= 0
         movies = flat_i[keep].astype(np.int64)
         titles = pl.Series(self.titles_list, dtype=pl.Utf8).gather(movies)
+        rated = self._clip(flat_s[keep])
         return pl.DataFrame({
             "userId": users[keep], "rank": ranks[keep], "movieId": self.movie_id_array[movies], "title": titles,
-            "predicted_rating": self._clip(flat_s[keep]).astype(np.float64),
+            **({"predicted_rating": rated.astype(np.float64)} if rated is not None else {}),
             "score": flat_s[keep].astype(np.float64),
         })
 

@@ -35,6 +35,7 @@ from mfrec.kernels._config import FASTMATH
 SOLVERS = {"cholesky": 0, "cg": 1}
 OK, NOT_POSITIVE_DEFINITE, NOT_FINITE = 0, 1, 2
 _GATHER = 64  # cholesky: fixed rows gathered per chunk (64 x (k+1) float64 per thread)
+_BLOCKS_PER_THREAD = 4  # the implicit half-step's row blocks per thread (n_blocks_for)
 
 
 class SolveError(ModelError):
@@ -87,11 +88,29 @@ def gram_upper(X, n, A):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def cholesky_solve_upper(A, rhs):
-    """Solve A z = rhs in place (z in ``rhs``) from A's upper triangle, which becomes R (A = R^T R).
+def _assemble_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs):
+    """The row's unpenalised normal equations: A = sum_j [1, y_j][1, y_j]^T (upper triangle) and
+    rhs = sum_j t_j [1, y_j], in float64, one rating at a time (the Gibbs draw's assembly below its
+    BLAS rank; the ALS solve gathers chunks for ``gram_upper`` instead)."""
+    k = fixed.shape[1]
+    A[:, :] = 0.0
+    rhs[:] = 0.0
+    for jj in range(start, end):
+        c, t = _row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift)
+        A[0, 0] += 1.0
+        rhs[0] += t
+        for a in range(k):
+            ya = np.float64(fixed[c, a])
+            A[0, a + 1] += ya
+            rhs[a + 1] += t * ya
+            for b in range(a, k):
+                A[a + 1, b + 1] += ya * fixed[c, b]
 
-    Row-oriented, so every inner loop runs along a contiguous row. Returns OK or NOT_POSITIVE_DEFINITE."""
-    m = A.shape[0]
+
+@njit(cache=True, fastmath=FASTMATH)
+def _cholesky_upper(A, m):
+    """In-place upper Cholesky of A[:m, :m] = R^T R (R in the upper triangle), row-oriented so every
+    inner loop runs along a contiguous row; returns OK or NOT_POSITIVE_DEFINITE."""
     for j in range(m):
         Aj = A[j]
         for p in range(j):
@@ -107,19 +126,58 @@ def cholesky_solve_upper(A, rhs):
         inv = 1.0 / d
         for i in range(j + 1, m):
             Aj[i] *= inv
-    # R^T y = rhs (column-oriented forward substitution along R's rows), then R z = y
+    return OK
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _solve_lower_t(R, v, m):
+    """v <- R^-T v for the upper-triangular R[:m, :m] (forward substitution, column-oriented along R's rows)."""
     for p in range(m):
-        rhs[p] /= A[p, p]
-        yp = rhs[p]
-        Ap = A[p]
+        v[p] /= R[p, p]
+        vp = v[p]
+        Rp = R[p]
         for i in range(p + 1, m):
-            rhs[i] -= Ap[i] * yp
+            v[i] -= Rp[i] * vp
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _solve_upper(R, v, m):
+    """v <- R^-1 v for the upper-triangular R[:m, :m] (back substitution)."""
     for i in range(m - 1, -1, -1):
-        s = rhs[i]
-        Ai = A[i]
+        s = v[i]
+        Ri = R[i]
         for p in range(i + 1, m):
-            s -= Ai[p] * rhs[p]
-        rhs[i] = s / Ai[i]
+            s -= Ri[p] * v[p]
+        v[i] = s / Ri[i]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def cholesky_solve_upper(A, rhs):
+    """Solve A z = rhs in place (z in ``rhs``) from A's upper triangle, which becomes R (A = R^T R).
+
+    Returns OK or NOT_POSITIVE_DEFINITE."""
+    m = A.shape[0]
+    if _cholesky_upper(A, m) != OK:
+        return NOT_POSITIVE_DEFINITE
+    # R^T y = rhs, then R z = y
+    _solve_lower_t(A, rhs, m)
+    _solve_upper(A, rhs, m)
+    return OK
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def cholesky_solve(A, rhs, m):
+    """Solve ``A z = rhs`` for the symmetric positive definite ``A[:m, :m]`` (only its upper triangle is
+    read; it is overwritten by the Cholesky factor) in place: ``z`` replaces ``rhs[:m]``. Returns OK,
+    NOT_POSITIVE_DEFINITE or NOT_FINITE. The implicit half-step's (``mfrec.kernels.ials``) solve; the
+    explicit one calls ``cholesky_solve_upper``, the Gibbs draw the pieces."""
+    if _cholesky_upper(A, m) != OK:
+        return NOT_POSITIVE_DEFINITE
+    _solve_lower_t(A, rhs, m)
+    _solve_upper(A, rhs, m)
+    for i in range(m):
+        if not np.isfinite(rhs[i]):
+            return NOT_FINITE
     return OK
 
 
@@ -367,19 +425,13 @@ def solve_rows(
         raise ValueError(f"reg_exponent must lie in 0..2, got {reg_exponent}")
     if not (reg > 0) or not (reg_bias >= 0):
         raise ValueError(f"reg must be > 0 and reg_bias >= 0, got reg={reg}, reg_bias={reg_bias}")
-    indptr = _as(indptr, np.int64, "indptr", 1)
-    indices = _as(indices, np.int32, "indices", 1)
-    values = _as(values, np.float32, "values", 1)
     fixed = _as(fixed_factors, np.float32, "fixed_factors", 2)
     fbias = _as(fixed_bias, np.float32, "fixed_bias", 1)
-    n_rows, (n_cols, k) = len(indptr) - 1, fixed.shape
-    nnz = len(indices)
-    if n_rows < 0 or indptr[0] != 0 or indptr[-1] != nnz or len(values) != nnz:
-        raise ValueError(f"malformed CSR: indptr must rise from 0 to nnz={nnz} and values must have nnz entries")
+    n_cols, k = fixed.shape
+    indptr, indices, values = half_step_csr(indptr, indices, values, n_cols, validate=validate)
+    n_rows = len(indptr) - 1
     if len(fbias) != n_cols:
         raise ValueError(f"fixed_bias has {len(fbias)} entries for {n_cols} fixed rows")
-    if validate:
-        check_ratings_csr(indptr, indices, n_cols)
     if row_shift is None:
         shift = np.zeros((0, k), np.float32)
     else:
@@ -416,6 +468,36 @@ def solve_rows(
     _half_step(indptr, indices, values, fixed, fbias, float(mu), shift, float(reg), float(reg_bias),
                bool(weighted), float(reg_exponent), SOLVERS[solver], int(cg_steps), n_blocks, work64, gather64,
                work32, bufs, tbufs, out_factors, out_bias, out_residual, status)
+    raise_on_status(status, solver, what)
+    return out_factors, out_bias
+
+
+# -- shared by the explicit and the implicit half-steps ------------------------------------------
+def half_step_csr(indptr, indices, values, n_cols: int, *,
+                  validate: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(indptr int64, indices int32, values float32)`` of a half-step's CSR, checked against ``n_cols``
+    fixed rows; ``ValueError`` when malformed. ``validate=False`` checks only the ends of ``indptr``
+    and the lengths (O(1)), not the O(nnz) ``check_ratings_csr``."""
+    indptr = _as(indptr, np.int64, "indptr", 1)
+    indices = _as(indices, np.int32, "indices", 1)
+    values = _as(values, np.float32, "values", 1)
+    nnz = len(indices)
+    if len(indptr) < 1 or indptr[0] != 0 or indptr[-1] != nnz or len(values) != nnz:
+        raise ValueError(f"malformed CSR: indptr must rise from 0 to nnz={nnz} and values must have nnz entries")
+    if validate:
+        check_ratings_csr(indptr, indices, n_cols)
+    return indptr, indices, values
+
+
+def n_blocks_for(n_rows: int) -> int:
+    """How many row blocks the implicit half-step deals its rows to, round-robin (a few per thread
+    balances power-law row lengths); each block owns its scratch buffers. (The explicit half-step
+    uses one block per thread.)"""
+    return max(1, min(n_rows, _BLOCKS_PER_THREAD * numba.get_num_threads()))
+
+
+def raise_on_status(status: np.ndarray, solver: str, what: str) -> None:
+    """``SolveError`` naming the first row whose solve failed, if any did."""
     bad = np.flatnonzero(status)
     if len(bad):
         why = "is not positive definite" if status[bad[0]] == NOT_POSITIVE_DEFINITE else "gave NaN or inf"
@@ -423,7 +505,6 @@ def solve_rows(
             f"the {solver} solve for {what} {bad[0]} {why} ({len(bad)} {what}s failed); "
             "check the ratings for NaN/inf or raise --reg"
         )
-    return out_factors, out_bias
 
 
 # -- genre sets and the genre part -----------------------------------------------------------------

@@ -60,7 +60,8 @@ def make_config(config: ALSConfig | dict[str, Any] | str) -> ALSConfig:
 
 def train(dataset, config: ALSConfig | dict[str, Any] | str = "mf",
           callback: Callable[[Any], Any] | None = None, log: Callable[[str], None] | None = None) -> FactorModel:
-    """Fit an ALS model (bias, mf or mf-genre) on ``dataset``; ``callback(EpochReport)`` after each epoch.
+    """Fit an ALS model (bias, mf, mf-genre, or the implicit-feedback ials) on ``dataset``;
+    ``callback(EpochReport)`` after each epoch.
 
     ``config``: a model name (its defaults), a dict of ``ALSConfig`` fields, or an ``ALSConfig``.
 
@@ -68,7 +69,12 @@ def train(dataset, config: ALSConfig | dict[str, Any] | str = "mf",
     >>> model = mfrec.train(ds, {"model": "mf-genre", "factors": 32}, callback=print)
     >>> model.predict(ds.test.user, ds.test.movie)
     """
-    return fit(dataset, make_config(config), callback=callback, log=log)
+    config = make_config(config)
+    if config.model == "ials":  # implicit feedback: its own loop (mfrec.models.ials)
+        from mfrec.models.ials import fit as fit_ials
+
+        return fit_ials(dataset, config, callback=callback, log=log)
+    return fit(dataset, config, callback=callback, log=log)
 
 
 __all__ = [

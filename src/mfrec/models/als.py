@@ -116,6 +116,8 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
     from mfrec.kernels.genre import genre_index, solve_genre_factors
     from mfrec.kernels.predict import error_sums, error_sums_csr, predict
 
+    if config.model == "ials":
+        raise ModelError("the ials model has its own fit loop: mfrec.models.ials.fit (or mfrec.train)")
     say = log or (lambda _m: None)
     config = config.validate()
     t_start = time.perf_counter()

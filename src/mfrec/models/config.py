@@ -7,7 +7,7 @@ from typing import Any
 
 from mfrec.errors import ModelError
 
-MODELS = ("bias", "mf", "mf-genre")
+MODELS = ("bias", "mf", "mf-genre", "ials")
 SOLVERS = ("cholesky", "cg")
 
 # Per-model defaults, tuned on ml-100k u1 (see README "Training"): weighted-lambda ALS with the
@@ -18,16 +18,21 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "mf": {"factors": 64, "epochs": 8, "reg": 0.4, "reg_exponent": 0.75, "reg_bias": 1.0, "solver": "cg"},
     "mf-genre": {"factors": 64, "epochs": 8, "reg": 0.4, "reg_exponent": 0.75, "reg_bias": 1.0, "reg_genre": 0.3,
                  "solver": "cg"},
+    # implicit ALS: tuned on ml-100k user-last validation (README "ials"); Rendle et al. 2021's
+    # frequency-scaled penalty reg * (n + unobserved_weight * n_cols) ** reg_exponent
+    "ials": {"factors": 128, "epochs": 16, "reg": 0.01, "reg_exponent": 1.0, "alpha": 8.0, "rating_power": 1.0,
+             "unobserved_weight": 1.0, "recency": 16.0, "recency_scale": 0.1, "solver": "cg", "cg_steps": 3,
+             "patience": 3},
 }
 
 
 @dataclass(frozen=True)
 class ALSConfig:
-    """Hyperparameters of an ALS model (``bias``, ``mf`` or ``mf-genre``)."""
+    """Hyperparameters of an ALS model (``bias``, ``mf``, ``mf-genre`` or the implicit-feedback ``ials``)."""
 
     model: str = field(
         default="mf",
-        metadata={"doc": "Which model: bias (mu + b_u + b_i), mf (+ p_u.q_i) or mf-genre (+ genre factors)."},
+        metadata={"doc": "Which model: bias (mu + b_u + b_i), mf (+ p_u.q_i), mf-genre (+ genre factors) or ials (implicit feedback, p_u.q_i ranks)."},
     )
     factors: int = field(
         default=64,
@@ -39,7 +44,7 @@ class ALSConfig:
     )
     reg: float = field(
         default=0.4,
-        metadata={"doc": "L2 penalty on user/movie factors (times the row's rating count when weighted_reg)."},
+        metadata={"doc": "L2 penalty on user/movie factors (times the row's rating count when weighted_reg; ials: times (count + unobserved_weight * n_cols) ** reg_exponent)."},
     )
     reg_bias: float = field(
         default=1.0,
@@ -65,9 +70,34 @@ class ALSConfig:
         default=3,
         metadata={"doc": "Conjugate-gradient iterations per row and half-step (solver cg)."},
     )
+    alpha: float = field(
+        default=8.0,
+        metadata={"doc": "ials: a rated movie's confidence is 1 + alpha * (rating / top rating) ** rating_power."},
+    )
+    rating_power: float = field(
+        default=1.0,
+        metadata={"doc": "ials: how steeply confidence grows with the rating (0 = every rating the same)."},
+    )
+    unobserved_weight: float = field(
+        default=1.0,
+        metadata={"doc": "ials: weight of every unrated movie, a zero (alpha0 of Rendle et al. 2021)."},
+    )
+    recency: float = field(
+        default=16.0,
+        metadata={"doc": "ials: how much more a user's latest ratings count: the confidence's rating part is "
+                         "times (1 + recency * exp(-(1 - t) / recency_scale)) / (1 + recency), t = place in time (1 = latest)."},
+    )
+    recency_scale: float = field(
+        default=0.1,
+        metadata={"doc": "ials: how far back (as a share of the user's history) the recency boost reaches."},
+    )
+    refit_with_val: bool = field(
+        default=True,
+        metadata={"doc": "ials: after validation picks the epoch count, train again on train + validation for that many epochs."},
+    )
     init_std: float = field(
         default=0.1,
-        metadata={"doc": "Standard deviation of the random initial factors."},
+        metadata={"doc": "Standard deviation of the random initial factors (ials: divided by sqrt(k))."},
     )
     seed: int = field(
         default=42,
@@ -79,7 +109,7 @@ class ALSConfig:
     )
     patience: int = field(
         default=2,
-        metadata={"doc": "Early stopping: stop after this many epochs without a better validation RMSE (0 = never)."},
+        metadata={"doc": "Early stopping: stop after this many epochs without a better validation RMSE (ials: NDCG@10) (0 = never)."},
     )
 
     @classmethod
@@ -103,7 +133,7 @@ class ALSConfig:
             raise bad("factors", f"must be at least 1 for the {self.model} model")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise bad("epochs", "must be an integer >= 1")
-        for name in ("reg", "reg_genre", "init_std"):
+        for name in ("reg", "reg_genre", "init_std", "alpha", "unobserved_weight"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not (v > 0) or v != v or v == float("inf"):
                 raise bad(name, "must be a positive finite number")
@@ -111,6 +141,12 @@ class ALSConfig:
             raise bad("reg_bias", "must be a finite number >= 0")
         if not isinstance(self.reg_exponent, (int, float)) or not (0 <= self.reg_exponent <= 2):
             raise bad("reg_exponent", "must be a number in 0..2")
+        if not isinstance(self.recency, (int, float)) or not (0 <= self.recency < 1e6):
+            raise bad("recency", "must be a number >= 0")
+        if not isinstance(self.recency_scale, (int, float)) or not (0 < self.recency_scale <= 10):
+            raise bad("recency_scale", "must be a number in (0, 10]")
+        if not isinstance(self.rating_power, (int, float)) or not (0 <= self.rating_power <= 8):
+            raise bad("rating_power", "must be a number in 0..8")
         if self.solver not in SOLVERS:
             raise bad("solver", f"must be one of {', '.join(SOLVERS)}")
         if not isinstance(self.cg_steps, int) or self.cg_steps < 1:
@@ -121,6 +157,8 @@ class ALSConfig:
             raise bad("patience", "must be an integer >= 0")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise bad("seed", "must be a non-negative integer")
+        if not isinstance(self.refit_with_val, bool):
+            raise bad("refit_with_val", "must be true or false")
         if not isinstance(self.weighted_reg, bool):
             raise bad("weighted_reg", "must be true or false")
         return self

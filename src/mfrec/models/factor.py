@@ -17,8 +17,10 @@ an ALS config without ``reg_exponent`` was trained with the classic ALS-WR expon
 
 **Fold-in** (:meth:`FactorModel.fold_in`): a user the model was not trained on gets the model's own
 ALS user half-step (``mfrec.kernels.als.solve_rows``) on a CSR of their ratings against the fixed
-movie side, with the penalties of :attr:`FactorModel.fold_in_settings`. Always the exact Cholesky
-solve: a CG-trained run approximates the same ridge problem with warm starts a new user lacks.
+movie side, with the penalties of :attr:`FactorModel.fold_in_settings`; an ials model (kind "ials",
+implicit feedback: mu and biases 0, no rating scale, no prior) gets the implicit user half-step
+(``mfrec.kernels.ials``) on the confidences of the ratings. Always the exact Cholesky solve: a
+CG-trained run approximates the same problem with warm starts a new user lacks.
 
 **Calibrated fold-in (empirical Bayes).** Three or four ratings cannot pin down a (k+1)-dimensional
 user: the plain half-step fits them almost exactly and pushes neighbouring movies past the top of
@@ -263,6 +265,11 @@ class FactorModel:
         return (float(s[0]), float(s[1])) if s is not None else None
 
     @property
+    def implicit(self) -> bool:
+        """True for an implicit-feedback model (ials): its scores rank movies and are not ratings."""
+        return self.kind == "ials"
+
+    @property
     def als_config(self):
         """The ``ALSConfig`` this ALS model was trained with (older files: their own defaults)."""
         from mfrec.models.config import ALSConfig
@@ -286,6 +293,12 @@ class FactorModel:
         (a huge bias penalty); an unpenalised neural bias gets penalty 1 so that a one-movie user stays
         well posed. For neural models this approximates where training would put a new user.
         """
+        if self.config.get("model") == "bayes":  # the learned prior as a ridge: lambda / noise precision
+            try:
+                return FoldInSettings(float(self.config["fold_in_reg"]), float(self.config["fold_in_reg_bias"]),
+                                      False, 0.0)
+            except (KeyError, TypeError, ValueError):
+                raise ModelError(f"{self.path or 'the model'}: a bayes model without its fold_in_reg settings") from None
         if self.exported_from:
             try:
                 reg = float(self.config.get("reg") or 0.0)
@@ -348,14 +361,14 @@ class FactorModel:
         """Whether a folded-in user is shrunk towards the training users (the model has a population prior)."""
         return self.prior_mean is not None
 
-    def fold_in(self, indptr, indices, values, prior: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def fold_in(self, indptr, indices, values, prior: bool = True, times=None) -> tuple[np.ndarray, np.ndarray]:
         """Bias (n_rows,) and factors (n_rows, k) of users given as a CSR of (movie index, rating).
 
         The model's ALS user half-step on these rows, exact, plus the population prior when the model
-        has one and ``prior`` (the module docstring); the model is not modified.
+        has one and ``prior`` (the module docstring); the model is not modified. ``times`` (ials only,
+        optional): each rating's timestamp, so that its confidence gets the recency the model was
+        trained with; without them every rating counts as current.
         """
-        from mfrec.kernels.als import solve_rows
-
         indptr = np.asarray(indptr, np.int64)
         indices = np.asarray(indices, np.int32)
         values = np.asarray(values, np.float32)
@@ -367,12 +380,32 @@ class FactorModel:
             row = indices[indptr[r]:indptr[r + 1]]
             if len(np.unique(row)) != len(row):
                 raise DataError(f"user row {r} rates a movie twice: give each movie once")
+        if self.implicit:
+            return np.zeros(len(indptr) - 1, np.float32), self._fold_in_implicit(indptr, indices, values, times)
         if prior and self.calibrated:
             return self._fold_in_with_prior(indptr, indices, values)
+        from mfrec.kernels.als import solve_rows
+
         with _threads_for(len(indptr) - 1):
             factors, bias = solve_rows(indptr, indices, values, self.effective_movie_factors, self.movie_bias,
                                        self.mu, **self.fold_in_settings.kwargs(), solver="cholesky", what="new user")
         return bias, factors
+
+    def _fold_in_implicit(self, indptr, indices, values, times=None) -> np.ndarray:
+        """ials: the exact implicit user half-step (like implicit's ``recalculate_user``) on the
+        ratings' confidences, with the run's penalty and unobserved weight."""
+        from mfrec.kernels.ials import solve_implicit_rows
+        from mfrec.models.confidence import confidence_of, places_in_history
+
+        c = self.als_config
+        recent = None
+        if times is not None:
+            rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+            recent = places_in_history(rows, np.asarray(times, np.int64), len(indptr) - 1)
+        with _threads_for(len(indptr) - 1):
+            return solve_implicit_rows(indptr, indices, confidence_of(self, values, recent), self.movie_factors, reg=c.reg,
+                                       alpha0=c.unobserved_weight, nu=c.reg_exponent, solver="cholesky",
+                                       what="new user")
 
     def fold_in_system(self, movies, prior: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(A, X, prior_rhs)`` of one user's fold-in over these movie indices, float64: the user solves
@@ -395,13 +428,15 @@ class FactorModel:
             out[r] = np.linalg.solve(a, x.T @ t + rhs)
         return out[:, 0].astype(np.float32), np.ascontiguousarray(out[:, 1:], np.float32)
 
-    def fold_in_user(self, movies, ratings, prior: bool = True) -> tuple[float, np.ndarray]:
-        """One new user's (bias, factors) from their (movie index, rating) pairs."""
+    def fold_in_user(self, movies, ratings, prior: bool = True, times=None) -> tuple[float, np.ndarray]:
+        """One new user's (bias, factors) from their (movie index, rating) pairs (``times``: see ``fold_in``)."""
         movies = np.asarray(movies, np.int32)
         ratings = np.asarray(ratings, np.float32)
         if movies.shape != ratings.shape or movies.ndim != 1:
             raise DataError("movies and ratings must be 1-d arrays of one length")
-        bias, factors = self.fold_in(np.array([0, len(movies)], np.int64), movies, ratings, prior=prior)
+        if times is not None and np.shape(times) != movies.shape:
+            raise DataError("times must have one timestamp per rating")
+        bias, factors = self.fold_in(np.array([0, len(movies)], np.int64), movies, ratings, prior=prior, times=times)
         return float(bias[0]), factors[0]
 
     # -- persistence ----------------------------------------------------------------------------

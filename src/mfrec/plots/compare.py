@@ -35,7 +35,9 @@ class _Run:
 def ranking_values(row: dict) -> dict[str, float]:
     """A comparison row's final ranking metrics as ``{label: value}``: the test-set ones (``hit@10``,
     ``test_ndcg@10`` -> ``ndcg@10``), else, for a run that has only per-epoch validation values, those
-    (``val_hit@10`` -> ``val hit@10``), so a validation number is never drawn as a test number."""
+    (``val_hit@10`` -> ``val hit@10``), so a validation number is never drawn as a test number. The
+    ``--min-ratings`` twins (``hit@10_min_ratings_10``) stay in the table only."""
+    row = {k: v for k, v in row.items() if "_min_ratings_" not in k}  # filtered twins: in the table, not the figure
     test = {k.removeprefix("test_"): v for k, v in row.items() if "@" in k and not k.startswith("val_") and v is not None}
     if test:
         return test

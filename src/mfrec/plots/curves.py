@@ -21,9 +21,10 @@ def _ok(v) -> bool:
 
 
 def plot_rmse(metrics: Any, path: str | os.PathLike, best_epoch: int | None = None, title: str | None = None,
-              dpi: int | None = None) -> Path:
+              dpi: int | None = None, sampler: bool = False) -> Path:
     """Write the RMSE-per-epoch figure to ``path`` (PNG at ``dpi``, default the shared one); ``metrics`` is
-    a polars frame, a dict of columns or a list of per-epoch records with epoch/train_rmse/val_rmse/test_rmse."""
+    a polars frame, a dict of columns or a list of per-epoch records with epoch/train_rmse/val_rmse/test_rmse.
+    ``sampler``: a Gibbs run (bayes): one row per sample, validation/test are the running posterior mean."""
     from mfrec.plots.style import PALETTE, figure, save, styled
 
     epochs = _series(metrics, "epoch")
@@ -39,16 +40,19 @@ def plot_rmse(metrics: Any, path: str | os.PathLike, best_epoch: int | None = No
                 continue
             xs, vs = zip(*pts)
             plotted.extend(vs)
-            ax.plot(xs, vs, marker=marker, ls=ls, color=color, label=f"{label} (last {vs[-1]:.4f})", markersize=5)
+            if sampler:
+                label = "train (that sample)" if col == "train_rmse" else f"{label} (running posterior mean)"
+            ax.plot(xs, vs, marker=None if sampler else marker, ls=ls, color=color,
+                    label=f"{label} (last {vs[-1]:.4f})", markersize=5)
         if best_epoch is not None and best_epoch in epochs:
             validated = any(_ok(v) for v in _series(metrics, "val_rmse"))
             # without a validation split nothing chose the epoch: training simply kept the last one
             label = (f"best epoch ({best_epoch}, lowest validation RMSE)" if validated
                      else f"kept epoch ({best_epoch}; no validation split)")
             ax.axvline(best_epoch, color="grey", linestyle=":", linewidth=1.5, label=label)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("Gibbs sample" if sampler else "epoch")
         ax.set_ylabel("RMSE (stars, lower is better)")
-        ax.set_title(title or "RMSE per epoch")
+        ax.set_title(title or ("RMSE per Gibbs sample" if sampler else "RMSE per epoch"))
         if epochs and len(epochs) <= 20:
             ax.set_xticks(list(epochs))
         if plotted:

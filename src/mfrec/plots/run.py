@@ -131,6 +131,32 @@ def genre_factors_figure(genre_factors: np.ndarray, genres: list[str], path, run
         return save(fig, path, dpi)
 
 
+def ease_neighbours_figure(B: np.ndarray, titles: list[str], counts: np.ndarray, path, run_name: str = "",
+                           n: int = 20, dpi: int | None = None) -> Path | None:
+    """Heat map of an EASE model's item-item weights B[j, i] among the ``n`` most-rated movies: row j
+    watched, column i scored (red raises i's score, blue lowers it; the diagonal is 0 by construction)."""
+    B = np.asarray(B)
+    if B.size == 0:
+        return None
+    top = np.argsort(-np.asarray(counts), kind="stable")[: min(n, B.shape[0])]
+    W = np.asarray(B[np.ix_(top, top)], np.float64)
+    names = [t if len(t) <= 32 else t[:31] + "…" for t in (titles[m] for m in top)]
+    with styled():
+        size = float(np.clip(2.5 + 0.42 * len(top), 6.0, 13.0))
+        fig, ax = figure(figsize=(size + 2.0, size))
+        lim = float(np.abs(W).max()) or 1.0
+        im = ax.imshow(W, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="equal", interpolation="nearest")
+        ax.set_yticks(np.arange(len(top)), names)
+        ax.set_xticks(np.arange(len(top)), names, rotation=60, ha="right", rotation_mode="anchor")
+        ax.set_ylabel("watched movie j")
+        ax.set_xlabel("scored movie i")
+        ax.grid(False)
+        cb = fig.colorbar(im, ax=ax, shrink=0.8)
+        cb.set_label("B[j, i]: what watching j adds to i's score")
+        ax.set_title(_title(f"EASE item-item weights among the {len(top)} most-rated movies", run_name))
+        return save(fig, path, dpi)
+
+
 def genre_map_figure(genre_factors: np.ndarray, genres: list[str], path, run_name: str = "",
                      dpi: int | None = None) -> Path | None:
     """The genre factors y_g on a 2-D PCA map, each point labelled with its genre; None without them."""
@@ -166,6 +192,9 @@ def rmse_figure(run_path, path, best_epoch: int | None = None, dpi: int | None =
     rmse = {k for k in R.curves(metrics) if k.endswith("rmse")}
     if not rmse:
         return None
+    if _model_kind(Path(run_path)) == "bayes":  # a sampler: no best epoch, the running posterior mean
+        return curves.plot_rmse(metrics, path, title=_title("RMSE per Gibbs sample", Path(run_path).name), dpi=dpi,
+                                sampler=True)
     best = best_epoch if best_epoch is not None else Summary.read(Path(run_path) / "summary.json").best_epoch
     return curves.plot_rmse(metrics, path, best_epoch=int(best) if best is not None else None,
                             title=_title("RMSE per epoch", Path(run_path).name), dpi=dpi)
@@ -253,7 +282,8 @@ def plot_run(run_path, out_dir=None, dataset=None, tsne: bool = False, n_labels:
     val_hit@10), loss.png (when it logs train_loss/val_loss: the neural runs); and for runs with
     factor arrays — an ALS model.npz, or the factors.npz of a neumf/genre-embedding run — biases.png,
     movie_map.png (PCA; movie_map_tsne.png too with ``tsne``) when k > 0, genre_factors.png and
-    genre_map.png for mf-genre. ``dataset`` defaults to the one the run trained on.
+    genre_map.png for mf-genre; for an EASE run (ease.npz) ease_neighbours.png. ``dataset`` defaults to
+    the one the run trained on.
 
     ``skipped``, when given a list, receives ``(figure name, reason)`` for each of rmse.png,
     biases.png and movie_map.png (and movie_map_tsne.png with ``tsne``) that could not be drawn.
@@ -301,6 +331,18 @@ def plot_run(run_path, out_dir=None, dataset=None, tsne: bool = False, n_labels:
             genres = []
         written.append(genre_factors_figure(model.genre_factors, genres, out_dir / "genre_factors.png", name))
         written.append(genre_map_figure(model.genre_factors, genres, out_dir / "genre_map.png", name))
+    elif (run_path / "ease.npz").is_file():
+        from mfrec.models.ease import EaseModel
+
+        if dataset is None:
+            from mfrec.experiments import Experiment
+
+            dataset = Experiment(run_path).dataset
+        counts = np.diff(np.asarray(dataset.train_by_movie.indptr))
+        titles = dataset.movies.sort("movie")["title"].to_list()
+        written.append(ease_neighbours_figure(EaseModel.load(run_path).B, titles, counts,
+                                              out_dir / "ease_neighbours.png", name))
+        skipped.extend((f, "an EASE run has item-item weights, not biases or movie factors") for f in ["biases.png", *maps])
     else:
         why = "the run has no model.npz or factors.npz"
         if (run_path / "model.json").is_file():

@@ -1,0 +1,160 @@
+"""mfrec's Gibbs-sampled Bayesian MF (``--model bayes``) against myFM on the same splits.
+
+    python benchmarks/bayes_vs_myfm.py --data-root /tmp/bayes-data --datasets ml-100k-u1,ml-100k-u2 \
+        --ranks 10 --samples 200 --libraries mfrec,myfm --features mf,svdpp-flipped [--out NAME]
+
+Every (dataset, library, rank, features) fit runs in its own child process, so that its peak RSS
+(``ru_maxrss``) is its own; both libraries get the same training and test ratings (the mfrec
+prepared dataset's train and test splits) and the same number of samples and burn-in. Features:
+``mf`` = user and movie ids only; ``svdpp-flipped`` = plus each user's rated movies and each
+movie's raters as implicit groups (|N|^-1/2 weights, training ratings only: myFM's "stricter
+protocol"; myFM's own best ML-100k example also adds the rating date, which mfrec does not model).
+RMSE/MAE are of the posterior-mean prediction clipped to the rating scale. Seconds per sample are
+the fit's wall time / samples (mfrec: after a warm-up fit, so that Numba's cache is loaded).
+myFM is a benchmark-only peer: ``pip install myfm``. Writes ``benchmarks/results/<out>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _load(data_root: str, name: str):
+    import mfrec
+
+    return mfrec.data.load(name, data_root=data_root)
+
+
+def _errors(pred, truth) -> tuple[float, float]:
+    import numpy as np
+
+    e = np.asarray(pred, np.float64) - np.asarray(truth, np.float64)
+    return float(np.sqrt(np.mean(e * e))), float(np.mean(np.abs(e)))
+
+
+def run_mfrec(ds, rank: int, samples: int, burn_in: int, implicit: bool) -> dict:
+    import numpy as np
+
+    from mfrec.models.bayes import BayesConfig, fit
+
+    cfg = BayesConfig(factors=rank, samples=samples, burn_in=burn_in, implicit_user=implicit,
+                      implicit_movie=implicit, stored_samples=0)
+    fit(ds, cfg.replace(samples=2, burn_in=1))  # warm-up: Numba's cached kernels loaded
+    t0 = time.perf_counter()
+    model = fit(ds, cfg)
+    seconds = time.perf_counter() - t0
+    pred = model.posterior_predictions["test"]
+    rmse, mae = _errors(pred, ds.test.rating)
+    sweeps = [r.seconds for r in model.history]
+    return {"rmse": rmse, "mae": mae, "seconds": seconds, "seconds_per_sample": seconds / samples,
+            "median_sweep_seconds": float(np.median(sweeps)), "mean_factor_rmse": model.evaluate(ds.test)["rmse"]}
+
+
+def _myfm_blocks(ds, implicit: bool):
+    import numpy as np
+    import scipy.sparse as sps
+    from myfm import RelationBlock
+
+    nu, nm = ds.n_users, ds.n_movies
+    u_csr, m_csr = ds.train_by_user, ds.train_by_movie
+
+    def side(n, csr, n_other):
+        eye = sps.identity(n, format="csr", dtype=np.float64)
+        if not implicit:
+            return eye
+        counts = np.diff(np.asarray(csr.indptr))
+        w = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), counts)
+        imp = sps.csr_matrix((w, np.asarray(csr.indices), np.asarray(csr.indptr)), shape=(n, n_other))
+        return sps.hstack([eye, imp], format="csr")
+
+    U, M = side(nu, u_csr, nm), side(nm, m_csr, nu)
+    grouping = ([0] * nu + ([1] * nm if implicit else []) + [2] * nm + ([3] * nu if implicit else []))
+    blocks = {}
+    for name, split in (("train", ds.train), ("test", ds.test)):
+        blocks[name] = [RelationBlock(np.asarray(split.user, np.int64), U),
+                        RelationBlock(np.asarray(split.movie, np.int64), M)]
+    # compact the group ids (myFM wants 0..G-1)
+    ids = {g: i for i, g in enumerate(sorted(set(grouping)))}
+    return blocks, [ids[g] for g in grouping]
+
+
+def run_myfm(ds, rank: int, samples: int, burn_in: int, implicit: bool) -> dict:
+    import numpy as np
+    import myfm
+
+    blocks, grouping = _myfm_blocks(ds, implicit)
+    fm = myfm.MyFMRegressor(rank=rank, random_seed=42)
+    t0 = time.perf_counter()
+    fm.fit(None, np.asarray(ds.train.rating, np.float64), X_rel=blocks["train"], grouping=grouping, n_iter=samples,
+           n_kept_samples=samples - burn_in)
+    seconds = time.perf_counter() - t0
+    lo, hi = ds.rating_scale
+    pred = np.clip(fm.predict(None, X_rel=blocks["test"]), lo, hi)
+    rmse, mae = _errors(pred, ds.test.rating)
+    return {"rmse": rmse, "mae": mae, "seconds": seconds, "seconds_per_sample": seconds / samples,
+            "myfm_version": getattr(myfm, "__version__", "?")}
+
+
+def one(spec: dict) -> dict:
+    ds = _load(spec["data_root"], spec["dataset"])
+    implicit = spec["features"] == "svdpp-flipped"
+    runner = run_mfrec if spec["library"] == "mfrec" else run_myfm
+    out = runner(ds, spec["rank"], spec["samples"], spec["burn_in"], implicit)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["n_train"], out["n_test"] = len(ds.train), len(ds.test)
+    return {**spec, **out}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-root", required=True)
+    ap.add_argument("--datasets", required=True, help="comma-separated prepared dataset names")
+    ap.add_argument("--ranks", default="10")
+    ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--burn-in", type=int, default=5)
+    ap.add_argument("--libraries", default="mfrec,myfm")
+    ap.add_argument("--features", default="mf,svdpp-flipped")
+    ap.add_argument("--out", default="bayes_vs_myfm")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(one(json.loads(args.one))))
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{args.out}.json"
+    results = json.loads(path.read_text())["results"] if path.is_file() else []
+    specs = [{"data_root": args.data_root, "dataset": d, "library": lib, "rank": int(r), "features": f,
+              "samples": args.samples, "burn_in": args.burn_in}
+             for d in args.datasets.split(",") for r in args.ranks.split(",") for f in args.features.split(",")
+             for lib in args.libraries.split(",")]
+    total = len(specs)
+    for n, spec in enumerate(specs, 1):
+        load = os.getloadavg()[0]
+        print(f"[{n}/{total}] {spec['dataset']} {spec['library']} k={spec['rank']} {spec['features']} "
+              f"({spec['samples']} samples, load {load:.1f}) ...", flush=True)
+        proc = subprocess.run([sys.executable, __file__, "--data-root", args.data_root, "--datasets", spec["dataset"],
+                               "--one", json.dumps(spec)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(proc.stderr[-2000:], file=sys.stderr)
+            raise SystemExit(f"the {spec['library']} fit failed (exit {proc.returncode})")
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        res["load_before"] = load
+        key = ("dataset", "library", "rank", "features", "samples")
+        results = [r for r in results if tuple(r.get(k) for k in key) != tuple(res[k] for k in key)] + [res]
+        print(f"    RMSE {res['rmse']:.4f}  MAE {res['mae']:.4f}  {res['seconds_per_sample']:.3f} s/sample  "
+              f"peak RSS {res['peak_rss_mb']:.0f} MB", flush=True)
+        path.write_text(json.dumps({"cpu_count": os.cpu_count(), "results": results}, indent=1))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""``mfrec serve``: one trained run behind a JSON API and a web page (the optional serve extra).
+
+    pip install -e ".[serve]"
+    mfrec serve --experiment RUN                 # http://127.0.0.1:8000/  and  /api/v1/docs
+    mfrec serve --experiment RUN --host 0.0.0.0 --port 8080 --workers 2
+    mfrec serve --experiment RUN --processes 2       # two processes, each with the run in memory
+
+The run is loaded once, before the server binds, so a bad run is one sentence and exit code 2.
+"""
+
+from __future__ import annotations
+
+import click
+
+from mfrec.cli.common import RUNS_ROOT_OPTION, friendly_errors
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--experiment", "-e", metavar="RUN_OR_PATH", default=None,
+              help="Run folder, its name under --runs-root, or a training --name (latest). Default: the most recent "
+                   "successful run that answers a made-up user.")
+@RUNS_ROOT_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; the default answers this machine only (0.0.0.0 answers the network).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to bind.")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Requests scored at once, each on a worker thread (default: min(4, CPU cores)); the others wait.")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Server processes sharing the port, each loading the run (the Numba kernels hold the GIL, "
+                   "so scoring runs in parallel across processes, not threads).")
+@click.option("--max-ratings", default=None, type=click.IntRange(min=1), help="Cap on a made-up user's ratings per request (default 500).")
+@click.option("--max-top", default=None, type=click.IntRange(min=1), help="Cap on the length of one list (default 100).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]), help="uvicorn's log level.")
+@friendly_errors
+def serve(experiment, runs_root, host, port, workers, processes, max_ratings, max_top, log_level):
+    """Serve a trained run: the web page at / and the JSON API at /api/v1 (OpenAPI page: /api/v1/docs)."""
+    from mfrec.serve import require_extra
+
+    require_extra()
+    import uvicorn
+
+    from mfrec.inference import open_run
+    from mfrec.serve.app import create_app
+    from mfrec.serve.service import Caps, Service
+
+    exp, how = open_run(experiment, runs_root, mode="like" if experiment is None else None)
+    click.echo(how)
+    given = {"workers": workers, "max_ratings": max_ratings, "max_top": max_top}
+    service = Service(exp, Caps(**{k: v for k, v in given.items() if v is not None}))
+    threads = f"{service.caps.workers} scoring thread{'s' if service.caps.workers != 1 else ''}"
+    click.echo(f"serving {exp.name} ({service.kind}, dataset {service.rec.dataset.name}) on http://{host}:{port}/ "
+               f"with {threads}" + (f" in each of {processes} processes" if processes > 1 else "")
+               + f"; API docs at http://{host}:{port}/api/v1/docs")
+    from mfrec.serve.tcp import NoDelayProtocol
+
+    if processes == 1:
+        uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, http=NoDelayProtocol)
+        return
+    import json
+    import os
+    from dataclasses import asdict
+
+    from mfrec.serve.app import SETTINGS_ENV
+
+    # each process loads the run itself (checked here first, so a bad run fails before binding)
+    os.environ[SETTINGS_ENV] = json.dumps({"run": str(exp.path.resolve()), "caps": asdict(service.caps)})
+    del service, exp
+    uvicorn.run("mfrec.serve.app:app_from_environment", factory=True, workers=processes, host=host, port=port,
+                log_level=log_level, http=NoDelayProtocol)

@@ -1,0 +1,416 @@
+"""Gibbs draws for Bayesian matrix factorization: the ALS half-step with a prior and a draw.
+
+Row r (a user, say) with entries (c_j, v_j) and the other side fixed (its factors ``Y``, biases
+``c``, the global mean ``mu`` and an optional per-row ``shift``) has, for z = [b, x], the Gaussian
+conditional
+
+    precision  A   = alpha * sum_j [1, y_j][1, y_j]^T + diag(prec)
+    mean       A^-1 (alpha * sum_j t_j [1, y_j] + prec * mean)
+
+with ``t_j = v_j - mu - c[c_j] - Y[c_j] . shift[r]`` (the ALS half-step's normal equations,
+assembled here by BLAS on gathered chunks), the noise precision ``alpha`` and the per-dimension prior
+``N(mean, 1/prec)``. With A = R^T R (Cholesky), the draw is z = R^-1 (R^-T rhs + eps), eps
+standard normal: mean R^-1 R^-T rhs, covariance R^-1 R^-T = A^-1.
+
+The implicit ("SVD++") factors are drawn one at a time, sequentially: movie j's implicit factor
+z_j enters every prediction of every user u who rated j through ``c_u z_j . Q_i`` (c_u =
+|N_u|^-1/2); with each user's Gram G_u = sum_i Q_i Q_i^T and residual product h_u = sum_i e_ui Q_i
+(both left behind by the user draw), its conditional is
+
+    precision  alpha * sum_u c_u^2 G_u + diag(prec)
+    mean-rhs   alpha * sum_u c_u (h_u + c_u G_u z_j) + prec * mean
+
+and after the draw every h_u moves by -c_u G_u (z_new - z_old). The same kernel, with the CSRs
+swapped, draws the "flipped" implicit factors of users (Rendle 2019).
+
+Random numbers: every row's normals come from a SplitMix64 stream seeded by (seed, sweep, stream,
+row), so the chain depends on the seed alone, never on the number of threads.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from mfrec.kernels._config import FASTMATH
+from mfrec.kernels.als import (
+    NOT_FINITE,
+    NOT_POSITIVE_DEFINITE,
+    OK,
+    SolveError,
+    _as,
+    _assemble_row,
+    _cholesky_upper,
+    _row_target,
+    _solve_lower_t,
+    _solve_upper,
+)
+
+_BLOCKS_PER_THREAD = 4
+_CHUNK = 512  # ratings gathered per BLAS call when assembling a row's normal equations
+_BLAS_FROM_K = 16  # below this rank the ALS scalar assembly beats a BLAS call per row
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_TWO_PI = 2.0 * np.pi
+
+
+@njit(cache=True)
+def _mix(z):
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def _stream_state(seed, sweep, stream, row):
+    """The SplitMix64 state of one row's stream: a hash of (seed, sweep, stream, row)."""
+    s = _mix(np.uint64(seed) + _GOLDEN)
+    s = _mix(s ^ (np.uint64(sweep) * _GOLDEN + np.uint64(stream)))
+    return _mix(s ^ (np.uint64(row) + _GOLDEN))
+
+
+@njit(cache=True)
+def _uniform(state):
+    """(new state, a uniform double in (0, 1))."""
+    state = state + _GOLDEN
+    x = _mix(state)
+    return state, (np.float64(x >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def _normals(state, out, m):
+    """Fill out[:m] with standard normals (Box-Muller); returns the new state."""
+    i = 0
+    while i < m:
+        state, u1 = _uniform(state)
+        state, u2 = _uniform(state)
+        rad = np.sqrt(-2.0 * np.log(u1))
+        out[i] = rad * np.cos(_TWO_PI * u2)
+        if i + 1 < m:
+            out[i + 1] = rad * np.sin(_TWO_PI * u2)
+        i += 2
+    return state
+
+
+@njit(cache=True)
+def _row_normals(seed, sweep, stream, row, out, m):
+    _normals(_stream_state(seed, sweep, stream, row), out, m)
+
+
+def standard_normals(seed: int, sweep: int, stream: int, row: int, m: int) -> np.ndarray:
+    """The m standard normals the draw of row ``row`` uses (for tests and references)."""
+    out = np.empty(m + (m % 2), np.float64)
+    with np.errstate(over="ignore"):  # SplitMix64 wraps around on purpose (NUMBA_DISABLE_JIT runs)
+        _row_normals(np.uint64(seed), np.uint64(sweep), np.uint64(stream), np.uint64(row), out, m)
+    return out[:m]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _draw(A, rhs, eps, m):
+    """rhs <- R^-1 (R^-T rhs + eps) with A = R^T R already factored (R in A's upper triangle)."""
+    _solve_lower_t(A, rhs, m)
+    for i in range(m):
+        rhs[i] += eps[i]
+    _solve_upper(A, rhs, m)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _assemble_row_blas(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs, X, t):
+    """The ALS assembly (``mfrec.kernels.als._assemble_row``: A = sum [1, y][1, y]^T, rhs = sum t [1, y])
+    by gathering up to ``_CHUNK`` rows [1, y_j] into ``X`` and one BLAS product per chunk: at k >= 10
+    several times faster than the scalar triangle loop."""
+    k = fixed.shape[1]
+    A[:, :] = 0.0
+    rhs[:] = 0.0
+    for c0 in range(start, end, _CHUNK):
+        n = min(c0 + _CHUNK, end) - c0
+        for j in range(n):
+            c, tj = _row_target(values, indices, c0 + j, mu, fixed, fixed_bias, row_shift, r, has_shift)
+            X[j, 0] = 1.0
+            for a in range(k):
+                X[j, a + 1] = fixed[c, a]
+            t[j] = tj
+        Xn = X[:n]
+        A += Xn.T @ Xn
+        rhs += Xn.T @ t[:n]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _sample_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, alpha, prec, mean,
+                eps, out_factors, out_bias, want_gram, gram, resid, A, rhs, X, t):
+    k = fixed.shape[1]
+    m = k + 1
+    if k >= _BLAS_FROM_K:
+        _assemble_row_blas(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs, X, t)
+    else:
+        _assemble_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs)
+    if want_gram:
+        # keep the unpenalised pieces: G = sum y y^T and the residual product once z is drawn
+        for a in range(k):
+            resid[r, a] = rhs[a + 1]
+            for b in range(a, k):
+                gram[r, a, b] = A[a + 1, b + 1]
+                gram[r, b, a] = A[a + 1, b + 1]
+        sum_y = A[0, 1:].copy()
+    for a in range(m):
+        rhs[a] = alpha * rhs[a] + prec[a] * mean[a]
+        for b in range(a, m):
+            A[a, b] *= alpha
+        A[a, a] += prec[a]
+    if _cholesky_upper(A, m) != OK:
+        return NOT_POSITIVE_DEFINITE
+    _draw(A, rhs, eps, m)
+    for i in range(m):
+        if not np.isfinite(rhs[i]):
+            return NOT_FINITE
+    out_bias[r] = rhs[0]
+    for a in range(k):
+        out_factors[r, a] = rhs[a + 1]
+    if want_gram:
+        # h = sum_j e_j y_j with e_j = t_j - b - y_j . x, from the kept sums
+        for a in range(k):
+            s = resid[r, a] - rhs[0] * sum_y[a]
+            for b in range(k):
+                s -= gram[r, a, b] * rhs[b + 1]
+            resid[r, a] = s
+    return OK
+
+
+@njit(cache=True, parallel=True)
+def _sample_rows(indptr, indices, values, fixed, fixed_bias, mu, row_shift, alpha, prec, mean, seed, sweep, stream,
+                 work64, eps_buf, gather, targets, out_factors, out_bias, gram, resid, status):
+    n_rows = indptr.shape[0] - 1
+    k = fixed.shape[1]
+    n_blocks = work64.shape[0]
+    has_shift = row_shift.shape[0] > 0
+    want_gram = gram.shape[0] > 0
+    mu32 = np.float32(mu)
+    for blk in prange(n_blocks):
+        A = work64[blk, :k + 1, :]
+        rhs = work64[blk, k + 1, :]
+        eps = eps_buf[blk]
+        X = gather[blk]
+        t = targets[blk]
+        for r in range(blk, n_rows, n_blocks):
+            _normals(_stream_state(seed, sweep, stream, np.uint64(r)), eps, k + 1)
+            status[r] = _sample_row(r, indptr[r], indptr[r + 1], indices, values, fixed, fixed_bias, mu32, row_shift,
+                                    has_shift, alpha, prec, mean, eps, out_factors, out_bias, want_gram, gram, resid,
+                                    A, rhs, X, t)
+
+
+def _raise_on(status, what: str) -> None:
+    bad = np.flatnonzero(status)
+    if len(bad):
+        why = "is not positive definite" if status[bad[0]] == NOT_POSITIVE_DEFINITE else "gave NaN or inf"
+        raise SolveError(f"the Gibbs draw for {what} {bad[0]} {why} ({len(bad)} {what}s failed); "
+                         "check the ratings for NaN/inf")
+
+
+def _prior(prec, mean, m: int) -> tuple[np.ndarray, np.ndarray]:
+    prec = _as(prec, np.float64, "prec", 1)
+    mean = _as(mean, np.float64, "mean", 1)
+    if prec.shape != (m,) or mean.shape != (m,):
+        raise ValueError(f"prec and mean must have {m} entries, got {prec.shape} and {mean.shape}")
+    if not np.all(prec > 0) or not np.all(np.isfinite(prec)) or not np.all(np.isfinite(mean)):
+        raise ValueError("prior precisions must be positive and finite, prior means finite")
+    return prec, mean
+
+
+def sample_rows(indptr, indices, values, fixed_factors, fixed_bias, mu: float, *, alpha: float, prec, mean,
+                seed: int, sweep: int, stream: int, row_shift=None, out_factors=None, out_bias=None,
+                gram=None, resid=None, what: str = "row") -> tuple[np.ndarray, np.ndarray]:
+    """One Gibbs half-sweep: draw every row's [bias, factors] from its Gaussian conditional.
+
+    The arguments are those of ``mfrec.kernels.als.solve_rows`` with the ridge replaced by the noise
+    precision ``alpha`` and the prior ``N(mean, 1/prec)`` of [bias, factor_1..k] (``prec`` and
+    ``mean`` have k+1 entries); (``seed``, ``sweep``, ``stream``) pick the random numbers. With
+    ``gram`` (n_rows, k, k) and ``resid`` (n_rows, k) float64 given, each row's Gram sum y y^T and
+    residual product sum e y (after the draw) are written there, for the implicit-factor draw.
+    Returns ``(out_factors, out_bias)`` (overwritten in place when given).
+    """
+    indptr = _as(indptr, np.int64, "indptr", 1)
+    indices = _as(indices, np.int32, "indices", 1)
+    values = _as(values, np.float32, "values", 1)
+    fixed = _as(fixed_factors, np.float32, "fixed_factors", 2)
+    fbias = _as(fixed_bias, np.float32, "fixed_bias", 1)
+    n_rows, (n_cols, k) = len(indptr) - 1, fixed.shape
+    nnz = len(indices)
+    if n_rows < 0 or indptr[0] != 0 or indptr[-1] != nnz or len(values) != nnz or np.any(np.diff(indptr) < 0):
+        raise ValueError(f"malformed CSR: indptr must rise from 0 to nnz={nnz} and values must have nnz entries")
+    if len(fbias) != n_cols:
+        raise ValueError(f"fixed_bias has {len(fbias)} entries for {n_cols} fixed rows")
+    if nnz and (indices.min() < 0 or indices.max() >= n_cols):
+        raise ValueError(f"CSR column indices must lie in 0..{n_cols - 1}")
+    if not (alpha > 0) or not np.isfinite(alpha):
+        raise ValueError(f"the noise precision alpha must be positive and finite, got {alpha}")
+    prec, mean = _prior(prec, mean, k + 1)
+    shift = np.zeros((0, k), np.float32) if row_shift is None else _as(row_shift, np.float32, "row_shift", 2)
+    if row_shift is not None and shift.shape != (n_rows, k):
+        raise ValueError(f"row_shift must have shape {(n_rows, k)}, got {shift.shape}")
+    if out_factors is None:
+        out_factors = np.zeros((n_rows, k), np.float32)
+    if out_bias is None:
+        out_bias = np.zeros(n_rows, np.float32)
+    for name, arr, shape in (("out_factors", out_factors, (n_rows, k)), ("out_bias", out_bias, (n_rows,))):
+        if arr.shape != shape or arr.dtype != np.float32 or not arr.flags.c_contiguous:
+            raise ValueError(f"{name} must be a C-contiguous float32 array of shape {shape}")
+    if (gram is None) != (resid is None):
+        raise ValueError("give both gram and resid, or neither")
+    if gram is None:
+        gram, resid = np.zeros((0, k, k), np.float64), np.zeros((0, k), np.float64)
+    elif (gram.shape != (n_rows, k, k) or resid.shape != (n_rows, k) or gram.dtype != np.float64
+          or resid.dtype != np.float64 or not gram.flags.c_contiguous or not resid.flags.c_contiguous):
+        raise ValueError(f"gram and resid must be C-contiguous float64 arrays of shapes {(n_rows, k, k)} and {(n_rows, k)}")
+    if n_rows == 0:
+        return out_factors, out_bias
+    status = np.zeros(n_rows, np.int8)
+    n_blocks = max(1, min(n_rows, _BLOCKS_PER_THREAD * numba.get_num_threads()))
+    work64 = np.zeros((n_blocks, k + 2, k + 1), np.float64)
+    eps = np.zeros((n_blocks, k + 2), np.float64)
+    gather = np.zeros((n_blocks, _CHUNK, k + 1), np.float64)
+    targets = np.zeros((n_blocks, _CHUNK), np.float64)
+    with np.errstate(over="ignore"):  # SplitMix64 wraps around on purpose (NUMBA_DISABLE_JIT runs)
+        _sample_rows(indptr, indices, values, fixed, fbias, float(mu), shift, float(alpha), prec, mean,
+                     np.uint64(seed), np.uint64(sweep), np.uint64(stream), work64, eps, gather, targets, out_factors,
+                     out_bias, gram, resid, status)
+    _raise_on(status, what)
+    return out_factors, out_bias
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _sample_implicit(owner_indptr, owner_rows, coef, gram, resid, Z, alpha, prec, mean, seed, sweep, stream, status):
+    n = owner_indptr.shape[0] - 1
+    k = Z.shape[1]
+    A = np.empty((k, k), np.float64)
+    rhs = np.empty(k, np.float64)
+    old = np.empty(k, np.float64)
+    eps = np.empty(k + 1, np.float64)
+    delta = np.empty(k, np.float64)
+    for j in range(n):
+        A[:, :] = 0.0
+        rhs[:] = 0.0
+        for a in range(k):
+            old[a] = Z[j, a]
+        for pp in range(owner_indptr[j], owner_indptr[j + 1]):
+            u = owner_rows[pp]
+            c = coef[u]
+            c2 = c * c
+            for a in range(k):
+                rhs[a] += c * resid[u, a]
+                for b in range(a, k):
+                    A[a, b] += c2 * gram[u, a, b]
+        # the residuals exclude z_j's own part: rhs += (sum_u c_u^2 G_u) z_old, the data part of A
+        for a in range(k):
+            s = 0.0
+            for b in range(k):
+                s += (A[a, b] if b >= a else A[b, a]) * old[b]
+            rhs[a] += s
+        for a in range(k):
+            rhs[a] = alpha * rhs[a] + prec[a] * mean[a]
+            for b in range(a, k):
+                A[a, b] *= alpha
+            A[a, a] += prec[a]
+        if _cholesky_upper(A, k) != OK:
+            status[j] = NOT_POSITIVE_DEFINITE
+            continue
+        _normals(_stream_state(seed, sweep, stream, np.uint64(j)), eps, k)
+        _draw(A, rhs, eps, k)
+        finite = True
+        for a in range(k):
+            finite = finite and np.isfinite(rhs[a])
+        if not finite:
+            status[j] = NOT_FINITE
+            continue
+        for a in range(k):
+            Z[j, a] = rhs[a]
+            delta[a] = rhs[a] - old[a]
+        # the residuals of every owner row follow the new z_j
+        for pp in range(owner_indptr[j], owner_indptr[j + 1]):
+            u = owner_rows[pp]
+            c = coef[u]
+            for a in range(k):
+                s = 0.0
+                for b in range(k):
+                    s += gram[u, a, b] * delta[b]
+                resid[u, a] -= c * s
+
+
+def sample_implicit(owner_indptr, owner_rows, coef, gram, resid, implicit_factors, *, alpha: float, prec, mean,
+                    seed: int, sweep: int, stream: int, what: str = "implicit factor") -> np.ndarray:
+    """Draw every implicit factor z_j in turn (in place in ``implicit_factors``, (n, k) float32).
+
+    ``owner_indptr``/``owner_rows``: for each j, the rows (users, for SVD++ factors of movies) whose
+    effective vector holds ``coef[row] * z_j``; ``gram`` (n_rows, k, k) and ``resid`` (n_rows, k)
+    are those rows' Gram and residual products from ``sample_rows`` (``resid`` is updated as the
+    z_j move). ``prec`` and ``mean`` (k entries) are the prior. Sequential: each draw conditions on
+    the ones before it.
+    """
+    Z = implicit_factors
+    n, k = Z.shape
+    ptr = _as(owner_indptr, np.int64, "owner_indptr", 1)
+    rows = _as(owner_rows, np.int32, "owner_rows", 1)
+    coef = _as(coef, np.float64, "coef", 1)
+    if len(ptr) != n + 1 or ptr[0] != 0 or ptr[-1] != len(rows):
+        raise ValueError(f"owner_indptr must have {n + 1} entries rising from 0 to {len(rows)}")
+    if gram.shape != (len(coef), k, k) or resid.shape != (len(coef), k):
+        raise ValueError(f"gram and resid must have shapes {(len(coef), k, k)} and {(len(coef), k)}")
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(coef)):
+        raise ValueError(f"owner rows must lie in 0..{len(coef) - 1}")
+    if Z.dtype != np.float32 or not Z.flags.c_contiguous:
+        raise ValueError("implicit_factors must be a C-contiguous float32 array")
+    prec, mean = _prior(prec, mean, k)
+    status = np.zeros(n, np.int8)
+    with np.errstate(over="ignore"):
+        _sample_implicit(ptr, rows, coef, gram, resid, Z, float(alpha), prec, mean, np.uint64(seed), np.uint64(sweep),
+                         np.uint64(stream), status)
+    _raise_on(status, what)
+    return Z
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _implicit_part(indptr, indices, coef, Z, out):
+    n = indptr.shape[0] - 1
+    k = Z.shape[1]
+    for r in prange(n):
+        for a in range(k):
+            out[r, a] = 0.0
+        c = np.float32(coef[r])
+        for jj in range(indptr[r], indptr[r + 1]):
+            j = indices[jj]
+            for a in range(k):
+                out[r, a] += c * Z[j, a]
+
+
+def implicit_part(indptr, indices, coef, implicit_factors, out=None) -> np.ndarray:
+    """coef[r] * sum_{j in row r} Z[j] for every row of a CSR: (n_rows, k) float32."""
+    ptr = _as(indptr, np.int64, "indptr", 1)
+    idx = _as(indices, np.int32, "indices", 1)
+    c = _as(coef, np.float64, "coef", 1)
+    Z = _as(implicit_factors, np.float32, "implicit_factors", 2)
+    if len(idx) and (idx.min() < 0 or idx.max() >= len(Z)):
+        raise ValueError(f"CSR column indices must lie in 0..{len(Z) - 1}")
+    if out is None:
+        out = np.empty((len(ptr) - 1, Z.shape[1]), np.float32)
+    _implicit_part(ptr, idx, c, Z, out)
+    return out
+
+
+def normal_gamma_draw(rng: np.random.Generator, theta: np.ndarray, *, mu0: float = 0.0, gamma0: float = 1.0,
+                      alpha0: float = 1.0, beta0: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, precision) per column of ``theta`` (n, d) from the Normal-Gamma posterior.
+
+    Prior: lambda_d ~ Gamma(alpha0, rate beta0), mean_d ~ N(mu0, 1 / (gamma0 lambda_d)); the
+    columns' n values are N(mean_d, 1 / lambda_d). Conjugate: draw lambda_d, then mean_d.
+    """
+    t = np.asarray(theta, np.float64)
+    n = t.shape[0]
+    xbar = t.mean(axis=0) if n else np.zeros(t.shape[1])
+    centre = (n * xbar + gamma0 * mu0) / (n + gamma0)
+    ss = ((t - xbar) ** 2).sum(axis=0) + gamma0 * n / (n + gamma0) * (xbar - mu0) ** 2
+    shape = alpha0 + 0.5 * n  # the marginal posterior of lambda (mean integrated out), then the mean given it
+    rate = beta0 + 0.5 * ss
+    lam = rng.gamma(shape, 1.0 / rate)
+    mean = rng.normal(centre, 1.0 / np.sqrt((n + gamma0) * lam))
+    return mean, lam

@@ -1,0 +1,248 @@
+"""The implicit-feedback ALS half-step (Hu, Koren & Volinsky 2008; Rendle et al. 2021).
+
+Row r (a user, say) has positives j with confidences ``c_j`` (the CSR values); every other column is
+a zero with weight ``alpha0`` (the "unobserved weight"). With the other side fixed (``Y``, n_cols x k)
+the row's factors solve
+
+    min_x  sum_{j in pos} c_j (1 - y_j . x)^2  +  alpha0 sum_{j not in pos} (y_j . x)^2  +  lam_r |x|^2
+
+whose normal equations are
+
+    (alpha0 G + sum_{j in pos} (c_j - alpha0) y_j y_j^T + lam_r I) x = sum_{j in pos} c_j y_j,   G = Y^T Y.
+
+``G`` is computed once per half-step (BLAS), so a half-step is O(nnz k^2) with Cholesky and
+O(nnz k + n k^2) per CG step, and never visits the zeros. ``lam_r = reg * (n_r + alpha0 * n_cols) ** nu``
+is Rendle et al.'s frequency-scaled regularisation (n_r = the row's positives; nu = 0 is a plain
+penalty ``reg``).
+
+Solvers: ``cholesky`` (exact; the factor-and-solve is ``mfrec.kernels.als.cholesky_solve``, built
+from the same row-oriented factor and substitutions as the explicit half-step's) and ``cg``
+(Jacobi-preconditioned conjugate gradient warm-started from the current row, ``cg_steps``
+iterations, never forming the matrix: the product is
+``alpha0 G p + lam p + sum_j (c_j - alpha0)(y_j . p) y_j``). The CSR checks and the solve-status
+errors are the explicit half-step's, the round-robin row blocks ``als.n_blocks_for``
+(``mfrec.kernels.als``). An empty row gets zero factors (its optimum).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from mfrec.kernels._config import FASTMATH
+from mfrec.kernels.als import (
+    NOT_FINITE,
+    OK,
+    SOLVERS,
+    _as,
+    cholesky_solve,
+    half_step_csr,
+    n_blocks_for,
+    raise_on_status,
+)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam, out, A, rhs):
+    k = fixed.shape[1]
+    for a in range(k):
+        rhs[a] = 0.0
+        for b in range(a, k):
+            A[a, b] = gram64[a, b]
+        A[a, a] += lam
+    for jj in range(start, end):
+        c = indices[jj]
+        w = np.float64(conf[jj])
+        extra = w - alpha0
+        for a in range(k):
+            ya = np.float64(fixed[c, a])
+            rhs[a] += w * ya
+            ea = extra * ya
+            for b in range(a, k):
+                A[a, b] += ea * fixed[c, b]
+    status = cholesky_solve(A, rhs, k)
+    if status != OK:
+        return status
+    for a in range(k):
+        out[r, a] = rhs[a]
+    return OK
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _ials_row_cg(r, start, end, indices, conf, fixed, gram32, alpha0, lam, cg_steps, out, x, res, diag, p, ap,
+                 buf, extra):
+    k = fixed.shape[1]
+    n = end - start
+    for a in range(k):
+        x[a] = out[r, a]
+    # residual of the warm start: res = sum_j c_j y_j - A x, with the Jacobi preconditioner
+    # diag(A) = alpha0 diag(G) + lam + sum_j (c_j - alpha0) y_j^2, in one pass over the positives that
+    # also gathers their y_j (and c_j - alpha0) into the block's contiguous buffer: every CG step then
+    # streams the buffer instead of gathering from Y again
+    for a in range(k):
+        s = np.float32(0.0)
+        for b in range(k):
+            s += gram32[a, b] * x[b]
+        res[a] = -s - lam * x[a]
+        diag[a] = gram32[a, a] + lam
+    for j in range(n):
+        c = indices[start + j]
+        w = conf[start + j]
+        e = w - alpha0
+        extra[j] = e
+        d = np.float32(0.0)
+        for a in range(k):
+            ya = fixed[c, a]
+            buf[j, a] = ya
+            d += ya * x[a]
+        t = w - e * d
+        for a in range(k):
+            ya = buf[j, a]
+            res[a] += t * ya
+            diag[a] += e * ya * ya
+    rz = np.float32(0.0)
+    for a in range(k):
+        p[a] = res[a] / diag[a]
+        rz += res[a] * p[a]
+    if not np.isfinite(rz):
+        return NOT_FINITE
+    for _ in range(cg_steps):
+        if not (rz > 1e-30):
+            break
+        for a in range(k):
+            s = np.float32(0.0)
+            for b in range(k):
+                s += gram32[a, b] * p[b]
+            ap[a] = s + lam * p[a]
+        for j in range(n):
+            d = np.float32(0.0)
+            for a in range(k):
+                d += buf[j, a] * p[a]
+            d *= extra[j]
+            for a in range(k):
+                ap[a] += d * buf[j, a]
+        pap = np.float32(0.0)
+        for a in range(k):
+            pap += p[a] * ap[a]
+        if not (pap > 0.0):
+            if not np.isfinite(pap):
+                return NOT_FINITE
+            break
+        alpha = rz / pap
+        rz_new = np.float32(0.0)
+        for a in range(k):
+            x[a] += alpha * p[a]
+            res[a] -= alpha * ap[a]
+            rz_new += res[a] * res[a] / diag[a]
+        beta = rz_new / rz
+        rz = rz_new
+        for a in range(k):
+            p[a] = res[a] / diag[a] + beta * p[a]
+    for a in range(k):
+        if not np.isfinite(x[a]):
+            return NOT_FINITE
+    for a in range(k):
+        out[r, a] = x[a]
+    return OK
+
+
+@njit(cache=True, parallel=True)
+def _ials_half_step(indptr, indices, conf, fixed, gram64, gram32, alpha0, reg, nu, solver, cg_steps,
+                    work64, work32, bufs, extras, out, status):
+    n_rows = indptr.shape[0] - 1
+    n_cols, k = fixed.shape
+    n_blocks = work64.shape[0]
+    for blk in prange(n_blocks):
+        # each block owns the rows blk, blk + n_blocks, ... and its slice of the scratch buffers
+        A = work64[blk, :k, :]
+        rhs = work64[blk, k, :]
+        x = work32[blk, 0]
+        res = work32[blk, 1]
+        diag = work32[blk, 2]
+        p = work32[blk, 3]
+        ap = work32[blk, 4]
+        buf = bufs[blk]
+        extra = extras[blk]
+        for r in range(blk, n_rows, n_blocks):
+            start = indptr[r]
+            end = indptr[r + 1]
+            if end == start:  # no positives: zero factors are the optimum
+                for a in range(k):
+                    out[r, a] = 0.0
+                status[r] = OK
+                continue
+            lam = reg * (np.float64(end - start) + alpha0 * n_cols) ** nu
+            if solver == 0:
+                status[r] = _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam, out, A, rhs)
+            else:
+                status[r] = _ials_row_cg(r, start, end, indices, conf, fixed, gram32, np.float32(alpha0),
+                                         np.float32(lam), cg_steps, out, x, res, diag, p, ap, buf, extra)
+
+
+def gramian(fixed_factors, alpha0: float) -> np.ndarray:
+    """``alpha0 * Y^T Y`` (k x k, float64), by BLAS on the float32 factors."""
+    Y = np.ascontiguousarray(fixed_factors, dtype=np.float32)
+    return alpha0 * (Y.T @ Y).astype(np.float64)
+
+
+def implicit_lambda(reg: float, n_positives, alpha0: float, n_cols: int, nu: float):
+    """The frequency-scaled penalty of rows with ``n_positives``: ``reg * (n + alpha0 * n_cols) ** nu``."""
+    return reg * (np.asarray(n_positives, np.float64) + alpha0 * n_cols) ** nu
+
+
+def solve_implicit_rows(
+    indptr,
+    indices,
+    confidence,
+    fixed_factors,
+    *,
+    reg: float,
+    alpha0: float = 1.0,
+    nu: float = 1.0,
+    solver: str = "cholesky",
+    cg_steps: int = 3,
+    gram=None,
+    out_factors=None,
+    what: str = "row",
+) -> np.ndarray:
+    """One implicit ALS half-step: every row of a CSR of positives (column, confidence) against the fixed side.
+
+    ``confidence`` (nnz) are the positives' weights ``c_j`` (each must be > 0); ``alpha0`` the weight
+    of every zero; the penalty is ``reg * (n_r + alpha0 * n_cols) ** nu``. ``gram`` is
+    ``gramian(fixed_factors, alpha0)`` when the caller already has it (computed here otherwise).
+    ``out_factors`` (n_rows, k) float32 is overwritten in place when given (and is the CG warm
+    start). Returns the factors; ``SolveError`` names the first ``what`` whose solve failed.
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; use one of {', '.join(SOLVERS)}")
+    if cg_steps < 1:
+        raise ValueError(f"cg_steps must be at least 1, got {cg_steps}")
+    if not (reg >= 0) or not (alpha0 >= 0) or not (0 <= nu <= 2):
+        raise ValueError(f"need reg >= 0, alpha0 >= 0 and nu in 0..2, got reg={reg}, alpha0={alpha0}, nu={nu}")
+    fixed = _as(fixed_factors, np.float32, "fixed_factors", 2)
+    n_cols, k = fixed.shape
+    indptr, indices, conf = half_step_csr(indptr, indices, confidence, n_cols)
+    if len(conf) and not (np.all(np.isfinite(conf)) and conf.min() > 0):
+        raise ValueError("every confidence must be a positive finite number")
+    n_rows = len(indptr) - 1
+    g64 = gramian(fixed, alpha0) if gram is None else np.ascontiguousarray(gram, dtype=np.float64)
+    if g64.shape != (k, k):
+        raise ValueError(f"gram must be {k} x {k}, got {g64.shape}")
+    if out_factors is None:
+        out_factors = np.zeros((n_rows, k), np.float32)
+    if out_factors.shape != (n_rows, k) or out_factors.dtype != np.float32 or not out_factors.flags.c_contiguous:
+        raise ValueError(f"out_factors must be a C-contiguous float32 array of shape {(n_rows, k)}")
+    if n_rows == 0 or k == 0:
+        return out_factors
+    status = np.zeros(n_rows, np.int8)
+    n_blocks = n_blocks_for(n_rows)
+    work64 = np.zeros((n_blocks, k + 1, k), np.float64)  # A (k x k) and rhs per block
+    work32 = np.zeros((n_blocks, 5, k), np.float32)  # x, res, diag, p, ap per block
+    # cg: each block gathers its row's fixed factors (and c_j - alpha0) into one (longest row x k) buffer
+    max_row = int(np.max(np.diff(indptr))) if SOLVERS[solver] == 1 else 0
+    bufs = np.empty((n_blocks, max_row, k), np.float32)
+    extras = np.empty((n_blocks, max_row), np.float32)
+    _ials_half_step(indptr, indices, conf, fixed, g64, g64.astype(np.float32), float(alpha0), float(reg), float(nu),
+                    SOLVERS[solver], int(cg_steps), work64, work32, bufs, extras, out_factors, status)
+    raise_on_status(status, solver, what)
+    return out_factors
