@@ -66,3 +66,26 @@ def test_a_factor_run_can_rank_an_existing_users_list_and_mistakes_are_one_sente
         r = _invoke("-e", "mf", "--runs-root", str(root), "--user", uid, *args) if "--similar" not in args else \
             _invoke("-e", "mf", "--runs-root", str(root), *args)
         assert r.exit_code == 2 and says in r.output and "Traceback" not in r.output, r.output
+
+
+def test_rank_by_auto_ranks_a_rating_runs_list_with_an_ials_run_on_the_same_data(runs, tmp_path):
+    from mfrec.training import train_run
+
+    _, ds, _, _, _ = runs
+    root = tmp_path / "runs"
+    mf, _ = train_run(ds, "mf", {"factors": 4, "epochs": 2}, runs_root=root, name="mf")
+    liked = [str(int(ds.movie_ids.ids[m])) for m in (0, 1)]
+    ask = ("-e", "mf", "--runs-root", str(root), "--like", liked[0], "--like", liked[1], "--top", "5",
+           "--min-ratings", "0", "--out-dir", str(tmp_path / "out"))
+    alone = _invoke(*ask)  # no ials or ease run on this dataset yet: mf ranks its own list
+    assert alone.exit_code == 0, alone.output
+    assert "--rank-by auto" not in alone.output and "rank_score" not in alone.output
+    ials, _ = train_run(ds, "ials", {"factors": 4, "epochs": 2}, runs_root=root, name="ials")
+    auto = _invoke(*ask)
+    assert auto.exit_code == 0, auto.output
+    assert f"--rank-by auto: ials run {ials.name} ranks, {mf.name} predicts the ratings" in auto.output
+    assert f"ranked by run {ials.name} (ials" in auto.output and f"predicted_rating from run {mf.name} (mf" in auto.output
+    # --rank-by none, and --explain (which explains the run's own list), keep mf's own ranking
+    for extra in (("--rank-by", "none"), ("--explain",)):
+        own = _invoke(*ask, *extra)
+        assert own.exit_code == 0 and "--rank-by auto" not in own.output and "ranked by run" not in own.output, own.output

@@ -42,10 +42,12 @@ _RENAMED = {"--runs-dir": "--runs-root"}  # old spellings, accepted for one rele
 @click.option("--genre", "genres", multiple=True, metavar="G", help="Only movies of this genre (repeat for any of several).")
 @click.option("--years", default=None, metavar="1990-1999", help="Only movies from these years (1995, 1990-1999, 1990-, -1980).")
 @_MIN_RATINGS
-@click.option("--rank-by", default=None, metavar="RUN_OR_KIND",
-              help="Rank the list with another run (a run folder or name, or a model kind such as popularity: the "
-                   "newest finished run of that kind on the same dataset); the --experiment run still gives the "
-                   "predicted ratings. Made-up and existing users (--like/--rate, --user).")
+@click.option("--rank-by", default="auto", show_default=True, metavar="RUN_OR_KIND|auto|none",
+              help="Rank the list with another run (a run folder or name, or a model kind such as ials or popularity: "
+                   "the newest finished run of that kind on the same dataset); the --experiment run still gives the "
+                   "predicted ratings. Made-up and existing users (--like/--rate, --user). auto: a rating model's "
+                   "list is ranked by the newest ials, else ease, run on its dataset when there is one (they rank "
+                   "4x better under full ranking); none: the --experiment run ranks its own list.")
 @click.option("--dislikes", type=click.Choice(["score", "down-only"]), default=DEFAULTS.dislikes, show_default=True,
               help="A made-up user's list: rank by the model's score (a film unlike a disliked one is lifted), or "
                    "down-only (a dislike can pull a film down but never lift it).")
@@ -97,6 +99,7 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, to
     if all_users:
         _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_dir)
         return
+    rank_by = _auto_ranker(exp, rank_by, mode, explain, dislikes, runs_root)
     if rank_by is not None:
         _ranked_by(rec, exp, rank_by, likes, rates, user, users, similar, explain, dislikes, top, genres, years,
                    min_ratings, exclude, label, runs_root, out_dir)
@@ -109,6 +112,33 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, to
     click.echo(format_table(result))
     csv, parquet = write_predictions(result, exp.name, label, out_dir)
     click.echo(f"wrote {csv} and {parquet.name}")
+
+
+AUTO_RANKERS = ("ials", "ease")  # top-N models, best first (README: Top-N side by side)
+RATING_MODELS = ("bias", "mf", "mf-genre", "bayes", "neumf", "genre-embedding")
+
+
+def _auto_ranker(exp, rank_by: str, mode: str, explain: bool, dislikes: str, runs_root) -> str | None:
+    """What ranks the list: ``--rank-by`` as given; ``none`` -> the run itself; ``auto`` -> for a rating
+    model's made-up or existing user (without --explain / --dislikes, which explain or re-rank the run's
+    own list), the newest finished ials, else ease, run on the same dataset, if there is one."""
+    if rank_by == "none":
+        return None
+    if rank_by != "auto":
+        return rank_by
+    kind = exp.config.get("model") or exp.summary.get("model")
+    if kind not in RATING_MODELS or mode not in ("like", "user") or explain or dislikes != "score" \
+            or exp.dataset_fingerprint is None:  # no fingerprint: no way to know a ranker saw the same data
+        return None
+    from mfrec.inference.rankers import find_ranker_run
+
+    for ranker_kind in AUTO_RANKERS:
+        path = find_ranker_run(ranker_kind, exp, runs_root)
+        if path is not None:
+            click.echo(f"--rank-by auto: {ranker_kind} run {path.name} ranks, {exp.name} predicts the ratings "
+                       f"(--rank-by none ranks with {exp.name} alone)")
+            return str(path)
+    return None
 
 
 def _ranked_by(rec, exp, rank_by, likes, rates, user, users, similar, explain, dislikes, top, genres, years, min_ratings,

@@ -82,6 +82,21 @@ def _run_kind(path: Path) -> tuple[str | None, str | None, str]:
             str(summary.get("finished", "")))
 
 
+def find_ranker_run(kind: str, predictor, runs_root: str | os.PathLike) -> Path | None:
+    """The newest finished run of model ``kind`` under ``runs_root`` trained on the predicting run's dataset
+    version (its fingerprint), or None."""
+    root = Path(runs_root)
+    want = predictor.dataset_fingerprint
+    found = []
+    for d in (root.iterdir() if root.is_dir() else []):
+        if not d.is_dir() or Path(d).resolve() == Path(predictor.path).resolve():
+            continue
+        run_kind, fingerprint, finished = _run_kind(d)
+        if run_kind == kind and (want is None or fingerprint == want):
+            found.append((finished, d.name, d))
+    return max(found)[2] if found else None
+
+
 def open_ranker(spec: str, predictor, runs_root: str | os.PathLike):
     """``(ranker, how)`` for ``--rank-by SPEC``: a run folder or name, or a model kind (the newest finished
     run of that kind on the predicting run's dataset version). ``predictor`` is the loaded run whose
@@ -95,19 +110,11 @@ def open_ranker(spec: str, predictor, runs_root: str | os.PathLike):
     except MfrecError:
         path = None
     if path is None:
-        want = predictor.dataset_fingerprint
-        found = []
-        for d in (root.iterdir() if root.is_dir() else []):
-            kind, fingerprint, finished = _run_kind(d)
-            if kind == spec and d.is_dir():
-                if want is not None and fingerprint != want:
-                    continue
-                found.append((finished, d.name, d))
-        if not found:
+        path = find_ranker_run(spec, predictor, root)
+        if path is None:
             raise DataError(f"--rank-by {spec!r} is neither a run nor a model kind with a finished run on dataset "
                             f"{predictor.config.get('dataset', '?')} under {root}/ (train one, e.g. "
                             f"`mfrec evaluate --popularity --data NAME`, or pass a run folder)")
-        path = max(found)[2]
         how = f"ranking with the newest finished {spec} run on the same dataset: {path.name}"
     else:
         how = f"ranking with run {path.name}"

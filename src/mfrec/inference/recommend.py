@@ -525,6 +525,8 @@ class Recommender:
         return self.movie_id_array
 
     def describe_ranker(self) -> str:
+        if self.kind == "ials":
+            return f"run {self.run_name} (ials: p_u . q_i, what the user is likely to watch; not a rating)"
         return f"run {self.run_name} ({self.kind}: its predicted rating before clipping)"
 
     def recommend_ranked_by(self, ranker, ratings: Sequence[tuple[int, float]] | None = None, user_id=None,
