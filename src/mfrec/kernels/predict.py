@@ -19,14 +19,20 @@ def _one(u, i, mu, user_bias, movie_bias, user_factors, movie_factors):
     return mu + user_bias[u] + movie_bias[i] + s
 
 
+@njit(cache=True)
+def _shown(u, i, mu, user_bias, movie_bias, user_factors, movie_factors, lo, hi, clip):
+    """One prediction as the caller sees it: clipped to [lo, hi] when ``clip``."""
+    v = _one(u, i, mu, user_bias, movie_bias, user_factors, movie_factors)
+    if clip:
+        v = min(max(v, lo), hi)
+    return v
+
+
 @njit(cache=True, parallel=True)
 def _predict(users, movies, mu, user_bias, movie_bias, user_factors, movie_factors, lo, hi, clip, out):
     mu32 = np.float32(mu)
     for j in prange(users.shape[0]):
-        v = _one(users[j], movies[j], mu32, user_bias, movie_bias, user_factors, movie_factors)
-        if clip:
-            v = min(max(v, lo), hi)
-        out[j] = v
+        out[j] = _shown(users[j], movies[j], mu32, user_bias, movie_bias, user_factors, movie_factors, lo, hi, clip)
 
 
 @njit(cache=True, parallel=True)
@@ -42,9 +48,7 @@ def _error_sums(users, movies, ratings, mu, user_bias, movie_bias, user_factors,
         s2 = 0.0
         s1 = 0.0
         for j in range(a, b):
-            v = _one(users[j], movies[j], mu32, user_bias, movie_bias, user_factors, movie_factors)
-            if clip:
-                v = min(max(v, lo), hi)
+            v = _shown(users[j], movies[j], mu32, user_bias, movie_bias, user_factors, movie_factors, lo, hi, clip)
             e = np.float64(v) - ratings[j]
             s2 += e * e
             s1 += abs(e)
@@ -102,9 +106,7 @@ def _error_sums_csr(indptr, indices, ratings, mu, user_bias, movie_bias, user_fa
         s1 = 0.0
         for u in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             for j in range(indptr[u], indptr[u + 1]):
-                v = _one(u, indices[j], mu32, user_bias, movie_bias, user_factors, movie_factors)
-                if clip:
-                    v = min(max(v, lo), hi)
+                v = _shown(u, indices[j], mu32, user_bias, movie_bias, user_factors, movie_factors, lo, hi, clip)
                 e = np.float64(v) - ratings[j]
                 s2 += e * e
                 s1 += abs(e)
