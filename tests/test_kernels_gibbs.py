@@ -38,13 +38,13 @@ def _problem(seed=0, n_rows=12, n_cols=9, k=3, density=0.5):
 
 
 @pytest.mark.parametrize("with_shift", [False, True])
-@pytest.mark.parametrize("k", [3, 17])  # the scalar assembly below rank 16, BLAS on gathered chunks from 16
+@pytest.mark.parametrize("k", [3, 17])
 def test_each_row_is_the_conditional_mean_plus_the_cholesky_draw(with_shift, k):
     indptr, indices, values, fixed, fbias, shift, prec, mean = _problem(k=k)
     k = fixed.shape[1]
     shift = shift if with_shift else None
     n = len(indptr) - 1
-    gram, resid = np.zeros((n, k, k)), np.zeros((n, k))
+    gram, resid = np.zeros((n, k, k), np.float32), np.zeros((n, k))
     f, b = sample_rows(indptr, indices, values, fixed, fbias, 3.5, alpha=1.7, prec=prec, mean=mean, seed=5, sweep=2,
                        stream=1, row_shift=shift, gram=gram, resid=resid)
     for r in range(n):
@@ -96,7 +96,7 @@ def test_implicit_draws_match_the_sequential_reference():
     rows = np.concatenate(owners).astype(np.int32)
     coef = rng.uniform(0.2, 1.0, n_rows)
     X = rng.normal(size=(n_rows, 6, k))
-    gram = np.einsum("rna,rnb->rab", X, X)
+    gram = np.einsum("rna,rnb->rab", X, X).astype(np.float32)
     resid = rng.normal(size=(n_rows, k))
     Z = rng.normal(0, 0.1, (n_items, k)).astype(np.float32)
     prec, mean = rng.uniform(0.5, 2, k), rng.normal(0, 0.1, k)
@@ -106,6 +106,30 @@ def test_implicit_draws_match_the_sequential_reference():
     sample_implicit(ptr, rows, coef, gram, h, Z, alpha=1.3, prec=prec, mean=mean, seed=8, sweep=3, stream=4)
     np.testing.assert_allclose(Z, ref_Z, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(h, ref_h, rtol=1e-4, atol=1e-5)
+
+
+def test_implicit_draws_do_not_depend_on_how_many_factors_are_prepared_at_once(monkeypatch):
+    import mfrec.kernels.gibbs as gibbs
+
+    rng = np.random.default_rng(5)
+    n_rows, n_items, k = 9, 11, 4
+    mask = rng.random((n_items, n_rows)) < 0.5
+    ptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int64)
+    rows = np.concatenate([np.flatnonzero(m) for m in mask]).astype(np.int32)
+    coef = rng.uniform(0.2, 1.0, n_rows)
+    X = rng.normal(size=(n_rows, 5, k))
+    gram = np.einsum("rna,rnb->rab", X, X).astype(np.float32)
+    resid = rng.normal(size=(n_rows, k))
+    prec, mean = rng.uniform(0.5, 2, k), rng.normal(0, 0.1, k)
+    out = []
+    for scratch in (1 << 20, 3 * 8 * k * k):  # all 11 at once, then chunks of 3
+        monkeypatch.setattr(gibbs, "_IMPLICIT_SCRATCH", scratch)
+        Z, h = np.zeros((n_items, k), np.float32), resid.copy()
+        sample_implicit(ptr, rows, coef, gram, h, Z, alpha=0.9, prec=prec, mean=mean, seed=2, sweep=1, stream=3)
+        out.append((Z, h))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+    assert np.abs(out[0][0]).min() > 0  # every factor was drawn
 
 
 def test_implicit_part_is_the_scaled_sum():

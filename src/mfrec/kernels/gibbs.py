@@ -39,17 +39,17 @@ from mfrec.kernels.als import (
     NOT_POSITIVE_DEFINITE,
     OK,
     SolveError,
+    _GATHER,
     _as,
-    _assemble_row,
     _cholesky_upper,
     _row_target,
     _solve_lower_t,
     _solve_upper,
+    gram_upper,
 )
 
 _BLOCKS_PER_THREAD = 4
-_CHUNK = 512  # ratings gathered per BLAS call when assembling a row's normal equations
-_BLAS_FROM_K = 16  # below this rank the ALS scalar assembly beats a BLAS call per row
+_IMPLICIT_SCRATCH = 32 << 20  # bytes of implicit-factor Cholesky factors prepared at once
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -117,43 +117,46 @@ def _draw(A, rhs, eps, m):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _assemble_row_blas(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs, X, t):
-    """The ALS assembly (``mfrec.kernels.als._assemble_row``: A = sum [1, y][1, y]^T, rhs = sum t [1, y])
-    by gathering up to ``_CHUNK`` rows [1, y_j] into ``X`` and one BLAS product per chunk: at k >= 10
-    several times faster than the scalar triangle loop."""
+def _assemble_gathered(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs, X):
+    """The ALS half-step's normal equations of row r (``mfrec.kernels.als``'s Cholesky path): its
+    fixed rows [1, y_j] gathered in chunks of ``len(X)`` into float64 ``X``, A = sum [1, y][1, y]^T
+    (upper triangle) by ``gram_upper``, rhs = sum t_j [1, y_j]."""
     k = fixed.shape[1]
+    m = k + 1
+    chunk = X.shape[0]
     A[:, :] = 0.0
     rhs[:] = 0.0
-    for c0 in range(start, end, _CHUNK):
-        n = min(c0 + _CHUNK, end) - c0
-        for j in range(n):
-            c, tj = _row_target(values, indices, c0 + j, mu, fixed, fixed_bias, row_shift, r, has_shift)
-            X[j, 0] = 1.0
+    for c0 in range(start, end, chunk):
+        c1 = min(c0 + chunk, end)
+        for jj in range(c0, c1):
+            c, t = _row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift)
+            row = X[jj - c0]
+            row[0] = 1.0
             for a in range(k):
-                X[j, a + 1] = fixed[c, a]
-            t[j] = tj
-        Xn = X[:n]
-        A += Xn.T @ Xn
-        rhs += Xn.T @ t[:n]
+                row[a + 1] = fixed[c, a]
+            t64 = np.float64(t)
+            for a in range(m):
+                rhs[a] += t64 * row[a]
+        gram_upper(X, c1 - c0, A)
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _sample_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, alpha, prec, mean,
-                eps, out_factors, out_bias, want_gram, gram, resid, A, rhs, X, t):
+                eps, out_factors, out_bias, want_gram, gram, resid, A, rhs, X, sum_y):
+    """Draw row r's [b, x]: the ALS normal equations scaled by the noise precision, plus the prior's
+    diagonal, factored, then the mean solve with ``eps`` added between the two triangular solves."""
     k = fixed.shape[1]
     m = k + 1
-    if k >= _BLAS_FROM_K:
-        _assemble_row_blas(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs, X, t)
-    else:
-        _assemble_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs)
+    _assemble_gathered(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs, X)
     if want_gram:
-        # keep the unpenalised pieces: G = sum y y^T and the residual product once z is drawn
+        # keep the unpenalised pieces: G = sum y y^T (both triangles) and sum t y, sum y
+        G = gram[r]
         for a in range(k):
             resid[r, a] = rhs[a + 1]
+            sum_y[a] = A[0, a + 1]
             for b in range(a, k):
-                gram[r, a, b] = A[a + 1, b + 1]
-                gram[r, b, a] = A[a + 1, b + 1]
-        sum_y = A[0, 1:].copy()
+                G[a, b] = A[a + 1, b + 1]
+                G[b, a] = A[a + 1, b + 1]
     for a in range(m):
         rhs[a] = alpha * rhs[a] + prec[a] * mean[a]
         for b in range(a, m):
@@ -169,18 +172,21 @@ def _sample_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift
     for a in range(k):
         out_factors[r, a] = rhs[a + 1]
     if want_gram:
-        # h = sum_j e_j y_j with e_j = t_j - b - y_j . x, from the kept sums
+        # h = sum_j e_j y_j with e_j = t_j - b - y_j . x: h = sum t y - b sum y - G x
+        h = resid[r]
         for a in range(k):
-            s = resid[r, a] - rhs[0] * sum_y[a]
-            for b in range(k):
-                s -= gram[r, a, b] * rhs[b + 1]
-            resid[r, a] = s
+            h[a] -= rhs[0] * sum_y[a]
+        for b in range(k):
+            xb = rhs[b + 1]
+            Gb = G[b]
+            for a in range(k):
+                h[a] -= Gb[a] * xb
     return OK
 
 
 @njit(cache=True, parallel=True)
 def _sample_rows(indptr, indices, values, fixed, fixed_bias, mu, row_shift, alpha, prec, mean, seed, sweep, stream,
-                 work64, eps_buf, gather, targets, out_factors, out_bias, gram, resid, status):
+                 work64, eps_buf, gather, out_factors, out_bias, gram, resid, status):
     n_rows = indptr.shape[0] - 1
     k = fixed.shape[1]
     n_blocks = work64.shape[0]
@@ -188,16 +194,18 @@ def _sample_rows(indptr, indices, values, fixed, fixed_bias, mu, row_shift, alph
     want_gram = gram.shape[0] > 0
     mu32 = np.float32(mu)
     for blk in prange(n_blocks):
+        # rows blk, blk + n_blocks, ...; each block owns its scratch and every row initialises what
+        # it reads, so a row's draw depends on (seed, sweep, stream, row) only, never on the threads
         A = work64[blk, :k + 1, :]
         rhs = work64[blk, k + 1, :]
+        sum_y = work64[blk, k + 2, :]
         eps = eps_buf[blk]
         X = gather[blk]
-        t = targets[blk]
         for r in range(blk, n_rows, n_blocks):
             _normals(_stream_state(seed, sweep, stream, np.uint64(r)), eps, k + 1)
             status[r] = _sample_row(r, indptr[r], indptr[r + 1], indices, values, fixed, fixed_bias, mu32, row_shift,
                                     has_shift, alpha, prec, mean, eps, out_factors, out_bias, want_gram, gram, resid,
-                                    A, rhs, X, t)
+                                    A, rhs, X, sum_y)
 
 
 def _raise_on(status, what: str) -> None:
@@ -206,6 +214,13 @@ def _raise_on(status, what: str) -> None:
         why = "is not positive definite" if status[bad[0]] == NOT_POSITIVE_DEFINITE else "gave NaN or inf"
         raise SolveError(f"the Gibbs draw for {what} {bad[0]} {why} ({len(bad)} {what}s failed); "
                          "check the ratings for NaN/inf")
+
+
+def _check_gram(gram, resid, n_rows: int, k: int) -> None:
+    if (gram.shape != (n_rows, k, k) or resid.shape != (n_rows, k) or gram.dtype != np.float32
+            or resid.dtype != np.float64 or not gram.flags.c_contiguous or not resid.flags.c_contiguous):
+        raise ValueError(f"gram and resid must be C-contiguous arrays of shapes {(n_rows, k, k)} (float32) and "
+                         f"{(n_rows, k)} (float64)")
 
 
 def _prior(prec, mean, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -226,7 +241,7 @@ def sample_rows(indptr, indices, values, fixed_factors, fixed_bias, mu: float, *
     The arguments are those of ``mfrec.kernels.als.solve_rows`` with the ridge replaced by the noise
     precision ``alpha`` and the prior ``N(mean, 1/prec)`` of [bias, factor_1..k] (``prec`` and
     ``mean`` have k+1 entries); (``seed``, ``sweep``, ``stream``) pick the random numbers. With
-    ``gram`` (n_rows, k, k) and ``resid`` (n_rows, k) float64 given, each row's Gram sum y y^T and
+    ``gram`` (n_rows, k, k) float32 and ``resid`` (n_rows, k) float64 given, each row's Gram sum y y^T and
     residual product sum e y (after the draw) are written there, for the implicit-factor draw.
     Returns ``(out_factors, out_bias)`` (overwritten in place when given).
     """
@@ -259,64 +274,62 @@ def sample_rows(indptr, indices, values, fixed_factors, fixed_bias, mu: float, *
     if (gram is None) != (resid is None):
         raise ValueError("give both gram and resid, or neither")
     if gram is None:
-        gram, resid = np.zeros((0, k, k), np.float64), np.zeros((0, k), np.float64)
-    elif (gram.shape != (n_rows, k, k) or resid.shape != (n_rows, k) or gram.dtype != np.float64
-          or resid.dtype != np.float64 or not gram.flags.c_contiguous or not resid.flags.c_contiguous):
-        raise ValueError(f"gram and resid must be C-contiguous float64 arrays of shapes {(n_rows, k, k)} and {(n_rows, k)}")
+        gram, resid = np.zeros((0, k, k), np.float32), np.zeros((0, k), np.float64)
+    else:
+        _check_gram(gram, resid, n_rows, k)
     if n_rows == 0:
         return out_factors, out_bias
     status = np.zeros(n_rows, np.int8)
     n_blocks = max(1, min(n_rows, _BLOCKS_PER_THREAD * numba.get_num_threads()))
-    work64 = np.zeros((n_blocks, k + 2, k + 1), np.float64)
+    work64 = np.zeros((n_blocks, k + 3, k + 1), np.float64)
     eps = np.zeros((n_blocks, k + 2), np.float64)
-    gather = np.zeros((n_blocks, _CHUNK, k + 1), np.float64)
-    targets = np.zeros((n_blocks, _CHUNK), np.float64)
+    gather = np.zeros((n_blocks, _GATHER, k + 1), np.float64)
     with np.errstate(over="ignore"):  # SplitMix64 wraps around on purpose (NUMBA_DISABLE_JIT runs)
         _sample_rows(indptr, indices, values, fixed, fbias, float(mu), shift, float(alpha), prec, mean,
-                     np.uint64(seed), np.uint64(sweep), np.uint64(stream), work64, eps, gather, targets, out_factors,
+                     np.uint64(seed), np.uint64(sweep), np.uint64(stream), work64, eps, gather, out_factors,
                      out_bias, gram, resid, status)
     _raise_on(status, what)
     return out_factors, out_bias
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _sample_implicit(owner_indptr, owner_rows, coef, gram, resid, Z, alpha, prec, mean, seed, sweep, stream, status):
-    n = owner_indptr.shape[0] - 1
+def _implicit_means_and_draws(c0, c1, owner_indptr, owner_rows, coef, gram, resid, Z, alpha, prec, mean, fac, eps_buf,
+                              status, rhs, old, tmp, delta):
+    """The sequential half of ``_sample_implicit``: for j = c0..c1-1 in turn, z_j's mean given the z
+    drawn before it, the draw with z_j's prepared factor, and its owners' residual products updated."""
     k = Z.shape[1]
-    A = np.empty((k, k), np.float64)
-    rhs = np.empty(k, np.float64)
-    old = np.empty(k, np.float64)
-    eps = np.empty(k + 1, np.float64)
-    delta = np.empty(k, np.float64)
-    for j in range(n):
-        A[:, :] = 0.0
-        rhs[:] = 0.0
+    for j in range(c0, c1):
+        if status[j] != OK:
+            continue
+        R = fac[j - c0]
         for a in range(k):
             old[a] = Z[j, a]
+        # the residuals h_u exclude z_j's own part: rhs = alpha sum_u c_u h_u + alpha D z_old + prec mean,
+        # with alpha D z_old = R^T R z_old - prec z_old (D = sum_u c_u^2 G_u, the data part)
+        for a in range(k):
+            s = 0.0
+            Ra = R[a]
+            for b in range(a, k):
+                s += Ra[b] * old[b]
+            tmp[a] = s
+        for a in range(k):
+            rhs[a] = prec[a] * (mean[a] - old[a])
+        for a in range(k):
+            Ra = R[a]
+            ta = tmp[a]
+            for b in range(a, k):
+                rhs[b] += Ra[b] * ta
+        for a in range(k):
+            tmp[a] = 0.0
         for pp in range(owner_indptr[j], owner_indptr[j + 1]):
             u = owner_rows[pp]
             c = coef[u]
-            c2 = c * c
+            h = resid[u]
             for a in range(k):
-                rhs[a] += c * resid[u, a]
-                for b in range(a, k):
-                    A[a, b] += c2 * gram[u, a, b]
-        # the residuals exclude z_j's own part: rhs += (sum_u c_u^2 G_u) z_old, the data part of A
+                tmp[a] += c * h[a]
         for a in range(k):
-            s = 0.0
-            for b in range(k):
-                s += (A[a, b] if b >= a else A[b, a]) * old[b]
-            rhs[a] += s
-        for a in range(k):
-            rhs[a] = alpha * rhs[a] + prec[a] * mean[a]
-            for b in range(a, k):
-                A[a, b] *= alpha
-            A[a, a] += prec[a]
-        if _cholesky_upper(A, k) != OK:
-            status[j] = NOT_POSITIVE_DEFINITE
-            continue
-        _normals(_stream_state(seed, sweep, stream, np.uint64(j)), eps, k)
-        _draw(A, rhs, eps, k)
+            rhs[a] += alpha * tmp[a]
+        _draw(R, rhs, eps_buf[j - c0], k)
         finite = True
         for a in range(k):
             finite = finite and np.isfinite(rhs[a])
@@ -325,16 +338,57 @@ def _sample_implicit(owner_indptr, owner_rows, coef, gram, resid, Z, alpha, prec
             continue
         for a in range(k):
             Z[j, a] = rhs[a]
-            delta[a] = rhs[a] - old[a]
-        # the residuals of every owner row follow the new z_j
+            delta[a] = np.float64(Z[j, a]) - old[a]
+        # every owner's residual product follows the new z_j: h_u -= c_u G_u delta
         for pp in range(owner_indptr[j], owner_indptr[j + 1]):
             u = owner_rows[pp]
             c = coef[u]
+            h = resid[u]
+            G = gram[u]
             for a in range(k):
+                Ga = G[a]
                 s = 0.0
                 for b in range(k):
-                    s += gram[u, a, b] * delta[b]
-                resid[u, a] -= c * s
+                    s += Ga[b] * delta[b]
+                h[a] -= c * s
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _sample_implicit(owner_indptr, owner_rows, coef, gram, gram_flat, resid, Z, alpha, prec, mean, seed, sweep, stream,
+                     fac, fac_flat, eps_buf, status):
+    n = owner_indptr.shape[0] - 1
+    k = Z.shape[1]
+    chunk = fac.shape[0]
+    rhs = np.empty(k, np.float64)
+    old = np.empty(k, np.float64)
+    tmp = np.empty(k, np.float64)
+    delta = np.empty(k, np.float64)
+    for c0 in range(0, n, chunk):
+        c1 = min(c0 + chunk, n)
+        # z_j's precision alpha sum_u c_u^2 G_u + diag(prec) does not depend on any z: every j of the
+        # chunk is assembled, factored and given its normals at once, in parallel (j owns fac[j - c0])
+        for j in prange(c0, c1):
+            A = fac[j - c0]
+            Af = fac_flat[j - c0]
+            for a in range(k * k):
+                Af[a] = 0.0
+            for pp in range(owner_indptr[j], owner_indptr[j + 1]):
+                # the whole k x k block, contiguous: it vectorises, the triangle alone does not
+                u = owner_rows[pp]
+                c2 = coef[u] * coef[u]
+                Gf = gram_flat[u]
+                for a in range(k * k):
+                    Af[a] += c2 * Gf[a]
+            for a in range(k):
+                Aa = A[a]
+                for b in range(a, k):
+                    Aa[b] *= alpha
+                Aa[a] += prec[a]
+            status[j] = _cholesky_upper(A, k)
+            _normals(_stream_state(seed, sweep, stream, np.uint64(j)), eps_buf[j - c0], k)
+        # the means depend on the z drawn before: one j after the other
+        _implicit_means_and_draws(c0, c1, owner_indptr, owner_rows, coef, gram, resid, Z, alpha, prec, mean, fac,
+                                  eps_buf, status, rhs, old, tmp, delta)
 
 
 def sample_implicit(owner_indptr, owner_rows, coef, gram, resid, implicit_factors, *, alpha: float, prec, mean,
@@ -354,17 +408,20 @@ def sample_implicit(owner_indptr, owner_rows, coef, gram, resid, implicit_factor
     coef = _as(coef, np.float64, "coef", 1)
     if len(ptr) != n + 1 or ptr[0] != 0 or ptr[-1] != len(rows):
         raise ValueError(f"owner_indptr must have {n + 1} entries rising from 0 to {len(rows)}")
-    if gram.shape != (len(coef), k, k) or resid.shape != (len(coef), k):
-        raise ValueError(f"gram and resid must have shapes {(len(coef), k, k)} and {(len(coef), k)}")
+    _check_gram(gram, resid, len(coef), k)
     if len(rows) and (rows.min() < 0 or rows.max() >= len(coef)):
         raise ValueError(f"owner rows must lie in 0..{len(coef) - 1}")
     if Z.dtype != np.float32 or not Z.flags.c_contiguous:
         raise ValueError("implicit_factors must be a C-contiguous float32 array")
     prec, mean = _prior(prec, mean, k)
     status = np.zeros(n, np.int8)
+    chunk = max(1, min(n, _IMPLICIT_SCRATCH // (8 * k * k)))
+    fac = np.zeros((chunk, k, k), np.float64)
+    eps = np.zeros((chunk, k + 1), np.float64)
     with np.errstate(over="ignore"):
-        _sample_implicit(ptr, rows, coef, gram, resid, Z, float(alpha), prec, mean, np.uint64(seed), np.uint64(sweep),
-                         np.uint64(stream), status)
+        _sample_implicit(ptr, rows, coef, gram, gram.reshape(len(gram), k * k), resid, Z, float(alpha), prec, mean,
+                         np.uint64(seed), np.uint64(sweep), np.uint64(stream), fac, fac.reshape(chunk, k * k), eps,
+                         status)
     _raise_on(status, what)
     return Z
 

@@ -247,9 +247,9 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
         S = np.zeros((nu, k), np.float32)  # users' implicit parts
         T = np.zeros((nm, k), np.float32)  # movies' implicit parts
         cu, cm = _coef(ucsr.indptr), _coef(mcsr.indptr)
-        ugram = np.zeros((nu, k, k) if config.implicit_user else (0, k, k), np.float64)
+        ugram = np.zeros((nu, k, k) if config.implicit_user else (0, k, k), np.float32)
         uresid = np.zeros((nu, k) if config.implicit_user else (0, k), np.float64)
-        mgram = np.zeros((nm, k, k) if config.implicit_movie else (0, k, k), np.float64)
+        mgram = np.zeros((nm, k, k) if config.implicit_movie else (0, k, k), np.float32)
         mresid = np.zeros((nm, k) if config.implicit_movie else (0, k), np.float64)
         # priors: [bias, factors] per side, and the implicit groups; (mean, precision) per dimension
         prior = {name: (np.zeros(d), np.ones(d)) for name, d in (("user", k + 1), ("movie", k + 1), ("z", k), ("w", k))}
