@@ -3,14 +3,19 @@
     python benchmarks/bayes_vs_myfm.py --data-root /tmp/bayes-data --datasets ml-100k-u1,ml-100k-u2 \
         --ranks 10 --samples 200 --libraries mfrec,myfm --features mf,svdpp-flipped [--out NAME]
 
-Every (dataset, library, rank, features) fit runs in its own child process, so that its peak RSS
-(``ru_maxrss``) is its own; both libraries get the same training and test ratings (the mfrec
-prepared dataset's train and test splits) and the same number of samples and burn-in. Features:
+Timing: per (dataset, rank, features), both libraries are fitted in this one process, round robin
+(``--rounds`` rounds of mfrec then myFM), and the medians of the per-round seconds per sample and
+of the per-round ratios myFM / mfrec are reported, with the load average before and after. Peak
+RSS: one more fit per library in its own child process (``ru_maxrss`` is per process), unless
+``--no-rss``. Both libraries get the same training and test ratings (the mfrec prepared dataset's
+train and test splits) and the same number of samples and burn-in; mfrec runs on all cores
+(Numba's threads), myFM on one (it has no threads option). Features:
 ``mf`` = user and movie ids only; ``svdpp-flipped`` = plus each user's rated movies and each
 movie's raters as implicit groups (|N|^-1/2 weights, training ratings only: myFM's "stricter
 protocol"; myFM's own best ML-100k example also adds the rating date, which mfrec does not model).
 RMSE/MAE are of the posterior-mean prediction clipped to the rating scale. Seconds per sample are
 the fit's wall time / samples (mfrec: after a warm-up fit, so that Numba's cache is loaded).
+Feature ``default`` is mfrec's ``BayesConfig()`` as it ships (myFM gets ``svdpp-flipped``).
 myFM is a benchmark-only peer: ``pip install myfm``. Writes ``benchmarks/results/<out>.json``.
 """
 
@@ -41,14 +46,25 @@ def _errors(pred, truth) -> tuple[float, float]:
     return float(np.sqrt(np.mean(e * e))), float(np.mean(np.abs(e)))
 
 
-def run_mfrec(ds, rank: int, samples: int, burn_in: int, implicit: bool) -> dict:
+def _mfrec_config(rank: int, samples: int, burn_in: int, features: str):
+    from mfrec.models.bayes import BayesConfig
+
+    cfg = BayesConfig(factors=rank, samples=samples, burn_in=burn_in, stored_samples=0)
+    if features != "default":
+        implicit = features == "svdpp-flipped"
+        cfg = cfg.replace(implicit_user=implicit, implicit_movie=implicit)
+    return cfg
+
+
+def run_mfrec(ds, rank: int, samples: int, burn_in: int, features: str, warm: bool = False) -> dict:
+    import numba
     import numpy as np
 
-    from mfrec.models.bayes import BayesConfig, fit
+    from mfrec.models.bayes import fit
 
-    cfg = BayesConfig(factors=rank, samples=samples, burn_in=burn_in, implicit_user=implicit,
-                      implicit_movie=implicit, stored_samples=0)
-    fit(ds, cfg.replace(samples=2, burn_in=1))  # warm-up: Numba's cached kernels loaded
+    cfg = _mfrec_config(rank, samples, burn_in, features)
+    if not warm:
+        fit(ds, cfg.replace(samples=2, burn_in=1))  # warm-up: Numba's cached kernels loaded
     t0 = time.perf_counter()
     model = fit(ds, cfg)
     seconds = time.perf_counter() - t0
@@ -56,7 +72,8 @@ def run_mfrec(ds, rank: int, samples: int, burn_in: int, implicit: bool) -> dict
     rmse, mae = _errors(pred, ds.test.rating)
     sweeps = [r.seconds for r in model.history]
     return {"rmse": rmse, "mae": mae, "seconds": seconds, "seconds_per_sample": seconds / samples,
-            "median_sweep_seconds": float(np.median(sweeps)), "mean_factor_rmse": model.evaluate(ds.test)["rmse"]}
+            "median_sweep_seconds": float(np.median(sweeps)), "mean_factor_rmse": model.evaluate(ds.test)["rmse"],
+            "threads": numba.get_num_threads()}
 
 
 def _myfm_blocks(ds, implicit: bool):
@@ -87,11 +104,11 @@ def _myfm_blocks(ds, implicit: bool):
     return blocks, [ids[g] for g in grouping]
 
 
-def run_myfm(ds, rank: int, samples: int, burn_in: int, implicit: bool) -> dict:
+def run_myfm(ds, rank: int, samples: int, burn_in: int, features: str, warm: bool = False) -> dict:
     import numpy as np
     import myfm
 
-    blocks, grouping = _myfm_blocks(ds, implicit)
+    blocks, grouping = _myfm_blocks(ds, features != "mf")
     fm = myfm.MyFMRegressor(rank=rank, random_seed=42)
     t0 = time.perf_counter()
     fm.fit(None, np.asarray(ds.train.rating, np.float64), X_rel=blocks["train"], grouping=grouping, n_iter=samples,
@@ -101,17 +118,56 @@ def run_myfm(ds, rank: int, samples: int, burn_in: int, implicit: bool) -> dict:
     pred = np.clip(fm.predict(None, X_rel=blocks["test"]), lo, hi)
     rmse, mae = _errors(pred, ds.test.rating)
     return {"rmse": rmse, "mae": mae, "seconds": seconds, "seconds_per_sample": seconds / samples,
-            "myfm_version": getattr(myfm, "__version__", "?")}
+            "myfm_version": getattr(myfm, "__version__", "?"), "threads": 1}
+
+
+RUNNERS = {"mfrec": run_mfrec, "myfm": run_myfm}
+
+
+def _loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 def one(spec: dict) -> dict:
+    """One fit of one library in this (child) process: its result and its peak RSS."""
     ds = _load(spec["data_root"], spec["dataset"])
-    implicit = spec["features"] == "svdpp-flipped"
-    runner = run_mfrec if spec["library"] == "mfrec" else run_myfm
-    out = runner(ds, spec["rank"], spec["samples"], spec["burn_in"], implicit)
+    out = RUNNERS[spec["library"]](ds, spec["rank"], spec["samples"], spec["burn_in"], spec["features"])
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out["n_train"], out["n_test"] = len(ds.train), len(ds.test)
-    return {**spec, **out}
+    return out
+
+
+def timed(spec: dict, libraries: list[str], rounds: int) -> list[dict]:
+    """Round robin in this process: ``rounds`` x (each library once); medians per library and the
+    median of the per-round ratios of seconds per sample (other library / mfrec)."""
+    import statistics
+
+    ds = _load(spec["data_root"], spec["dataset"])
+    args = (ds, spec["rank"], spec["samples"], spec["burn_in"])
+    if "mfrec" in libraries:
+        run_mfrec(*args, spec["features"])  # warm-up
+    per: dict[str, list[dict]] = {lib: [] for lib in libraries}
+    load_before = _loadavg()
+    for r in range(rounds):
+        for lib in libraries:
+            res = RUNNERS[lib](*args, spec["features"], warm=True)
+            per[lib].append(res)
+            print(f"    round {r + 1}/{rounds} {lib:6s} RMSE {res['rmse']:.4f}  {res['seconds_per_sample']:.4f} s/sample",
+                  flush=True)
+    load_after = _loadavg()
+    out = []
+    for lib in libraries:
+        runs = per[lib]
+        row = {**spec, "library": lib, **runs[-1],
+               "seconds_per_sample": statistics.median(x["seconds_per_sample"] for x in runs),
+               "seconds": statistics.median(x["seconds"] for x in runs),
+               "round_seconds_per_sample": [x["seconds_per_sample"] for x in runs], "rounds": rounds,
+               "loadavg_before": load_before, "loadavg_after": load_after, "n_train": len(ds.train),
+               "n_test": len(ds.test)}
+        if lib != "mfrec" and "mfrec" in per:
+            row["times_mfrec"] = statistics.median(
+                o["seconds_per_sample"] / m["seconds_per_sample"] for o, m in zip(runs, per["mfrec"]))
+        out.append(row)
+    return out
 
 
 def main() -> None:
@@ -124,6 +180,8 @@ def main() -> None:
     ap.add_argument("--libraries", default="mfrec,myfm")
     ap.add_argument("--features", default="mf,svdpp-flipped")
     ap.add_argument("--out", default="bayes_vs_myfm")
+    ap.add_argument("--rounds", type=int, default=3, help="round-robin rounds of the timing (medians reported)")
+    ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS fits in child processes")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -132,26 +190,29 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{args.out}.json"
     results = json.loads(path.read_text())["results"] if path.is_file() else []
-    specs = [{"data_root": args.data_root, "dataset": d, "library": lib, "rank": int(r), "features": f,
-              "samples": args.samples, "burn_in": args.burn_in}
-             for d in args.datasets.split(",") for r in args.ranks.split(",") for f in args.features.split(",")
-             for lib in args.libraries.split(",")]
-    total = len(specs)
+    libraries = args.libraries.split(",")
+    specs = [{"data_root": args.data_root, "dataset": d, "rank": int(r), "features": f, "samples": args.samples,
+              "burn_in": args.burn_in}
+             for d in args.datasets.split(",") for r in args.ranks.split(",") for f in args.features.split(",")]
+    key = ("dataset", "library", "rank", "features", "samples")
     for n, spec in enumerate(specs, 1):
-        load = os.getloadavg()[0]
-        print(f"[{n}/{total}] {spec['dataset']} {spec['library']} k={spec['rank']} {spec['features']} "
-              f"({spec['samples']} samples, load {load:.1f}) ...", flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--data-root", args.data_root, "--datasets", spec["dataset"],
-                               "--one", json.dumps(spec)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            print(proc.stderr[-2000:], file=sys.stderr)
-            raise SystemExit(f"the {spec['library']} fit failed (exit {proc.returncode})")
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
-        res["load_before"] = load
-        key = ("dataset", "library", "rank", "features", "samples")
-        results = [r for r in results if tuple(r.get(k) for k in key) != tuple(res[k] for k in key)] + [res]
-        print(f"    RMSE {res['rmse']:.4f}  MAE {res['mae']:.4f}  {res['seconds_per_sample']:.3f} s/sample  "
-              f"peak RSS {res['peak_rss_mb']:.0f} MB", flush=True)
+        print(f"[{n}/{len(specs)}] {spec['dataset']} k={spec['rank']} {spec['features']} ({spec['samples']} samples, "
+              f"{args.rounds} rounds of {', '.join(libraries)}, load {_loadavg()[0]:.1f}) ...", flush=True)
+        rows = timed(spec, libraries, args.rounds)
+        for row in rows:
+            if not args.no_rss:
+                child = {**spec, "library": row["library"]}
+                proc = subprocess.run([sys.executable, __file__, "--data-root", args.data_root, "--datasets",
+                                       spec["dataset"], "--one", json.dumps(child)], capture_output=True, text=True)
+                if proc.returncode != 0:
+                    print(proc.stderr[-2000:], file=sys.stderr)
+                    raise SystemExit(f"the {row['library']} fit for peak RSS failed (exit {proc.returncode})")
+                row["peak_rss_mb"] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+            results = [r for r in results if tuple(r.get(k) for k in key) != tuple(row[k] for k in key)] + [row]
+            ratio = f"  ({row['times_mfrec']:.2f}x mfrec's time)" if "times_mfrec" in row else ""
+            rss = f"  peak RSS {row['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in row else ""
+            print(f"    {row['library']:6s} RMSE {row['rmse']:.4f}  MAE {row['mae']:.4f}  "
+                  f"{row['seconds_per_sample']:.4f} s/sample{ratio}{rss}", flush=True)
         path.write_text(json.dumps({"cpu_count": os.cpu_count(), "results": results}, indent=1))
     print(f"wrote {path}")
 

@@ -328,26 +328,26 @@ def naive_gram_resid(indptr, indices, values, fixed, fixed_bias, mu, bias, facto
 
 
 def naive_implicit_draws(owner_indptr, owner_rows, coef, gram, resid, Z, alpha, prec, mean, eps_of):
-    """The sequential implicit-factor draws by dense NumPy: for each j in turn, precision
-    alpha sum_u c_u^2 G_u + diag(prec), rhs alpha sum_u c_u (h_u + c_u G_u z_j) + prec mean, the draw
-    mean + R^-1 eps_of(j), then h_u -= c_u G_u (z_new - z_old). Returns (Z, resid) as new arrays."""
+    """The coordinate-wise implicit-factor draws by dense NumPy: for each dimension f, for each j in
+    turn, the scalar conditional of z_jf (precision alpha sum_u c_u^2 G_u[f, f] + prec_f, rhs
+    alpha sum_u c_u (h_uf + c_u G_u[f, f] z_jf) + prec_f mean_f), the draw mean + eps_of(j)[f] /
+    sqrt(precision) stored as float32, then every owner's whole h_u -= c_u G_u[:, f] (z_new - z_old).
+    Returns (Z, resid) as new arrays."""
     import numpy as np
 
     Z = np.array(Z, np.float64)
     h = np.array(resid, np.float64)
+    G = np.asarray(gram, np.float64)
     k = Z.shape[1]
-    for j in range(len(Z)):
-        us = owner_rows[owner_indptr[j]:owner_indptr[j + 1]]
-        A = np.diag(np.asarray(prec, np.float64))
-        rhs = np.asarray(prec) * np.asarray(mean)
-        for u in us:
-            A = A + alpha * coef[u] ** 2 * gram[u]
-            rhs = rhs + alpha * coef[u] * (h[u] + coef[u] * gram[u] @ Z[j])
-        R = np.linalg.cholesky(A).T
-        new = np.linalg.solve(A, rhs) + np.linalg.solve(R, eps_of(j)[:k])
-        for u in us:
-            h[u] -= coef[u] * gram[u] @ (new - Z[j])
-        Z[j] = new
+    for f in range(k):
+        for j in range(len(Z)):
+            us = owner_rows[owner_indptr[j]:owner_indptr[j + 1]]
+            p = prec[f] + alpha * sum(coef[u] ** 2 * G[u, f, f] for u in us)
+            rhs = prec[f] * mean[f] + alpha * sum(coef[u] * (h[u, f] + coef[u] * G[u, f, f] * Z[j, f]) for u in us)
+            new = float(np.float32(rhs / p + eps_of(j)[f] / np.sqrt(p)))
+            for u in us:
+                h[u] -= coef[u] * G[u, :, f] * (new - Z[j, f])
+            Z[j, f] = new
     return Z, h
 
 

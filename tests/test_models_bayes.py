@@ -62,6 +62,15 @@ def test_same_seed_same_chain_on_any_thread_count(small_dataset, short):
     assert not np.array_equal(one.user_factors, third.user_factors)
 
 
+def test_a_small_training_set_runs_on_one_thread_and_restores_the_thread_count(small_dataset, short):
+    import mfrec.models.bayes as bayes
+
+    before = numba.get_num_threads()
+    assert len(small_dataset.train) < bayes.SERIAL_BELOW
+    assert fit(small_dataset, short).config["numba_threads"] == 1
+    assert numba.get_num_threads() == before
+
+
 @pytest.mark.parametrize("change", [{"factors": 5}, {"burn_in": 5}, {"implicit_user": False},
                                     {"implicit_movie": False}, {"init_std": 0.3}, {"samples": 13}])
 def test_every_option_changes_the_result(small_dataset, short, change):

@@ -12,16 +12,20 @@ assembled here by BLAS on gathered chunks), the noise precision ``alpha`` and th
 ``N(mean, 1/prec)``. With A = R^T R (Cholesky), the draw is z = R^-1 (R^-T rhs + eps), eps
 standard normal: mean R^-1 R^-T rhs, covariance R^-1 R^-T = A^-1.
 
-The implicit ("SVD++") factors are drawn one at a time, sequentially: movie j's implicit factor
-z_j enters every prediction of every user u who rated j through ``c_u z_j . Q_i`` (c_u =
-|N_u|^-1/2); with each user's Gram G_u = sum_i Q_i Q_i^T and residual product h_u = sum_i e_ui Q_i
-(both left behind by the user draw), its conditional is
+The implicit ("SVD++") factors are drawn one coordinate at a time, as libFM and myFM draw every
+parameter: movie j's implicit factor z_j enters every prediction of every user u who rated j
+through ``c_u z_j . Q_i`` (c_u = |N_u|^-1/2); with each user's Gram G_u = sum_i Q_i Q_i^T and
+residual product h_u = sum_i e_ui Q_i (both left behind by the user draw), z_jf's conditional is
 
-    precision  alpha * sum_u c_u^2 G_u + diag(prec)
-    mean-rhs   alpha * sum_u c_u (h_u + c_u G_u z_j) + prec * mean
+    precision  alpha * sum_u c_u^2 G_u[f, f] + prec_f
+    mean-rhs   alpha * sum_u c_u (h_uf + c_u G_u[f, f] z_jf) + prec_f * mean_f
 
-and after the draw every h_u moves by -c_u G_u (z_new - z_old). The same kernel, with the CSRs
-swapped, draws the "flipped" implicit factors of users (Rendle 2019).
+Dimension by dimension, every z_jf in turn: within dimension f's pass only h_uf is read, and it
+moves by -c_u G_u[f, f] delta, so a (j, owner) pair costs O(1) instead of the block draw's O(k^2)
+(the other dimensions catch up once per pass, O(k) per owner). The draws depend on the ones before
+them, so the passes are sequential; the normals, the Gram diagonals and the final residual
+products are prepared in parallel. The same kernel, with the CSRs swapped, draws the "flipped"
+implicit factors of users (Rendle 2019).
 
 Random numbers: every row's normals come from a SplitMix64 stream seeded by (seed, sweep, stream,
 row), so the chain depends on the seed alone, never on the number of threads.
@@ -49,7 +53,6 @@ from mfrec.kernels.als import (
 )
 
 _BLOCKS_PER_THREAD = 4
-_IMPLICIT_SCRATCH = 32 << 20  # bytes of implicit-factor Cholesky factors prepared at once
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -292,103 +295,79 @@ def sample_rows(indptr, indices, values, fixed_factors, fixed_bias, mu: float, *
     return out_factors, out_bias
 
 
+@njit(cache=True, parallel=True)
+def _implicit_setup(seed, sweep, stream, eps, gram, resid, gdiag, H0):
+    """The parallel part of the coordinate-wise implicit draws: every z_j's k normals (stream j), and
+    every owner's Gram diagonal and residual product, transposed to one contiguous row per dimension."""
+    k = eps.shape[1]
+    for j in prange(eps.shape[0]):
+        _normals(_stream_state(seed, sweep, stream, np.uint64(j)), eps[j], k)
+    for u in prange(gram.shape[0]):
+        for a in range(k):
+            gdiag[a, u] = gram[u, a, a]
+            H0[a, u] = resid[u, a]
+
+
 @njit(cache=True, fastmath=FASTMATH)
-def _implicit_means_and_draws(c0, c1, owner_indptr, owner_rows, coef, gram, resid, Z, alpha, prec, mean, fac, eps_buf,
-                              status, rhs, old, tmp, delta):
-    """The sequential half of ``_sample_implicit``: for j = c0..c1-1 in turn, z_j's mean given the z
-    drawn before it, the draw with z_j's prepared factor, and its owners' residual products updated."""
+def _implicit_passes(owner_indptr, owner_rows, coef, gram, gdiag, H0, Z, alpha, prec, mean, eps, moved, base, status):
+    """Dimension by dimension, every z_jf in turn from its scalar conditional given everything else.
+
+    h_u (owner u's residual product sum_i e_ui Q_i) is never updated in place: with ``moved[f', u]``
+    the change of u's implicit part c_u sum_j z_j in dimension f' so far, h_uf = H0[f, u] - sum_f'
+    G_u[f, f'] moved[f', u]. During dimension f's pass only moved[f] changes, so ``base`` = H0[f] -
+    (the finished dimensions' terms) is formed once per pass, and each (j, owner) pair costs O(1)."""
+    n = owner_indptr.shape[0] - 1
     k = Z.shape[1]
-    for j in range(c0, c1):
-        if status[j] != OK:
-            continue
-        R = fac[j - c0]
-        for a in range(k):
-            old[a] = Z[j, a]
-        # the residuals h_u exclude z_j's own part: rhs = alpha sum_u c_u h_u + alpha D z_old + prec mean,
-        # with alpha D z_old = R^T R z_old - prec z_old (D = sum_u c_u^2 G_u, the data part)
-        for a in range(k):
+    n_owners = gram.shape[0]
+    for f in range(k):
+        for u in range(n_owners):
+            s = H0[f, u]
+            Gf = gram[u, f]
+            for g in range(f):
+                s -= Gf[g] * moved[g, u]
+            base[u] = s
+        gd = gdiag[f]
+        mv = moved[f]
+        for j in range(n):
+            if status[j] != OK:
+                continue
+            old = np.float64(Z[j, f])
             s = 0.0
-            Ra = R[a]
-            for b in range(a, k):
-                s += Ra[b] * old[b]
-            tmp[a] = s
-        for a in range(k):
-            rhs[a] = prec[a] * (mean[a] - old[a])
-        for a in range(k):
-            Ra = R[a]
-            ta = tmp[a]
-            for b in range(a, k):
-                rhs[b] += Ra[b] * ta
-        for a in range(k):
-            tmp[a] = 0.0
-        for pp in range(owner_indptr[j], owner_indptr[j + 1]):
-            u = owner_rows[pp]
-            c = coef[u]
-            h = resid[u]
-            for a in range(k):
-                tmp[a] += c * h[a]
-        for a in range(k):
-            rhs[a] += alpha * tmp[a]
-        _draw(R, rhs, eps_buf[j - c0], k)
-        finite = True
-        for a in range(k):
-            finite = finite and np.isfinite(rhs[a])
-        if not finite:
-            status[j] = NOT_FINITE
-            continue
-        for a in range(k):
-            Z[j, a] = rhs[a]
-            delta[a] = np.float64(Z[j, a]) - old[a]
-        # every owner's residual product follows the new z_j: h_u -= c_u G_u delta
-        for pp in range(owner_indptr[j], owner_indptr[j + 1]):
-            u = owner_rows[pp]
-            c = coef[u]
-            h = resid[u]
-            G = gram[u]
-            for a in range(k):
-                Ga = G[a]
-                s = 0.0
-                for b in range(k):
-                    s += Ga[b] * delta[b]
-                h[a] -= c * s
+            d = 0.0
+            for pp in range(owner_indptr[j], owner_indptr[j + 1]):
+                u = owner_rows[pp]
+                c = coef[u]
+                cg = c * gd[u]
+                # c_u (h_uf + c_u G_u[f, f] z_jf): the residuals without z_jf's own part
+                s += c * (base[u] - gd[u] * mv[u]) + cg * c * old
+                d += c * cg
+            p = alpha * d + prec[f]
+            if not (p > 0.0) or not np.isfinite(p):
+                status[j] = NOT_POSITIVE_DEFINITE
+                continue
+            new = (alpha * s + prec[f] * mean[f]) / p + eps[j, f] / np.sqrt(p)
+            if not np.isfinite(new):
+                status[j] = NOT_FINITE
+                continue
+            Z[j, f] = new
+            delta = np.float64(Z[j, f]) - old
+            for pp in range(owner_indptr[j], owner_indptr[j + 1]):
+                u = owner_rows[pp]
+                mv[u] += coef[u] * delta
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _sample_implicit(owner_indptr, owner_rows, coef, gram, gram_flat, resid, Z, alpha, prec, mean, seed, sweep, stream,
-                     fac, fac_flat, eps_buf, status):
-    n = owner_indptr.shape[0] - 1
-    k = Z.shape[1]
-    chunk = fac.shape[0]
-    rhs = np.empty(k, np.float64)
-    old = np.empty(k, np.float64)
-    tmp = np.empty(k, np.float64)
-    delta = np.empty(k, np.float64)
-    for c0 in range(0, n, chunk):
-        c1 = min(c0 + chunk, n)
-        # z_j's precision alpha sum_u c_u^2 G_u + diag(prec) does not depend on any z: every j of the
-        # chunk is assembled, factored and given its normals at once, in parallel (j owns fac[j - c0])
-        for j in prange(c0, c1):
-            A = fac[j - c0]
-            Af = fac_flat[j - c0]
-            for a in range(k * k):
-                Af[a] = 0.0
-            for pp in range(owner_indptr[j], owner_indptr[j + 1]):
-                # the whole k x k block, contiguous: it vectorises, the triangle alone does not
-                u = owner_rows[pp]
-                c2 = coef[u] * coef[u]
-                Gf = gram_flat[u]
-                for a in range(k * k):
-                    Af[a] += c2 * Gf[a]
-            for a in range(k):
-                Aa = A[a]
-                for b in range(a, k):
-                    Aa[b] *= alpha
-                Aa[a] += prec[a]
-            status[j] = _cholesky_upper(A, k)
-            _normals(_stream_state(seed, sweep, stream, np.uint64(j)), eps_buf[j - c0], k)
-        # the means depend on the z drawn before: one j after the other
-        _implicit_means_and_draws(c0, c1, owner_indptr, owner_rows, coef, gram, resid, Z, alpha, prec, mean, fac,
-                                  eps_buf, status, rhs, old, tmp, delta)
+def _implicit_finish(gram, H0, moved, resid):
+    """resid[u] = h_u after every draw: H0[:, u] - G_u moved[:, u] (each owner its own output)."""
+    k = H0.shape[0]
+    for u in prange(gram.shape[0]):
+        G = gram[u]
+        for a in range(k):
+            s = H0[a, u]
+            Ga = G[a]
+            for b in range(k):
+                s -= Ga[b] * moved[b, u]
+            resid[u, a] = s
 
 
 def sample_implicit(owner_indptr, owner_rows, coef, gram, resid, implicit_factors, *, alpha: float, prec, mean,
@@ -398,8 +377,9 @@ def sample_implicit(owner_indptr, owner_rows, coef, gram, resid, implicit_factor
     ``owner_indptr``/``owner_rows``: for each j, the rows (users, for SVD++ factors of movies) whose
     effective vector holds ``coef[row] * z_j``; ``gram`` (n_rows, k, k) and ``resid`` (n_rows, k)
     are those rows' Gram and residual products from ``sample_rows`` (``resid`` is updated as the
-    z_j move). ``prec`` and ``mean`` (k entries) are the prior. Sequential: each draw conditions on
-    the ones before it.
+    z_j move). ``prec`` and ``mean`` (k entries) are the prior. Coordinate-wise Gibbs, dimension by
+    dimension, each draw conditioning on the ones before it; z_j's k normals are those of stream
+    (seed, sweep, stream, j).
     """
     Z = implicit_factors
     n, k = Z.shape
@@ -415,13 +395,14 @@ def sample_implicit(owner_indptr, owner_rows, coef, gram, resid, implicit_factor
         raise ValueError("implicit_factors must be a C-contiguous float32 array")
     prec, mean = _prior(prec, mean, k)
     status = np.zeros(n, np.int8)
-    chunk = max(1, min(n, _IMPLICIT_SCRATCH // (8 * k * k)))
-    fac = np.zeros((chunk, k, k), np.float64)
-    eps = np.zeros((chunk, k + 1), np.float64)
-    with np.errstate(over="ignore"):
-        _sample_implicit(ptr, rows, coef, gram, gram.reshape(len(gram), k * k), resid, Z, float(alpha), prec, mean,
-                         np.uint64(seed), np.uint64(sweep), np.uint64(stream), fac, fac.reshape(chunk, k * k), eps,
-                         status)
+    with np.errstate(over="ignore"):  # SplitMix64 wraps around on purpose (NUMBA_DISABLE_JIT runs)
+        n_owners = len(coef)
+        eps = np.zeros((n, k), np.float64)
+        gdiag, H0 = np.zeros((k, n_owners)), np.zeros((k, n_owners))
+        moved, base = np.zeros((k, n_owners)), np.zeros(n_owners)
+        _implicit_setup(np.uint64(seed), np.uint64(sweep), np.uint64(stream), eps, gram, resid, gdiag, H0)
+        _implicit_passes(ptr, rows, coef, gram, gdiag, H0, Z, float(alpha), prec, mean, eps, moved, base, status)
+        _implicit_finish(gram, H0, moved, resid)
     _raise_on(status, what)
     return Z
 
