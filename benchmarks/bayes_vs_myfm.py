@@ -15,7 +15,8 @@ movie's raters as implicit groups (|N|^-1/2 weights, training ratings only: myFM
 protocol"; myFM's own best ML-100k example also adds the rating date, which mfrec does not model).
 RMSE/MAE are of the posterior-mean prediction clipped to the rating scale. Seconds per sample are
 the fit's wall time / samples (mfrec: after a warm-up fit, so that Numba's cache is loaded).
-Feature ``default`` is mfrec's ``BayesConfig()`` as it ships (myFM gets ``svdpp-flipped``).
+Feature ``default`` is mfrec's ``BayesConfig()`` as it ships, time-aware biases included (myFM
+gets ``svdpp-flipped``); ``mf`` and ``svdpp-flipped`` are the same model in both libraries.
 myFM is a benchmark-only peer: ``pip install myfm``. Writes ``benchmarks/results/<out>.json``.
 """
 
@@ -52,7 +53,7 @@ def _mfrec_config(rank: int, samples: int, burn_in: int, features: str):
     cfg = BayesConfig(factors=rank, samples=samples, burn_in=burn_in, stored_samples=0)
     if features != "default":
         implicit = features == "svdpp-flipped"
-        cfg = cfg.replace(implicit_user=implicit, implicit_movie=implicit)
+        cfg = cfg.replace(implicit_user=implicit, implicit_movie=implicit, time_bias=False)
     return cfg
 
 

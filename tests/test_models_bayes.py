@@ -72,7 +72,8 @@ def test_a_small_training_set_runs_on_one_thread_and_restores_the_thread_count(s
 
 
 @pytest.mark.parametrize("change", [{"factors": 5}, {"burn_in": 5}, {"implicit_user": False},
-                                    {"implicit_movie": False}, {"init_std": 0.3}, {"samples": 13}])
+                                    {"implicit_movie": False}, {"init_std": 0.3}, {"samples": 13},
+                                    {"time_bias": False}, {"time_bins": 3}])
 def test_every_option_changes_the_result(small_dataset, short, change):
     base = fit(small_dataset, short)
     other = fit(small_dataset, short.replace(**change))
@@ -80,10 +81,11 @@ def test_every_option_changes_the_result(small_dataset, short, change):
 
 
 def test_beats_mf_and_the_running_mean_converges(noisy_dataset):
-    # missing-at-random synthetic ratings: who rated what says nothing here, so the implicit groups are off
+    # missing-at-random synthetic ratings: who rated what says nothing here, so the implicit groups are
+    # off, and the timestamps are a counter, so the time biases are too
     small_dataset = noisy_dataset
     bayes = fit(small_dataset, BayesConfig(factors=8, samples=60, burn_in=5, implicit_user=False,
-                                           implicit_movie=False))
+                                           implicit_movie=False, time_bias=False))
     mf = mfrec.train(small_dataset, "mf")
     mf_rmse = mf.evaluate(small_dataset.test)["rmse"]
     posterior = bayes.config["posterior_test_rmse"]
@@ -95,6 +97,46 @@ def test_beats_mf_and_the_running_mean_converges(noisy_dataset):
     mean, sd = bayes.samples.predictive(small_dataset.test.user[:50], small_dataset.test.movie[:50])
     assert mean.shape == sd.shape == (50,)
     assert np.all(sd >= bayes.config["noise_sd"] * 0.999)
+
+
+def test_time_biases_find_a_planted_user_day_effect(tmp_path):
+    """Each (user, day) shifts all of that day's ratings; the time-bias group learns the shift from
+    the day's training ratings, and a test rating on a day without training ratings gets no term."""
+    import polars as pl
+
+    from mfrec.data.store import write_dataset
+    from mfrec.models.bayes import _TimeBiases
+
+    rng = np.random.default_rng(3)
+    nu, nm = 120, 100
+    user, movie = np.nonzero(rng.random((nu, nm)) < 0.25)
+    day = rng.integers(0, 4, len(user))
+    shift = rng.normal(0, 0.8, (nu, 4))
+    rating = np.clip(np.round(3.5 + rng.normal(0, 0.4, nm)[movie] + shift[user, day] + rng.normal(0, 0.3, len(user))),
+                     1, 5)
+    order = np.lexsort((day, user))
+    user, movie, day, rating = user[order], movie[order], day[order], rating[order]
+    split = np.where(rng.random(len(user)) < 0.2, 2, 0).astype(np.int8)
+    ds = mfrec.data.load(write_dataset(
+        tmp_path / "days", user=user.astype(np.int32), movie=movie.astype(np.int32), rating=rating.astype(np.float32),
+        timestamp=(day * 86_400 + rng.integers(0, 80_000, len(user))).astype(np.int64), split=split, n_users=nu,
+        n_movies=nm, movies=pl.DataFrame({"movie": np.arange(nm, dtype=np.int32), "movieId": np.arange(1, nm + 1),
+                                          "title": [f"m{i}" for i in range(nm)], "year": np.full(nm, 2000, np.int32),
+                                          "genres": [["Drama"]] * nm}),
+        users=pl.DataFrame({"user": np.arange(nu, dtype=np.int32), "userId": np.arange(1, nu + 1)}),
+        genres=["Drama"], genre_indptr=np.arange(nm + 1, dtype=np.int64), genre_indices=np.zeros(nm, np.int32),
+        manifest={"name": "days", "dataset": "synthetic", "rating_scale": [1.0, 5.0], "seed": 0}))
+    cfg = BayesConfig(factors=2, samples=40, burn_in=5, implicit_user=False, implicit_movie=False, stored_samples=0)
+    with_days = fit(ds, cfg.replace(time_bias=True)).config["posterior_test_rmse"]
+    without = fit(ds, cfg.replace(time_bias=False)).config["posterior_test_rmse"]
+    assert with_days < without - 0.05, (with_days, without)
+    tb = _TimeBiases(ds, 30)
+    unseen = type("S", (), {"user": np.array([0]), "movie": np.array([0]), "timestamp": np.array([50 * 86_400])})
+    ud, ib = tb.split_index(unseen)
+    tb.b_ud[:] = 1.0  # every known (user, day) shifted by one: the unseen day must get none of it
+    assert ud[0] == -1 and tb.offsets(ud, ib)[0] == 0.0
+    ud, _ = tb.split_index(ds.test)
+    assert np.all(ud >= 0) or np.mean(ud >= 0) > 0.9  # test days mostly seen in training
 
 
 def test_config_is_validated():

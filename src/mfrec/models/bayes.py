@@ -66,6 +66,9 @@ class BayesConfig:
         default=True, metadata={"doc": "SVD++ group: each user's vector adds |N_u|^-1/2 sum of z_j over the movies they rated."})
     implicit_movie: bool = field(
         default=True, metadata={"doc": "Flipped group (Rendle 2019): each movie's vector adds |U_i|^-1/2 sum of w_v over its raters."})
+    time_bias: bool = field(
+        default=True, metadata={"doc": "Time-aware biases: a bias per (user, day) and per (movie, time bin), each group with its own Normal-Gamma prior."})
+    time_bins: int = field(default=30, metadata={"doc": "Time bins of the movie-time bias (equal spans of the training period)."})
     stored_samples: int = field(
         default=20, metadata={"doc": "Posterior samples of the effective factors kept for the predictive spread (0 = none)."})
     init_std: float = field(default=0.1, metadata={"doc": "Standard deviation of the random initial factors."})
@@ -85,13 +88,13 @@ class BayesConfig:
         if self.model != "bayes":
             raise bad("model", "must be bayes")
         for name, low in (("factors", 1), ("samples", 1), ("burn_in", 0), ("stored_samples", 0), ("threads", 0),
-                          ("seed", 0)):
+                          ("seed", 0), ("time_bins", 1)):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < low:
                 raise bad(name, f"must be an integer >= {low}")
         if self.burn_in >= self.samples:
             raise bad("burn_in", f"must be below samples ({self.samples}) so that some samples are kept")
-        for name in ("implicit_user", "implicit_movie"):
+        for name in ("implicit_user", "implicit_movie", "time_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "must be true or false")
         if not isinstance(self.init_std, (int, float)) or not (0 < self.init_std < float("inf")):
@@ -214,6 +217,75 @@ def _coef(indptr) -> np.ndarray:
     return np.where(n > 0, 1.0 / np.sqrt(np.maximum(n, 1.0)), 0.0)
 
 
+class _TimeBiases:
+    """The time-aware bias groups: b_{u,day} per (user, day of a training rating) and b_{i,bin} per
+    (movie, one of ``bins`` equal spans of the training period), as in timeSVD++ (Koren 2009) and
+    Rendle 2019's Bayesian timeSVD++ flipped. A rating of an evaluation split gets the (user, day)
+    bias only when that user rated in training that day, and the (movie, bin) bias of its bin when
+    that movie was rated in training in that bin (else 0, the term left out).
+
+    Each group is drawn in one vectorised step: its members touch disjoint ratings, so given
+    everything else they are independent, b_g | rest ~ N((alpha s_g + lam m) / p_g, 1 / p_g) with
+    p_g = alpha n_g + lam, s_g the sum of the residuals of the ratings in g."""
+
+    DAY = 86_400
+
+    def __init__(self, dataset, bins: int):
+        train = dataset.train
+        ts = np.asarray(train.timestamp, np.int64)
+        if len(ts) == 0 or not np.all(np.isfinite(ts)):
+            raise ModelError(f"dataset {dataset.name} has no usable rating timestamps for time_bias")
+        self.t0, span = int(ts.min()), int(ts.max() - ts.min()) + 1
+        self.bins = bins
+        self.span = span
+        self.ud_keys, self.ud = np.unique(self._ud_key(train), return_inverse=True)
+        self.ib_keys, self.ib = np.unique(self._ib_key(train), return_inverse=True)
+        # the CSRs' order of the training ratings (users: the training order; movies: by movie, then user)
+        user, movie = np.asarray(train.user), np.asarray(train.movie)
+        self.by_user = np.arange(len(user)) if np.array_equal(dataset.train_by_user.indices, movie) else \
+            np.lexsort((movie, user))
+        self.by_movie = np.lexsort((user, movie))
+        if not (np.array_equal(movie[self.by_user], dataset.train_by_user.indices)
+                and np.array_equal(user[self.by_movie], dataset.train_by_movie.indices)):
+            raise ModelError(f"dataset {dataset.name}'s training CSRs are not in (user, movie) order; prepare it again")
+        self.b_ud = np.zeros(len(self.ud_keys))
+        self.b_ib = np.zeros(len(self.ib_keys))
+        self.prior = {"user_day": (np.zeros(1), np.ones(1)), "movie_bin": (np.zeros(1), np.ones(1))}
+
+    def _ud_key(self, split) -> np.ndarray:
+        return np.asarray(split.user, np.int64) * (1 << 32) + (np.asarray(split.timestamp, np.int64) // self.DAY)
+
+    def _ib_key(self, split) -> np.ndarray:
+        t = np.asarray(split.timestamp, np.int64)
+        b = np.clip((t - self.t0) * self.bins // self.span, 0, self.bins - 1)
+        return np.asarray(split.movie, np.int64) * self.bins + b
+
+    @staticmethod
+    def _lookup(keys, wanted) -> np.ndarray:
+        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        return np.where(keys[pos] == wanted, pos, -1)
+
+    def split_index(self, split) -> tuple[np.ndarray, np.ndarray]:
+        return self._lookup(self.ud_keys, self._ud_key(split)), self._lookup(self.ib_keys, self._ib_key(split))
+
+    def offsets(self, ud, ib) -> np.ndarray:
+        """The time-bias part of each rating's prediction (indices -1: no term)."""
+        out = np.where(ud >= 0, self.b_ud[np.maximum(ud, 0)], 0.0)
+        return out + np.where(ib >= 0, self.b_ib[np.maximum(ib, 0)], 0.0)
+
+    def draw(self, rng, resid: np.ndarray, alpha: float) -> np.ndarray:
+        """Draw both groups given ``resid`` = rating - (the rest of the prediction) of every training
+        rating; returns the new offsets of the training ratings."""
+        for name, idx, attr in (("user_day", self.ud, "b_ud"), ("movie_bin", self.ib, "b_ib")):
+            other = resid - (self.b_ib[self.ib] if attr == "b_ud" else self.b_ud[self.ud])
+            m, lam = self.prior[name]
+            n_g = len(getattr(self, attr))
+            p = alpha * np.bincount(idx, minlength=n_g) + lam[0]
+            s = np.bincount(idx, other, minlength=n_g)
+            setattr(self, attr, (alpha * s + lam[0] * m[0]) / p + rng.standard_normal(n_g) / np.sqrt(p))
+        return self.b_ud[self.ud] + self.b_ib[self.ib]
+
+
 def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = None,
         log: Callable[[str], None] | None = None) -> FactorModel:
     """Run the Gibbs sampler on ``dataset.train``; one ``EpochReport`` per sweep (train RMSE of that
@@ -269,14 +341,23 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
                 "user_prec": np.zeros(k + 1)}
         pred_sums = {name: np.zeros(len(split)) if split is not None else None
                      for name, split in (("val", val), ("test", test))}
+        tb = _TimeBiases(dataset, config.time_bins) if config.time_bias else None
+        uvals, mvals = ucsr.values, mcsr.values  # the ratings less the time biases, in each CSR's order
+        offsets = np.zeros(len(train))
+        split_idx = {name: tb.split_index(split) for name, split in (("val", val), ("test", test))
+                     if tb is not None and split is not None and len(split)}
         say(f"fit bayes: {nu:,} users, {nm:,} movies, {len(train):,} train ratings, k={k}, {config.samples} samples "
             f"({config.burn_in} burn-in), implicit user={config.implicit_user} movie={config.implicit_movie}, "
+            f"time biases={config.time_bias}, "
             f"{n_threads} threads")
 
         def running_rmse(name: str, split, n_kept: int, Peff, Qeff) -> float | None:
             if split is None or len(split) == 0:
                 return None
             if n_kept == 0:  # burn-in: the current sample
+                if name in split_idx:
+                    p = predict(split.user, split.movie, np.float32(mu), bu, bi, Peff, Qeff) + tb.offsets(*split_idx[name])
+                    return float(np.sqrt(np.mean((np.clip(p, *scale) - split.rating) ** 2)))
                 sq, _ = error_sums(split.user, split.movie, split.rating, np.float32(mu), bu, bi, Peff, Qeff, scale)
                 return float(np.sqrt(sq / len(split)))
             mean = np.clip(pred_sums[name] / n_kept, *scale)
@@ -290,7 +371,7 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
             t0 = time.perf_counter()
             # movies against the users' effective vectors, the flipped part moved into the offset
             mm, mp = prior["movie"]
-            sample_rows(mcsr.indptr, mcsr.indices, mcsr.values, Peff, bu, mu, alpha=alpha, prec=mp, mean=mm,
+            sample_rows(mcsr.indptr, mcsr.indices, mvals, Peff, bu, mu, alpha=alpha, prec=mp, mean=mm,
                         seed=config.seed, sweep=sweep, stream=_MOVIES, row_shift=T if config.implicit_movie else None,
                         out_factors=Q, out_bias=bi, gram=mgram if config.implicit_movie else None,
                         resid=mresid if config.implicit_movie else None, what="movie")
@@ -303,7 +384,7 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
             else:
                 Qeff = Q
             um, up = prior["user"]
-            sample_rows(ucsr.indptr, ucsr.indices, ucsr.values, Qeff, bi, mu, alpha=alpha, prec=up, mean=um,
+            sample_rows(ucsr.indptr, ucsr.indices, uvals, Qeff, bi, mu, alpha=alpha, prec=up, mean=um,
                         seed=config.seed, sweep=sweep, stream=_USERS, row_shift=S if config.implicit_user else None,
                         out_factors=P, out_bias=bu, gram=ugram if config.implicit_user else None,
                         resid=uresid if config.implicit_user else None, what="user")
@@ -315,16 +396,27 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
                 Peff = P + S
             else:
                 Peff = P
-            # hyperparameters, then the noise precision
+            # the time biases, the hyperparameters, then the noise precision
             rng = np.random.default_rng([config.seed, sweep])
             kw = dict(mu0=MU0, gamma0=GAMMA0, alpha0=ALPHA0, beta0=BETA0)
+            if tb is not None:
+                base = predict(train.user, train.movie, np.float32(mu), bu, bi, Peff, Qeff).astype(np.float64)
+                resid = np.asarray(train.rating, np.float64) - base
+                offsets = tb.draw(rng, resid, alpha)
+                uvals = (ucsr.values - offsets[tb.by_user]).astype(np.float32)
+                mvals = (mcsr.values - offsets[tb.by_movie]).astype(np.float32)
+                for name, attr in (("user_day", "b_ud"), ("movie_bin", "b_ib")):
+                    tb.prior[name] = normal_gamma_draw(rng, getattr(tb, attr)[:, None], **kw)
             prior["user"] = normal_gamma_draw(rng, np.column_stack([bu, P]), **kw)
             prior["movie"] = normal_gamma_draw(rng, np.column_stack([bi, Q]), **kw)
             if config.implicit_user:
                 prior["z"] = normal_gamma_draw(rng, Z, **kw)
             if config.implicit_movie:
                 prior["w"] = normal_gamma_draw(rng, W, **kw)
-            sse, _ = error_sums(train.user, train.movie, train.rating, np.float32(mu), bu, bi, Peff, Qeff, None)
+            if tb is None:
+                sse, _ = error_sums(train.user, train.movie, train.rating, np.float32(mu), bu, bi, Peff, Qeff, None)
+            else:
+                sse = float(np.sum((resid - offsets) ** 2))
             alpha = float(rng.gamma(ALPHA0 + 0.5 * len(train), 1.0 / (BETA0 + 0.5 * sse)))
             seconds = time.perf_counter() - t0
             sweep_seconds.append(seconds)
@@ -342,6 +434,8 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
                 for name, split in (("val", val), ("test", test)):
                     if pred_sums[name] is not None and len(split):
                         pred_sums[name] += predict(split.user, split.movie, np.float32(mu), bu, bi, Peff, Qeff)
+                        if name in split_idx:
+                            pred_sums[name] += tb.offsets(*split_idx[name])
                 if every and n_kept % every == 0 and stored < n_store:
                     store.user_factors[stored], store.movie_factors[stored] = Peff, Qeff
                     store.user_bias[stored], store.movie_bias[stored] = bu, bi
