@@ -238,14 +238,20 @@ class _TimeBiases:
         self.t0, span = int(ts.min()), int(ts.max() - ts.min()) + 1
         self.bins = bins
         self.span = span
-        self.ud_keys, self.ud = np.unique(self._ud_key(train), return_inverse=True)
-        self.ib_keys, self.ib = np.unique(self._ib_key(train), return_inverse=True)
-        # the CSRs' order of the training ratings (users: the training order; movies: by movie, then user)
+        # int32 indices: at 25M ratings each index array is 100 MB rather than 200
+        self.ud_keys, ud = np.unique(self._ud_key(train), return_inverse=True)
+        self.ud = ud.astype(np.int32)
+        del ud
+        self.ib_keys, ib = np.unique(self._ib_key(train), return_inverse=True)
+        self.ib = ib.astype(np.int32)
+        del ib
+        # the CSRs' order of the training ratings (users: the training order, None; movies: by movie, then user)
         user, movie = np.asarray(train.user), np.asarray(train.movie)
-        self.by_user = np.arange(len(user)) if np.array_equal(dataset.train_by_user.indices, movie) else \
-            np.lexsort((movie, user))
-        self.by_movie = np.lexsort((user, movie))
-        if not (np.array_equal(movie[self.by_user], dataset.train_by_user.indices)
+        self.by_user = None if np.array_equal(dataset.train_by_user.indices, movie) else \
+            np.lexsort((movie, user)).astype(np.int32)
+        self.by_movie = np.lexsort((user, movie)).astype(np.int32)
+        in_user_order = movie if self.by_user is None else movie[self.by_user]
+        if not (np.array_equal(in_user_order, dataset.train_by_user.indices)
                 and np.array_equal(user[self.by_movie], dataset.train_by_movie.indices)):
             raise ModelError(f"dataset {dataset.name}'s training CSRs are not in (user, movie) order; prepare it again")
         self.b_ud = np.zeros(len(self.ud_keys))
@@ -283,7 +289,11 @@ class _TimeBiases:
             p = alpha * np.bincount(idx, minlength=n_g) + lam[0]
             s = np.bincount(idx, other, minlength=n_g)
             setattr(self, attr, (alpha * s + lam[0] * m[0]) / p + rng.standard_normal(n_g) / np.sqrt(p))
-        return self.b_ud[self.ud] + self.b_ib[self.ib]
+        return (self.b_ud[self.ud] + self.b_ib[self.ib]).astype(np.float32)
+
+    def less_offsets(self, values, offsets, order) -> np.ndarray:
+        """A CSR's ratings less the time biases (``order``: the CSR's order of the training ratings)."""
+        return values - (offsets if order is None else offsets[order])
 
 
 def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = None,
@@ -343,7 +353,7 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
                      for name, split in (("val", val), ("test", test))}
         tb = _TimeBiases(dataset, config.time_bins) if config.time_bias else None
         uvals, mvals = ucsr.values, mcsr.values  # the ratings less the time biases, in each CSR's order
-        offsets = np.zeros(len(train))
+        offsets = np.zeros(len(train), np.float32)
         split_idx = {name: tb.split_index(split) for name, split in (("val", val), ("test", test))
                      if tb is not None and split is not None and len(split)}
         say(f"fit bayes: {nu:,} users, {nm:,} movies, {len(train):,} train ratings, k={k}, {config.samples} samples "
@@ -403,8 +413,8 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
                 base = predict(train.user, train.movie, np.float32(mu), bu, bi, Peff, Qeff).astype(np.float64)
                 resid = np.asarray(train.rating, np.float64) - base
                 offsets = tb.draw(rng, resid, alpha)
-                uvals = (ucsr.values - offsets[tb.by_user]).astype(np.float32)
-                mvals = (mcsr.values - offsets[tb.by_movie]).astype(np.float32)
+                uvals = tb.less_offsets(ucsr.values, offsets, tb.by_user)
+                mvals = tb.less_offsets(mcsr.values, offsets, tb.by_movie)
                 for name, attr in (("user_day", "b_ud"), ("movie_bin", "b_ib")):
                     tb.prior[name] = normal_gamma_draw(rng, getattr(tb, attr)[:, None], **kw)
             prior["user"] = normal_gamma_draw(rng, np.column_stack([bu, P]), **kw)
