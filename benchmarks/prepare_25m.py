@@ -30,17 +30,17 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
-def make_raw_files(work: Path, n_ratings: int, seed: int) -> dict:
-    """Generate and write the CSVs unless a matching set is already in ``work``."""
+def make_raw_files(work: Path, n_ratings: int, seed: int, shape: str = "ml-25m") -> dict:
+    """Generate and write the CSVs (ml-25m layout) in ``shape``'s proportions unless a matching set is already in ``work``."""
     stamp = work / "generated.json"
-    want = {"ratings": n_ratings, "seed": seed, "shape": "ml-25m"}
+    want = {"ratings": n_ratings, "seed": seed, "shape": shape}
     if stamp.is_file() and json.loads(stamp.read_text()).get("spec") == want and (work / "ratings.csv").is_file():
         return json.loads(stamp.read_text())
     from mfrec.data.synthetic import SHAPES, SyntheticSpec, generate
     from mfrec.data.writers import write_raw
 
-    nu, nm, _ = SHAPES["ml-25m"]
-    scale = n_ratings / SHAPES["ml-25m"][2]
+    nu, nm, _ = SHAPES[shape]
+    scale = n_ratings / SHAPES[shape][2]
     spec = SyntheticSpec(max(50, int(nu * min(1.0, scale ** 0.5))), max(50, int(nm * min(1.0, scale ** 0.5))),
                          n_ratings, seed, half_stars=True)
     t0 = time.perf_counter()
