@@ -79,9 +79,18 @@ def run_once(work: Path, root: Path, engine: str, limit_bytes: int | None = None
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "stages": [line for line in err.splitlines() if line.startswith("[")],
-        "error": None if proc.returncode == 0 else (err.strip().splitlines() or ["(no output)"])[-1][:300],
+        "error": None if proc.returncode == 0 else _first_error(err),
         "summary_ratings": next((line.split()[-1] for line in out.splitlines() if line.strip().startswith("ratings")), None),
     }
+
+
+def _first_error(err: str) -> str:
+    """The line that says why a child failed: an allocation failure or an error, else the last line."""
+    lines = err.strip().splitlines() or ["(no output)"]
+    for line in lines:
+        if "memory allocation" in line or "Error" in line or line.startswith("Error"):
+            return line[:300]
+    return lines[-1][:300]
 
 
 def median(runs: list[dict], key: str) -> float:

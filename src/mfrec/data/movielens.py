@@ -9,7 +9,8 @@ ml-20m ... latest  ``ratings.csv``, ``movies.csv`` (quoted titles, ``|`` genres)
 =================  ==========================================================================
 
 Ratings files go through the parallel Numba parser ``mfrec.kernels.parse.parse_ratings`` (a
-25M-line ``ratings.csv`` takes seconds) into a polars frame; the small movie and user tables are
+25M-line ``ratings.csv`` takes seconds) into a polars frame, or, with ``engine="polars"``, become a
+lazy Polars scan (:mod:`mfrec.data.lazy`) that ``prepare`` runs; the small movie and user tables are
 parsed line by line so every error names its line. Text is read as bytes and
 decoded explicitly: UTF-8 where it is valid, ISO-8859-1 for any line that is not (the ml-100k and
 ml-1m files are ISO-8859-1; a stray byte elsewhere never crashes the reader).
