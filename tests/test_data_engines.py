@@ -204,3 +204,27 @@ def test_empty_or_headerless_files_are_refused_before_the_scan(tmp_path, text, m
     (folder / "ratings.csv").write_text(text)
     with pytest.raises(DataError, match=message):
         read_dataset("ml-25m", source=folder, engine="polars")
+
+
+@pytest.mark.parametrize("zipped", [False, True], ids=["folder", "zip"])
+def test_cli_engine_flag_writes_the_same_dataset_from_a_folder_or_a_zip(tmp_path, zipped):
+    from click.testing import CliRunner
+
+    from mfrec.cli.prepare import prepare as prepare_cmd
+    from test_data_files import zip_folder
+
+    source = write_ml25m(tmp_path / "ml-25m")
+    if zipped:
+        source = zip_folder(source, tmp_path / "ml-25m.zip", "ml-25m")
+    for engine in ("numba", "polars"):
+        res = CliRunner().invoke(prepare_cmd, ["--dataset", "ml-25m", "--source", str(source), "--split", "user-last",
+                                               "--engine", engine, "--name", engine, "--data-root", str(tmp_path / "out")])
+        assert res.exit_code == 0, res.output
+        assert "train 3 / val 0 / test 2" in res.output
+    assert_same_dataset(tmp_path / "out" / "numba", tmp_path / "out" / "polars")
+    if not zipped:  # a malformed line: the input-error exit code and the Numba engine's sentence
+        (source / "ratings.csv").write_text(RATINGS_HEADER + "1,1,4.0,1\n1,x,3,2\n")
+        res = CliRunner().invoke(prepare_cmd, ["--dataset", "ml-25m", "--source", str(source), "--engine", "polars",
+                                               "--data-root", str(tmp_path / "out")])
+        assert res.exit_code == 2
+        assert "ratings.csv line 3: the movie id is not a whole number" in res.output
