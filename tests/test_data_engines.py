@@ -228,3 +228,16 @@ def test_cli_engine_flag_writes_the_same_dataset_from_a_folder_or_a_zip(tmp_path
                                                "--data-root", str(tmp_path / "out")])
         assert res.exit_code == 2
         assert "ratings.csv line 3: the movie id is not a whole number" in res.output
+
+
+def test_ids_too_large_for_a_lookup_table_map_alike(tmp_path):
+    """Ids up to 2**31 - 1 go through a sorted search instead of a table, in both engines."""
+    folder = write_ml25m(tmp_path / "ml")
+    with open(folder / "movies.csv", "a") as f:
+        f.write("2147483647,Last Movie (2020),Drama\n1000000000,Middle Movie (2010),Comedy\n")
+    (folder / "ratings.csv").write_text(RATINGS_HEADER + "7,2147483647,4.0,5\n2000000000,1,3.5,6\n7,1000000000,2.0,7\n"
+                                        "7,2,1.0,8\n2000000000,2147483647,5.0,9\n")
+    a, _ = _prepare(folder, "ml-25m", "numba", tmp_path / "out", SplitSpec("none"))
+    b, _ = _prepare(folder, "ml-25m", "polars", tmp_path / "out", SplitSpec("none"))
+    assert_same_dataset(a, b)
+    assert np.load(b / "movie.npy").tolist() == [3, 2, 1, 0, 3]
