@@ -121,13 +121,20 @@ def main() -> None:
         "target": {"wall_seconds": 20, "peak_rss_mb": 3072},
         "best": {k: best[k] for k in ("wall_seconds", "peak_rss_mb", "cpu_user_seconds", "cpu_system_seconds")},
         "runs": runs,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "versions": _versions(),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **run_facts(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["best"]))
+
+
+def run_facts() -> dict:
+    """The machine, the library versions and the finishing time, for a benchmark's JSON."""
+    return {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "versions": _versions(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def _versions() -> dict:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from prepare_25m import _versions, make_raw_files  # noqa: E402
+from prepare_25m import make_raw_files, run_facts  # noqa: E402
 
 # the child: the prepare command, then its peak address space and peak RSS from /proc
 CHILD = """
@@ -157,9 +156,7 @@ def main() -> None:
                 "each run in a fresh child, round robin; medians; then each engine under prlimit --as just above "
                 "the other's peak address space",
         "results": results,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "versions": _versions(),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **run_facts(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -161,17 +161,23 @@ BAD_CSV = [
 ]
 
 
+def _both_errors(folder: Path, dataset: str) -> list[str]:
+    """The sentence each engine raises for ``folder`` (both must raise)."""
+    messages = []
+    for engine in ("numba", "polars"):
+        with pytest.raises(DataError) as err:
+            _prepare(folder, dataset, engine, folder.parent / "out", SplitSpec("none"))
+        messages.append(str(err.value))
+    return messages
+
+
 @pytest.mark.parametrize("body", BAD_CSV)
 def test_malformed_ratings_csv_gives_the_numba_engines_sentence(tmp_path, body):
     folder = write_ml25m(tmp_path / "ml")
     (folder / "ratings.csv").write_text(RATINGS_HEADER + body)
-    messages = []
-    for engine in ("numba", "polars"):
-        with pytest.raises(DataError) as err:
-            _prepare(folder, "ml-25m", engine, tmp_path / "out", SplitSpec("none"))
-        messages.append(str(err.value))
-    assert "line " in messages[0]
-    assert messages[0] == messages[1]
+    numba, polars = _both_errors(folder, "ml-25m")
+    assert "line " in numba
+    assert numba == polars
 
 
 @pytest.mark.parametrize("body", ["1::1::5::978300760\n1:2::3::978302109\n", "1::1::5::978300760\n1::2::3::978302109::1\n",
@@ -179,13 +185,9 @@ def test_malformed_ratings_csv_gives_the_numba_engines_sentence(tmp_path, body):
 def test_malformed_ratings_dat_gives_the_numba_engines_sentence(tmp_path, body):
     folder = write_ml1m(tmp_path / "ml")
     (folder / "ratings.dat").write_text(body)
-    messages = []
-    for engine in ("numba", "polars"):
-        with pytest.raises(DataError) as err:
-            _prepare(folder, "ml-1m", engine, tmp_path / "out", SplitSpec("none"))
-        messages.append(str(err.value))
-    assert "line 2" in messages[0]
-    assert messages[0] == messages[1]
+    numba, polars = _both_errors(folder, "ml-1m")
+    assert "line 2" in numba
+    assert numba == polars
 
 
 @pytest.mark.parametrize("tail", ["\n\n\n", " \t", "\r\n\r\n  \t\n"])
