@@ -62,15 +62,16 @@ def test_the_fit_never_reads_the_test_split(small_dataset, model):
 
 
 def test_ials_never_reads_the_test_split_and_reports_no_loss_beside_validation(user_last):
+    from mfrec.models.ials import fit
     from mfrec.training import validation_ranking
 
     spy = NoTestDuring(user_last)
     spy.fitting = True
     config = ALSConfig.for_model("ials", factors=8, epochs=2, patience=0, refit_with_val=False)
-    m = mfrec.models.ials.fit(spy, config, validate=validation_ranking(user_last))
+    m = fit(spy, config, validate=validation_ranking(user_last))
     assert spy.reads == 0
     assert all("val_ndcg@10" in r.metrics and "train_loss" not in r.metrics for r in m.history)
-    on = mfrec.models.ials.fit(user_last, config.replace(train_metrics=True), validate=validation_ranking(user_last))
+    on = fit(user_last, config.replace(train_metrics=True), validate=validation_ranking(user_last))
     assert all(r.metrics["train_loss"] > 0 for r in on.history)
     np.testing.assert_array_equal(on.user_factors, m.user_factors)  # measuring does not change the fit
 
