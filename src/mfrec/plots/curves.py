@@ -58,6 +58,7 @@ def plot_rmse(metrics: Any, path: str | os.PathLike, best_epoch: int | None = No
             ax.plot([at], [test_rmse], ls="none", marker="*", markersize=15, color=color, zorder=5,
                     label=f"{label}: kept model, measured once ({test_rmse:.4f})")
             ax.annotate(f"{test_rmse:.4f}", (at, test_rmse), xytext=(8, 6), textcoords="offset points", color=color)
+            ax.margins(x=0.06, y=0.12)  # room for the star and its number inside the frame
             plotted.append(float(test_rmse))
         if best_epoch is not None and best_epoch in epochs:
             validated = any(_ok(v) for v in _series(metrics, "val_rmse"))
