@@ -6,8 +6,8 @@
 Timing: per (dataset, rank, features), both libraries are fitted in this one process, round robin
 (``--rounds`` rounds of mfrec then myFM), and the medians of the per-round seconds per sample and
 of the per-round ratios myFM / mfrec are reported, with the load average before and after. Peak
-RSS: one more fit per library in its own child process (``ru_maxrss`` is per process), unless
-``--no-rss``. Both libraries get the same training and test ratings (the mfrec prepared dataset's
+RSS: one more fit per library in its own child process (its ``VmHWM``), unless ``--no-rss``;
+``--rss-only`` runs just those (untimed) into an existing JSON. Both libraries get the same training and test ratings (the mfrec prepared dataset's
 train and test splits) and the same number of samples and burn-in; mfrec runs on all cores
 (Numba's threads), myFM on one (it has no threads option). Features:
 ``mf`` = user and movie ids only; ``svdpp-flipped`` = plus each user's rated movies and each
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -133,7 +132,9 @@ def one(spec: dict) -> dict:
     """One fit of one library in this (child) process: its result and its peak RSS."""
     ds = _load(spec["data_root"], spec["dataset"])
     out = RUNNERS[spec["library"]](ds, spec["rank"], spec["samples"], spec["burn_in"], spec["features"])
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would report the parent's peak
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    out["peak_rss_mb"] = int(status["VmHWM"].split()[0]) / 1024
     return out
 
 
@@ -183,6 +184,8 @@ def main() -> None:
     ap.add_argument("--out", default="bayes_vs_myfm")
     ap.add_argument("--rounds", type=int, default=3, help="round-robin rounds of the timing (medians reported)")
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS fits in child processes")
+    ap.add_argument("--rss-only", action="store_true",
+                    help="only the peak-RSS fits (untimed), written into the rows already in the JSON")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -199,7 +202,10 @@ def main() -> None:
     for n, spec in enumerate(specs, 1):
         print(f"[{n}/{len(specs)}] {spec['dataset']} k={spec['rank']} {spec['features']} ({spec['samples']} samples, "
               f"{args.rounds} rounds of {', '.join(libraries)}, load {_loadavg()[0]:.1f}) ...", flush=True)
-        rows = timed(spec, libraries, args.rounds)
+        if args.rss_only:
+            rows = [r for r in results if all(r.get(k) == spec[k] for k in ("dataset", "rank", "features", "samples"))]
+        else:
+            rows = timed(spec, libraries, args.rounds)
         for row in rows:
             if not args.no_rss:
                 child = {**spec, "library": row["library"]}
