@@ -35,7 +35,6 @@ from mfrec.kernels.exact import (  # noqa: F401  (the Gibbs sampler imports the 
     NOT_FINITE,
     NOT_POSITIVE_DEFINITE,
     OK,
-    cholesky_solve,
     cholesky_upper as _cholesky_upper,
     exact_buffers,
     exact_row_solve,
@@ -74,20 +73,20 @@ def _assemble_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
 
 @njit(cache=True, fastmath=FASTMATH)
 def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift,
-                        lam, lam_b, out_factors, out_bias, G, Xt, rhs, diag, zeros):
+                        lam, lam_b, out_factors, out_bias, G, Xt, z, ridge):
     """Exact solve of one row by ``mfrec.kernels.exact.exact_row_solve`` (gathered chunks, tiled
     Gram, Cholesky factor, triangular solves) with the ridge diag(lam_b, lam, ..., lam)."""
     k = fixed.shape[1]
-    diag[0] = lam_b
+    ridge[0] = lam_b
     for a in range(1, k + 1):
-        diag[a] = lam
+        ridge[a] = lam
     status = exact_row_solve(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, 1.0,
-                             diag, zeros, G, Xt, rhs)
+                             ridge, ridge[:0], G, Xt, z)
     if status != OK:
         return status
-    out_bias[r] = rhs[0]
+    out_bias[r] = z[0]
     for a in range(k):
-        out_factors[r, a] = rhs[a + 1]
+        out_factors[r, a] = z[a + 1]
     return OK
 
 
@@ -203,9 +202,8 @@ def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, r
         # reads, so a row's result never depends on the thread count or on the rows before it
         t = blk
         G = work64[t]  # cholesky: the Gram, then the factor (integer indices keep the slices C-contiguous)
-        rhs = vec64[t, 0]
-        diag = vec64[t, 1]
-        zeros = vec64[t, 2]
+        z = vec64[t, 0]
+        ridge = vec64[t, 1]
         Xt = gather64[t, 0]
         x = work32[t, 0]
         res = work32[t, 1]
@@ -229,7 +227,7 @@ def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, r
             if solver == 0:
                 status[r] = _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu32,
                                                 row_shift, has_shift, np.float64(lam), np.float64(reg_bias),
-                                                out_factors, out_bias, G, Xt, rhs, diag, zeros)
+                                                out_factors, out_bias, G, Xt, z, ridge)
             else:
                 status[r] = _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu32, row_shift,
                                           has_shift, np.float32(lam), np.float32(reg_bias), cg_steps,
@@ -335,7 +333,7 @@ def solve_rows(
         work64, gather64 = np.zeros((n_threads, 0, 0)), np.zeros((n_threads, 1, 0, 0))
     else:  # the Gram (then the factor) and the gathered rows
         work64, gather64 = exact_buffers(n_threads, k)
-    vec64 = np.zeros((n_threads, 3, 0 if cg else k + 1), np.float64)  # cholesky: rhs, diagonal, zero prior
+    vec64 = np.zeros((n_threads, 2, 0 if cg else k + 1), np.float64)  # cholesky: solution, diagonal
     work32 = np.empty((n_threads, 5, k), np.float32)  # cg: x, res, diag, p, ap
     bufs = np.empty((n_threads, max_row, k), np.float32)  # cg: the row's gathered fixed factors
     tbufs = np.empty((n_threads, max_row), np.float32)  # cg: the row's targets

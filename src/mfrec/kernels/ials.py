@@ -16,7 +16,7 @@ is Rendle et al.'s frequency-scaled regularisation (n_r = the row's positives; n
 penalty ``reg``).
 
 Solvers: ``cholesky`` (exact; the positives gathered in chunks, their weighted Gram by the explicit
-half-step's tiles and the factor-and-solve ``cholesky_solve``, all from ``mfrec.kernels.exact``) and ``cg``
+half-step's tiles, factored and solved by ``factor_row``/``solve_factored``, all ``mfrec.kernels.exact``) and ``cg``
 (Jacobi-preconditioned conjugate gradient warm-started from the current row, ``cg_steps``
 iterations, never forming the matrix: the product is
 ``alpha0 G p + lam p + sum_j (c_j - alpha0)(y_j . p) y_j``). The CSR checks and the solve-status
@@ -32,6 +32,7 @@ from numba import njit, prange
 from mfrec.kernels._config import FASTMATH
 from mfrec.kernels.als import (
     NOT_FINITE,
+    NOT_POSITIVE_DEFINITE,
     OK,
     SOLVERS,
     _as,
@@ -39,14 +40,23 @@ from mfrec.kernels.als import (
     n_blocks_for,
     raise_on_status,
 )
-from mfrec.kernels.exact import cholesky_solve, exact_buffers, gram_tiles
+from mfrec.kernels.exact import (
+    PREFETCH,
+    exact_buffers,
+    factor_row,
+    gram_tiles,
+    pad_columns,
+    prefetch_row,
+    solve_factored,
+)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam, out, G, Xt, rhs):
+def _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam, out, G, Xt, z, ridge):
     """Exact solve of one row: its positives' y_j (``Xt[0]``) and (c_j - alpha0) y_j with c_j in
     row k (``Xt[1]``) are gathered in chunks, ``exact.gram_tiles`` forms sum_j (c_j - alpha0) y_j y_j^T
-    and, in column k, rhs = sum_j c_j y_j; alpha0 G + lam I is added and ``exact.cholesky_solve`` solves."""
+    and, in column k, rhs = sum_j c_j y_j; alpha0 G is added, and ``exact.factor_row`` (diagonal
+    lam) and ``exact.solve_factored`` solve."""
     k = fixed.shape[1]
     Xa = Xt[0]
     Xb = Xt[1]
@@ -55,6 +65,8 @@ def _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam,
     for c0 in range(start, end, chunk):
         c1 = min(c0 + chunk, end)
         for jj in range(c0, c1):
+            if jj + PREFETCH < end:
+                prefetch_row(fixed, indices[jj + PREFETCH])
             j = jj - c0
             w = np.float64(conf[jj])
             extra = w - alpha0
@@ -64,19 +76,21 @@ def _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam,
                 Xa[a, j] = ya
                 Xb[a, j] = extra * ya
             Xb[k, j] = w
-        gram_tiles(Xa, Xb, c1 - c0, G)
+        pad_columns(Xa, k, c1 - c0)
+        gram_tiles(Xa, Xb, pad_columns(Xb, k + 1, c1 - c0), G)
     for a in range(k):
-        rhs[a] = G[a, k]
-        Ga = G[a]
-        ga = gram64[a]
-        for b in range(a, k):
+        Ga = G[a, a:k]
+        ga = gram64[a, a:k]
+        for b in range(k - a):
             Ga[b] += ga[b]
-        Ga[a] += lam
-    status = cholesky_solve(G, rhs, k)
+        ridge[a] = lam
+    if factor_row(G, k, 1.0, ridge, ridge[:0]) != OK:
+        return NOT_POSITIVE_DEFINITE
+    status = solve_factored(G, k, ridge[:0], z)
     if status != OK:
         return status
     for a in range(k):
-        out[r, a] = rhs[a]
+        out[r, a] = z[a]
     return OK
 
 
@@ -168,7 +182,8 @@ def _ials_half_step(indptr, indices, conf, fixed, gram64, gram32, alpha0, reg, n
         # each block owns the rows blk, blk + n_blocks, ... and its slice of the scratch buffers
         G = work64[blk]  # cholesky: the Gram, then the factor
         Xt = gather64[blk]  # cholesky: the gathered positives, both sides
-        rhs = vec64[blk]
+        z = vec64[blk, 0]
+        ridge = vec64[blk, 1]
         x = work32[blk, 0]
         res = work32[blk, 1]
         diag = work32[blk, 2]
@@ -187,7 +202,7 @@ def _ials_half_step(indptr, indices, conf, fixed, gram64, gram32, alpha0, reg, n
             lam = reg * (np.float64(end - start) + alpha0 * n_cols) ** nu
             if solver == 0:
                 status[r] = _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam, out, G, Xt,
-                                               rhs)
+                                               z, ridge)
             else:
                 status[r] = _ials_row_cg(r, start, end, indices, conf, fixed, gram32, np.float32(alpha0),
                                          np.float32(lam), cg_steps, out, x, res, diag, p, ap, buf, extra)
@@ -251,12 +266,12 @@ def solve_implicit_rows(
     status = np.zeros(n_rows, np.int8)
     n_blocks = n_blocks_for(n_rows)
     cholesky = SOLVERS[solver] == 0
-    # cholesky: the Gram (then the factor), the gathered positives (two sides) and rhs per block
+    # cholesky: the Gram (then the factor), the gathered positives (two sides), solution and diagonal per block
     if cholesky:
         work64, gather64 = exact_buffers(n_blocks, k, extra=1, copies=2)
     else:
         work64, gather64 = np.zeros((n_blocks, 0, 0)), np.zeros((n_blocks, 2, 0, 0))
-    vec64 = np.zeros((n_blocks, k if cholesky else 0), np.float64)
+    vec64 = np.zeros((n_blocks, 2, k if cholesky else 0), np.float64)  # cholesky: solution, diagonal
     work32 = np.zeros((n_blocks, 5, k), np.float32)  # x, res, diag, p, ap per block
     # cg: each block gathers its row's fixed factors (and c_j - alpha0) into one (longest row x k) buffer
     max_row = int(np.max(np.diff(indptr))) if SOLVERS[solver] == 1 else 0
