@@ -12,6 +12,7 @@ from mfrec.kernels.exact import (
     NOT_FINITE,
     NOT_POSITIVE_DEFINITE,
     OK,
+    PAD,
     cholesky_upper,
     exact_buffers,
     exact_row_solve,
@@ -48,12 +49,14 @@ def test_gram_tiles_add_the_upper_triangle(p, n):
     Xa = rng.standard_normal((p, 12))
     Xb = rng.standard_normal((p, 12))
     start = rng.standard_normal((p, p))
-    for a, b in ((Xa, Xa), (Xa, Xb)):  # a plain and a weighted Gram
-        G = start.copy()
-        gram_tiles(a, b, n, G)
-        want = start + a[:, :n] @ b[:, :n].T
-        iu = np.triu_indices(p)
-        np.testing.assert_allclose(G[iu], want[iu], rtol=1e-12, atol=1e-12)
+    X32 = Xa.astype(np.float32)
+    for a, b in ((Xa, Xa), (Xa, Xb), (X32, X32)):  # a plain and a weighted Gram, float32 storage
+        for rows in {p, p - 1}:  # all rows, and an odd count
+            G = start.copy()
+            gram_tiles(a, b, rows, n, G)
+            want = start + a[:, :n].astype(np.float64) @ b[:, :n].T.astype(np.float64)
+            iu = np.triu_indices(rows)
+            np.testing.assert_allclose(G[:rows, :rows][iu], want[:rows, :rows][iu], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.nojit
@@ -69,7 +72,7 @@ def test_row_normal_equations_match_naive_over_several_chunks(k, shift):
     m = k + 1
     for r in range(n_rows):
         G = np.full((p, p), np.nan)
-        Xt = np.full((p, 8 + 4), np.nan)
+        Xt = np.full((p, 8 + PAD), np.nan, np.float32)
         row_normal_equations(r, indptr[r], indptr[r + 1], indices, values, fixed, fbias, np.float32(3.5),
                              row_shift, shift, G, Xt)
         system = naive_normal_equations(indptr, indices, values, fixed, fbias, np.float32(3.5), 0.0, 0.0, False, r,

@@ -45,7 +45,8 @@ from numba.extending import intrinsic
 from mfrec.kernels._config import FASTMATH
 
 OK, NOT_POSITIVE_DEFINITE, NOT_FINITE = 0, 1, 2
-CHUNK = 256  # entries gathered per Gram update: Xt is (padded rows) x (CHUNK + 4) float64 per thread
+CHUNK = 256  # entries gathered per Gram update
+PAD = 16  # Xt's row stride is CHUNK + PAD items: an odd number of cache lines (float32), so rows spread over L1's sets
 PREFETCH = 8  # the gather asks for the fixed row of the entry this many ahead
 
 
@@ -100,12 +101,14 @@ def gram_rows(k: int, extra: int = 2) -> int:
     return -(-(k + extra) // 4) * 4
 
 
-def exact_buffers(n_threads: int, k: int, extra: int = 2, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Zeroed per-thread work buffers of the exact solve: ``G`` (n_threads, p, p) and ``Xt``
-    (n_threads, copies, p, CHUNK + 4), p = ``gram_rows(k, extra)``; ``copies=2`` for a weighted
-    Gram (two gathered sides). Every stride is a multiple of 4 doubles (one alignment for all threads)."""
+def exact_buffers(n_threads: int, k: int, extra: int = 2, copies: int = 1,
+                  dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Zeroed per-thread work buffers of the exact solve: ``G`` (n_threads, p, p) float64 and ``Xt``
+    (n_threads, copies, p, CHUNK + PAD) of ``dtype``, p = ``gram_rows(k, extra)``; ``copies=2`` for a
+    weighted Gram (two gathered sides). float32 holds the explicit row's [1, y_j, t_j] exactly (they
+    are float32 numbers), and the Gram converts them to float64 as it loads them."""
     p = gram_rows(k, extra)
-    return np.zeros((n_threads, p, p), np.float64), np.zeros((n_threads, copies, p, CHUNK + 4), np.float64)
+    return np.zeros((n_threads, p, p), np.float64), np.zeros((n_threads, copies, p, CHUNK + PAD), dtype)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -122,29 +125,29 @@ def row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shi
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def gram_tiles(Xa, Xb, n, G):
-    """``G[a, b] += sum_{j < n} Xa[a, j] Xb[b, j]`` for every b >= a (rounded out to whole tiles:
-    the diagonal tiles also write a few entries below the diagonal, which nobody reads).
+def gram_tiles(Xa, Xb, rows, n, G):
+    """``G[a, b] += sum_{j < n} Xa[a, j] Xb[b, j]`` for every rows > b >= a (rounded out to whole
+    tiles: they also write a few entries below the diagonal and beyond ``rows``, which nobody reads).
 
-    ``Xa`` and ``Xb`` are (p, >= n) with p a multiple of 4 (the same array for a plain Gram);
-    4 x 2 tiles, each a loop along j with 8 accumulators."""
-    p = Xa.shape[0]
-    for a0 in range(0, p, 4):
+    ``Xa`` and ``Xb`` are (p, >= n), p a multiple of 4 and > ``rows`` when ``rows`` is odd (the same
+    array for a plain Gram), float32 or float64; the products and sums are float64. 4 x 2 tiles,
+    each a loop along j with 8 accumulators."""
+    for a0 in range(0, rows, 4):
         x0 = Xa[a0]
         x1 = Xa[a0 + 1]
         x2 = Xa[a0 + 2]
         x3 = Xa[a0 + 3]
-        for b0 in range(a0, p, 2):
+        for b0 in range(a0, rows, 2):
             y0 = Xb[b0]
             y1 = Xb[b0 + 1]
             s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = 0.0
             for j in range(n):
-                u0 = x0[j]
-                u1 = x1[j]
-                u2 = x2[j]
-                u3 = x3[j]
-                v0 = y0[j]
-                v1 = y1[j]
+                u0 = np.float64(x0[j])
+                u1 = np.float64(x1[j])
+                u2 = np.float64(x2[j])
+                u3 = np.float64(x3[j])
+                v0 = np.float64(y0[j])
+                v1 = np.float64(y1[j])
                 s00 += u0 * v0
                 s01 += u0 * v1
                 s10 += u1 * v0
@@ -180,11 +183,11 @@ def row_normal_equations(r, start, end, indices, values, fixed, fixed_bias, mu, 
     """The unpenalised normal equations of row r (entries ``start:end``), float64: ``G[:m, :m]``
     (upper triangle) = sum_j [1, y_j][1, y_j]^T and ``G[:m, m]`` = sum_j t_j [1, y_j], m = k + 1.
 
-    ``G`` is (p, p) and ``Xt`` (p, >= chunk), p = ``gram_rows(k)``; both are overwritten (``G``
-    zeroed first). The row is gathered ``Xt.shape[1] - 4`` entries at a time."""
+    ``G`` is (p, p) float64 and ``Xt`` (p, chunk + PAD) float32 or float64, p = ``gram_rows(k)``;
+    both are overwritten (``G`` zeroed first). The row is gathered ``chunk`` entries at a time."""
     k = fixed.shape[1]
     m = k + 1
-    chunk = Xt.shape[1] - 4
+    chunk = Xt.shape[1] - PAD
     G[:, :] = 0.0
     for c0 in range(start, end, chunk):
         c1 = min(c0 + chunk, end)
@@ -198,7 +201,7 @@ def row_normal_equations(r, start, end, indices, values, fixed, fixed_bias, mu, 
             for a in range(k):
                 Xt[a + 1, j] = y[a]
             Xt[m, j] = t
-        gram_tiles(Xt, Xt, pad_columns(Xt, m + 1, c1 - c0), G)
+        gram_tiles(Xt, Xt, m + 1, pad_columns(Xt, m + 1, c1 - c0), G)
 
 
 @njit(cache=True, fastmath=FASTMATH)

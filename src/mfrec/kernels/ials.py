@@ -41,6 +41,7 @@ from mfrec.kernels.als import (
     raise_on_status,
 )
 from mfrec.kernels.exact import (
+    PAD,
     PREFETCH,
     exact_buffers,
     factor_row,
@@ -60,7 +61,7 @@ def _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam,
     k = fixed.shape[1]
     Xa = Xt[0]
     Xb = Xt[1]
-    chunk = Xa.shape[1] - 4
+    chunk = Xa.shape[1] - PAD
     G[:, :] = 0.0
     for c0 in range(start, end, chunk):
         c1 = min(c0 + chunk, end)
@@ -77,7 +78,7 @@ def _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam,
                 Xb[a, j] = extra * ya
             Xb[k, j] = w
         pad_columns(Xa, k, c1 - c0)
-        gram_tiles(Xa, Xb, pad_columns(Xb, k + 1, c1 - c0), G)
+        gram_tiles(Xa, Xb, k + 1, pad_columns(Xb, k + 1, c1 - c0), G)
     for a in range(k):
         Ga = G[a, a:k]
         ga = gram64[a, a:k]
@@ -268,7 +269,8 @@ def solve_implicit_rows(
     cholesky = SOLVERS[solver] == 0
     # cholesky: the Gram (then the factor), the gathered positives (two sides), solution and diagonal per block
     if cholesky:
-        work64, gather64 = exact_buffers(n_blocks, k, extra=1, copies=2)
+        # float64: the weighted side (c_j - alpha0) y_j is a product that float32 would round
+        work64, gather64 = exact_buffers(n_blocks, k, extra=1, copies=2, dtype=np.float64)
     else:
         work64, gather64 = np.zeros((n_blocks, 0, 0)), np.zeros((n_blocks, 2, 0, 0))
     vec64 = np.zeros((n_blocks, 2, k if cholesky else 0), np.float64)  # cholesky: solution, diagonal
