@@ -11,7 +11,8 @@ of rows that includes the long ones: every ``--every``-th user and movie plus th
 longest of each side (the most-rated movies cost the most), each side against fixed factors of the
 full dataset, so the rows are exactly those of an epoch. Round robin, one untimed warm-up round
 (JIT compile, first touch): a round times the baseline, then the new solver, on both samples;
-the figures are medians, the ratio the median of per-round ratios. Both solve the same equations:
+the figures are medians, the ratio the median of per-round ratios (of wall seconds, and of the
+process's CPU seconds, which a loaded machine disturbs less). Both solve the same equations:
 the largest difference of their factors is reported. Then ``--epochs`` full epochs (user and movie
 half-step) of the new solver on the whole dataset; ``--full-baseline`` adds one full baseline epoch.
 
@@ -263,24 +264,27 @@ def main() -> None:
         solvers["blas_gemm"] = blas_half_step
         solvers["blas_gemm_1thread"] = blas_pinned
 
-    def run(name: str) -> tuple[float, dict]:
+    def run(name: str) -> tuple[float, float, dict]:
         outs = {}
+        c0 = time.process_time()
         t0 = time.perf_counter()
         for side, ((ip, ind, val), fixed, fbias, rows) in sides.items():
             f = np.zeros((len(rows), k), np.float32)
             b = np.zeros(len(rows), np.float32)
             solvers[name](ip, ind, val, fixed, fbias, mu, hyper["reg"], hyper["reg_bias"], hyper["reg_exponent"], f, b)
             outs[side] = (f, b)
-        return time.perf_counter() - t0, outs
+        return time.perf_counter() - t0, time.process_time() - c0, outs
 
     seconds: dict[str, list[float]] = {name: [] for name in solvers}
+    cpu_seconds: dict[str, list[float]] = {name: [] for name in solvers}
     results = {}
     load = []
     for rnd in range(args.rounds + 1):  # round 0: warm-up
         for name in solvers:
-            s, outs = run(name)
+            s, c, outs = run(name)
             if rnd:
                 seconds[name].append(s)
+                cpu_seconds[name].append(c)
             results[name] = outs
         if rnd:
             load.append(loadavg())
@@ -298,11 +302,15 @@ def main() -> None:
         "sample_seconds": seconds, "sample_median_seconds": {n: statistics.median(v) for n, v in seconds.items()},
         "speedup_vs_filed_per_round_median": {n: statistics.median(a / b for a, b in zip(seconds["filed"], v))
                                               for n, v in seconds.items() if n != "filed"},
+        "sample_cpu_seconds": cpu_seconds,
+        "cpu_speedup_vs_filed_per_round_median": {n: statistics.median(a / b for a, b in zip(cpu_seconds["filed"], v))
+                                                  for n, v in cpu_seconds.items() if n != "filed"},
         "max_abs_difference_to_filed": diffs, "loadavg_per_round": load,
     }
     print(f"sample ({out['sample']['share_of_epoch_ratings']:.1%} of an epoch's ratings): medians "
           + ", ".join(f"{n} {v:.2f} s" for n, v in out["sample_median_seconds"].items())
           + "; speed-up vs filed " + ", ".join(f"{n} {v:.1f}x" for n, v in out["speedup_vs_filed_per_round_median"].items())
+          + " (CPU seconds: " + ", ".join(f"{n} {v:.1f}x" for n, v in out["cpu_speedup_vs_filed_per_round_median"].items()) + ")"
           + f"; max |difference| {diffs}", flush=True)
 
     u, m = ds.train_by_user, ds.train_by_movie
