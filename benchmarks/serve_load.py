@@ -134,7 +134,8 @@ class Connection:
 
 
 async def load_level(port: int, payloads: list[bytes], clients: int, requests: int, seconds: float, warmup: int = 50):
-    """``requests`` POSTs from ``clients`` connections (stopping at ``seconds``): latencies and failures."""
+    """``requests`` POSTs from ``clients`` connections (stopping at ``seconds``): latencies, failures and how
+    many were sent (the warm-up included)."""
     conns = [Connection("127.0.0.1", port) for _ in range(clients)]
     await asyncio.gather(*(c.open() for c in conns))
     latencies: list[tuple[float, float]] = []  # (sent, answered) of each counted request
@@ -162,15 +163,57 @@ async def load_level(port: int, payloads: list[bytes], clients: int, requests: i
     await asyncio.gather(*(worker(c, start + seconds) for c in conns))
     for c in conns:
         c.close()
-    return latencies, failures
+    return latencies, failures, counter["next"]
 
 
-def run_levels(port: int, payloads, clients_list, requests: int, seconds: float) -> list[dict]:
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants (uvicorn's worker processes), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15 of stat)
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):  # a process that just ended
+            continue
+    return total
+
+
+def own_cpu_seconds() -> float:
+    """This process's (the load generator's) user + system CPU seconds."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def event_loop_runner():
+    """asyncio.run, on uvloop when it is installed (the serve extra brings it): the generator's own CPU per
+    request is then smaller, and it shares the 2 cores with the server."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run, "asyncio"
+    return (lambda coro: uvloop.run(coro)), "uvloop"
+
+
+def run_levels(port: int, payloads, clients_list, requests: int, seconds: float, server_pid: int | None = None
+               ) -> list[dict]:
     out = []
+    run, loop_name = event_loop_runner()
     for clients in clients_list:
         t0 = time.perf_counter()
-        lat, failures = asyncio.run(load_level(port, payloads, clients, requests, seconds))
+        cpu0, server0 = own_cpu_seconds(), tree_cpu_seconds(server_pid) if server_pid else 0.0
+        lat, failures, sent = run(load_level(port, payloads, clients, requests, seconds))
         wall = time.perf_counter() - t0
+        client_cpu = own_cpu_seconds() - cpu0
+        server_cpu = tree_cpu_seconds(server_pid) - server0 if server_pid else None
         spans = np.asarray(lat).reshape(-1, 2)
         ms = (spans[:, 1] - spans[:, 0]) * 1000
         done = len(lat)
@@ -184,6 +227,12 @@ def run_levels(port: int, payloads, clients_list, requests: int, seconds: float)
             "p90_ms": round(float(np.percentile(ms, 90)), 2) if done else None,
             "p99_ms": round(float(np.percentile(ms, 99)), 2) if done else None,
             "max_ms": round(float(ms.max()), 2) if done else None,
+            # CPU per request sent (warm-up included) on this machine's cores: the server's (all its
+            # processes) and the load generator's own (this process, sharing the cores with the server)
+            "server_cpu_ms_per_request": round(1000 * server_cpu / sent, 2) if server_cpu is not None else None,
+            "client_cpu_ms_per_request": round(1000 * client_cpu / sent, 2),
+            "client_cpu_share": round(client_cpu / (client_cpu + server_cpu), 3) if server_cpu else None,
+            "client_loop": loop_name,
             "first_failures": failures[:3],
         }
         print(json.dumps(row), flush=True)
@@ -245,7 +294,7 @@ def main() -> int:
             proc, port = serve(run, a.workers, processes)
             try:
                 print(f"{label}, {processes} process(es): {facts}", flush=True)
-                levels = run_levels(port, payloads, clients, a.requests, a.seconds)
+                levels = run_levels(port, payloads, clients, a.requests, a.seconds, server_pid=proc.pid)
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
