@@ -1,15 +1,19 @@
 """Load test of ``mfrec serve`` on loopback: requests/s and p50/p99 latency at 1, 8 and 32 clients.
 
     .venv/bin/python benchmarks/serve_load.py --run /tmp/serve-runs/<ml-100k mf-genre run>
-    .venv/bin/python benchmarks/serve_load.py --run R --requests 2000 --seconds 60 --clients 1,8,32
+    .venv/bin/python benchmarks/serve_load.py --run R --requests 2000 --seconds 60 --clients 1,8,32 --processes 1,2
 
-For each model (and each ``--processes`` value) the script starts ``python -m mfrec serve`` on a free
-127.0.0.1 port (its default scoring threads per process), then, for each number of concurrent clients, sends a fixed number
-of ``POST /api/v1/recommendations`` (a made-up user with 20 ratings of popular films, top 10, the
-default filters and the "why" line) from that many keep-alive connections of a small asyncio HTTP
-client in this process, stopping early at the time limit. Every answer must be 200 with 10 movies;
-the script says how many failed and exits 1 if any did. A warm-up of 50 requests per level is not
-counted.
+For each model (and each ``--processes`` value; ``auto``, the default, is the server's own default of
+one process per core) the script starts ``python -m mfrec serve`` on a free 127.0.0.1 port, then, for
+each number of concurrent clients, sends a fixed number of ``POST /api/v1/recommendations`` (a made-up
+user with 20 ratings of popular films, top 10, the default filters and the "why" line) from that many
+keep-alive connections of a small HTTP/1.1 client in this process (asyncio streams on uvloop when it
+is installed), stopping early at the time limit. Every answer must be 200 with 10 movies; the script
+says how many failed and exits 1 if any did. A warm-up of 50 requests per level is not counted.
+
+The load generator shares the machine's cores with the server, so each level also reports the CPU
+each side spent per request: the server's (all its processes, from /proc) and the generator's own
+(getrusage), and the generator's share of the two.
 
 The models: ``--run`` (a trained ml-100k run), and one of ML-25M's shape (162,541 users x 59,047
 movies, k = 64, mf-genre with 20 genres) built in ``--work``: a synthetic dataset of that shape
@@ -35,6 +39,8 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+
+from mfrec.cli.serve import default_concurrency
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve_load.json"
 ML25M = (162_541, 59_047)
@@ -185,6 +191,23 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory (MiB) of a process and its live descendants (pages shared between them, such as the
+    memory-mapped dataset, counted once per process)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def own_cpu_seconds() -> float:
     """This process's (the load generator's) user + system CPU seconds."""
     import resource
@@ -240,14 +263,14 @@ def run_levels(port: int, payloads, clients_list, requests: int, seconds: float,
     return out
 
 
-def serve(run: Path, workers: int | None, processes: int = 1):
+def serve(run: Path, workers: int | None, processes: int | None = None):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "mfrec", "serve", "--experiment", str(run), "--port", str(port), "--log-level", "warning"]
     if workers:
         cmd += ["--workers", str(workers)]
-    if processes > 1:
+    if processes:
         cmd += ["--processes", str(processes)]
     proc = subprocess.Popen(cmd)
     deadline = time.monotonic() + 600
@@ -274,7 +297,8 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=60.0, help="time limit per level")
     p.add_argument("--ratings", type=int, default=20, help="ratings per made-up user")
     p.add_argument("--workers", type=int, default=None, help="mfrec serve --workers (default: its own)")
-    p.add_argument("--processes", default="1", help="mfrec serve --processes, one server per value: 1,2")
+    p.add_argument("--processes", default="auto",
+                   help="mfrec serve --processes, one server per value: 1,2 (auto: its default, one per core)")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args()
     clients = [int(c) for c in a.clients.split(",")]
@@ -290,17 +314,19 @@ def main() -> int:
     failed = 0
     for label, run in models:
         payloads, facts = bodies(run, 200, a.ratings, seed=1)
-        for processes in [int(x) for x in a.processes.split(",")]:
+        for given in a.processes.split(","):
+            processes, threads = default_concurrency(None if given == "auto" else int(given), a.workers)
             proc, port = serve(run, a.workers, processes)
             try:
                 print(f"{label}, {processes} process(es): {facts}", flush=True)
                 levels = run_levels(port, payloads, clients, a.requests, a.seconds, server_pid=proc.pid)
+                rss_mb = round(tree_rss_mb(proc.pid), 1)
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
             failed += sum(r["failed"] for r in levels)
             report["models"].append({"label": label, **facts, "processes": processes,
-                                     "threads_per_process": a.workers or min(4, os.cpu_count() or 1),
+                                     "threads_per_process": threads, "server_rss_mb": rss_mb,
                                      "levels": levels})
     report["load_average_after"] = list(os.getloadavg())
     report["failed_requests"] = failed

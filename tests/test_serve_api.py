@@ -444,6 +444,19 @@ def test_serve_command_with_processes_hands_uvicorn_a_factory(monkeypatch, runs,
         assert len(c.post(f"{API}/recommendations", json=body).json()["items"]) == 7
 
 
+def test_default_concurrency_is_one_process_per_core_and_the_rest_as_threads():
+    """Without --processes/--workers: a process per core (at most 4), each with the cores left to it as
+    scoring threads, so two threads of one process do not queue on its GIL when processes fill the cores."""
+    from mfrec.cli.serve import default_concurrency
+
+    assert default_concurrency(None, None, cores=2) == (2, 1)
+    assert default_concurrency(None, None, cores=1) == (1, 1)
+    assert default_concurrency(None, None, cores=16) == (4, 4)
+    assert default_concurrency(1, None, cores=2) == (1, 2)  # one process keeps a thread per core
+    assert default_concurrency(None, 3, cores=2) == (2, 3)  # what is given is kept
+    assert default_concurrency(3, 1, cores=2) == (3, 1)
+
+
 def test_every_connection_gets_tcp_nodelay():
     """Without TCP_NODELAY a two-part response waits for the client's delayed ACK (~40 ms a request)."""
     import socket
