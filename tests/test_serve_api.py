@@ -431,11 +431,13 @@ def test_serve_command_with_processes_hands_uvicorn_a_factory(monkeypatch, runs,
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
     monkeypatch.delenv(SETTINGS_ENV, raising=False)
+    monkeypatch.delenv("UV_TCP_SINGLE_ACCEPT", raising=False)
     r = CliRunner().invoke(main, ["serve", "-e", str(runs["mf"]), "--processes", "3", "--max-top", "7", "--port", "0"])
     assert r.exit_code == 0, r.output
     assert seen["app"] == "mfrec.serve.app:app_from_environment" and seen["factory"] and seen["workers"] == 3
     assert seen["http"].__name__ == "NoDelayProtocol"
     assert "in each of 3 processes" in r.output
+    assert os.environ["UV_TCP_SINGLE_ACCEPT"] == "1"  # the processes take turns accepting connections
     settings = json.loads(os.environ[SETTINGS_ENV])
     assert settings["run"] == str(runs["mf"].resolve()) and settings["caps"]["max_top"] == 7
     with TestClient(app_from_environment()) as c:

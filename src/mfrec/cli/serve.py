@@ -67,6 +67,10 @@ def serve(experiment, runs_root, host, port, workers, processes, max_ratings, ma
 
     # each process loads the run itself (checked here first, so a bad run fails before binding)
     os.environ[SETTINGS_ENV] = json.dumps({"run": str(exp.path.resolve()), "caps": asdict(service.caps)})
+    # the processes share one listening socket, and libuv (uvloop) accepts every waiting connection at
+    # once: 8 keep-alive clients connecting together went all to one process in 3 of 4 runs; accepting one
+    # at a time lets the other process take its share (libuv's own switch for multi-process servers)
+    os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
     del service, exp
     uvicorn.run("mfrec.serve.app:app_from_environment", factory=True, workers=processes, host=host, port=port,
                 log_level=log_level, http=NoDelayProtocol)
