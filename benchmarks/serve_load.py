@@ -172,21 +172,30 @@ async def load_level(port: int, payloads: list[bytes], clients: int, requests: i
     return latencies, failures, counter["next"]
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its live descendants (uvicorn's worker processes), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, todo, seen = 0.0, [pid], set()
+def process_tree(pid: int) -> list[int]:
+    """A process and its live descendants (uvicorn's supervisor and its worker processes), from /proc."""
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
-        if p in seen:
+        if p in out:
             continue
-        seen.add(p)
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):  # a process that just ended
+            continue
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15 of stat)
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError, IndexError):  # a process that just ended
+        except (OSError, ValueError, IndexError):
             continue
     return total
 
@@ -194,16 +203,12 @@ def tree_cpu_seconds(pid: int) -> float:
 def tree_rss_mb(pid: int) -> float:
     """Resident memory (MiB) of a process and its live descendants (pages shared between them, such as the
     memory-mapped dataset, counted once per process)."""
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
+    total = 0.0
+    for p in process_tree(pid):
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) / 1024
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError):
+            total += next(int(line.split()[1]) for line in Path(f"/proc/{p}/status").read_text().splitlines()
+                          if line.startswith("VmRSS:")) / 1024
+        except (OSError, ValueError, StopIteration):
             continue
     return total
 
