@@ -230,14 +230,16 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
     # one pass over the row: gather its Y rows into the contiguous buffer (every CG step then
     # streams the buffer instead of gathering from Y again), the residual of the warm start
     # res = rhs - A x, and the Jacobi preconditioner diag(A)
+    # (a loop that both stores and re-associates a sum is split in two, see _config.py: otherwise its
+    # result would depend on where the arrays lie in memory)
     resb = np.float32(0.0)
     for j in range(n):
         c, t = _row_target(values, indices, start + j, mu, fixed, fixed_bias, row_shift, r, has_shift)
+        for a in range(k):
+            buf[j, a] = fixed[c, a]
         d = xb
         for a in range(k):
-            ya = fixed[c, a]
-            buf[j, a] = ya
-            d += ya * x[a]
+            d += buf[j, a] * x[a]
         tbuf[j] = t
         e = t - d
         resb += e
@@ -254,6 +256,7 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
     rz = resb * pb
     for a in range(k):
         p[a] = res[a] / diag[a]
+    for a in range(k):
         rz += res[a] * p[a]
     if not np.isfinite(rz):
         return NOT_FINITE
@@ -274,6 +277,7 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
         pap = pb * apb
         for a in range(k):
             ap[a] += lam * p[a]
+        for a in range(k):
             pap += p[a] * ap[a]
         if not (pap > 0.0):
             if not np.isfinite(pap):
@@ -286,6 +290,7 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
         for a in range(k):
             x[a] += alpha * p[a]
             res[a] -= alpha * ap[a]
+        for a in range(k):
             rz_new += res[a] * res[a] / diag[a]
         beta = rz_new / rz
         rz = rz_new

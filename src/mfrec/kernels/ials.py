@@ -90,11 +90,11 @@ def _ials_row_cg(r, start, end, indices, conf, fixed, gram32, alpha0, lam, cg_st
         w = conf[start + j]
         e = w - alpha0
         extra[j] = e
+        for a in range(k):  # a loop never both stores and re-associates a sum (see _config.py)
+            buf[j, a] = fixed[c, a]
         d = np.float32(0.0)
         for a in range(k):
-            ya = fixed[c, a]
-            buf[j, a] = ya
-            d += ya * x[a]
+            d += buf[j, a] * x[a]
         t = w - e * d
         for a in range(k):
             ya = buf[j, a]
@@ -103,6 +103,7 @@ def _ials_row_cg(r, start, end, indices, conf, fixed, gram32, alpha0, lam, cg_st
     rz = np.float32(0.0)
     for a in range(k):
         p[a] = res[a] / diag[a]
+    for a in range(k):
         rz += res[a] * p[a]
     if not np.isfinite(rz):
         return NOT_FINITE
@@ -133,6 +134,7 @@ def _ials_row_cg(r, start, end, indices, conf, fixed, gram32, alpha0, lam, cg_st
         for a in range(k):
             x[a] += alpha * p[a]
             res[a] -= alpha * ap[a]
+        for a in range(k):
             rz_new += res[a] * res[a] / diag[a]
         beta = rz_new / rz
         rz = rz_new
