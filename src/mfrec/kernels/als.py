@@ -31,17 +31,7 @@ from numba import njit, prange
 
 from mfrec.errors import ModelError
 from mfrec.kernels._config import FASTMATH
-from mfrec.kernels.exact import (  # noqa: F401  (the Gibbs sampler imports the pieces under these names)
-    NOT_FINITE,
-    NOT_POSITIVE_DEFINITE,
-    OK,
-    cholesky_upper as _cholesky_upper,
-    exact_buffers,
-    exact_row_solve,
-    row_target as _row_target,
-    solve_lower_t as _solve_lower_t,
-    solve_upper as _solve_upper,
-)
+from mfrec.kernels.exact import NOT_FINITE, NOT_POSITIVE_DEFINITE, OK, exact_buffers, exact_row_solve, row_target
 
 SOLVERS = {"cholesky": 0, "cg": 1}
 _BLOCKS_PER_THREAD = 4  # the implicit half-step's row blocks per thread (n_blocks_for)
@@ -49,26 +39,6 @@ _BLOCKS_PER_THREAD = 4  # the implicit half-step's row blocks per thread (n_bloc
 
 class SolveError(ModelError):
     """A per-row ridge solve failed (matrix not positive definite, or NaN/inf in the result)."""
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _assemble_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs):
-    """The row's unpenalised normal equations: A = sum_j [1, y_j][1, y_j]^T (upper triangle) and
-    rhs = sum_j t_j [1, y_j], in float64, one rating at a time (the Gibbs draw's assembly below its
-    BLAS rank; ``mfrec.kernels.exact.row_normal_equations`` computes the same, faster)."""
-    k = fixed.shape[1]
-    A[:, :] = 0.0
-    rhs[:] = 0.0
-    for jj in range(start, end):
-        c, t = _row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift)
-        A[0, 0] += 1.0
-        rhs[0] += t
-        for a in range(k):
-            ya = np.float64(fixed[c, a])
-            A[0, a + 1] += ya
-            rhs[a + 1] += t * ya
-            for b in range(a, k):
-                A[a + 1, b + 1] += ya * fixed[c, b]
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -107,7 +77,7 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
     # result would depend on where the arrays lie in memory)
     resb = np.float32(0.0)
     for j in range(n):
-        c, t = _row_target(values, indices, start + j, mu, fixed, fixed_bias, row_shift, r, has_shift)
+        c, t = row_target(values, indices, start + j, mu, fixed, fixed_bias, row_shift, r, has_shift)
         for a in range(k):
             buf[j, a] = fixed[c, a]
         d = xb

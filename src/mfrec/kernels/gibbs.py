@@ -8,9 +8,10 @@ conditional
     mean       A^-1 (alpha * sum_j t_j [1, y_j] + prec * mean)
 
 with ``t_j = v_j - mu - c[c_j] - Y[c_j] . shift[r]`` (the ALS half-step's normal equations,
-assembled here by BLAS on gathered chunks), the noise precision ``alpha`` and the per-dimension prior
-``N(mean, 1/prec)``. With A = R^T R (Cholesky), the draw is z = R^-1 (R^-T rhs + eps), eps
-standard normal: mean R^-1 R^-T rhs, covariance R^-1 R^-T = A^-1.
+``mfrec.kernels.exact.row_normal_equations``), the noise precision ``alpha`` and the per-dimension
+prior ``N(mean, 1/prec)``. With A = R^T R (``exact.factor_row``, which also forms w = R^-T rhs), the
+draw is z = R^-1 (w + eps) (``exact.solve_factored``), eps standard normal: mean R^-1 R^-T rhs =
+A^-1 rhs, covariance R^-1 R^-T = A^-1.
 
 The implicit ("SVD++") factors are drawn one coordinate at a time, as libFM and myFM draw every
 parameter: movie j's implicit factor z_j enters every prediction of every user u who rated j
@@ -38,18 +39,15 @@ import numpy as np
 from numba import njit, prange
 
 from mfrec.kernels._config import FASTMATH
-from mfrec.kernels.als import (
+from mfrec.kernels.als import SolveError, _as
+from mfrec.kernels.exact import (
     NOT_FINITE,
     NOT_POSITIVE_DEFINITE,
     OK,
-    SolveError,
-    _GATHER,
-    _as,
-    _cholesky_upper,
-    _row_target,
-    _solve_lower_t,
-    _solve_upper,
-    gram_upper,
+    exact_buffers,
+    factor_row,
+    row_normal_equations,
+    solve_factored,
 )
 
 _BLOCKS_PER_THREAD = 4
@@ -111,85 +109,53 @@ def standard_normals(seed: int, sweep: int, stream: int, row: int, m: int) -> np
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _draw(A, rhs, eps, m):
-    """rhs <- R^-1 (R^-T rhs + eps) with A = R^T R already factored (R in A's upper triangle)."""
-    _solve_lower_t(A, rhs, m)
-    for i in range(m):
-        rhs[i] += eps[i]
-    _solve_upper(A, rhs, m)
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _assemble_gathered(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs, X):
-    """The ALS half-step's normal equations of row r (``mfrec.kernels.als``'s Cholesky path): its
-    fixed rows [1, y_j] gathered in chunks of ``len(X)`` into float64 ``X``, A = sum [1, y][1, y]^T
-    (upper triangle) by ``gram_upper``, rhs = sum t_j [1, y_j]."""
+def _sample_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, alpha, prec, prior_rhs,
+                eps, out_factors, out_bias, want_gram, gram, resid, G, Xt, z):
+    """Draw row r's [b, x]: its normal equations (``row_normal_equations``, into ``G``) scaled by
+    the noise precision plus the prior's diagonal, factored (``factor_row``), then the mean solve
+    with ``eps`` added between the two triangular solves (``solve_factored``)."""
     k = fixed.shape[1]
     m = k + 1
-    chunk = X.shape[0]
-    A[:, :] = 0.0
-    rhs[:] = 0.0
-    for c0 in range(start, end, chunk):
-        c1 = min(c0 + chunk, end)
-        for jj in range(c0, c1):
-            c, t = _row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift)
-            row = X[jj - c0]
-            row[0] = 1.0
-            for a in range(k):
-                row[a + 1] = fixed[c, a]
-            t64 = np.float64(t)
-            for a in range(m):
-                rhs[a] += t64 * row[a]
-        gram_upper(X, c1 - c0, A)
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _sample_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, alpha, prec, mean,
-                eps, out_factors, out_bias, want_gram, gram, resid, A, rhs, X, sum_y):
-    """Draw row r's [b, x]: the ALS normal equations scaled by the noise precision, plus the prior's
-    diagonal, factored, then the mean solve with ``eps`` added between the two triangular solves."""
-    k = fixed.shape[1]
-    m = k + 1
-    _assemble_gathered(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs, X)
+    row_normal_equations(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, G, Xt)
     if want_gram:
-        # keep the unpenalised pieces: G = sum y y^T (both triangles) and sum t y, sum y
-        G = gram[r]
+        # keep the unpenalised pieces before factor_row overwrites them: sum y y^T (G[1:m, 1:m],
+        # upper triangle; both triangles in gram), sum t y (G[1:m, m]) and sum y (G[0, 1:m], kept
+        # in z[m:])
+        Gr = gram[r]
         for a in range(k):
-            resid[r, a] = rhs[a + 1]
-            sum_y[a] = A[0, a + 1]
+            resid[r, a] = G[a + 1, m]
             for b in range(a, k):
-                G[a, b] = A[a + 1, b + 1]
-                G[b, a] = A[a + 1, b + 1]
-    for a in range(m):
-        rhs[a] = alpha * rhs[a] + prec[a] * mean[a]
-        for b in range(a, m):
-            A[a, b] *= alpha
-        A[a, a] += prec[a]
-    if _cholesky_upper(A, m) != OK:
+                Gr[a, b] = G[a + 1, b + 1]
+                Gr[b, a] = G[a + 1, b + 1]
+        sum_y = z[m:]
+        for a in range(k):
+            sum_y[a] = G[0, a + 1]
+    if factor_row(G, m, alpha, prec, prior_rhs) != OK:
         return NOT_POSITIVE_DEFINITE
-    _draw(A, rhs, eps, m)
-    for i in range(m):
-        if not np.isfinite(rhs[i]):
-            return NOT_FINITE
-    out_bias[r] = rhs[0]
+    status = solve_factored(G, m, eps, z)
+    if status != OK:
+        return status
+    out_bias[r] = z[0]
     for a in range(k):
-        out_factors[r, a] = rhs[a + 1]
+        out_factors[r, a] = z[a + 1]
     if want_gram:
         # h = sum_j e_j y_j with e_j = t_j - b - y_j . x: h = sum t y - b sum y - G x
         h = resid[r]
+        sum_y = z[m:]
         for a in range(k):
-            h[a] -= rhs[0] * sum_y[a]
+            h[a] -= z[0] * sum_y[a]
+        Gr = gram[r]
         for b in range(k):
-            xb = rhs[b + 1]
-            Gb = G[b]
+            xb = z[b + 1]
+            Gb = Gr[b]
             for a in range(k):
                 h[a] -= Gb[a] * xb
     return OK
 
 
 @njit(cache=True, parallel=True)
-def _sample_rows(indptr, indices, values, fixed, fixed_bias, mu, row_shift, alpha, prec, mean, seed, sweep, stream,
-                 work64, eps_buf, gather, out_factors, out_bias, gram, resid, status):
+def _sample_rows(indptr, indices, values, fixed, fixed_bias, mu, row_shift, alpha, prec, prior_rhs, seed, sweep,
+                 stream, work64, gather, vec64, eps_buf, out_factors, out_bias, gram, resid, status):
     n_rows = indptr.shape[0] - 1
     k = fixed.shape[1]
     n_blocks = work64.shape[0]
@@ -199,16 +165,15 @@ def _sample_rows(indptr, indices, values, fixed, fixed_bias, mu, row_shift, alph
     for blk in prange(n_blocks):
         # rows blk, blk + n_blocks, ...; each block owns its scratch and every row initialises what
         # it reads, so a row's draw depends on (seed, sweep, stream, row) only, never on the threads
-        A = work64[blk, :k + 1, :]
-        rhs = work64[blk, k + 1, :]
-        sum_y = work64[blk, k + 2, :]
+        G = work64[blk]
+        Xt = gather[blk, 0]
+        z = vec64[blk]
         eps = eps_buf[blk]
-        X = gather[blk]
         for r in range(blk, n_rows, n_blocks):
             _normals(_stream_state(seed, sweep, stream, np.uint64(r)), eps, k + 1)
             status[r] = _sample_row(r, indptr[r], indptr[r + 1], indices, values, fixed, fixed_bias, mu32, row_shift,
-                                    has_shift, alpha, prec, mean, eps, out_factors, out_bias, want_gram, gram, resid,
-                                    A, rhs, X, sum_y)
+                                    has_shift, alpha, prec, prior_rhs, eps[:k + 1], out_factors, out_bias, want_gram,
+                                    gram, resid, G, Xt, z)
 
 
 def _raise_on(status, what: str) -> None:
@@ -284,12 +249,12 @@ def sample_rows(indptr, indices, values, fixed_factors, fixed_bias, mu: float, *
         return out_factors, out_bias
     status = np.zeros(n_rows, np.int8)
     n_blocks = max(1, min(n_rows, _BLOCKS_PER_THREAD * numba.get_num_threads()))
-    work64 = np.zeros((n_blocks, k + 3, k + 1), np.float64)
-    eps = np.zeros((n_blocks, k + 2), np.float64)
-    gather = np.zeros((n_blocks, _GATHER, k + 1), np.float64)
+    work64, gather = exact_buffers(n_blocks, k)  # the Gram (then the factor), the gathered rows
+    vec64 = np.zeros((n_blocks, 2 * k + 1), np.float64)  # the draw (k + 1), sum y (k)
+    eps = np.zeros((n_blocks, k + 2), np.float64)  # _normals fills pairs
     with np.errstate(over="ignore"):  # SplitMix64 wraps around on purpose (NUMBA_DISABLE_JIT runs)
-        _sample_rows(indptr, indices, values, fixed, fbias, float(mu), shift, float(alpha), prec, mean,
-                     np.uint64(seed), np.uint64(sweep), np.uint64(stream), work64, eps, gather, out_factors,
+        _sample_rows(indptr, indices, values, fixed, fbias, float(mu), shift, float(alpha), prec, prec * mean,
+                     np.uint64(seed), np.uint64(sweep), np.uint64(stream), work64, gather, vec64, eps, out_factors,
                      out_bias, gram, resid, status)
     _raise_on(status, what)
     return out_factors, out_bias
