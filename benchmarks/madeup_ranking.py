@@ -12,7 +12,14 @@ Variants, all from the one trained run:
 - ``fold-in plain``: the ALS user half-step alone (the fold-in before calibration);
 - ``fold-in calibrated``: with the run's population prior (the default fold-in now);
 - ``calibrated, dislikes down-only``: ranked by the score less what ratings below the movie's
-  average lift (``--dislikes down-only``).
+  average lift (``--dislikes down-only``);
+- ``ranked by KIND run`` (one per ``--ranker RUN``): the list Inference.py shows with ``--rank-by RUN``,
+  or with the default ``--rank-by auto`` when RUN is the newest ials (else ease) run on the dataset: the
+  made-up user's training ratings go through that run's own fold-in (``score_made_up``), and the
+  predicting run only supplies the shown ratings, which do not change the order.
+
+    .venv/bin/python benchmarks/madeup_ranking.py --data D/ml-100k-user-last --run MF_RUN \
+        --ranker IALS_RUN --ranker EASE_RUN
 
 Each variant is measured with every candidate (the protocol) and with ``--min-ratings 10`` (what the
 recommendations list by default). Also counted: how many lists are *led by a dislike* (the first
@@ -57,6 +64,8 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a prepared user-last dataset folder")
     ap.add_argument("--run", required=True, help="a trained ALS run folder on that dataset")
+    ap.add_argument("--ranker", action="append", default=[], metavar="RUN",
+                    help="also rank each made-up user with this run's fold-in (--rank-by RUN); repeatable")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
@@ -92,6 +101,19 @@ def main(argv=None) -> dict:
         "fold-in calibrated": lambda u: rec.made_up_scores(row(u), "score")[2],
         "calibrated, dislikes down-only": lambda u: rec.made_up_scores(row(u), "down-only")[2],
     }
+    from mfrec.inference.rankers import ranker_for
+
+    ranker_runs = {}
+    for spec in args.ranker:
+        rexp = mfrec.load_experiment(spec)
+        if rexp.dataset_fingerprint != exp.dataset_fingerprint:
+            raise SystemExit(f"--ranker {spec} was trained on another dataset version than --run {args.run}")
+        ranker = ranker_for(rexp)
+        if not np.array_equal(np.asarray(ranker.movie_ids), rec.movie_id_array):
+            raise SystemExit(f"--ranker {spec} scores other movies than --run {args.run}")
+        name = f"ranked by {rexp.config.get('model', '?')} run"
+        variants[name] = lambda u, ranker=ranker: np.asarray(ranker.score_made_up(row(u)), np.float32)
+        ranker_runs[name] = rexp.name
     results: dict = {}
     for name, one in variants.items():
         t0 = time.perf_counter()
@@ -122,7 +144,7 @@ def main(argv=None) -> dict:
             res = evaluate_ranking(fn, ds.n_movies, users, history, targets, (np.asarray(g.indptr), np.asarray(g.indices)),
                                    len(ds.genres), k=args.k, batch_size=256).as_dict()
             results[name][f"min_ratings={min_ratings}"] = {key: res[key] for key in res if "@" in key or key == "users"}
-        if one is not None and name != "fold-in plain":
+        if one is not None and name not in ("fold-in plain", *ranker_runs):
             led = sum(_led_by_dislike(rec, row(int(u)), int(np.argmax(np.where(
                 np.isin(np.arange(ds.n_movies), history[1][history[0][u]:history[0][u + 1]]), -np.inf, scores[i]))))
                 for i, u in enumerate(users))
@@ -137,6 +159,7 @@ def main(argv=None) -> dict:
         "k_factors": model.k,
         "users": int(len(users)),
         "history_folded_in": "each user's training ratings (val and train movies excluded from the candidates)",
+        "ranker_runs": ranker_runs,
         "results": results,
         "machine": platform.platform(),
     }

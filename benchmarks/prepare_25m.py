@@ -30,17 +30,17 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
-def make_raw_files(work: Path, n_ratings: int, seed: int) -> dict:
-    """Generate and write the CSVs unless a matching set is already in ``work``."""
+def make_raw_files(work: Path, n_ratings: int, seed: int, shape: str = "ml-25m") -> dict:
+    """Generate and write the CSVs (ml-25m layout) in ``shape``'s proportions unless a matching set is already in ``work``."""
     stamp = work / "generated.json"
-    want = {"ratings": n_ratings, "seed": seed, "shape": "ml-25m"}
+    want = {"ratings": n_ratings, "seed": seed, "shape": shape}
     if stamp.is_file() and json.loads(stamp.read_text()).get("spec") == want and (work / "ratings.csv").is_file():
         return json.loads(stamp.read_text())
     from mfrec.data.synthetic import SHAPES, SyntheticSpec, generate
     from mfrec.data.writers import write_raw
 
-    nu, nm, _ = SHAPES["ml-25m"]
-    scale = n_ratings / SHAPES["ml-25m"][2]
+    nu, nm, _ = SHAPES[shape]
+    scale = n_ratings / SHAPES[shape][2]
     spec = SyntheticSpec(max(50, int(nu * min(1.0, scale ** 0.5))), max(50, int(nm * min(1.0, scale ** 0.5))),
                          n_ratings, seed, half_stars=True)
     t0 = time.perf_counter()
@@ -121,13 +121,20 @@ def main() -> None:
         "target": {"wall_seconds": 20, "peak_rss_mb": 3072},
         "best": {k: best[k] for k in ("wall_seconds", "peak_rss_mb", "cpu_user_seconds", "cpu_system_seconds")},
         "runs": runs,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "versions": _versions(),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **run_facts(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["best"]))
+
+
+def run_facts() -> dict:
+    """The machine, the library versions and the finishing time, for a benchmark's JSON."""
+    return {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "versions": _versions(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def _versions() -> dict:

@@ -1,15 +1,19 @@
 """Load test of ``mfrec serve`` on loopback: requests/s and p50/p99 latency at 1, 8 and 32 clients.
 
     .venv/bin/python benchmarks/serve_load.py --run /tmp/serve-runs/<ml-100k mf-genre run>
-    .venv/bin/python benchmarks/serve_load.py --run R --requests 2000 --seconds 60 --clients 1,8,32
+    .venv/bin/python benchmarks/serve_load.py --run R --requests 2000 --seconds 60 --clients 1,8,32 --processes 1,2
 
-For each model (and each ``--processes`` value) the script starts ``python -m mfrec serve`` on a free
-127.0.0.1 port (its default scoring threads per process), then, for each number of concurrent clients, sends a fixed number
-of ``POST /api/v1/recommendations`` (a made-up user with 20 ratings of popular films, top 10, the
-default filters and the "why" line) from that many keep-alive connections of a small asyncio HTTP
-client in this process, stopping early at the time limit. Every answer must be 200 with 10 movies;
-the script says how many failed and exits 1 if any did. A warm-up of 50 requests per level is not
-counted.
+For each model (and each ``--processes`` value; ``auto``, the default, is the server's own default of
+one process per core) the script starts ``python -m mfrec serve`` on a free 127.0.0.1 port, then, for
+each number of concurrent clients, sends a fixed number of ``POST /api/v1/recommendations`` (a made-up
+user with 20 ratings of popular films, top 10, the default filters and the "why" line) from that many
+keep-alive connections of a small HTTP/1.1 client in this process (asyncio streams on uvloop when it
+is installed), stopping early at the time limit. Every answer must be 200 with 10 movies; the script
+says how many failed and exits 1 if any did. A warm-up of 50 requests per level is not counted.
+
+The load generator shares the machine's cores with the server, so each level also reports the CPU
+each side spent per request: the server's (all its processes, from /proc) and the generator's own
+(getrusage), and the generator's share of the two.
 
 The models: ``--run`` (a trained ml-100k run), and one of ML-25M's shape (162,541 users x 59,047
 movies, k = 64, mf-genre with 20 genres) built in ``--work``: a synthetic dataset of that shape
@@ -35,6 +39,8 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+
+from mfrec.cli.serve import default_concurrency
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve_load.json"
 ML25M = (162_541, 59_047)
@@ -134,7 +140,8 @@ class Connection:
 
 
 async def load_level(port: int, payloads: list[bytes], clients: int, requests: int, seconds: float, warmup: int = 50):
-    """``requests`` POSTs from ``clients`` connections (stopping at ``seconds``): latencies and failures."""
+    """``requests`` POSTs from ``clients`` connections (stopping at ``seconds``): latencies, failures and how
+    many were sent (the warm-up included)."""
     conns = [Connection("127.0.0.1", port) for _ in range(clients)]
     await asyncio.gather(*(c.open() for c in conns))
     latencies: list[tuple[float, float]] = []  # (sent, answered) of each counted request
@@ -162,15 +169,79 @@ async def load_level(port: int, payloads: list[bytes], clients: int, requests: i
     await asyncio.gather(*(worker(c, start + seconds) for c in conns))
     for c in conns:
         c.close()
-    return latencies, failures
+    return latencies, failures, counter["next"]
 
 
-def run_levels(port: int, payloads, clients_list, requests: int, seconds: float) -> list[dict]:
+def process_tree(pid: int) -> list[int]:
+    """A process and its live descendants (uvicorn's supervisor and its worker processes), from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        if p in out:
+            continue
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):  # a process that just ended
+            continue
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15 of stat)
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory (MiB) of a process and its live descendants (pages shared between them, such as the
+    memory-mapped dataset, counted once per process)."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            total += next(int(line.split()[1]) for line in Path(f"/proc/{p}/status").read_text().splitlines()
+                          if line.startswith("VmRSS:")) / 1024
+        except (OSError, ValueError, StopIteration):
+            continue
+    return total
+
+
+def own_cpu_seconds() -> float:
+    """This process's (the load generator's) user + system CPU seconds."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def event_loop_runner():
+    """asyncio.run, on uvloop when it is installed (the serve extra brings it): the generator's own CPU per
+    request is then smaller, and it shares the 2 cores with the server."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run, "asyncio"
+    return (lambda coro: uvloop.run(coro)), "uvloop"
+
+
+def run_levels(port: int, payloads, clients_list, requests: int, seconds: float, server_pid: int | None = None
+               ) -> list[dict]:
     out = []
+    run, loop_name = event_loop_runner()
     for clients in clients_list:
         t0 = time.perf_counter()
-        lat, failures = asyncio.run(load_level(port, payloads, clients, requests, seconds))
+        cpu0, server0 = own_cpu_seconds(), tree_cpu_seconds(server_pid) if server_pid else 0.0
+        lat, failures, sent = run(load_level(port, payloads, clients, requests, seconds))
         wall = time.perf_counter() - t0
+        client_cpu = own_cpu_seconds() - cpu0
+        server_cpu = tree_cpu_seconds(server_pid) - server0 if server_pid else None
         spans = np.asarray(lat).reshape(-1, 2)
         ms = (spans[:, 1] - spans[:, 0]) * 1000
         done = len(lat)
@@ -184,6 +255,12 @@ def run_levels(port: int, payloads, clients_list, requests: int, seconds: float)
             "p90_ms": round(float(np.percentile(ms, 90)), 2) if done else None,
             "p99_ms": round(float(np.percentile(ms, 99)), 2) if done else None,
             "max_ms": round(float(ms.max()), 2) if done else None,
+            # CPU per request sent (warm-up included) on this machine's cores: the server's (all its
+            # processes) and the load generator's own (this process, sharing the cores with the server)
+            "server_cpu_ms_per_request": round(1000 * server_cpu / sent, 2) if server_cpu is not None else None,
+            "client_cpu_ms_per_request": round(1000 * client_cpu / sent, 2),
+            "client_cpu_share": round(client_cpu / (client_cpu + server_cpu), 3) if server_cpu else None,
+            "client_loop": loop_name,
             "first_failures": failures[:3],
         }
         print(json.dumps(row), flush=True)
@@ -191,14 +268,14 @@ def run_levels(port: int, payloads, clients_list, requests: int, seconds: float)
     return out
 
 
-def serve(run: Path, workers: int | None, processes: int = 1):
+def serve(run: Path, workers: int | None, processes: int | None = None):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "mfrec", "serve", "--experiment", str(run), "--port", str(port), "--log-level", "warning"]
     if workers:
         cmd += ["--workers", str(workers)]
-    if processes > 1:
+    if processes:
         cmd += ["--processes", str(processes)]
     proc = subprocess.Popen(cmd)
     deadline = time.monotonic() + 600
@@ -225,7 +302,8 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=60.0, help="time limit per level")
     p.add_argument("--ratings", type=int, default=20, help="ratings per made-up user")
     p.add_argument("--workers", type=int, default=None, help="mfrec serve --workers (default: its own)")
-    p.add_argument("--processes", default="1", help="mfrec serve --processes, one server per value: 1,2")
+    p.add_argument("--processes", default="auto",
+                   help="mfrec serve --processes, one server per value: 1,2 (auto: its default, one per core)")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args()
     clients = [int(c) for c in a.clients.split(",")]
@@ -241,17 +319,19 @@ def main() -> int:
     failed = 0
     for label, run in models:
         payloads, facts = bodies(run, 200, a.ratings, seed=1)
-        for processes in [int(x) for x in a.processes.split(",")]:
+        for given in a.processes.split(","):
+            processes, threads = default_concurrency(None if given == "auto" else int(given), a.workers)
             proc, port = serve(run, a.workers, processes)
             try:
                 print(f"{label}, {processes} process(es): {facts}", flush=True)
-                levels = run_levels(port, payloads, clients, a.requests, a.seconds)
+                levels = run_levels(port, payloads, clients, a.requests, a.seconds, server_pid=proc.pid)
+                rss_mb = round(tree_rss_mb(proc.pid), 1)
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
             failed += sum(r["failed"] for r in levels)
             report["models"].append({"label": label, **facts, "processes": processes,
-                                     "threads_per_process": a.workers or min(4, os.cpu_count() or 1),
+                                     "threads_per_process": threads, "server_rss_mb": rss_mb,
                                      "levels": levels})
     report["load_average_after"] = list(os.getloadavg())
     report["failed_requests"] = failed

@@ -260,3 +260,34 @@ def test_ranking_values_prefer_test_metrics_and_name_validation_ones():
         {"hit@10": 0.3, "ndcg@10": 0.1}
     assert ranking_values({"val_hit@10": 0.2, "test_hit@10": None}) == {"val hit@10": 0.2}
     assert ranking_values({"test_rmse": 0.9}) == {}
+
+
+def test_runs_that_measured_test_once_get_a_star_and_runs_without_validation_their_training_curve(
+        small_dataset, tmp_path, monkeypatch):
+    """Since per-epoch evaluation became a callback, an ALS run's metrics.csv has validation RMSE per
+    epoch (or, without a validation split, training RMSE) and its test RMSE is in summary.json only."""
+    import json
+
+    from mfrec.cli.compare import compare
+
+    root = tmp_path / "Experiments_"
+    make_run(root, small_dataset, name="new-val", model="mf", seed=1, test_curve=False, train_curve=False)
+    make_run(root, small_dataset, name="new-noval", model="mf", seed=2, val=False, test_curve=False)
+    make_run(root, small_dataset, name="old", model="mf", seed=3)  # a test curve, from before
+    summary = json.loads((root / "new-val" / "summary.json").read_text())
+    summary["best_epoch"] = 4
+    (root / "new-val" / "summary.json").write_text(json.dumps(summary))
+    seen = _capture_figure(monkeypatch)
+    res = CliRunner().invoke(compare, [str(root / "*"), "--root", str(root)])
+    assert res.exit_code == 0, res.output
+    (ax,) = [a for a in seen["fig"].axes if "RMSE per epoch" in a.get_title(loc="left")]
+    stars = [(tuple(line.get_xdata()), tuple(line.get_ydata())) for line in ax.get_lines() if line.get_marker() == "*"]
+    tests = {name: json.loads((root / name / "summary.json").read_text())["test_rmse"] for name in ("new-val", "new-noval")}
+    assert sorted(stars) == sorted([((4,), (tests["new-val"],)), ((6,), (tests["new-noval"],))])
+    dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(dotted) == 1 and len(dotted[0].get_xdata()) == 6  # the run without validation: its training curve
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1  # the old run's test curve
+    labels = [t.get_text() for lg in seen["legends"] for t in lg.get_texts()]
+    assert "test, kept model (once)" in labels and "train" in labels
+    assert any(t.startswith("new-val (test RMSE ") for t in labels)

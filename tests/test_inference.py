@@ -289,15 +289,33 @@ def test_all_users_batch_matches_one_user_at_a_time(rec, small_dataset):
     assert not {rec.movie(str(i)) for i in got} & seen_train
 
 
-def test_why_is_skipped_and_said_for_very_long_histories(rec, small_dataset, monkeypatch):
-    import mfrec.inference.recommend as r
+def test_why_explains_every_rating_of_a_long_history(rec):
+    """No cap on explained ratings: a made-up user who rated nearly every movie gets every "why" cell, and
+    each cell is the one why_text makes from all the exact contributions (tests/naive.py), largest first."""
+    from mfrec.inference.recommend import why_text
 
-    monkeypatch.setattr(r, "MAX_WHY_RATINGS", 3)
-    uid = int(small_dataset.user_ids.ids[0])
-    res = rec.recommend_user(uid, n=3)
-    assert res.table["why"].to_list() == ["", "", ""]
-    assert any("'why' left empty" in n and "--explain allows" in n for n in res.notes)
-    assert any(rec.recommend_user(uid, n=3, explain=True).table["why"].to_list())
+    m = rec.model
+    rng = np.random.default_rng(3)
+    rated = rng.permutation(m.n_movies)[: m.n_movies - 20]
+    values = rng.integers(1, 6, len(rated)).astype(np.float32)
+    ratings = [(int(j), float(r)) for j, r in zip(rated, values)]
+    res = rec.recommend(ratings, n=10, explain=True)
+    recs = np.array([rec.dataset.movie_ids.index_of(int(i)) for i in res.table["movieId"].to_list()])
+    assert len(recs) == 10 and not any("left empty" in n for n in res.notes)
+    cfg = m.config
+    lam = cfg["reg"] * len(rated) ** cfg.get("reg_exponent", 1.0) if cfg["weighted_reg"] else cfg["reg"]
+    ref, _, ref_pop = naive_explain(m.effective_movie_factors, m.movie_bias, m.mu, rated, values, recs, lam,
+                                    cfg["reg_bias"], False, prior=(m.prior_mean, m.prior_precision))
+    scores = res.table["score"].to_numpy()
+    np.testing.assert_allclose(ref.sum(axis=1) + ref_pop, scores - m.mu - m.movie_bias[recs], atol=1e-4)
+    above = values > m.mu + m.movie_bias[rated]
+    for row, cell in enumerate(res.table["why"].to_list()):
+        c = ref[row]
+        order = np.argsort(-np.abs(c), kind="stable")
+        share = c / np.abs(c).sum()
+        assert cell == why_text([(rec._short(rated[j]), float(values[j]), bool(above[j]), float(c[j]), float(share[j]))
+                                 for j in order])
+        assert len(res.details[row + 1]) == 1 + 5 + 1  # baseline, the 5 largest, the other ratings together
 
 
 def test_why_words_match_the_sign_of_each_contribution():

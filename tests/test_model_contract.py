@@ -86,12 +86,8 @@ class ModelContract:
         options = {k: v for k, v in config.items() if k not in ("model", "dataset", "data_path", "dataset_fingerprint", "device")}
         again, _ = train_run(run.dataset, self.model, options, runs_root=tmp_path)
         first, second = run.factors, FactorModel.load(again.path)
-        # Equal to float32 rounding, not bit for bit: after other models have trained in the same process,
-        # a cached mf-genre retrain can differ in the last bit of a few values (seen: 6e-8 in 48 of 300
-        # user biases; never with NUMBA_NUM_THREADS=1). The cause is not found yet; bit-exact
-        # reproducibility across runs and thread counts is checked in tests/test_models_als.py.
         for key in ("user_bias", "movie_bias", "user_factors", "movie_factors", "genre_factors"):
-            np.testing.assert_allclose(getattr(second, key), getattr(first, key), rtol=1e-5, atol=1e-6, err_msg=key)
+            np.testing.assert_array_equal(getattr(second, key), getattr(first, key), err_msg=key)
 
     def test_given_movies_are_never_recommended_back(self, run):
         ids = [int(x) for x in run.dataset.movie_ids.ids[:5]]

@@ -45,9 +45,11 @@ def test_assert_png_rejects_a_blank_image(tmp_path):
 
 
 def make_run(root, ds, name="mf-genre-run", model="mf-genre", k=4, epochs=6, seed=0, val=True,
-             extra_columns=(), status="ok", with_model=True) -> Path:
+             extra_columns=(), status="ok", with_model=True, test_curve=True, train_curve=True) -> Path:
     """A contract-shaped run folder for dataset ``ds`` under ``root`` (no training; factors are random
-    with a little structure, the curves decrease)."""
+    with a little structure, the curves decrease). ``test_curve=False``/``train_curve=False``: the cells
+    an ALS run leaves empty since per-epoch evaluation became a callback (test measured once, in the
+    summary; training RMSE only on request or without validation)."""
     rng = np.random.default_rng(seed)
     path = Path(root) / name
     (path / "plots").mkdir(parents=True)
@@ -59,8 +61,9 @@ def make_run(root, ds, name="mf-genre-run", model="mf-genre", k=4, epochs=6, see
     base = 0.9 + 0.02 * seed
     for e in range(1, epochs + 1):
         tr = base + 0.5 / e - 0.1
-        vals = {"epoch": str(e), "train_rmse": f"{tr:.4f}", "val_rmse": f"{tr + 0.08:.4f}" if val else "",
-                "test_rmse": f"{tr + 0.1:.4f}", "seconds": "0.25"}
+        vals = {"epoch": str(e), "train_rmse": f"{tr:.4f}" if train_curve else "",
+                "val_rmse": f"{tr + 0.08:.4f}" if val else "", "test_rmse": f"{tr + 0.1:.4f}" if test_curve else "",
+                "seconds": "0.25"}
         for c in extra_columns:
             vals[c] = f"{0.1 + 0.01 * e:.4f}"
         lines.append(",".join(vals[c] for c in cols))

@@ -431,17 +431,32 @@ def test_serve_command_with_processes_hands_uvicorn_a_factory(monkeypatch, runs,
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
     monkeypatch.delenv(SETTINGS_ENV, raising=False)
+    monkeypatch.delenv("UV_TCP_SINGLE_ACCEPT", raising=False)
     r = CliRunner().invoke(main, ["serve", "-e", str(runs["mf"]), "--processes", "3", "--max-top", "7", "--port", "0"])
     assert r.exit_code == 0, r.output
     assert seen["app"] == "mfrec.serve.app:app_from_environment" and seen["factory"] and seen["workers"] == 3
     assert seen["http"].__name__ == "NoDelayProtocol"
     assert "in each of 3 processes" in r.output
+    assert os.environ["UV_TCP_SINGLE_ACCEPT"] == "1"  # the processes take turns accepting connections
     settings = json.loads(os.environ[SETTINGS_ENV])
     assert settings["run"] == str(runs["mf"].resolve()) and settings["caps"]["max_top"] == 7
     with TestClient(app_from_environment()) as c:
         assert c.get(f"{API}/model").json()["caps"]["max_top"] == 7
         body = {"ratings": [{"movie": int(small_dataset.movie_ids.ids[0]), "rating": 5}], "top": 7}
         assert len(c.post(f"{API}/recommendations", json=body).json()["items"]) == 7
+
+
+def test_default_concurrency_is_one_process_per_core_and_the_rest_as_threads():
+    """Without --processes/--workers: a process per core (at most 4), each with the cores left to it as
+    scoring threads, so two threads of one process do not queue on its GIL when processes fill the cores."""
+    from mfrec.cli.serve import default_concurrency
+
+    assert default_concurrency(None, None, cores=2) == (2, 1)
+    assert default_concurrency(None, None, cores=1) == (1, 1)
+    assert default_concurrency(None, None, cores=16) == (4, 4)
+    assert default_concurrency(1, None, cores=2) == (1, 2)  # one process keeps a thread per core
+    assert default_concurrency(None, 3, cores=2) == (2, 3)  # what is given is kept
+    assert default_concurrency(3, 1, cores=2) == (3, 1)
 
 
 def test_every_connection_gets_tcp_nodelay():

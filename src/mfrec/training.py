@@ -8,7 +8,10 @@ every event on to the caller's ``callback``, e.g. the command line's progress ba
 file, draws the figures, and writes summary.json. Any error marks the run failed (the error and its
 traceback in train.log, status "failed" in summary.json) and is raised again.
 
-- ALS models (bias, mf, mf-genre): ``mfrec.models.fit``; the model is saved as model.npz.
+- ALS models (bias, mf, mf-genre): ``mfrec.models.fit``; the model is saved as model.npz. Each
+  epoch is evaluated on the validation split (training RMSE as ``train_metrics`` says:
+  ``mfrec.models.epoch_eval``); the test split is evaluated once, here, on the kept model, into
+  summary.json (test_rmse, test_mae) and as one marked point on rmse.png.
 - EASE (ease): ``mfrec.models.ease.EaseModel.fit``, one closed-form solve; saved as ease.npz, with
   ranking metrics (val, and test on a user-last split) in the summary instead of RMSEs.
 - ials (implicit feedback): ``mfrec.models.ials.fit`` with a validation-ranking check each epoch
@@ -137,15 +140,16 @@ def _train_als(dataset, model: str, options: dict[str, Any], root, run_name: str
         fitted = fit_here()
         train_seconds = time.perf_counter() - t0
         fitted.save(run.model_path)
-        draw_figures(run, dataset, model, fitted.best_epoch)
         best = fitted.history[fitted.best_epoch - 1]
+        held_out = held_out_errors(fitted, dataset)  # the test split, once, on the kept model
+        draw_figures(run, dataset, model, fitted.best_epoch, test_rmse=held_out["test_rmse"])
         summary = {
             **base,
             "epochs_run": len(fitted.history),
             "best_epoch": fitted.best_epoch,
-            "train_rmse": best.train_rmse,
+            "train_rmse": fitted.config.get("train_rmse", best.train_rmse),
             "val_rmse": best.val_rmse,
-            **held_out_errors(fitted, dataset),
+            **held_out,
             "train_seconds": train_seconds,
             "seconds_per_epoch": fitted.config["seconds_per_epoch"],
             "numba_threads": fitted.config["numba_threads"],
@@ -378,16 +382,18 @@ def _train_neural(dataset, model: str, options: dict[str, Any], root, run_name: 
 EMBEDDING_MAPS = {"genre_stage_movie_embeddings.npy": ("genre_movie_map.png", "stage-1 genre embeddings")}
 
 
-def draw_figures(run: Run, dataset, kind: str, best_epoch: int | None, movie_vectors=None) -> list[Path]:
+def draw_figures(run: Run, dataset, kind: str, best_epoch: int | None, movie_vectors=None,
+                 test_rmse: float | None = None) -> list[Path]:
     """The figures a finished training run gets: its curves from metrics.csv (rmse.png, ranking.png,
-    loss.png where it has values), and for exported neural factors (factors.npz) or the given
+    loss.png where it has values; ``test_rmse``, the kept model's, is marked at the best epoch when
+    metrics.csv has no test curve), and for exported neural factors (factors.npz) or the given
     ``movie_vectors`` (an ials run's q_i) the movie map.
     A figure that fails is logged and skipped: it must not fail a finished training run."""
     from mfrec.plots.run import curve_figures, movie_map_figure
 
     written: list[Path | None] = []
     try:
-        written += curve_figures(run.path, run.plots_dir, kind, best_epoch)
+        written += curve_figures(run.path, run.plots_dir, kind, best_epoch, test_rmse=test_rmse)
         maps: dict[str, tuple[Any, str]] = {}
         if movie_vectors is not None:
             maps["movie_map.png"] = (movie_vectors, "q_i")

@@ -57,12 +57,15 @@ SPLITS = ("random", "user-last", "time", "none", "u1", "u2", "u3", "u4", "u5", "
                    "directors through the dataset's links.csv (ml-20m and later).")
 @click.option("--blocks", "n_blocks", type=click.IntRange(1), default=None,
               help="Also write W user and movie block files (blocks-W/) that Main.py --engine dask --blocks W workers read.")
+@click.option("--engine", type=click.Choice(["numba", "polars"]), default="numba", show_default=True,
+              help="numba: the parallel parser and counting sorts (fastest); polars: a lazy Polars scan and "
+                   "expressions run by its streaming engine. Both write the same dataset.")
 @click.option("--analyze", is_flag=True, help="Afterwards, print statistics and write figures (same as `mfrec analyze`).")
 @click.option("--quiet", is_flag=True, help="Only the summary.")
 @friendly_errors
 def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction, holdout, cutoff, seed, name, data_root,
             min_user_ratings, min_movie_ratings, shape, n_ratings, n_users, n_movies, half_stars, write_raw,
-            raw_format, ids_from, analyze, quiet, imdb_dir=None, n_blocks=None):
+            raw_format, ids_from, analyze, quiet, imdb_dir=None, n_blocks=None, engine="numba"):
     """Prepare a dataset into Training_data/<name>/ (--data-root) and print a short summary.
 
     \b
@@ -127,7 +130,7 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
         from mfrec.cli.common import ProgressBar
 
         with ProgressBar(enabled=not quiet) as bar:
-            raw = read_dataset(dataset, source=source, data_dir=data_dir, progress=say, callback=bar)
+            raw = read_dataset(dataset, source=source, data_dir=data_dir, progress=say, callback=bar, engine=engine)
         canonical_test = lambda split_name: canonical_test_pairs(raw, split_name)  # noqa: E731
     links = None
     if imdb_dir:  # IMDB enrichment: find links.csv before the long part, so a dataset without one fails early
@@ -141,7 +144,7 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
             name = name or f"synthetic-{dataset}-{split_method}"
     out, summary = run_prepare(
         raw, spec, name=name, root=data_root, min_user_ratings=min_user_ratings, min_movie_ratings=min_movie_ratings,
-        canonical_test=canonical_test, progress=say,
+        canonical_test=canonical_test, progress=say, engine=engine,
     )
     rows = [
         ("dataset", f"{summary['dataset']} ({raw.source})"),

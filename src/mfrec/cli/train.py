@@ -21,7 +21,8 @@ DEFAULTS_HELP = (
     "no penalties to tune. "
     "ease: reg (lambda) 200 on a binary X (memory n_movies^2 x 4 bytes), a user's recent movies weighted up "
     "(--set recency_boost=4 --set recency_scale=5; recency_boost=0 is plain EASE). "
-    "With a validation split, training stops after --patience (2) epochs without a better validation RMSE."
+    "With a validation split, training stops after --patience (2) epochs without a better validation RMSE; "
+    "each epoch is evaluated on validation only (--train-metrics adds training RMSE), the test split once, at the end."
 )
 
 
@@ -56,6 +57,9 @@ DEFAULTS_HELP = (
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the initial factors.")
 @click.option("--threads", type=int, default=0, show_default=True, help="Numba threads (0 = all cores).")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience on validation RMSE (0 = off) [2].")
+@click.option("--train-metrics/--no-train-metrics", default=None,
+              help="ALS models: also record the training RMSE (ials: training loss) every epoch, one more pass over "
+                   "the ratings [only without a validation split]. The test split is evaluated once, after training.")
 @click.option("--name", default=None, help="Run name; the folder is NAME-<date>-<time>-<random> [DATASET-MODEL].")
 @RUNS_ROOT_OPTION
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Neural models: torch device.")
@@ -79,7 +83,8 @@ DEFAULTS_HELP = (
 @VERIFY_OPTION
 @friendly_errors
 def train(data, data_root, model, factors, epochs, samples, burn_in, reg, reg_bias, reg_genre, weighted_reg, reg_exponent,
-          solver, cg_steps, alpha, rating_power, unobserved_weight, seed, threads, patience, name, runs_root, device, lr,
+          solver, cg_steps, alpha, rating_power, unobserved_weight, seed, threads, patience, train_metrics, name, runs_root,
+          device, lr,
           batch_size, settings, engine, workers, scheduler, blocks, train_with_validation, config_file, quiet, verify):
     """Train a model on a prepared dataset and write an experiment folder.
 
@@ -107,6 +112,9 @@ def train(data, data_root, model, factors, epochs, samples, burn_in, reg, reg_bi
             train_with_validation = True
     if train_with_validation:
         dataset = dataset.train_with_validation()
+    if train_metrics is not None and model not in ALS_MODELS:
+        raise MfrecError(f"--train-metrics/--no-train-metrics go with {', '.join(ALS_MODELS)}; "
+                         f"{model} records its own metrics")
     if model in NEURAL_MODELS:
         options = dict(factors=factors, epochs=epochs, reg=reg, seed=seed, threads=threads, patience=patience,
                        device=device, lr=lr, batch_size=batch_size)
@@ -143,7 +151,7 @@ def train(data, data_root, model, factors, epochs, samples, burn_in, reg, reg_bi
         options = dict(factors=factors, epochs=epochs, reg=reg, reg_bias=reg_bias, reg_genre=reg_genre,
                        weighted_reg=weighted_reg, reg_exponent=reg_exponent, solver=solver, cg_steps=cg_steps,
                        seed=seed, threads=threads, patience=patience, alpha=alpha, rating_power=rating_power,
-                       unobserved_weight=unobserved_weight)
+                       unobserved_weight=unobserved_weight, train_metrics=train_metrics)
     if file_options:  # the file's options, then every option given on the command line over them
         given = {key for key in options if _given(key)}
         options = {**options, **{k: v for k, v in file_options.items() if k not in given}}

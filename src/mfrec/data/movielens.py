@@ -9,7 +9,8 @@ ml-20m ... latest  ``ratings.csv``, ``movies.csv`` (quoted titles, ``|`` genres)
 =================  ==========================================================================
 
 Ratings files go through the parallel Numba parser ``mfrec.kernels.parse.parse_ratings`` (a
-25M-line ``ratings.csv`` takes seconds) into a polars frame; the small movie and user tables are
+25M-line ``ratings.csv`` takes seconds) into a polars frame, or, with ``engine="polars"``, become a
+lazy Polars scan (:mod:`mfrec.data.lazy`) that ``prepare`` runs; the small movie and user tables are
 parsed line by line so every error names its line. Text is read as bytes and
 decoded explicitly: UTF-8 where it is valid, ISO-8859-1 for any line that is not (the ml-100k and
 ml-1m files are ISO-8859-1; a stray byte elsewhere never crashes the reader).
@@ -71,10 +72,13 @@ def read_dataset(
     progress: Callable[[str], None] | None = None,
     base_url: str | None = None,
     callback: Callable[[object], None] | None = None,
+    engine: str = "numba",
 ) -> RawData:
     """Read a MovieLens release from ``source`` (an extracted folder or the GroupLens zip).
 
-    Without ``source`` the zip is downloaded into ``data_dir`` (or reused from there) first.
+    Without ``source`` the zip is downloaded into ``data_dir`` (or reused from there) first. With
+    ``engine="polars"`` the ratings of a folder are a lazy Polars scan (:mod:`mfrec.data.lazy`),
+    read when ``prepare`` runs; a zip's ratings are parsed at once (its extracted copy is temporary).
     """
     say = progress or (lambda _msg: None)
     if dataset not in FORMATS:
@@ -89,10 +93,10 @@ def read_dataset(
         raise DataError(f"--source {src} does not exist (give an extracted {dataset} folder or the GroupLens {dataset}.zip)")
     fmt = FORMATS[dataset]
     if src.is_file() and src.name in (fmt.ratings, fmt.movies, fmt.users):  # one of its files: read its folder
-        return _read_folder(dataset, src.parent, str(src.parent), say)
+        return _read_folder(dataset, src.parent, str(src.parent), say, lazy=engine == "polars")
     if src.is_file():
         return _read_zip(dataset, src, say)
-    return _read_folder(dataset, _find_root(dataset, src), str(src), say)
+    return _read_folder(dataset, _find_root(dataset, src), str(src), say, lazy=engine == "polars")
 
 
 def canonical_test_pairs(raw: RawData, split_name: str):
@@ -111,7 +115,10 @@ def canonical_test_pairs(raw: RawData, split_name: str):
             else f"split {split_name} is one of ml-100k's canonical files and needs --dataset ml-100k"
         )
     base, test = raw.canonical_splits[split_name]
-    total = raw.ratings.height
+    ratings = raw.ratings
+    if isinstance(ratings, pl.LazyFrame):  # the Polars engine's scan: ml-100k's u.data is small, read it
+        ratings = raw.rescan() if raw.rescan is not None else ratings.collect()
+    total = ratings.height
     if base.height + test.height != total:
         raise DataError(
             f"{split_name}.base ({base.height:,} ratings) and {split_name}.test ({test.height:,}) do not add up to "
@@ -122,7 +129,7 @@ def canonical_test_pairs(raw: RawData, split_name: str):
     if overlap.height:
         u, m = overlap.row(0)
         raise DataError(f"{split_name}.test and {split_name}.base both hold user {u}'s rating of movie {m}")
-    missing = pairs.join(raw.ratings.select("userId", "movieId"), on=["userId", "movieId"], how="anti")
+    missing = pairs.join(ratings.select("userId", "movieId"), on=["userId", "movieId"], how="anti")
     if missing.height:
         u, m = missing.row(0)
         raise DataError(f"{split_name}.test has user {u}'s rating of movie {m}, which is not in {raw.ratings_file}")
@@ -190,7 +197,8 @@ def _read_zip(dataset: str, path: Path, say: Callable[[str], None]) -> RawData:
         return _read_folder(dataset, Path(tmp), str(path), say, display=path.name)
 
 
-def _read_folder(dataset: str, root: Path, source: str, say: Callable[[str], None], display: str | None = None) -> RawData:
+def _read_folder(dataset: str, root: Path, source: str, say: Callable[[str], None], display: str | None = None,
+                 lazy: bool = False) -> RawData:
     fmt = FORMATS[dataset]
     where = display or str(root)
 
@@ -206,9 +214,17 @@ def _read_folder(dataset: str, root: Path, source: str, say: Callable[[str], Non
     movies_path = need(fmt.movies)
     users_path = need(fmt.users) if fmt.users else None
     label = lambda p: f"{display}:{p.name}" if display else str(p)  # noqa: E731
-    say(f"reading {label(ratings_path)}")
+    say(f"{'scanning' if lazy else 'reading'} {label(ratings_path)}")
+    rescan = None
+    if lazy:
+        from mfrec.data.lazy import scan_ratings
+
+        sep, header = _LAYOUTS[fmt.layout]
+        rescan = lambda: read_ratings(ratings_path, label(ratings_path), fmt, sep, header)  # noqa: E731
+        ratings = scan_ratings(ratings_path, label(ratings_path), sep, header)
     if fmt.layout == "100k":
-        ratings = read_tab_ratings(ratings_path, label(ratings_path), fmt)
+        if not lazy:
+            ratings = read_tab_ratings(ratings_path, label(ratings_path), fmt)
         genre_names = read_u_genre(root / "u.genre", label(root / "u.genre")) if (root / "u.genre").is_file() else ML100K_GENRES
         movies, enc = read_u_item(movies_path, label(movies_path), genre_names)
         users = read_u_user(users_path, label(users_path))  # type: ignore[arg-type]
@@ -217,16 +233,19 @@ def _read_folder(dataset: str, root: Path, source: str, say: Callable[[str], Non
             if b.is_file() and t.is_file():
                 canonical[s] = (read_tab_ratings(b, label(b), fmt), read_tab_ratings(t, label(t), fmt))
     elif fmt.layout == "dat":
-        ratings = read_dat_ratings(ratings_path, label(ratings_path), fmt)
+        if not lazy:
+            ratings = read_dat_ratings(ratings_path, label(ratings_path), fmt)
         movies, enc = read_dat_movies(movies_path, label(movies_path))
         users = read_dat_users(users_path, label(users_path)) if users_path else None
     else:
-        ratings = read_csv_ratings(ratings_path, label(ratings_path), fmt)
+        if not lazy:
+            ratings = read_csv_ratings(ratings_path, label(ratings_path), fmt)
         movies, enc = read_csv_movies(movies_path, label(movies_path))
         users = None
     if enc != "utf-8":
         extra["movies_encoding"] = enc
-    say(f"read {ratings.height:,} ratings, {movies.height:,} movies" + (f", {users.height:,} users" if users is not None else ""))
+    counted = "" if lazy else f"{ratings.height:,} ratings, "
+    say(f"read {counted}{movies.height:,} movies" + (f", {users.height:,} users" if users is not None else ""))
     return RawData(
         dataset=dataset,
         ratings=ratings,
@@ -238,6 +257,7 @@ def _read_folder(dataset: str, root: Path, source: str, say: Callable[[str], Non
         ratings_file=label(ratings_path),
         canonical_splits=canonical,
         extra=extra,
+        rescan=rescan,
     )
 
 
@@ -456,6 +476,9 @@ def read_csv_movies(path: Path, label: str):
 
 
 # -- ratings -----------------------------------------------------------------------------------
+_LAYOUTS = {"100k": (b"\t", None), "dat": (b"::", None), "csv": (b",", "userId,movieId,rating,timestamp")}
+
+
 def read_tab_ratings(path: Path, label: str, fmt: Format):
     """ml-100k u.data (and u1.base ...): user id, item id, rating, timestamp separated by tabs."""
     return read_ratings(path, label, fmt, sep=b"\t", header=None)

@@ -14,6 +14,9 @@ from mfrec.data.store import DEFAULT_ROOT, write_dataset
 from mfrec.errors import DataError
 
 
+ENGINES = ("numba", "polars")
+
+
 def default_name(dataset: str, split: SplitSpec) -> str:
     return f"{dataset}-{split.method}"
 
@@ -78,101 +81,30 @@ def prepare(
     min_movie_ratings: int = 0,
     canonical_test: Callable[[str], Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    engine: str = "numba",
 ) -> tuple[Path, dict[str, Any]]:
     """Write ``root/name`` from raw data; return its path and the summary that was printed.
 
     ``canonical_test(split_name)`` returns the test (userId, movieId) pairs of a canonical split
-    (ml-100k's u1..ub); it is required for those splits.
+    (ml-100k's u1..ub); it is required for those splits. ``engine`` is "numba" (counting sorts over
+    NumPy arrays) or "polars" (:mod:`mfrec.data.lazy`: Polars expressions run by its streaming
+    engine); ratings given as a lazy frame always take the Polars engine. Both write the same bytes.
     """
     import polars as pl
-
-    from mfrec.kernels.sort import gather, group_by_user, partition
 
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     split.validate()
     name = name or default_name(raw.dataset, split)
-    ratings = raw.ratings
-    if ratings.height == 0:
-        raise DataError(f"{raw.ratings_file}: no ratings")
-    check_scale(raw)
-    uid_raw = ratings["userId"].to_numpy()
-    mid_raw = ratings["movieId"].to_numpy()
-    ts_raw = np.ascontiguousarray(ratings["timestamp"].to_numpy(), dtype=np.int64)
-    rating_raw = np.ascontiguousarray(ratings["rating"].to_numpy(), dtype=np.float32)
-
-    # index the ids present, then group by user in time order, dropping older duplicates
-    user_ids, user0 = dense_index(uid_raw)
-    movie_ids, movie0 = dense_index(mid_raw)
-    order, n_dupes = group_by_user(user0, movie0, ts_raw, len(user_ids), len(movie_ids))
-    if n_dupes:
-        say(f"dropped {n_dupes:,} duplicate (user, movie) ratings, keeping the latest of each")
-    n_before = len(order)
-    keep = None
-    if min_user_ratings > 1 or min_movie_ratings > 1:
-        keep, _rounds = min_count_mask(user0[order], movie0[order], len(user_ids), len(movie_ids), min_user_ratings, min_movie_ratings)
-    if keep is not None:
-        order = order[keep]
-        if len(order) == 0:
-            raise DataError(
-                f"no ratings left after --min-user-ratings {min_user_ratings} and --min-movie-ratings {min_movie_ratings}"
-            )
-        # re-index so that only the users and movies that are left get indices (per raw row again)
-        u_left, u_new = dense_index(user0[order])
-        m_left, m_new = dense_index(movie0[order])
-        user_ids, movie_ids = user_ids[u_left], movie_ids[m_left]
-        user0, movie0 = np.zeros(len(uid_raw), np.int32), np.zeros(len(uid_raw), np.int32)
-        user0[order], movie0[order] = u_new, m_new
-        del u_new, m_new
-    order_rows = order  # rows of the raw arrays, in (user, time, movie) order
-
-    # every movie (and user) must be in the side tables
-    known_movies = raw.movies["movieId"].to_numpy()
-    unknown = movie_ids[~np.isin(movie_ids, known_movies)]
-    if len(unknown):
-        raise DataError(
-            f"{raw.ratings_file}: movie id {unknown[0]} is not in the movies file ({len(unknown)} unknown movie id(s))"
-        )
-    if raw.users is not None:
-        missing = user_ids[~np.isin(user_ids, raw.users["userId"].to_numpy())]
-        if len(missing):
-            raise DataError(f"{raw.ratings_file}: user id {missing[0]} is not in the users file ({len(missing)} unknown)")
-    n_users, n_movies = len(user_ids), len(movie_ids)
-    say(f"mapped {len(order_rows):,} ratings of {n_users:,} users and {n_movies:,} movies")
-
-    # split codes for the ratings in (user, time, movie) order
-    n = len(order_rows)
-    split_info: dict[str, Any] = {}
-    if split.method in CANONICAL:
-        if canonical_test is None:
-            raise DataError(f"split {split.method!r} is one of ml-100k's canonical files and needs --dataset ml-100k")
-        pairs = canonical_test(split.method)
-        pu, pm = pairs["userId"].to_numpy(), pairs["movieId"].to_numpy()
-        tu = np.minimum(np.searchsorted(user_ids, pu), n_users - 1)
-        tm = np.minimum(np.searchsorted(movie_ids, pm), n_movies - 1)
-        ok = (user_ids[tu] == pu) & (movie_ids[tm] == pm)
-        keys = gather(user0, order_rows).astype(np.int64) * n_movies + gather(movie0, order_rows)
-        codes = np.where(np.isin(keys, tu[ok].astype(np.int64) * n_movies + tm[ok]), np.int8(2), np.int8(0)).astype(np.int8)
-        if not ok.all() or int((codes == 2).sum()) != pairs.height:
-            raise DataError(f"{split.method}.test has ratings that are not in {raw.ratings_file} (or were filtered out)")
-        split_info["test_file"] = f"{split.method}.test"
-        if split.val_fraction > 0:  # a validation share of the .base ratings, drawn at random with the seed
-            base = np.flatnonzero(codes == 0)
-            val = np.random.default_rng(split.seed).random(len(base)) < split.val_fraction
-            codes[base[val]] = 1
-            split_info["val_fraction"] = split.val_fraction
-    elif split.method == "random":
-        codes, split_info = make_split(split, np.zeros(0, np.int32), np.zeros(0, np.int64), n_users, n=n)
+    if engine not in ENGINES:
+        raise DataError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    if engine == "polars" or isinstance(raw.ratings, pl.LazyFrame):
+        ordered = _order_polars(raw, split, min_user_ratings, min_movie_ratings, canonical_test, say)
     else:
-        user_sorted = gather(user0, order_rows)
-        ts_sorted = gather(ts_raw, order_rows)
-        codes, split_info = make_split(split, user_sorted, ts_sorted, n_users)
-        del user_sorted, ts_sorted
-
-    # final order: by split (train, val, test), each still by (user, time, movie)
-    user_out, movie_out, ts_out, rating_out, split_counts = partition(codes, order_rows, user0, movie0, ts_raw, rating_raw)
+        ordered = _order_numba(raw, split, min_user_ratings, min_movie_ratings, canonical_test, say)
+    (user_ids, movie_ids, user_out, movie_out, ts_out, rating_out, split_counts, split_info, n_dupes, n_before) = ordered
+    n_users, n_movies = len(user_ids), len(movie_ids)
     codes = np.repeat(np.arange(3, dtype=np.int8), split_counts)
-    del order_rows
     say("split and sorted")
 
     # side tables in index order
@@ -265,3 +197,161 @@ def _genre_vocabulary(genres) -> list[str]:
             present.setdefault(g, None)
     known = [g for g in ML_GENRES if g in present]
     return known + [g for g in present if g not in ML_GENRES]
+
+
+def _order_numba(raw: RawData, split: SplitSpec, min_user_ratings: int, min_movie_ratings: int,
+                 canonical_test: Callable[[str], Any] | None, say: Callable[[str], None]) -> tuple:
+    """The Numba engine: counting sorts over the parsed arrays.
+
+    Returns (user ids, movie ids, user, movie, timestamp, rating in (split, user, time, movie)
+    order, counts per split, split facts, duplicates dropped, ratings before the filters).
+    """
+    from mfrec.kernels.sort import gather, group_by_user, partition
+
+    ratings = raw.ratings
+    if ratings.height == 0:
+        raise DataError(f"{raw.ratings_file}: no ratings")
+    check_scale(raw)
+    uid_raw = ratings["userId"].to_numpy()
+    mid_raw = ratings["movieId"].to_numpy()
+    ts_raw = np.ascontiguousarray(ratings["timestamp"].to_numpy(), dtype=np.int64)
+    rating_raw = np.ascontiguousarray(ratings["rating"].to_numpy(), dtype=np.float32)
+
+    # index the ids present, then group by user in time order, dropping older duplicates
+    user_ids, user0 = dense_index(uid_raw)
+    movie_ids, movie0 = dense_index(mid_raw)
+    order, n_dupes = group_by_user(user0, movie0, ts_raw, len(user_ids), len(movie_ids))
+    if n_dupes:
+        say(f"dropped {n_dupes:,} duplicate (user, movie) ratings, keeping the latest of each")
+    n_before = len(order)
+    keep = None
+    if min_user_ratings > 1 or min_movie_ratings > 1:
+        keep, _rounds = min_count_mask(user0[order], movie0[order], len(user_ids), len(movie_ids), min_user_ratings, min_movie_ratings)
+    if keep is not None:
+        order = order[keep]
+        if len(order) == 0:
+            raise DataError(
+                f"no ratings left after --min-user-ratings {min_user_ratings} and --min-movie-ratings {min_movie_ratings}"
+            )
+        # re-index so that only the users and movies that are left get indices (per raw row again)
+        u_left, u_new = dense_index(user0[order])
+        m_left, m_new = dense_index(movie0[order])
+        user_ids, movie_ids = user_ids[u_left], movie_ids[m_left]
+        user0, movie0 = np.zeros(len(uid_raw), np.int32), np.zeros(len(uid_raw), np.int32)
+        user0[order], movie0[order] = u_new, m_new
+        del u_new, m_new
+    order_rows = order  # rows of the raw arrays, in (user, time, movie) order
+
+    check_side_tables(raw, user_ids, movie_ids)
+    n_users, n_movies = len(user_ids), len(movie_ids)
+    say(f"mapped {len(order_rows):,} ratings of {n_users:,} users and {n_movies:,} movies")
+
+    # split codes for the ratings in (user, time, movie) order
+    n = len(order_rows)
+    split_info: dict[str, Any] = {}
+    if split.method in CANONICAL:
+        if canonical_test is None:
+            raise DataError(f"split {split.method!r} is one of ml-100k's canonical files and needs --dataset ml-100k")
+        keys = gather(user0, order_rows).astype(np.int64) * n_movies + gather(movie0, order_rows)
+        codes, split_info = canonical_codes(raw, split, canonical_test(split.method), user_ids, movie_ids, keys)
+    elif split.method == "random":
+        codes, split_info = make_split(split, np.zeros(0, np.int32), np.zeros(0, np.int64), n_users, n=n)
+    else:
+        user_sorted = gather(user0, order_rows)
+        ts_sorted = gather(ts_raw, order_rows)
+        codes, split_info = make_split(split, user_sorted, ts_sorted, n_users)
+        del user_sorted, ts_sorted
+
+    # final order: by split (train, val, test), each still by (user, time, movie)
+    user_out, movie_out, ts_out, rating_out, split_counts = partition(codes, order_rows, user0, movie0, ts_raw, rating_raw)
+    return user_ids, movie_ids, user_out, movie_out, ts_out, rating_out, split_counts, split_info, n_dupes, n_before
+
+
+def check_side_tables(raw: RawData, user_ids: np.ndarray, movie_ids: np.ndarray) -> None:
+    """Every movie (and user, where the source has a users file) must be in the side tables."""
+    known_movies = raw.movies["movieId"].to_numpy()
+    unknown = movie_ids[~np.isin(movie_ids, known_movies)]
+    if len(unknown):
+        raise DataError(
+            f"{raw.ratings_file}: movie id {unknown[0]} is not in the movies file ({len(unknown)} unknown movie id(s))"
+        )
+    if raw.users is not None:
+        missing = user_ids[~np.isin(user_ids, raw.users["userId"].to_numpy())]
+        if len(missing):
+            raise DataError(f"{raw.ratings_file}: user id {missing[0]} is not in the users file ({len(missing)} unknown)")
+
+
+def canonical_codes(raw: RawData, split: SplitSpec, pairs, user_ids: np.ndarray, movie_ids: np.ndarray,
+                    keys: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Split codes of a canonical ml-100k split: test where (user, movie) is in ``pairs``, the .base rest train.
+
+    ``keys`` is user * n_movies + movie of every rating in (user, time, movie) order; a validation
+    share of the .base ratings is drawn at random with the seed, in that order.
+    """
+    n_users, n_movies = len(user_ids), len(movie_ids)
+    pu, pm = pairs["userId"].to_numpy(), pairs["movieId"].to_numpy()
+    tu = np.minimum(np.searchsorted(user_ids, pu), n_users - 1)
+    tm = np.minimum(np.searchsorted(movie_ids, pm), n_movies - 1)
+    ok = (user_ids[tu] == pu) & (movie_ids[tm] == pm)
+    codes = np.where(np.isin(keys, tu[ok].astype(np.int64) * n_movies + tm[ok]), np.int8(2), np.int8(0)).astype(np.int8)
+    if not ok.all() or int((codes == 2).sum()) != pairs.height:
+        raise DataError(f"{split.method}.test has ratings that are not in {raw.ratings_file} (or were filtered out)")
+    split_info: dict[str, Any] = {"test_file": f"{split.method}.test"}
+    if split.val_fraction > 0:
+        base = np.flatnonzero(codes == 0)
+        val = np.random.default_rng(split.seed).random(len(base)) < split.val_fraction
+        codes[base[val]] = 1
+        split_info["val_fraction"] = split.val_fraction
+    return codes, split_info
+
+
+def _order_polars(raw: RawData, split: SplitSpec, min_user_ratings: int, min_movie_ratings: int,
+                  canonical_test: Callable[[str], Any] | None, say: Callable[[str], None]) -> tuple:
+    """The Polars engine (:mod:`mfrec.data.lazy`); returns what ``_order_numba`` returns, bit for bit.
+
+    The random split's and the canonical validation share's random draws, and the time split's
+    quantile, stay NumPy's: the same generator stream and the same interpolation give the same codes.
+    """
+    import polars as pl
+
+    from mfrec.data.lazy import index_and_filter, ordered_ratings, user_last_codes
+
+    if split.method in CANONICAL and canonical_test is None:
+        raise DataError(f"split {split.method!r} is one of ml-100k's canonical files and needs --dataset ml-100k")
+    if not isinstance(raw.ratings, pl.LazyFrame):  # frames in memory get the Numba engine's checks
+        if raw.ratings.height == 0:
+            raise DataError(f"{raw.ratings_file}: no ratings")
+        check_scale(raw)
+    df, n_read, n_dupes = ordered_ratings(raw.ratings, raw.rating_scale, raw.rating_step, raw.rescan, raw.ratings_file)
+    say(f"read {n_read:,} ratings")
+    if n_dupes:
+        say(f"dropped {n_dupes:,} duplicate (user, movie) ratings, keeping the latest of each")
+    n_before = df.height
+    df, user_ids, movie_ids, _dropped = index_and_filter(df, min_user_ratings, min_movie_ratings)
+    if df.height == 0:
+        raise DataError(
+            f"no ratings left after --min-user-ratings {min_user_ratings} and --min-movie-ratings {min_movie_ratings}"
+        )
+    df = df.select("user", "movie", "timestamp", "rating")
+    check_side_tables(raw, user_ids, movie_ids)
+    n_users, n_movies = len(user_ids), len(movie_ids)
+    say(f"mapped {df.height:,} ratings of {n_users:,} users and {n_movies:,} movies")
+
+    split_info: dict[str, Any] = {}
+    if split.method in CANONICAL:
+        keys = df.select(pl.col("user").cast(pl.Int64) * n_movies + pl.col("movie")).to_series().to_numpy()
+        codes, split_info = canonical_codes(raw, split, canonical_test(split.method), user_ids, movie_ids, keys)
+    elif split.method == "user-last":
+        split.validate()
+        codes = user_last_codes(df, split.holdout, split.val_fraction)
+    elif split.method == "time":
+        codes, split_info = make_split(split, np.zeros(0, np.int32), df["timestamp"].to_numpy(), n_users)
+    else:  # random (NumPy's stream) and none
+        codes, split_info = make_split(split, np.zeros(df.height, np.int32), np.zeros(0, np.int64), n_users, n=df.height)
+    df = df.with_columns(split=pl.Series(codes, dtype=pl.Int8))
+    parts = [df.filter(pl.col("split") == c) for c in range(3)]
+    counts = np.array([p.height for p in parts], np.int64)
+    df = pl.concat(parts, rechunk=True)
+    del parts
+    cols = [np.ascontiguousarray(df[c].to_numpy()) for c in ("user", "movie", "timestamp", "rating")]
+    return (user_ids, movie_ids, *cols, counts, split_info, n_dupes, n_before)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 # The 18 ML-1M genres, in MovieLens' order. Later datasets add "IMAX" (and "(no genres listed)",
 # which mfrec reads as an empty genre list).
@@ -19,7 +19,7 @@ NO_GENRES = {"(no genres listed)", "unknown", ""}
 class RawData:
     """Ratings and side tables keyed by the source's original ids.
 
-    ratings: polars frame ``userId``, ``movieId`` (any integer type: the file readers give Int32, the
+    ratings: polars frame (or, for the Polars engine, lazy frame) ``userId``, ``movieId`` (any integer type: the file readers give Int32, the
              generator Int64), ``rating`` Float32, ``timestamp`` Int64.
     movies:  ``movieId`` Int64, ``title`` Utf8, ``year`` Int32 (null when absent), ``genres`` List(Utf8).
     users:   ``userId`` Int64 and demographics (``gender``, ``age``, ``occupation``, ``zip``) or None.
@@ -37,3 +37,6 @@ class RawData:
     # ratings frames, read when the source is (a zip's temporary copy does not outlive the read)
     canonical_splits: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # the Polars engine's ratings are a lazy scan (mfrec.data.lazy); ``rescan()`` reads the file again
+    # with the Numba parser, which raises the line-numbered error of a malformed file
+    rescan: Callable[[], Any] | None = None

@@ -10,7 +10,8 @@
   attention runs get the narrower recommenders of ``mfrec.inference.neural``.
 - New users are folded in by ``FactorModel.fold_in`` (``mfrec.models.factor``), the model's own ALS
   user half-step shrunk towards the training users (the run's population prior, when it has one);
-  ``foldin.explain_contributions`` splits the resulting scores per rating (and the prior's part).
+  ``foldin.Decomposition`` (one Cholesky factor, solved for the listed films only) splits the resulting
+  scores per rating (and the prior's part); ``foldin.explain_contributions`` returns all of it at once.
 - ``rankers``: ``--rank-by``, one run ranks a list and another predicts its ratings.
 - EASE runs (ease.npz): ``mfrec.inference.ease.EaseRecommender`` scores x · B; a made-up user needs
   no fitting and every "why" is exact; the lists carry ``ease_score``, not a predicted rating.

@@ -20,7 +20,7 @@ import numpy as np
 
 from mfrec.errors import DataError, ModelError, UnknownIdError
 from mfrec.inference.defaults import DEFAULTS
-from mfrec.inference.foldin import explain_contributions
+from mfrec.inference.foldin import Decomposition, explain_contributions
 from mfrec.models.factor import NO_BIAS_PENALTY, FactorModel
 from mfrec.inference.titles import TitleIndex
 from mfrec.kernels.topk import topk_rows
@@ -42,10 +42,6 @@ DISLIKES = ("score", "down-only")  # how a made-up user's dislikes rank a list (
 GROUP_RULE = "least misery: a movie's group score is the lowest predicted rating among the members"
 WHY_TOP = 3  # rated movies named in the "why" column
 EXPLAIN_TOP = 5  # rated movies listed per recommendation with --explain
-# the decomposition costs (#ratings)^2 * k^2: the "why" column decomposes users with up to
-# MAX_WHY_RATINGS ratings, --explain up to MAX_EXPLAINED_RATINGS; beyond that it is skipped (and said)
-MAX_WHY_RATINGS = 600
-MAX_EXPLAINED_RATINGS = 3000
 
 
 @dataclass(frozen=True)
@@ -205,6 +201,7 @@ class Recommender:
         self.movie_id_array = movies["movieId"].to_numpy().astype(np.int64)
         self.popularity = np.diff(np.asarray(dataset.train_by_movie.indptr)).astype(np.int64)
         self._titles: TitleIndex | None = None
+        self._shorts: dict[tuple[int, int], str] = {}  # _short's titles, made on first use
 
     # -- lookups ---------------------------------------------------------------------------------
     @property
@@ -366,23 +363,23 @@ class Recommender:
         notes: list[str] = []
         if not ratings or len(recs) == 0:
             return ["popular with everyone (no ratings given)" if not ratings else ""] * len(recs), {}, notes
-        limit = MAX_EXPLAINED_RATINGS if explain else MAX_WHY_RATINGS
-        if len(ratings) > limit:
-            notes.append(f"'why' left empty: {len(ratings)} ratings to decompose (at most {limit}"
-                         + ("" if explain else f"; --explain allows {MAX_EXPLAINED_RATINGS}") + ")")
-            return [""] * len(recs), {}, notes
         rated = np.array([m for m, _ in ratings], np.int32)
         values = np.array([r for _, r in ratings], np.float32)
-        contrib, _, population = explain_contributions(self.model, rated, values, recs)
+        # one factored system, solved for the listed films only (mfrec.inference.foldin: no cap on ratings)
+        contrib, population = Decomposition(self.model, rated, values).contributions(recs)
         above = values.astype(np.float64) > self.model.mu + self.model.movie_bias[rated].astype(np.float64)
+        magnitude = np.abs(contrib)
+        total = magnitude.sum(axis=1)
+        orders = np.argsort(-magnitude, axis=1, kind="stable")  # largest |contribution| first, per film
+        share_of = contrib / np.where(total > 0, total, np.inf)[:, None]  # 0 where nothing contributes
         why, details = [], {}
         for row, m in enumerate(recs):
-            c = contrib[row]
-            total_abs = float(np.abs(c).sum())
-            order = np.argsort(-np.abs(c), kind="stable")
-            shares = c / total_abs if total_abs > 0 else np.zeros_like(c)
+            c, order, shares, total_abs = contrib[row], orders[row], share_of[row], float(total[row])
+            # why_text names the first WHY_TOP ratings that push the film up, else the largest pull:
+            # only those are built into items (the same cell as passing every rating)
+            up = order[c[order] > 0][:WHY_TOP]
             why.append(why_text([(self._short(rated[j]), float(values[j]), bool(above[j]), float(c[j]), float(shares[j]))
-                                 for j in order]))
+                                 for j in (up if len(up) else order[:1])]))
             if explain:
                 base = self.model.mu + float(self.model.movie_bias[m])
                 pop = (f" {float(population[row]):+.2f} (a typical user who rated these movies)" if self.model.calibrated
@@ -436,10 +433,15 @@ class Recommender:
         return pl.DataFrame(rows, schema=names, orient="row")
 
     def _short(self, m: int, width: int = 24) -> str:
-        from mfrec.inference.titles import split_year
+        """A title as the "why" cell names it: no year, at most ``width`` characters (kept once made)."""
+        key = (int(m), width)
+        short = self._shorts.get(key)
+        if short is None:
+            from mfrec.inference.titles import split_year
 
-        t = split_year(self.titles_list[m])[0] or self.titles_list[m]
-        return t if len(t) <= width else t[: width - 1] + "…"
+            t = split_year(self.titles_list[m])[0] or self.titles_list[m]
+            short = self._shorts[key] = t if len(t) <= width else t[: width - 1] + "…"
+        return short
 
     def dislike_lift(self, ratings: Sequence[tuple[int, float]]) -> np.ndarray:
         """How much a made-up user's dislikes (ratings below the movie's average) lift each movie's score:
@@ -449,7 +451,7 @@ class Recommender:
         below = values < self.model.mu + self.model.movie_bias[rated].astype(np.float64) if len(rated) else np.zeros(0, bool)
         if not below.any():
             return np.zeros(self.model.n_movies)
-        _, parts, _ = explain_contributions(self.model, rated, values, np.zeros(0, np.int64))
+        parts = Decomposition(self.model, rated, values).parts
         design = np.concatenate([np.ones((self.model.n_movies, 1)),
                                  np.asarray(self.model.effective_movie_factors, np.float64)], axis=1)
         contrib = design @ parts[below].T  # (n_movies, #dislikes)

@@ -342,8 +342,10 @@ def cg_solve(n, buf, wts, tgt, gram, lam, lam_b, has_bias, cg_steps, xb, x, res,
             diagb += wts[j]
     pb = resb / diagb
     rz = resb * pb
+    # (a loop never both stores and re-associates a sum, see _config.py)
     for a in range(k):
         p[a] = res[a] / diag[a]
+    for a in range(k):
         rz += res[a] * p[a]
     if not np.isfinite(rz):
         return NOT_FINITE, xb
@@ -370,6 +372,7 @@ def cg_solve(n, buf, wts, tgt, gram, lam, lam_b, has_bias, cg_steps, xb, x, res,
         for a in range(k):
             x[a] += alpha * p[a]
             res[a] -= alpha * ap[a]
+        for a in range(k):
             rz_new += res[a] * res[a] / diag[a]
         beta = rz_new / rz
         rz = rz_new

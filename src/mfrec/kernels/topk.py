@@ -104,14 +104,15 @@ def _topk_rows(scores, row_bias, col_bias, allowed, excl_indptr, excl_indices, r
         _topk_row(r, scores, row_bias, col_bias, allowed, excl_indptr, excl_indices, row_offset, k, out_i, out_s)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _topk_rows_serial(scores, row_bias, col_bias, allowed, excl_indptr, excl_indices, row_offset, k, out_i, out_s):
-    # the same rows without a thread pool: one user's list should not wait for worker threads
+    # the same rows without a thread pool: one user's list should not wait for worker threads; without
+    # the GIL, so a server's other request threads run their Python meanwhile
     for r in range(scores.shape[0]):
         _topk_row(r, scores, row_bias, col_bias, allowed, excl_indptr, excl_indices, row_offset, k, out_i, out_s)
 
 
-@numba.njit(cache=True, fastmath=FASTMATH)  # re-association only, so the dot product vectorises
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True)  # re-association only, so the dot product vectorises
 def _score_one(movie_factors, vector, movie_bias, base, out):
     n, k = movie_factors.shape
     for i in range(n):

@@ -20,6 +20,7 @@ import numpy as np
 from mfrec.callbacks import EarlyStopping, EpochReport, Step, emit
 from mfrec.errors import ModelError
 from mfrec.models.config import ALSConfig
+from mfrec.models.epoch_eval import EpochState, Evaluation, RatingEvaluation, train_rmse
 from mfrec.models.factor import PRIOR_MAX_USERS, FactorModel, FoldInSettings, fit_rating_map, population_prior
 
 EXPLODED = 1e6  # |factor| above this means the fit diverged
@@ -83,18 +84,25 @@ def _check_finite(epoch: int, **arrays: np.ndarray) -> None:
             raise NonFiniteFactorsError(f"epoch {epoch}: {name} exploded (|value| > {EXPLODED:g}); raise --reg")
 
 
-def report_epoch(epoch: int, train_rmse: float, val_rmse: float | None, test_rmse: float | None, seconds: float,
-                 config: ALSConfig, early: EarlyStopping, callback, say: Callable[[str], None],
-                 label: str) -> tuple[EpochReport, bool]:
+RMSE_FIELDS = ("train_rmse", "val_rmse", "test_rmse")  # EpochReport's own fields; other metrics go to .metrics
+
+
+def report_epoch(epoch: int, metrics: dict[str, Any], seconds: float, config: ALSConfig, early: EarlyStopping, callback,
+                 say: Callable[[str], None], label: str) -> tuple[EpochReport, bool]:
     """Early stopping on validation RMSE (without it, or with patience 0, the last epoch is kept) and
-    the epoch's report, sent to ``callback`` with a ``Step``; returns (report, whether the epoch is a new best)."""
+    the epoch's report of the evaluation callback's ``metrics``, sent to ``callback`` with a ``Step``;
+    returns (report, whether the epoch is a new best)."""
+    val_rmse = metrics.get("val_rmse")
     validated = val_rmse is not None and config.patience > 0
     improved = bool(validated and early.update(val_rmse, epoch))
     best_epoch = early.epoch if validated else epoch
     stop = early.should_stop(epoch, validated)
-    note = (f"epoch {epoch}: train RMSE {train_rmse:.4f}" + (f", val RMSE {val_rmse:.4f}" if val_rmse is not None else "")
-            + (f", test RMSE {test_rmse:.4f}" if test_rmse is not None else "") + f", {seconds:.2f} s")
-    result = EpochReport(epoch, train_rmse, val_rmse, test_rmse, seconds, best_epoch, stop, note=note)
+    shown = [f"{name.replace('_rmse', '')} RMSE {v:.4f}" if name in RMSE_FIELDS else f"{name} {v:.4f}"
+             for name, v in metrics.items() if v is not None]
+    note = f"epoch {epoch}: " + ", ".join(shown + [f"{seconds:.2f} s"])
+    extra = {k: v for k, v in metrics.items() if k not in RMSE_FIELDS}
+    result = EpochReport(epoch, metrics.get("train_rmse"), val_rmse, metrics.get("test_rmse"), seconds, best_epoch, stop,
+                         metrics=extra, note=note)
     emit(callback, result)
     emit(callback, Step(1, config.epochs, label, " epochs"))
     if stop:
@@ -103,18 +111,22 @@ def report_epoch(epoch: int, train_rmse: float, val_rmse: float | None, test_rms
 
 
 def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None,
-        log: Callable[[str], None] | None = None) -> FactorModel:
+        log: Callable[[str], None] | None = None, evaluate: Evaluation | None = None) -> FactorModel:
     """Train an ALS model on ``dataset.train``; report every epoch to ``callback``
     (``mfrec.callbacks.EpochReport``, then a ``Step`` of one epoch).
 
-    With a validation split and ``patience > 0`` training stops after ``patience`` epochs without a
-    better validation RMSE, and the best epoch's parameters are kept; otherwise the last epoch's. Deterministic for a seed:
+    ``evaluate(EpochState)`` measures each epoch (``mfrec.models.epoch_eval``); the default,
+    ``RatingEvaluation.for_run(dataset, config)``, is validation RMSE (training RMSE too with
+    ``config.train_metrics``, or alone without a validation split). The fit never reads the test split.
+    When the evaluation reports ``val_rmse`` and ``patience > 0`` training stops after ``patience``
+    epochs without a better validation RMSE, and the best epoch's parameters are kept; otherwise the
+    last epoch's. Deterministic for a seed:
     the only randomness is the initial factors, drawn from ``numpy.random.default_rng(seed)``,
     and every row's solve is independent of thread scheduling.
     """
     from mfrec.kernels.als import check_ratings_csr, genre_part, solve_rows
     from mfrec.kernels.genre import genre_index, solve_genre_factors
-    from mfrec.kernels.predict import error_sums, error_sums_csr, predict
+    from mfrec.kernels.predict import predict
 
     if config.model == "ials":
         raise ModelError("the ials model has its own fit loop: mfrec.models.ials.fit (or mfrec.train)")
@@ -129,7 +141,8 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
         nu, nm = dataset.n_users, dataset.n_movies
         k = config.k
         genre = config.model == "mf-genre"
-        train, val, test = dataset.train, dataset.val, dataset.test
+        train, val = dataset.train, dataset.val  # the test split is for after the fit (mfrec.training)
+        evaluate = RatingEvaluation.for_run(dataset, config) if evaluate is None else evaluate
         if len(train) == 0:
             raise ModelError(f"dataset {dataset.name} has no training ratings")
         # the training ratings are read through the CSRs only (the split's own arrays stay untouched)
@@ -162,16 +175,6 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
         say(f"fit {config.model}: {nu:,} users, {nm:,} movies, {len(train):,} train ratings, k={k}, "
             f"solver={config.solver}, {n_threads} threads")
 
-        def rmse(split, effective) -> float | None:
-            if split is None or len(split) == 0:
-                return None
-            if split is train:
-                sq, _ = error_sums_csr(ucsr.indptr, ucsr.indices, ucsr.values, np.float32(mu), bu, bi, P, effective,
-                                       scale)
-            else:
-                sq, _ = error_sums(split.user, split.movie, split.rating, np.float32(mu), bu, bi, P, effective, scale)
-            return float(np.sqrt(sq / len(split)))
-
         history: list[EpochReport] = []
         early = EarlyStopping(config.patience)
         best_arrays: tuple[np.ndarray, ...] | None = None
@@ -195,11 +198,10 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
 
             t1 = time.perf_counter()
             effective = Q + G if genre else Q  # the movie side as the model scores it, built once per epoch
-            train_rmse, val_rmse, test_rmse = rmse(train, effective), rmse(val, effective), rmse(test, effective)
+            metrics = evaluate(EpochState(epoch, mu, bu, bi, P, effective, scale))
             eval_seconds += time.perf_counter() - t1
 
-            result, improved = report_epoch(epoch, train_rmse, val_rmse, test_rmse, seconds, config, early, callback, say,
-                                            f"train {config.model}")
+            result, improved = report_epoch(epoch, metrics, seconds, config, early, callback, say, f"train {config.model}")
             if improved:
                 best_arrays = (P.copy(), Q.copy(), Y.copy(), bu.copy(), bi.copy())
             history.append(result)
@@ -217,9 +219,12 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
             "numba_threads": n_threads,
         })
         # the fold-in's population prior (calibrated made-up users; mfrec.models.factor), noise = kept epoch's train RMSE
-        kept_rmse = next(h.train_rmse for h in history if h.epoch == best_epoch)
         settings = FoldInSettings(config.reg, config.reg_bias, config.weighted_reg, config.reg_exponent)
         effective = Q + genre_part(gcsr.indptr, gcsr.indices, Y) if genre else Q  # of the kept epoch
+        kept_rmse = next(h.train_rmse for h in history if h.epoch == best_epoch)
+        if kept_rmse is None:  # not measured per epoch: one pass now, on the kept model
+            kept_rmse = train_rmse(EpochState(best_epoch, mu, bu, bi, P, effective, scale), ucsr)
+        meta["train_rmse"] = kept_rmse
         prior = (None, None)
         if kept_rmse is not None and kept_rmse > 0:  # a perfect fit leaves no noise to weigh a prior by
             prior = population_prior(ucsr.indptr, ucsr.indices, effective, bu, P, settings, kept_rmse ** 2)

@@ -111,6 +111,12 @@ class ALSConfig:
         default=2,
         metadata={"doc": "Early stopping: stop after this many epochs without a better validation RMSE (ials: NDCG@10) (0 = never)."},
     )
+    train_metrics: bool | None = field(
+        default=None,
+        metadata={"doc": "Per-epoch training RMSE (ials: training loss), one extra pass over the ratings: "
+                         "true, false, or null = only when there is no validation split (the test split is never "
+                         "evaluated per epoch; its RMSE is taken once, from the kept model)."},
+    )
 
     @classmethod
     def for_model(cls, model: str, **overrides: Any) -> "ALSConfig":
@@ -161,6 +167,8 @@ class ALSConfig:
             raise bad("refit_with_val", "must be true or false")
         if not isinstance(self.weighted_reg, bool):
             raise bad("weighted_reg", "must be true or false")
+        if self.train_metrics is not None and not isinstance(self.train_metrics, bool):
+            raise bad("train_metrics", "must be true, false or null")
         return self
 
     @property

@@ -15,8 +15,10 @@ that stay on the worker that loaded them.
   movie block is then formed on its worker from y (small).
 - The initial factors are the single-machine draw (``default_rng(seed)``, users then movies), each
   worker drawing the stream in chunks and keeping only its rows, so they do not depend on W either.
-- After each epoch the client gathers the factors to score train/validation/test RMSE and keep the
-  best epoch (the single-machine rules); that is ``(n_users + n_movies)(k + 1)`` float32 per epoch.
+- After each epoch the client gathers the factors, hands them to the per-epoch evaluation callback
+  (``mfrec.models.epoch_eval``: validation RMSE by default, training RMSE as configured, never test)
+  and keeps the best epoch (the single-machine rules); that is ``(n_users + n_movies)(k + 1)``
+  float32 per epoch.
 
 Traps guarded: every task sets its worker's Numba threads (``threads``, default the worker's share
 of the cores); the half-step kernel releases the GIL (``nogil``) so a busy worker still talks to
@@ -37,6 +39,7 @@ from mfrec.data.blocks import blocks_by_count, csr_block, find_blocks, read_bloc
 from mfrec.errors import MfrecError, ModelError
 from mfrec.models.als import _check_finite, report_epoch
 from mfrec.models.config import ALSConfig
+from mfrec.models.epoch_eval import EpochState, Evaluation, RatingEvaluation, train_rmse
 from mfrec.models.factor import FactorModel
 
 DASK_HINT = 'pip install -e ".[dask]"'
@@ -240,18 +243,18 @@ def solve_genre_system(sets: list[tuple[int, ...]], S: np.ndarray, h: np.ndarray
 
 
 def fit_dask(dataset, config: ALSConfig, client, n_blocks: int | None = None, threads: int | None = None,
-             callback: Callable[[Any], Any] | None = None, log: Callable[[str], None] | None = None) -> FactorModel:
+             callback: Callable[[Any], Any] | None = None, log: Callable[[str], None] | None = None,
+             evaluate: Evaluation | None = None) -> FactorModel:
     """Train ``config``'s ALS model on ``dataset`` with the Dask ``client``'s workers; the same
     ``FactorModel`` (and the same numbers, to float rounding) as ``mfrec.models.als.fit``.
 
     ``n_blocks``: blocks per side (default: one per worker); ``threads``: Numba threads per worker
-    (default: the cores each worker's machine has, shared among the workers on it).
+    (default: the cores each worker's machine has, shared among the workers on it); ``evaluate``: the
+    per-epoch evaluation callback, as in ``mfrec.models.als.fit``.
     """
     import os
 
     from mfrec.kernels.als import genre_part, genre_sets
-    from mfrec.kernels.predict import error_sums
-
     say = log or (lambda _m: None)
     config = config.validate()
     t_start = time.perf_counter()
@@ -263,7 +266,9 @@ def fit_dask(dataset, config: ALSConfig, client, n_blocks: int | None = None, th
         threads = config.threads or max(1, (os.cpu_count() or 1) // len(workers))
     nu, nm, k = dataset.n_users, dataset.n_movies, config.k
     genre = config.model == "mf-genre"
-    train, val, test = dataset.train, dataset.val, dataset.test
+    train = dataset.train  # the test split is for after the fit (mfrec.training)
+    evaluate = RatingEvaluation.for_run(dataset, config) if evaluate is None else evaluate
+    scale = (float(dataset.rating_scale[0]), float(dataset.rating_scale[1]))
     if len(train) == 0:
         raise ModelError(f"dataset {dataset.name} has no training ratings")
     mu = float(np.mean(train.rating, dtype=np.float64))
@@ -303,13 +308,6 @@ def fit_dask(dataset, config: ALSConfig, client, n_blocks: int | None = None, th
     def everywhere(shards, with_shifts):
         return {w: on_worker(w, gather_side, shards, shifts if with_shifts else None) for w in used}
 
-    def rmse(split, P, bu, bi, effective) -> float | None:
-        if split is None or len(split) == 0:
-            return None
-        sq, _ = error_sums(split.user, split.movie, split.rating, np.float32(mu), bu, bi, P, effective,
-                           (float(dataset.rating_scale[0]), float(dataset.rating_scale[1])))
-        return float(np.sqrt(sq / len(split)))
-
     history: list[EpochReport] = []
     early = EarlyStopping(config.patience)
     best: tuple[np.ndarray, ...] | None = None
@@ -342,9 +340,9 @@ def fit_dask(dataset, config: ALSConfig, client, n_blocks: int | None = None, th
             bi = np.concatenate([b for _, b in got[W:]])
             _check_finite(epoch, user_factors=P, movie_factors=Q, user_biases=bu, movie_biases=bi, genre_factors=Y)
             effective = Q + genre_part(gcsr.indptr, gcsr.indices, Y) if genre else Q
-            train_rmse, val_rmse, test_rmse = (rmse(s, P, bu, bi, effective) for s in (train, val, test))
-            report, improved = report_epoch(epoch, train_rmse, val_rmse, test_rmse, seconds, config, early, callback,
-                                            say, f"train {config.model} (dask)")
+            metrics = evaluate(EpochState(epoch, mu, bu, bi, P, effective, scale))
+            report, improved = report_epoch(epoch, metrics, seconds, config, early, callback, say,
+                                            f"train {config.model} (dask)")
             if improved:
                 best = (P, Q, Y, bu, bi)
             history.append(report)
@@ -359,10 +357,14 @@ def fit_dask(dataset, config: ALSConfig, client, n_blocks: int | None = None, th
     rss = client.run(worker_rss_mb)
     if best is not None and best_epoch != history[-1].epoch:
         P, Q, Y, bu, bi = best
+    kept_rmse = next(h.train_rmse for h in history if h.epoch == best_epoch)
+    if kept_rmse is None:  # not measured per epoch: one pass now, on the kept model
+        effective = Q + genre_part(gcsr.indptr, gcsr.indices, Y) if genre else Q
+        kept_rmse = train_rmse(EpochState(best_epoch, mu, bu, bi, P, effective, scale), ucsr)
     meta = {
         "dataset": dataset.name, "data_path": data_path,
         "rating_scale": [float(dataset.rating_scale[0]), float(dataset.rating_scale[1])],
-        "genres": list(dataset.genres), "best_epoch": best_epoch, "epochs_run": len(history),
+        "genres": list(dataset.genres), "best_epoch": best_epoch, "epochs_run": len(history), "train_rmse": kept_rmse,
         "seconds_per_epoch": float(np.mean(epoch_seconds)), "train_seconds": time.perf_counter() - t_start,
         "numba_threads": int(threads), "engine": "dask", "dask_workers": len(workers), "dask_blocks": W,
         "bytes_between_workers_per_epoch": moved / max(len(history), 1),

@@ -12,8 +12,11 @@ is minimised by alternating exact (or CG) half-steps (``mfrec.kernels.ials``). T
 for user u is p_u.q_i: it ranks movies, it is not a rating (mu and the biases are 0 and the model has
 no rating scale).
 
-Per epoch the loop reports the training loss per rated pair and, when the caller passes
-``validate``, validation ranking metrics, on which it stops early (higher NDCG is better); with
+Per epoch the loop reports, when the caller passes ``validate``, validation ranking metrics, on which
+it stops early (higher NDCG is better), and the training loss per rated pair when
+``config.train_metrics`` is true or, when it is null (the default), when there is no ``validate``
+(``mfrec.models.epoch_eval.train_metrics_on``: a pass over the ratings that validation makes
+unnecessary for judging the fit); with
 ``refit_with_val`` it then trains again on train + validation for the chosen number of epochs, so the
 saved model knows every rating before the held-out period (the per-epoch history is the validated fit's).
 """
@@ -130,6 +133,7 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
         say(f"fit ials: {nu:,} users, {nm:,} movies, {len(train):,} positives, k={k}, solver={config.solver}, "
             f"alpha={config.alpha:g}, alpha0={config.unobserved_weight:g}, reg={config.reg:g}, "
             f"nu={config.reg_exponent:g}, {n_threads} threads")
+        with_loss = config.train_metrics if config.train_metrics is not None else validate is None
         history: list[EpochReport] = []
         early = EarlyStopping(config.patience, higher_is_better=True)
         best: tuple[np.ndarray, np.ndarray] | None = None
@@ -148,7 +152,9 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
             epoch_seconds.append(seconds)
             _check_finite(epoch, user_factors=P, movie_factors=Q)
             t1 = time.perf_counter()
-            metrics: dict[str, float] = {"train_loss": train_loss(P, Q, users, movies, pair_conf, config)}
+            metrics: dict[str, float] = {}
+            if with_loss:
+                metrics["train_loss"] = train_loss(P, Q, users, movies, pair_conf, config)
             if validate is not None:
                 metrics.update(validate(P, Q))
             eval_seconds += time.perf_counter() - t1
@@ -157,7 +163,7 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
                 best = (P.copy(), Q.copy())
             best_epoch = early.epoch if validated else epoch
             stop = early.should_stop(epoch, validated)
-            note = f"epoch {epoch}: " + ", ".join(f"{key} {v:.4f}" for key, v in metrics.items()) + f", {seconds:.2f} s"
+            note = f"epoch {epoch}: " + ", ".join([f"{key} {v:.4f}" for key, v in metrics.items()] + [f"{seconds:.2f} s"])
             report = EpochReport(epoch, None, None, None, seconds, best_epoch, stop, metrics=metrics, note=note)
             history.append(report)
             emit(callback, report)
@@ -172,7 +178,7 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
             # the epoch count is chosen; train it again on train + validation, so that the model knows
             # every rating before the held-out period (a user's latest ones tell most about what is next)
             say(f"refit on train + validation ({len(dataset.train) + len(dataset.val):,} ratings) for {best_epoch} epochs")
-            again = fit(_WithValidation(dataset), config.replace(epochs=best_epoch, patience=0), log=log)
+            again = fit(_WithValidation(dataset), config.replace(epochs=best_epoch, patience=0, train_metrics=False), log=log)
             P, Q = again.user_factors, again.movie_factors
             epoch_seconds += [again.config["seconds_per_epoch"]] * best_epoch
         meta = {

@@ -2,7 +2,8 @@
 
 RMSE and ranking metrics compare only between runs on the same dataset (another split or another
 MovieLens size gives other numbers), so each dataset gets its own row of panels: the validation
-(solid) and test (dashed) RMSE per epoch, and, when some run of it has ranking metrics (``mfrec
+(solid) and test (dashed) RMSE per epoch, the training RMSE (dotted) of a run that has neither, and
+a star for the test RMSE an ALS run measures once, on its kept model, at that epoch; and, when some run of it has ranking metrics (``mfrec
 evaluate --protocol ranking`` or a sequential run: hit@10, ndcg@10, ...), their final values as
 bars. A run keeps one colour in every panel; the legend of the runs sits below the panels.
 """
@@ -19,8 +20,9 @@ from mfrec.analysis import runs as R
 from mfrec.experiments.run import read_metrics
 from mfrec.plots.style import colors, figure, save, styled
 
-# which curves to overlay, and how each is drawn
-CURVES = (("val_rmse", "-", "validation"), ("test_rmse", "--", "test"))
+# which curves to overlay, and how each is drawn; the training curve only for a run without the other two
+CURVES = (("val_rmse", "-", "validation"), ("test_rmse", "--", "test"), ("train_rmse", ":", "train"))
+HELD_OUT = ("val_rmse", "test_rmse")
 UNKNOWN_DATASET = "unknown dataset"
 
 
@@ -30,6 +32,7 @@ class _Run:
     dataset: str
     rmse: dict = field(default_factory=dict)  # curve key -> (epochs, values)
     ranking: dict = field(default_factory=dict)  # metric label -> final value
+    test_point: tuple | None = None  # (kept epoch, test RMSE) of a run that measured test once, after training
 
 
 def ranking_values(row: dict) -> dict[str, float]:
@@ -53,16 +56,27 @@ def dataset_groups(datasets: Sequence[str | None]) -> dict[str, list[int]]:
 
 
 def _read(path) -> _Run:
+    from mfrec.experiments.summary import Summary
+
     row = R.run_row(path)
     c = R.curves(read_metrics(path))
-    return _Run(Path(path).name, row.get("dataset") or UNKNOWN_DATASET,
-                {k: c[k] for k, _, _ in CURVES if k in c}, ranking_values(row))
+    rmse = {k: c[k] for k in HELD_OUT if k in c}
+    if not rmse and "train_rmse" in c:  # no validation split: the training curve tells how the fit went
+        rmse["train_rmse"] = c["train_rmse"]
+    point = None
+    if rmse and "test_rmse" not in rmse and row.get("test_rmse") is not None:
+        epochs = next(iter(rmse.values()))[0]
+        best = Summary.read(Path(path) / "summary.json").best_epoch
+        point = (best if best in epochs else int(epochs[-1]), float(row["test_rmse"]))
+    return _Run(Path(path).name, row.get("dataset") or UNKNOWN_DATASET, rmse, ranking_values(row), point)
 
 
 def _final(run: _Run) -> str:
+    if run.test_point is not None:
+        return f"test RMSE {run.test_point[1]:.4f}"
     if run.rmse:
-        key = "test_rmse" if "test_rmse" in run.rmse else "val_rmse"
-        return f"{'test' if key == 'test_rmse' else 'val'} RMSE {float(run.rmse[key][1][-1]):.4f}"
+        key = next(k for k in ("test_rmse", "val_rmse", "train_rmse") if k in run.rmse)
+        return f"{key.removesuffix('_rmse')} RMSE {float(run.rmse[key][1][-1]):.4f}"
     name, value = next(iter(run.ranking.items()))
     return f"{name} {value:.4f}"
 
@@ -76,6 +90,9 @@ def _rmse_panel(ax, runs: list[_Run], color: dict[str, str]) -> None:
             if key in run.rmse:
                 x, y = run.rmse[key]
                 ax.plot(x, y, ls=ls, color=color[run.name], marker="o" if len(x) < 30 else None, ms=3.5)
+        if run.test_point is not None:
+            ax.plot(*run.test_point, ls="none", marker="*", ms=13, color=color[run.name], markeredgecolor="0.2",
+                    markeredgewidth=0.6, zorder=5)
     # every point inside the frame, with room around it (the first epoch's point included)
     ax.margins(x=0.04, y=0.08)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
@@ -83,6 +100,8 @@ def _rmse_panel(ax, runs: list[_Run], color: dict[str, str]) -> None:
     ax.set_ylabel("RMSE (stars, lower is better)")
     present = {k for run in runs for k in run.rmse}  # only the curve kinds some run has
     style = [Line2D([], [], color="0.3", ls=ls, label=what) for key, ls, what in CURVES if key in present]
+    if any(run.test_point for run in runs):
+        style.append(Line2D([], [], color="0.3", ls="none", marker="*", ms=11, label="test, kept model (once)"))
     # above the frame, right-aligned: a legend inside it would sooner or later cover a curve
     ax.legend(handles=style, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(style), frameon=False,
               borderaxespad=0.1, handlelength=2.6)
@@ -109,7 +128,7 @@ def _ranking_panel(ax, runs: list[_Run], color: dict[str, str]) -> None:
 
 
 def comparison_figure(run_paths: Sequence[str | Path], path, title: str | None = None) -> Path | None:
-    """RMSE per epoch (validation solid, test dashed) and final ranking metrics of every run, one
+    """RMSE per epoch (validation solid, test dashed, a test star at the kept epoch) and final ranking metrics of every run, one
     colour per run and one row of panels per dataset (in the order the runs come).
 
     A run with neither RMSE curves nor ranking metrics is left out; returns None when none has either.
@@ -151,6 +170,6 @@ def comparison_figure(run_paths: Sequence[str | Path], path, title: str | None =
         n = len(runs)
         on = f" on {len(groups)} datasets" if len(groups) > 1 else ""
         fig.suptitle(title or f"{n} run{'s' if n > 1 else ''} compared{on}")
-        fig.legend(handles=handles, title="run (at the last epoch)", loc="outside lower center", ncol=legend_cols,
+        fig.legend(handles=handles, title="run (its kept model, else its last epoch)", loc="outside lower center", ncol=legend_cols,
                    frameon=False)
         return save(fig, path)

@@ -1,4 +1,9 @@
-"""Learning curves: train / validation / test RMSE per epoch, best epoch marked (plots/rmse.png)."""
+"""Learning curves: train / validation / test RMSE per epoch, best epoch marked (plots/rmse.png).
+
+ALS runs record validation RMSE per epoch (training RMSE as configured) and measure the test split
+once, on the kept model; that one number is drawn as a single point at the kept epoch. Older runs and
+other models (neural, bayes) that wrote a test RMSE every epoch keep their test curve.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +26,12 @@ def _ok(v) -> bool:
 
 
 def plot_rmse(metrics: Any, path: str | os.PathLike, best_epoch: int | None = None, title: str | None = None,
-              dpi: int | None = None, sampler: bool = False) -> Path:
+              dpi: int | None = None, sampler: bool = False, test_rmse: float | None = None) -> Path:
     """Write the RMSE-per-epoch figure to ``path`` (PNG at ``dpi``, default the shared one); ``metrics`` is
     a polars frame, a dict of columns or a list of per-epoch records with epoch/train_rmse/val_rmse/test_rmse.
-    ``sampler``: a Gibbs run (bayes): one row per sample, validation/test are the running posterior mean."""
+    ``sampler``: a Gibbs run (bayes): one row per sample, validation/test are the running posterior mean.
+    ``test_rmse``: the kept model's test RMSE, measured once after training, drawn as one point at
+    ``best_epoch`` (else the last epoch) when ``metrics`` has no per-epoch test values."""
     from mfrec.plots.style import PALETTE, figure, save, styled
 
     epochs = _series(metrics, "epoch")
@@ -44,6 +51,15 @@ def plot_rmse(metrics: Any, path: str | os.PathLike, best_epoch: int | None = No
                 label = "train (that sample)" if col == "train_rmse" else f"{label} (running posterior mean)"
             ax.plot(xs, vs, marker=None if sampler else marker, ls=ls, color=color,
                     label=f"{label} (last {vs[-1]:.4f})", markersize=5)
+        test_curve = any(_ok(v) for v in _series(metrics, "test_rmse"))
+        if _ok(test_rmse) and not test_curve and epochs:
+            at = best_epoch if best_epoch in epochs else epochs[-1]
+            label, color, marker, _ = styles["test_rmse"]
+            ax.plot([at], [test_rmse], ls="none", marker="*", markersize=15, color=color, zorder=5,
+                    label=f"{label}: kept model, measured once ({test_rmse:.4f})")
+            ax.annotate(f"{test_rmse:.4f}", (at, test_rmse), xytext=(8, 6), textcoords="offset points", color=color)
+            ax.margins(x=0.06, y=0.12)  # room for the star and its number inside the frame
+            plotted.append(float(test_rmse))
         if best_epoch is not None and best_epoch in epochs:
             validated = any(_ok(v) for v in _series(metrics, "val_rmse"))
             # without a validation split nothing chose the epoch: training simply kept the last one

@@ -183,9 +183,11 @@ def genre_map_figure(genre_factors: np.ndarray, genres: list[str], path, run_nam
         return save(fig, path, dpi)
 
 
-def rmse_figure(run_path, path, best_epoch: int | None = None, dpi: int | None = None) -> Path | None:
+def rmse_figure(run_path, path, best_epoch: int | None = None, dpi: int | None = None,
+                test_rmse: float | None = None) -> Path | None:
     """The run's RMSE curves, drawn by ``mfrec.plots.curves`` (the same figure training writes);
-    the best epoch is marked (default: summary.json's)."""
+    the best epoch is marked (default: summary.json's), and, when metrics.csv has no test curve, the
+    kept model's test RMSE as one point there (default: summary.json's test_rmse)."""
     from mfrec.plots import curves
 
     metrics = read_metrics(run_path)
@@ -195,9 +197,11 @@ def rmse_figure(run_path, path, best_epoch: int | None = None, dpi: int | None =
     if _model_kind(Path(run_path)) == "bayes":  # a sampler: no best epoch, the running posterior mean
         return curves.plot_rmse(metrics, path, title=_title("RMSE per Gibbs sample", Path(run_path).name), dpi=dpi,
                                 sampler=True)
-    best = best_epoch if best_epoch is not None else Summary.read(Path(run_path) / "summary.json").best_epoch
+    summary = Summary.read(Path(run_path) / "summary.json") if best_epoch is None or test_rmse is None else None
+    best = best_epoch if best_epoch is not None else summary.best_epoch
+    test = test_rmse if test_rmse is not None else summary.test_rmse
     return curves.plot_rmse(metrics, path, best_epoch=int(best) if best is not None else None,
-                            title=_title("RMSE per epoch", Path(run_path).name), dpi=dpi)
+                            title=_title("RMSE per epoch", Path(run_path).name), dpi=dpi, test_rmse=test)
 
 
 def ranking_figure(run_path, path) -> Path | None:
@@ -267,10 +271,13 @@ def _model_kind(run_path: Path) -> str | None:
     return cfg.get("model") or Summary.read(run_path / "summary.json").model
 
 
-def curve_figures(run_path, out_dir, kind: str | None, best_epoch: int | None = None) -> list[Path | None]:
-    """rmse.png, ranking.png and loss.png from the run's metrics.csv (None for each it has no values for)."""
+def curve_figures(run_path, out_dir, kind: str | None, best_epoch: int | None = None,
+                  test_rmse: float | None = None) -> list[Path | None]:
+    """rmse.png, ranking.png and loss.png from the run's metrics.csv (None for each it has no values for);
+    ``test_rmse``: see ``rmse_figure``."""
     run_path, out_dir = Path(run_path), Path(out_dir)
-    return [rmse_figure(run_path, out_dir / "rmse.png", best_epoch), ranking_figure(run_path, out_dir / "ranking.png"),
+    return [rmse_figure(run_path, out_dir / "rmse.png", best_epoch, test_rmse=test_rmse),
+            ranking_figure(run_path, out_dir / "ranking.png"),
             loss_figure(run_path, out_dir / "loss.png", kind)]
 
 

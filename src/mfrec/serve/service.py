@@ -22,7 +22,7 @@ class Caps:
     """What one request may ask for; beyond these the server answers 413 or 422 with one sentence."""
 
     max_ratings: int = 500
-    """Ratings in one made-up user's request (the "why" line decomposes up to 600)."""
+    """Ratings in one made-up user's request (every one is decomposed in the "why" line)."""
     max_top: int = 100
     """Movies in one list (``top``)."""
     max_group: int = 10
