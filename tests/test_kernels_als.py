@@ -119,29 +119,6 @@ def test_cg_error_in_the_a_norm_never_grows_and_k_plus_1_steps_solve():
     np.testing.assert_allclose(f, nf, atol=1e-4)
 
 
-def test_cholesky_solve_pieces_agree():
-    """cholesky_solve(A, rhs, m) (the implicit half-step's) on the leading m x m block of a larger
-    buffer, and cholesky_solve_upper (the explicit one's) on a square one, solve the same system; a
-    matrix that is not positive definite is reported, not solved."""
-    from mfrec.kernels.als import NOT_POSITIVE_DEFINITE, OK, cholesky_solve, cholesky_solve_upper
-
-    rng = np.random.default_rng(3)
-    m = 6
-    X = rng.standard_normal((20, m))
-    A = X.T @ X + 0.1 * np.eye(m)
-    b = rng.standard_normal(m)
-    want = np.linalg.solve(A, b)
-    big = np.full((m + 2, m + 3), np.nan)
-    big[:m, :m] = np.triu(A)  # only the upper triangle is read
-    rhs = np.concatenate([b, [np.nan, np.nan]])
-    assert cholesky_solve(big, rhs, m) == OK
-    np.testing.assert_allclose(rhs[:m], want, rtol=1e-10)
-    sq, rhs2 = np.triu(A), b.copy()
-    assert cholesky_solve_upper(sq, rhs2) == OK
-    np.testing.assert_allclose(rhs2, want, rtol=1e-10)
-    assert cholesky_solve(-np.eye(m), np.ones(m), m) == NOT_POSITIVE_DEFINITE
-
-
 def test_single_row_fold_in_equals_full_half_step():
     indptr, indices, values, fixed, fbias = tiny_problem(seed=6)
     f, b = solve_rows(indptr, indices, values, fixed, fbias, 3.5, reg=0.1, reg_bias=2.0)

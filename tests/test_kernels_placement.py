@@ -52,6 +52,7 @@ def _problem(k: int, seed: int = 0):
 def _explicit(problem, order: str, gap: int, solver: int = 1):
     """The explicit half-step with its float32 arrays carved in ``order`` ("fixed,bufs", ...) ``gap`` apart."""
     from mfrec.kernels.als import _half_step
+    from mfrec.kernels.exact import exact_buffers
 
     indptr, indices, values, fixed0, bias, start = problem
     n_rows, k = start.shape
@@ -65,9 +66,13 @@ def _explicit(problem, order: str, gap: int, solver: int = 1):
     a["out"][:] = start
     out_bias = np.zeros(n_rows, np.float32)
     status = np.zeros(n_rows, np.int8)
+    if solver:  # cg: the Cholesky buffers are empty
+        G, Xt, vec64 = np.zeros((1, 0, 0)), np.zeros((1, 1, 0, 0), np.float32), np.zeros((1, 2, 0))
+    else:
+        (G, Xt), vec64 = exact_buffers(1, k), np.zeros((1, 2, k + 1))
     _half_step(indptr, indices, values, a["fixed"], bias, 3.5, np.zeros((0, k), np.float32), 0.1, 0.5, True, 0.75,
-               solver, 3, 1, np.zeros((1, k + 2, k + 1)), np.zeros((1, 0 if solver else 64, k + 1)), a["work32"],
-               a["bufs"], a["wts"], a["out"], out_bias, np.zeros((0, k), np.float32), status)
+               solver, 3, 1, G, vec64, Xt, a["work32"], a["bufs"], a["wts"], a["out"], out_bias,
+               np.zeros((0, k), np.float32), status)
     assert not status.any()
     return a["out"].copy(), out_bias
 
@@ -89,7 +94,8 @@ def _implicit(problem, order: str, gap: int):
     status = np.zeros(n_rows, np.int8)
     conf = 1.0 + values / 5.0
     _ials_half_step(indptr, indices, conf.astype(np.float32), a["fixed"], g64, g64.astype(np.float32), 0.5, 0.01, 1.0,
-                    1, 3, np.zeros((1, k + 1, k)), a["work32"], a["bufs"], a["wts"], a["out"], status)
+                    1, 3, np.zeros((1, 0, 0)), np.zeros((1, 2, 0, 0)), np.zeros((1, 2, 0)), a["work32"], a["bufs"],
+                    a["wts"], a["out"], status)
     assert not status.any()
     return a["out"].copy()
 

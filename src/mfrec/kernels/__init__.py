@@ -1,6 +1,8 @@
 """Pure Numba kernels: arrays in, arrays out, no Python objects and no I/O.
 
 - ``als.solve_rows``: the one ALS half-step (users, movies, or a new user's fold-in).
+- ``exact``: the exact row solve (gather, tiled Gram, Cholesky, substitutions) under the ALS
+  Cholesky half-step, the ials Cholesky half-step and the Gibbs draw.
 - ``genre.genre_index`` / ``genre.solve_genre_factors``: the (user, genre set) pairs of a fit and
   the joint least-squares solve for the genre factors (warm-started conjugate gradient).
 - ``predict.predict`` / ``predict.error_sums``: predictions and fused RMSE/MAE sums.

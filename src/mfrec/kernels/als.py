@@ -17,7 +17,7 @@ The same kernel serves
            genre part |G_i|^-1/2 sum_g y_g, so the genre term moves into the offset;
 - fold-in: a one-row CSR of a new user's ratings against the trained movies.
 
-Solvers: ``cholesky`` (exact, float64 normal equations) and ``cg`` (Jacobi-preconditioned
+Solvers: ``cholesky`` (exact, float64 normal equations: ``mfrec.kernels.exact``) and ``cg`` (Jacobi-preconditioned
 conjugate gradient warm-started from the current row, ``cg_steps`` iterations, float32, never
 forming A: each step streams the row's ``Y`` rows once, O(n_r k) instead of O(n_r k^2)). The CG
 loop, ``cg_solve``, is shared with the implicit half-step (``mfrec.kernels.ials``), which adds a
@@ -33,10 +33,19 @@ from numba import njit, prange
 
 from mfrec.errors import ModelError
 from mfrec.kernels._config import FASTMATH
+from mfrec.kernels.exact import (  # noqa: F401  (the Gibbs sampler imports the pieces under these names)
+    NOT_FINITE,
+    NOT_POSITIVE_DEFINITE,
+    OK,
+    cholesky_upper as _cholesky_upper,
+    exact_buffers,
+    exact_row_solve,
+    row_target as _row_target,
+    solve_lower_t as _solve_lower_t,
+    solve_upper as _solve_upper,
+)
 
 SOLVERS = {"cholesky": 0, "cg": 1}
-OK, NOT_POSITIVE_DEFINITE, NOT_FINITE = 0, 1, 2
-_GATHER = 64  # cholesky: fixed rows gathered per chunk (64 x (k+1) float64 per thread)
 
 
 class SolveError(ModelError):
@@ -44,55 +53,10 @@ class SolveError(ModelError):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift):
-    c = indices[jj]
-    t = values[jj] - mu - fixed_bias[c]
-    if has_shift:
-        s = np.float32(0.0)
-        for a in range(fixed.shape[1]):
-            s += fixed[c, a] * row_shift[r, a]
-        t -= s
-    return c, t
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def gram_upper(X, n, A):
-    """A[a, b] += sum_{j < n} X[j, a] X[j, b] for b >= a: the upper triangle of X[:n]^T X[:n].
-
-    Four rows at a time, so every load and store of A's row carries four multiply-adds and the
-    contiguous inner loop vectorises (the BLAS-free Gram; BLAS threads inside Numba threads
-    oversubscribe the cores)."""
-    m = X.shape[1]
-    j = 0
-    while j + 4 <= n:
-        x0 = X[j]
-        x1 = X[j + 1]
-        x2 = X[j + 2]
-        x3 = X[j + 3]
-        for a in range(m):
-            c0 = x0[a]
-            c1 = x1[a]
-            c2 = x2[a]
-            c3 = x3[a]
-            Aa = A[a]
-            for b in range(a, m):
-                Aa[b] += c0 * x0[b] + c1 * x1[b] + c2 * x2[b] + c3 * x3[b]
-        j += 4
-    while j < n:
-        x0 = X[j]
-        for a in range(m):
-            c0 = x0[a]
-            Aa = A[a]
-            for b in range(a, m):
-                Aa[b] += c0 * x0[b]
-        j += 1
-
-
-@njit(cache=True, fastmath=FASTMATH)
 def _assemble_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, A, rhs):
     """The row's unpenalised normal equations: A = sum_j [1, y_j][1, y_j]^T (upper triangle) and
     rhs = sum_j t_j [1, y_j], in float64, one rating at a time (the Gibbs draw's assembly below its
-    BLAS rank; the ALS solve gathers chunks for ``gram_upper`` instead)."""
+    BLAS rank; ``mfrec.kernels.exact.row_normal_equations`` computes the same, faster)."""
     k = fixed.shape[1]
     A[:, :] = 0.0
     rhs[:] = 0.0
@@ -109,112 +73,21 @@ def _assemble_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _cholesky_upper(A, m):
-    """In-place upper Cholesky of A[:m, :m] = R^T R (R in the upper triangle), row-oriented so every
-    inner loop runs along a contiguous row; returns OK or NOT_POSITIVE_DEFINITE."""
-    for j in range(m):
-        Aj = A[j]
-        for p in range(j):
-            f = A[p, j]
-            Ap = A[p]
-            for i in range(j, m):
-                Aj[i] -= f * Ap[i]
-        s = Aj[j]
-        if not (s > 0.0) or not np.isfinite(s):
-            return NOT_POSITIVE_DEFINITE
-        d = np.sqrt(s)
-        Aj[j] = d
-        inv = 1.0 / d
-        for i in range(j + 1, m):
-            Aj[i] *= inv
-    return OK
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _solve_lower_t(R, v, m):
-    """v <- R^-T v for the upper-triangular R[:m, :m] (forward substitution, column-oriented along R's rows)."""
-    for p in range(m):
-        v[p] /= R[p, p]
-        vp = v[p]
-        Rp = R[p]
-        for i in range(p + 1, m):
-            v[i] -= Rp[i] * vp
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _solve_upper(R, v, m):
-    """v <- R^-1 v for the upper-triangular R[:m, :m] (back substitution)."""
-    for i in range(m - 1, -1, -1):
-        s = v[i]
-        Ri = R[i]
-        for p in range(i + 1, m):
-            s -= Ri[p] * v[p]
-        v[i] = s / Ri[i]
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def cholesky_solve_upper(A, rhs):
-    """Solve A z = rhs in place (z in ``rhs``) from A's upper triangle, which becomes R (A = R^T R).
-
-    Returns OK or NOT_POSITIVE_DEFINITE."""
-    m = A.shape[0]
-    if _cholesky_upper(A, m) != OK:
-        return NOT_POSITIVE_DEFINITE
-    # R^T y = rhs, then R z = y
-    _solve_lower_t(A, rhs, m)
-    _solve_upper(A, rhs, m)
-    return OK
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def cholesky_solve(A, rhs, m):
-    """Solve ``A z = rhs`` for the symmetric positive definite ``A[:m, :m]`` (only its upper triangle is
-    read; it is overwritten by the Cholesky factor) in place: ``z`` replaces ``rhs[:m]``. Returns OK,
-    NOT_POSITIVE_DEFINITE or NOT_FINITE. The implicit half-step's (``mfrec.kernels.ials``) solve; the
-    explicit one calls ``cholesky_solve_upper``, the Gibbs draw the pieces."""
-    if _cholesky_upper(A, m) != OK:
-        return NOT_POSITIVE_DEFINITE
-    _solve_lower_t(A, rhs, m)
-    _solve_upper(A, rhs, m)
-    for i in range(m):
-        if not np.isfinite(rhs[i]):
-            return NOT_FINITE
-    return OK
-
-
-@njit(cache=True, fastmath=FASTMATH)
 def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift,
-                        lam, lam_b, out_factors, out_bias, A, rhs, X):
-    """Exact solve of one row: its fixed rows [1, y_c] are gathered in chunks of ``len(X)`` into
-    float64 ``X``, the normal equations formed by ``gram_upper`` and solved by ``cholesky_solve_upper``."""
+                        lam, lam_b, out_factors, out_bias, G, Xt, z, ridge):
+    """Exact solve of one row by ``mfrec.kernels.exact.exact_row_solve`` (gathered chunks, tiled
+    Gram, Cholesky factor, triangular solves) with the ridge diag(lam_b, lam, ..., lam)."""
     k = fixed.shape[1]
-    m = k + 1
-    chunk = X.shape[0]
-    A[:, :] = 0.0
-    rhs[:] = 0.0
-    for c0 in range(start, end, chunk):
-        c1 = min(c0 + chunk, end)
-        for jj in range(c0, c1):
-            c, t = _row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift)
-            row = X[jj - c0]
-            row[0] = 1.0
-            for a in range(k):
-                row[a + 1] = fixed[c, a]
-            t64 = np.float64(t)
-            for a in range(m):
-                rhs[a] += t64 * row[a]
-        gram_upper(X, c1 - c0, A)
-    A[0, 0] += lam_b
-    for a in range(1, m):
-        A[a, a] += lam
-    if cholesky_solve_upper(A, rhs) != OK:
-        return NOT_POSITIVE_DEFINITE
-    for i in range(m):
-        if not np.isfinite(rhs[i]):
-            return NOT_FINITE
-    out_bias[r] = rhs[0]
+    ridge[0] = lam_b
+    for a in range(1, k + 1):
+        ridge[a] = lam
+    status = exact_row_solve(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, 1.0,
+                             ridge, ridge[:0], G, Xt, z)
+    if status != OK:
+        return status
+    out_bias[r] = z[0]
     for a in range(k):
-        out_factors[r, a] = rhs[a + 1]
+        out_factors[r, a] = z[a + 1]
     return OK
 
 
@@ -434,8 +307,8 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
 
 @njit(cache=True, parallel=True, nogil=True)  # nogil: a Dask worker keeps talking while it solves
 def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, reg_bias, weighted,
-               reg_exponent, solver, cg_steps, n_blocks, work64, gather64, work32, bufs, wts, out_factors, out_bias,
-               out_residual, status):
+               reg_exponent, solver, cg_steps, n_blocks, work64, vec64, gather64, work32, bufs, wts, out_factors,
+               out_bias, out_residual, status):
     n_rows = indptr.shape[0] - 1
     k = fixed.shape[1]
     has_shift = row_shift.shape[0] > 0
@@ -445,9 +318,10 @@ def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, r
         # thread, each owning its slice of the work buffers, and every row initialises what it
         # reads, so a row's result never depends on the thread count or on the rows before it
         t = blk
-        A = work64[t, :k + 1, :]
-        rhs = work64[t, k + 1, :]
-        X = gather64[t]
+        G = work64[t]  # cholesky: the Gram, then the factor (integer indices keep the slices C-contiguous)
+        z = vec64[t, 0]
+        ridge = vec64[t, 1]
+        Xt = gather64[t, 0]
         work = work32[t]
         buf = bufs[t]
         wt = wts[t]
@@ -467,7 +341,7 @@ def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, r
             if solver == 0:
                 status[r] = _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu32,
                                                 row_shift, has_shift, np.float64(lam), np.float64(reg_bias),
-                                                out_factors, out_bias, A, rhs, X)
+                                                out_factors, out_bias, G, Xt, z, ridge)
             else:
                 status[r] = _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu32, row_shift,
                                           has_shift, np.float32(lam), np.float32(reg_bias), cg_steps,
@@ -563,14 +437,17 @@ def solve_rows(
     if n_rows == 0:
         return out_factors, out_bias
     # rows are dealt round-robin to one block per thread (balances power-law row lengths); the
-    # work buffers are per block, so per thread: cholesky gathers a row in chunks of _GATHER rows, cg gathers the
-    # whole row once (one longest-row x k float32 buffer per thread)
+    # work buffers are per block, so per thread: cholesky gathers a row in chunks of exact.CHUNK entries, cg
+    # gathers the whole row once (one longest-row x k float32 buffer per thread)
     n_blocks = max(1, min(n_rows, numba.get_num_threads()))
     n_threads = n_blocks  # one block, and one set of work buffers, per thread
     cg = SOLVERS[solver] == 1
     max_row = int(np.max(indptr[1:] - indptr[:-1])) if cg else 0
-    work64 = np.empty((n_threads, k + 2, k + 1), np.float64)  # cholesky: A and rhs
-    gather64 = np.empty((n_threads, 0 if cg else _GATHER, k + 1), np.float64)  # cholesky: rows [1, y_c]
+    if cg:  # cholesky's buffers, empty
+        work64, gather64 = np.zeros((n_threads, 0, 0)), np.zeros((n_threads, 1, 0, 0))
+    else:  # the Gram (then the factor) and the gathered rows
+        work64, gather64 = exact_buffers(n_threads, k)
+    vec64 = np.zeros((n_threads, 2, 0 if cg else k + 1), np.float64)  # cholesky: solution, diagonal
     work32, bufs, wts = cg_scratch(n_threads, max_row, k)
     if out_residual is None:
         out_residual = np.zeros((0, k), np.float32)
@@ -578,8 +455,8 @@ def solve_rows(
             or not out_residual.flags.c_contiguous:
         raise ValueError(f"out_residual needs solver='cg' and a C-contiguous float32 array of shape {(n_rows, k)}")
     _half_step(indptr, indices, values, fixed, fbias, float(mu), shift, float(reg), float(reg_bias),
-               bool(weighted), float(reg_exponent), SOLVERS[solver], int(cg_steps), n_blocks, work64, gather64,
-               work32, bufs, wts, out_factors, out_bias, out_residual, status)
+               bool(weighted), float(reg_exponent), SOLVERS[solver], int(cg_steps), n_blocks, work64, vec64,
+               gather64, work32, bufs, wts, out_factors, out_bias, out_residual, status)
     raise_on_status(status, solver, what)
     return out_factors, out_bias
 

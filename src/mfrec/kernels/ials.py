@@ -15,8 +15,8 @@ O(nnz k + n k^2) per CG step, and never visits the zeros. ``lam_r = reg * (n_r +
 is Rendle et al.'s frequency-scaled regularisation (n_r = the row's positives; nu = 0 is a plain
 penalty ``reg``).
 
-Solvers: ``cholesky`` (exact; the factor-and-solve is ``mfrec.kernels.als.cholesky_solve``, built
-from the same row-oriented factor and substitutions as the explicit half-step's) and ``cg``
+Solvers: ``cholesky`` (exact; the positives gathered in chunks, their weighted Gram by the explicit
+half-step's tiles, factored and solved by ``factor_row``/``solve_factored``, all ``mfrec.kernels.exact``) and ``cg``
 (Jacobi-preconditioned conjugate gradient warm-started from the current row, ``cg_steps``
 iterations, never forming the matrix: the product is
 ``alpha0 G p + lam p + sum_j (c_j - alpha0)(y_j . p) y_j``). The CG loop is the explicit
@@ -33,40 +33,67 @@ from numba import njit, prange
 
 from mfrec.kernels._config import FASTMATH
 from mfrec.kernels.als import (
+    NOT_POSITIVE_DEFINITE,
     OK,
     SOLVERS,
     _as,
     cg_scratch,
     cg_solve,
-    cholesky_solve,
     half_step_csr,
     raise_on_status,
+)
+from mfrec.kernels.exact import (
+    PAD,
+    PREFETCH,
+    exact_buffers,
+    factor_row,
+    gram_tiles,
+    pad_columns,
+    prefetch_row,
+    solve_factored,
 )
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam, out, A, rhs):
+def _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam, out, G, Xt, z, ridge):
+    """Exact solve of one row: its positives' y_j (``Xt[0]``) and (c_j - alpha0) y_j with c_j in
+    row k (``Xt[1]``) are gathered in chunks, ``exact.gram_tiles`` forms sum_j (c_j - alpha0) y_j y_j^T
+    and, in column k, rhs = sum_j c_j y_j; alpha0 G is added, and ``exact.factor_row`` (diagonal
+    lam) and ``exact.solve_factored`` solve."""
     k = fixed.shape[1]
+    Xa = Xt[0]
+    Xb = Xt[1]
+    chunk = Xa.shape[1] - PAD
+    G[:, :] = 0.0
+    for c0 in range(start, end, chunk):
+        c1 = min(c0 + chunk, end)
+        for jj in range(c0, c1):
+            if jj + PREFETCH < end:
+                prefetch_row(fixed, indices[jj + PREFETCH])
+            j = jj - c0
+            w = np.float64(conf[jj])
+            extra = w - alpha0
+            y = fixed[indices[jj]]
+            for a in range(k):
+                ya = np.float64(y[a])
+                Xa[a, j] = ya
+                Xb[a, j] = extra * ya
+            Xb[k, j] = w
+        pad_columns(Xa, k, c1 - c0)
+        gram_tiles(Xa, Xb, k + 1, pad_columns(Xb, k + 1, c1 - c0), G)
     for a in range(k):
-        rhs[a] = 0.0
-        for b in range(a, k):
-            A[a, b] = gram64[a, b]
-        A[a, a] += lam
-    for jj in range(start, end):
-        c = indices[jj]
-        w = np.float64(conf[jj])
-        extra = w - alpha0
-        for a in range(k):
-            ya = np.float64(fixed[c, a])
-            rhs[a] += w * ya
-            ea = extra * ya
-            for b in range(a, k):
-                A[a, b] += ea * fixed[c, b]
-    status = cholesky_solve(A, rhs, k)
+        Ga = G[a, a:k]
+        ga = gram64[a, a:k]
+        for b in range(k - a):
+            Ga[b] += ga[b]
+        ridge[a] = lam
+    if factor_row(G, k, 1.0, ridge, ridge[:0]) != OK:
+        return NOT_POSITIVE_DEFINITE
+    status = solve_factored(G, k, ridge[:0], z)
     if status != OK:
         return status
     for a in range(k):
-        out[r, a] = rhs[a]
+        out[r, a] = z[a]
     return OK
 
 
@@ -101,15 +128,17 @@ def _ials_row_cg(r, start, end, indices, conf, fixed, gram32, alpha0, lam, cg_st
 
 @njit(cache=True, parallel=True)
 def _ials_half_step(indptr, indices, conf, fixed, gram64, gram32, alpha0, reg, nu, solver, cg_steps,
-                    work64, work32, bufs, wts, out, status):
+                    work64, gather64, vec64, work32, bufs, wts, out, status):
     n_rows = indptr.shape[0] - 1
     n_cols, k = fixed.shape
-    n_blocks = work64.shape[0]
+    n_blocks = work32.shape[0]
     for blk in prange(n_blocks):
         # one block per thread: it owns the rows blk, blk + n_blocks, ... (round robin balances
         # power-law row lengths) and its slice of the scratch buffers
-        A = work64[blk, :k, :]
-        rhs = work64[blk, k, :]
+        G = work64[blk]  # cholesky: the Gram, then the factor
+        Xt = gather64[blk]  # cholesky: the gathered positives, both sides
+        z = vec64[blk, 0]
+        ridge = vec64[blk, 1]
         for r in range(blk, n_rows, n_blocks):
             start = indptr[r]
             end = indptr[r + 1]
@@ -120,7 +149,8 @@ def _ials_half_step(indptr, indices, conf, fixed, gram64, gram32, alpha0, reg, n
                 continue
             lam = reg * (np.float64(end - start) + alpha0 * n_cols) ** nu
             if solver == 0:
-                status[r] = _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam, out, A, rhs)
+                status[r] = _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam, out, G, Xt,
+                                               z, ridge)
             else:
                 status[r] = _ials_row_cg(r, start, end, indices, conf, fixed, gram32, np.float32(alpha0),
                                          np.float32(lam), cg_steps, out, work32[blk], bufs[blk], wts[blk])
@@ -182,12 +212,19 @@ def solve_implicit_rows(
     if n_rows == 0 or k == 0:
         return out_factors
     status = np.zeros(n_rows, np.int8)
-    n_threads = max(1, min(n_rows, numba.get_num_threads()))  # one row block, and one set of scratch, per thread
-    work64 = np.zeros((n_threads, k + 1, k), np.float64)  # cholesky: A (k x k) and rhs
+    n_blocks = max(1, min(n_rows, numba.get_num_threads()))  # one row block, and one set of scratch, per thread
+    cholesky = SOLVERS[solver] == 0
+    # cholesky: the Gram (then the factor), the gathered positives (two sides), solution and diagonal per block
+    if cholesky:
+        # float64: the weighted side (c_j - alpha0) y_j is a product that float32 would round
+        work64, gather64 = exact_buffers(n_blocks, k, extra=1, copies=2, dtype=np.float64)
+    else:
+        work64, gather64 = np.zeros((n_blocks, 0, 0)), np.zeros((n_blocks, 2, 0, 0))
+    vec64 = np.zeros((n_blocks, 2, k if cholesky else 0), np.float64)  # cholesky: solution, diagonal
     # cg: each thread gathers its row's fixed factors (and weights, targets) into one longest-row buffer
     max_row = int(np.max(np.diff(indptr))) if SOLVERS[solver] == 1 else 0
-    work32, bufs, wts = cg_scratch(n_threads, max_row, k)
+    work32, bufs, wts = cg_scratch(n_blocks, max_row, k)
     _ials_half_step(indptr, indices, conf, fixed, g64, g64.astype(np.float32), float(alpha0), float(reg), float(nu),
-                    SOLVERS[solver], int(cg_steps), work64, work32, bufs, wts, out_factors, status)
+                    SOLVERS[solver], int(cg_steps), work64, gather64, vec64, work32, bufs, wts, out_factors, status)
     raise_on_status(status, solver, what)
     return out_factors
