@@ -19,7 +19,9 @@ The same kernel serves
 
 Solvers: ``cholesky`` (exact, float64 normal equations: ``mfrec.kernels.exact``) and ``cg`` (Jacobi-preconditioned
 conjugate gradient warm-started from the current row, ``cg_steps`` iterations, float32, never
-forming A: each step streams the row's ``Y`` rows once, O(n_r k) instead of O(n_r k^2)).
+forming A: each step streams the row's ``Y`` rows once, O(n_r k) instead of O(n_r k^2)). The CG
+loop, ``cg_solve``, is shared with the implicit half-step (``mfrec.kernels.ials``), which adds a
+Gramian term and has no bias column.
 An empty row gets bias 0 and zero factors.
 """
 
@@ -34,7 +36,6 @@ from mfrec.kernels._config import FASTMATH
 from mfrec.kernels.exact import NOT_FINITE, NOT_POSITIVE_DEFINITE, OK, exact_buffers, exact_row_solve, row_target
 
 SOLVERS = {"cholesky": 0, "cg": 1}
-_BLOCKS_PER_THREAD = 4  # the implicit half-step's row blocks per thread (n_blocks_for)
 
 
 class SolveError(ModelError):
@@ -61,75 +62,156 @@ def _solve_row_cholesky(r, start, end, indices, values, fixed, fixed_bias, mu, r
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift,
-                  lam, lam_b, cg_steps, out_factors, out_bias, x, res, diag, p, ap, buf, tbuf, out_residual):
-    k = fixed.shape[1]
-    n = end - start
-    xb = out_bias[r]
+def _sweep(n, buf, wts, tgt, tsign, vb, v, out, diag, want_diag):
+    """One pass over a row's gathered fixed rows y_j = buf[j] (j < n): out += sum_j s_j y_j with
+    s_j = w_j (vb + y_j . v) - tsign t_j; returns sum_j s_j (the bias coordinate's share). With
+    ``want_diag`` it also adds sum_j w_j y_j^2 to ``diag`` (the Jacobi preconditioner).
+
+    The CG matvec (tsign 0) and the residual of the warm start (tsign 1) are both this pass. Four
+    rows at a time: four independent dot products in flight, and each load and store of ``out``
+    carries four multiply-adds (one row at a time, the out[a] += ... chain through memory was
+    the step's bottleneck)."""
+    k = v.shape[0]
+    sb = np.float32(0.0)
+    j = 0
+    while j + 4 <= n:
+        y0 = buf[j]
+        y1 = buf[j + 1]
+        y2 = buf[j + 2]
+        y3 = buf[j + 3]
+        d0 = vb
+        d1 = vb
+        d2 = vb
+        d3 = vb
+        for a in range(k):
+            va = v[a]
+            d0 += y0[a] * va
+            d1 += y1[a] * va
+            d2 += y2[a] * va
+            d3 += y3[a] * va
+        w0 = wts[j]
+        w1 = wts[j + 1]
+        w2 = wts[j + 2]
+        w3 = wts[j + 3]
+        s0 = w0 * d0 - tsign * tgt[j]
+        s1 = w1 * d1 - tsign * tgt[j + 1]
+        s2 = w2 * d2 - tsign * tgt[j + 2]
+        s3 = w3 * d3 - tsign * tgt[j + 3]
+        for a in range(k):
+            out[a] += s0 * y0[a] + s1 * y1[a] + s2 * y2[a] + s3 * y3[a]
+        if want_diag:
+            for a in range(k):
+                diag[a] += w0 * y0[a] * y0[a] + w1 * y1[a] * y1[a] + w2 * y2[a] * y2[a] + w3 * y3[a] * y3[a]
+        sb += (s0 + s1) + (s2 + s3)
+        j += 4
+    while j < n:
+        y0 = buf[j]
+        d0 = vb
+        for a in range(k):
+            d0 += y0[a] * v[a]
+        w0 = wts[j]
+        s0 = w0 * d0 - tsign * tgt[j]
+        for a in range(k):
+            out[a] += s0 * y0[a]
+        if want_diag:
+            for a in range(k):
+                diag[a] += w0 * y0[a] * y0[a]
+        sb += s0
+        j += 1
+    return sb
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _add_gram(gram, v, out, sign):
+    """out += sign * G v for the symmetric k x k ``gram`` (nothing when it is 0 x 0): as a sum of
+    G's rows (G = G^T), four at a time, so the inner loop is a vectorised multiply-add along
+    contiguous rows with no horizontal reductions."""
+    m = gram.shape[0]
+    b = 0
+    while b + 4 <= m:
+        g0 = gram[b]
+        g1 = gram[b + 1]
+        g2 = gram[b + 2]
+        g3 = gram[b + 3]
+        v0 = sign * v[b]
+        v1 = sign * v[b + 1]
+        v2 = sign * v[b + 2]
+        v3 = sign * v[b + 3]
+        for a in range(m):
+            out[a] += v0 * g0[a] + v1 * g1[a] + v2 * g2[a] + v3 * g3[a]
+        b += 4
+    while b < m:
+        g0 = gram[b]
+        v0 = sign * v[b]
+        for a in range(m):
+            out[a] += v0 * g0[a]
+        b += 1
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def cg_solve(n, buf, wts, tgt, gram, lam, lam_b, has_bias, cg_steps, xb, x, res, diag, p, ap):
+    """Warm-started, Jacobi-preconditioned CG on one row's normal equations: the loop both the
+    explicit and the implicit half-step run.
+
+    The system, with y_j = buf[j] (j < n) the row's gathered fixed rows, z_j = [1, y_j] when
+    ``has_bias`` (the explicit model's bias column) and y_j otherwise:
+
+        (G + sum_j w_j z_j z_j^T + diag(lam_b, lam I)) z = sum_j t_j z_j
+
+    ``G`` is ``gram`` (the implicit model's alpha0 Y^T Y; 0 x 0 for none), ``w_j`` = ``wts[j]``
+    and ``t_j`` = ``tgt[j]`` (explicit: 1 and the rating's target; implicit: c_j - alpha0 and
+    c_j). Starts from (``xb``, ``x``), runs at most ``cg_steps`` steps, never forms the matrix;
+    ``res``, ``diag``, ``p``, ``ap`` (k) are scratch. ``x`` is updated in place; returns
+    (status, the bias; 0 without one)."""
+    k = x.shape[0]
+    if not has_bias:
+        xb = np.float32(0.0)
     for a in range(k):
-        x[a] = out_factors[r, a]
         res[a] = 0.0
         diag[a] = lam
-    # one pass over the row: gather its Y rows into the contiguous buffer (every CG step then
-    # streams the buffer instead of gathering from Y again), the residual of the warm start
-    # res = rhs - A x, and the Jacobi preconditioner diag(A)
-    # (a loop that both stores and re-associates a sum is split in two, see _config.py: otherwise its
-    # result would depend on where the arrays lie in memory)
-    resb = np.float32(0.0)
-    for j in range(n):
-        c, t = row_target(values, indices, start + j, mu, fixed, fixed_bias, row_shift, r, has_shift)
-        for a in range(k):
-            buf[j, a] = fixed[c, a]
-        d = xb
-        for a in range(k):
-            d += buf[j, a] * x[a]
-        tbuf[j] = t
-        e = t - d
-        resb += e
-        for a in range(k):
-            ya = buf[j, a]
-            res[a] += e * ya
-            diag[a] += ya * ya
-    resb -= lam_b * xb
-    diagb = np.float32(n) + lam_b
+    # residual of the warm start: rhs - A x = -(sum_j (w_j d_j - t_j) z_j) - G x - lam x
+    sb = _sweep(n, buf, wts, tgt, np.float32(1.0), xb, x, res, diag, True)
     for a in range(k):
-        res[a] -= lam * x[a]
-    # preconditioned CG; the bias is coordinate "b" of every vector
+        res[a] = -res[a] - lam * x[a]
+    _add_gram(gram, x, res, np.float32(-1.0))
+    for a in range(gram.shape[0]):
+        diag[a] += gram[a, a]
+    resb = np.float32(0.0)
+    diagb = np.float32(1.0)
+    if has_bias:
+        resb = -sb - lam_b * xb
+        diagb = lam_b
+        for j in range(n):
+            diagb += wts[j]
     pb = resb / diagb
     rz = resb * pb
+    # (a loop never both stores and re-associates a sum, see _config.py)
     for a in range(k):
         p[a] = res[a] / diag[a]
     for a in range(k):
         rz += res[a] * p[a]
     if not np.isfinite(rz):
-        return NOT_FINITE
+        return NOT_FINITE, xb
     for _ in range(cg_steps):
         if not (rz > 1e-30):
             break
-        apb = np.float32(0.0)
         for a in range(k):
-            ap[a] = 0.0
-        for j in range(n):
-            d = pb
-            for a in range(k):
-                d += buf[j, a] * p[a]
-            apb += d
-            for a in range(k):
-                ap[a] += d * buf[j, a]
-        apb += lam_b * pb
-        pap = pb * apb
-        for a in range(k):
-            ap[a] += lam * p[a]
+            ap[a] = lam * p[a]
+        apb = _sweep(n, buf, wts, tgt, np.float32(0.0), pb, p, ap, diag, False) + lam_b * pb
+        _add_gram(gram, p, ap, np.float32(1.0))
+        pap = pb * apb if has_bias else np.float32(0.0)
         for a in range(k):
             pap += p[a] * ap[a]
         if not (pap > 0.0):
             if not np.isfinite(pap):
-                return NOT_FINITE
+                return NOT_FINITE, xb
             break
         alpha = rz / pap
-        xb += alpha * pb
-        resb -= alpha * apb
-        rz_new = resb * resb / diagb
+        rz_new = np.float32(0.0)
+        if has_bias:
+            xb += alpha * pb
+            resb -= alpha * apb
+            rz_new = resb * resb / diagb
         for a in range(k):
             x[a] += alpha * p[a]
             res[a] -= alpha * ap[a]
@@ -141,31 +223,61 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
         for a in range(k):
             p[a] = res[a] / diag[a] + beta * p[a]
     if not np.isfinite(xb):
-        return NOT_FINITE
+        return NOT_FINITE, xb
     for a in range(k):
         if not np.isfinite(x[a]):
-            return NOT_FINITE
+            return NOT_FINITE, xb
+    return OK, xb
+
+
+def cg_scratch(n_threads: int, max_row: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CG half-steps' per-thread scratch: work (threads, 5, k): x, res, diag, p, ap; bufs
+    (threads, longest row, k): the row's gathered fixed rows; wt (threads, 2, longest row): their
+    weights and targets."""
+    return (np.empty((n_threads, 5, k), np.float32), np.empty((n_threads, max_row, k), np.float32),
+            np.empty((n_threads, 2, max_row), np.float32))
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift,
+                  lam, lam_b, cg_steps, out_factors, out_bias, work, buf, wt, no_gram, out_residual):
+    k = fixed.shape[1]
+    n = end - start
+    x = work[0]
+    wts = wt[0]
+    tgt = wt[1]
+    # gather the row's Y rows into the contiguous buffer once: every CG step streams it
+    for j in range(n):
+        c, t = row_target(values, indices, start + j, mu, fixed, fixed_bias, row_shift, r, has_shift)
+        bj = buf[j]
+        for a in range(k):
+            bj[a] = fixed[c, a]
+        tgt[j] = t
+        wts[j] = 1.0
+    for a in range(k):
+        x[a] = out_factors[r, a]
+    status, xb = cg_solve(n, buf, wts, tgt, no_gram, lam, lam_b, True, cg_steps, out_bias[r], x,
+                          work[1], work[2], work[3], work[4])
+    if status != OK:
+        return status
     out_bias[r] = xb
     for a in range(k):
         out_factors[r, a] = x[a]
     if out_residual.shape[0] > 0:
-        # sum_j e_j y_j with the solved row's residuals e_j = t_j - b - y_j . x (the genre step's input)
+        # sum_j e_j y_j with the solved row's residuals e_j = t_j - b - y_j . x (the genre step's
+        # input): minus the warm-start residual's pass, at the solution
         racc = out_residual[r]
         for a in range(k):
             racc[a] = 0.0
-        for j in range(n):
-            d = xb
-            for a in range(k):
-                d += buf[j, a] * x[a]
-            e = tbuf[j] - d
-            for a in range(k):
-                racc[a] += e * buf[j, a]
+        _sweep(n, buf, wts, tgt, np.float32(1.0), xb, x, racc, racc, False)
+        for a in range(k):
+            racc[a] = -racc[a]
     return OK
 
 
 @njit(cache=True, parallel=True, nogil=True)  # nogil: a Dask worker keeps talking while it solves
 def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, reg_bias, weighted,
-               reg_exponent, solver, cg_steps, n_blocks, work64, vec64, gather64, work32, bufs, tbufs, out_factors,
+               reg_exponent, solver, cg_steps, n_blocks, work64, vec64, gather64, work32, bufs, wts, out_factors,
                out_bias, out_residual, status):
     n_rows = indptr.shape[0] - 1
     k = fixed.shape[1]
@@ -180,13 +292,10 @@ def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, r
         z = vec64[t, 0]
         ridge = vec64[t, 1]
         Xt = gather64[t, 0]
-        x = work32[t, 0]
-        res = work32[t, 1]
-        diag = work32[t, 2]
-        p = work32[t, 3]
-        ap = work32[t, 4]
+        work = work32[t]
         buf = bufs[t]
-        tbuf = tbufs[t]
+        wt = wts[t]
+        no_gram = np.zeros((0, 0), np.float32)
         for r in range(blk, n_rows, n_blocks):
             start = indptr[r]
             end = indptr[r + 1]
@@ -206,7 +315,7 @@ def _half_step(indptr, indices, values, fixed, fixed_bias, mu, row_shift, reg, r
             else:
                 status[r] = _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu32, row_shift,
                                           has_shift, np.float32(lam), np.float32(reg_bias), cg_steps,
-                                          out_factors, out_bias, x, res, diag, p, ap, buf, tbuf, out_residual)
+                                          out_factors, out_bias, work, buf, wt, no_gram, out_residual)
 
 
 def _as(a, dtype, name: str, ndim: int) -> np.ndarray:
@@ -309,9 +418,7 @@ def solve_rows(
     else:  # the Gram (then the factor) and the gathered rows
         work64, gather64 = exact_buffers(n_threads, k)
     vec64 = np.zeros((n_threads, 2, 0 if cg else k + 1), np.float64)  # cholesky: solution, diagonal
-    work32 = np.empty((n_threads, 5, k), np.float32)  # cg: x, res, diag, p, ap
-    bufs = np.empty((n_threads, max_row, k), np.float32)  # cg: the row's gathered fixed factors
-    tbufs = np.empty((n_threads, max_row), np.float32)  # cg: the row's targets
+    work32, bufs, wts = cg_scratch(n_threads, max_row, k)
     if out_residual is None:
         out_residual = np.zeros((0, k), np.float32)
     elif not cg or out_residual.shape != (n_rows, k) or out_residual.dtype != np.float32 \
@@ -319,7 +426,7 @@ def solve_rows(
         raise ValueError(f"out_residual needs solver='cg' and a C-contiguous float32 array of shape {(n_rows, k)}")
     _half_step(indptr, indices, values, fixed, fbias, float(mu), shift, float(reg), float(reg_bias),
                bool(weighted), float(reg_exponent), SOLVERS[solver], int(cg_steps), n_blocks, work64, vec64,
-               gather64, work32, bufs, tbufs, out_factors, out_bias, out_residual, status)
+               gather64, work32, bufs, wts, out_factors, out_bias, out_residual, status)
     raise_on_status(status, solver, what)
     return out_factors, out_bias
 
@@ -339,13 +446,6 @@ def half_step_csr(indptr, indices, values, n_cols: int, *,
     if validate:
         check_ratings_csr(indptr, indices, n_cols)
     return indptr, indices, values
-
-
-def n_blocks_for(n_rows: int) -> int:
-    """How many row blocks the implicit half-step deals its rows to, round-robin (a few per thread
-    balances power-law row lengths); each block owns its scratch buffers. (The explicit half-step
-    uses one block per thread.)"""
-    return max(1, min(n_rows, _BLOCKS_PER_THREAD * numba.get_num_threads()))
 
 
 def raise_on_status(status: np.ndarray, solver: str, what: str) -> None:

@@ -19,25 +19,27 @@ Solvers: ``cholesky`` (exact; the positives gathered in chunks, their weighted G
 half-step's tiles, factored and solved by ``factor_row``/``solve_factored``, all ``mfrec.kernels.exact``) and ``cg``
 (Jacobi-preconditioned conjugate gradient warm-started from the current row, ``cg_steps``
 iterations, never forming the matrix: the product is
-``alpha0 G p + lam p + sum_j (c_j - alpha0)(y_j . p) y_j``). The CSR checks and the solve-status
-errors are the explicit half-step's, the round-robin row blocks ``als.n_blocks_for``
-(``mfrec.kernels.als``). An empty row gets zero factors (its optimum).
+``alpha0 G p + lam p + sum_j (c_j - alpha0)(y_j . p) y_j``). The CG loop is the explicit
+half-step's ``mfrec.kernels.als.cg_solve``, written once: there the Gramian term is absent and the
+bias column present, here the reverse. The CSR checks, the solve-status errors and the per-thread
+CG scratch are the explicit half-step's too. An empty row gets zero factors (its optimum).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
 from mfrec.kernels._config import FASTMATH
 from mfrec.kernels.als import (
-    NOT_FINITE,
     NOT_POSITIVE_DEFINITE,
     OK,
     SOLVERS,
     _as,
+    cg_scratch,
+    cg_solve,
     half_step_csr,
-    n_blocks_for,
     raise_on_status,
 )
 from mfrec.kernels.exact import (
@@ -96,80 +98,29 @@ def _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam,
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _ials_row_cg(r, start, end, indices, conf, fixed, gram32, alpha0, lam, cg_steps, out, x, res, diag, p, ap,
-                 buf, extra):
+def _ials_row_cg(r, start, end, indices, conf, fixed, gram32, alpha0, lam, cg_steps, out, work, buf, wt):
     k = fixed.shape[1]
     n = end - start
-    for a in range(k):
-        x[a] = out[r, a]
-    # residual of the warm start: res = sum_j c_j y_j - A x, with the Jacobi preconditioner
-    # diag(A) = alpha0 diag(G) + lam + sum_j (c_j - alpha0) y_j^2, in one pass over the positives that
-    # also gathers their y_j (and c_j - alpha0) into the block's contiguous buffer: every CG step then
-    # streams the buffer instead of gathering from Y again
-    for a in range(k):
-        s = np.float32(0.0)
-        for b in range(k):
-            s += gram32[a, b] * x[b]
-        res[a] = -s - lam * x[a]
-        diag[a] = gram32[a, a] + lam
+    x = work[0]
+    wts = wt[0]
+    tgt = wt[1]
+    # gather the positives' y_j (weights c_j - alpha0, targets c_j) into the contiguous buffer once:
+    # every CG step streams it; the loop itself is the explicit half-step's (als.cg_solve) with the
+    # Gramian term
     for j in range(n):
         c = indices[start + j]
+        bj = buf[j]
+        for a in range(k):
+            bj[a] = fixed[c, a]
         w = conf[start + j]
-        e = w - alpha0
-        extra[j] = e
-        for a in range(k):  # a loop never both stores and re-associates a sum (see _config.py)
-            buf[j, a] = fixed[c, a]
-        d = np.float32(0.0)
-        for a in range(k):
-            d += buf[j, a] * x[a]
-        t = w - e * d
-        for a in range(k):
-            ya = buf[j, a]
-            res[a] += t * ya
-            diag[a] += e * ya * ya
-    rz = np.float32(0.0)
+        tgt[j] = w
+        wts[j] = w - alpha0
     for a in range(k):
-        p[a] = res[a] / diag[a]
-    for a in range(k):
-        rz += res[a] * p[a]
-    if not np.isfinite(rz):
-        return NOT_FINITE
-    for _ in range(cg_steps):
-        if not (rz > 1e-30):
-            break
-        for a in range(k):
-            s = np.float32(0.0)
-            for b in range(k):
-                s += gram32[a, b] * p[b]
-            ap[a] = s + lam * p[a]
-        for j in range(n):
-            d = np.float32(0.0)
-            for a in range(k):
-                d += buf[j, a] * p[a]
-            d *= extra[j]
-            for a in range(k):
-                ap[a] += d * buf[j, a]
-        pap = np.float32(0.0)
-        for a in range(k):
-            pap += p[a] * ap[a]
-        if not (pap > 0.0):
-            if not np.isfinite(pap):
-                return NOT_FINITE
-            break
-        alpha = rz / pap
-        rz_new = np.float32(0.0)
-        for a in range(k):
-            x[a] += alpha * p[a]
-            res[a] -= alpha * ap[a]
-        for a in range(k):
-            rz_new += res[a] * res[a] / diag[a]
-        beta = rz_new / rz
-        rz = rz_new
-        for a in range(k):
-            p[a] = res[a] / diag[a] + beta * p[a]
-    for a in range(k):
-        if not np.isfinite(x[a]):
-            return NOT_FINITE
+        x[a] = out[r, a]
+    status, _ = cg_solve(n, buf, wts, tgt, gram32, lam, np.float32(0.0), False, cg_steps, np.float32(0.0), x,
+                         work[1], work[2], work[3], work[4])
+    if status != OK:
+        return status
     for a in range(k):
         out[r, a] = x[a]
     return OK
@@ -177,23 +128,17 @@ def _ials_row_cg(r, start, end, indices, conf, fixed, gram32, alpha0, lam, cg_st
 
 @njit(cache=True, parallel=True)
 def _ials_half_step(indptr, indices, conf, fixed, gram64, gram32, alpha0, reg, nu, solver, cg_steps,
-                    work64, gather64, vec64, work32, bufs, extras, out, status):
+                    work64, gather64, vec64, work32, bufs, wts, out, status):
     n_rows = indptr.shape[0] - 1
     n_cols, k = fixed.shape
     n_blocks = work32.shape[0]
     for blk in prange(n_blocks):
-        # each block owns the rows blk, blk + n_blocks, ... and its slice of the scratch buffers
+        # one block per thread: it owns the rows blk, blk + n_blocks, ... (round robin balances
+        # power-law row lengths) and its slice of the scratch buffers
         G = work64[blk]  # cholesky: the Gram, then the factor
         Xt = gather64[blk]  # cholesky: the gathered positives, both sides
         z = vec64[blk, 0]
         ridge = vec64[blk, 1]
-        x = work32[blk, 0]
-        res = work32[blk, 1]
-        diag = work32[blk, 2]
-        p = work32[blk, 3]
-        ap = work32[blk, 4]
-        buf = bufs[blk]
-        extra = extras[blk]
         for r in range(blk, n_rows, n_blocks):
             start = indptr[r]
             end = indptr[r + 1]
@@ -208,7 +153,7 @@ def _ials_half_step(indptr, indices, conf, fixed, gram64, gram32, alpha0, reg, n
                                                z, ridge)
             else:
                 status[r] = _ials_row_cg(r, start, end, indices, conf, fixed, gram32, np.float32(alpha0),
-                                         np.float32(lam), cg_steps, out, x, res, diag, p, ap, buf, extra)
+                                         np.float32(lam), cg_steps, out, work32[blk], bufs[blk], wts[blk])
 
 
 def gramian(fixed_factors, alpha0: float) -> np.ndarray:
@@ -267,7 +212,7 @@ def solve_implicit_rows(
     if n_rows == 0 or k == 0:
         return out_factors
     status = np.zeros(n_rows, np.int8)
-    n_blocks = n_blocks_for(n_rows)
+    n_blocks = max(1, min(n_rows, numba.get_num_threads()))  # one row block, and one set of scratch, per thread
     cholesky = SOLVERS[solver] == 0
     # cholesky: the Gram (then the factor), the gathered positives (two sides), solution and diagonal per block
     if cholesky:
@@ -276,12 +221,10 @@ def solve_implicit_rows(
     else:
         work64, gather64 = np.zeros((n_blocks, 0, 0)), np.zeros((n_blocks, 2, 0, 0))
     vec64 = np.zeros((n_blocks, 2, k if cholesky else 0), np.float64)  # cholesky: solution, diagonal
-    work32 = np.zeros((n_blocks, 5, k), np.float32)  # x, res, diag, p, ap per block
-    # cg: each block gathers its row's fixed factors (and c_j - alpha0) into one (longest row x k) buffer
+    # cg: each thread gathers its row's fixed factors (and weights, targets) into one longest-row buffer
     max_row = int(np.max(np.diff(indptr))) if SOLVERS[solver] == 1 else 0
-    bufs = np.empty((n_blocks, max_row, k), np.float32)
-    extras = np.empty((n_blocks, max_row), np.float32)
+    work32, bufs, wts = cg_scratch(n_blocks, max_row, k)
     _ials_half_step(indptr, indices, conf, fixed, g64, g64.astype(np.float32), float(alpha0), float(reg), float(nu),
-                    SOLVERS[solver], int(cg_steps), work64, gather64, vec64, work32, bufs, extras, out_factors, status)
+                    SOLVERS[solver], int(cg_steps), work64, gather64, vec64, work32, bufs, wts, out_factors, status)
     raise_on_status(status, solver, what)
     return out_factors
