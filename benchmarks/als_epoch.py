@@ -133,7 +133,7 @@ def _mf_epoch(ds, k: int, genre: bool):
         info: dict = {}
         if genre:
             st["Y"] = solve_genre_factors(index, (u.indptr, u.indices, u.values), mu, bu, bi, P, Q, reg=0.08,
-                                          y0=st["Y"], movie_residual=R, stats=info)
+                                          y0=st["Y"], movie_residual=R, max_iter=common["cg_steps"], stats=info)
             st["G"] = genre_part(gc.indptr, gc.indices, st["Y"])
         return info
 

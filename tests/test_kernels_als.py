@@ -220,6 +220,17 @@ def test_genre_factors_match_naive():
     ny = naive_genre_factors(movie_rows, n_genres, genre_lists, 3.5, bu.astype(np.float64), bi2.astype(np.float64),
                              P, Q2, 0.3, True, 1.0)
     np.testing.assert_allclose(y, ny, rtol=1e-4, atol=1e-5)
+    # --solver cg's inexact step: at most max_iter iterations per call, each warm-started from the last,
+    # and the calls still reach the exact solution (the fixed point the epochs converge to)
+    y_cap = y_old.copy()
+    errors = []
+    for _ in range(40):
+        capped = {}
+        y_cap = solve_genre_factors(index, (up, um, mr[order]), 3.5, bu, bi2, P, Q2, reg=0.3, y0=y_cap, max_iter=2,
+                                    stats=capped)
+        assert capped["cg_iterations"] <= 2
+        errors.append(float(np.abs(y_cap - ny).max()))
+    assert errors[0] > 1e-3 and errors[-1] < 1e-4 and errors[-1] < errors[0] / 100
     part = genre_part(gp, gi, y)
     for i, gs in enumerate(genre_lists):
         expect = y[gs].sum(axis=0) / np.sqrt(len(gs)) if gs else np.zeros(k)

@@ -8,10 +8,11 @@ equations are
 
 where n_us is how many of user u's ratings fall on movies of set s. So the per-rating work of
 S is compressed to one weighted row per distinct (user, genre set) pair: the pairs are found once
-per fit (``genre_index``), and each epoch forms S_s from them in parallel over sets (the vectorised
-``gram_upper``: float32 within blocks of 1024 rows, float64 across blocks) and the right-hand side in one parallel pass over the
-user-CSR (fixed chunks, so the sums do not depend on the thread count). No array as large as the
-ratings is allocated per epoch. The (n_genres k)^2 system is then factored exactly.
+per fit (``genre_index``). M is never formed: ``solve_genre_factors`` runs Jacobi-preconditioned
+CG in float64, each matrix-vector product one parallel pass over the pairs in fixed chunks (so the
+sums do not depend on the thread count), warm-started from the previous epoch's y; under
+``--solver cg`` it takes ``cg_steps`` iterations per epoch, like the factor half-steps. No array as
+large as the ratings is allocated per epoch.
 """
 
 from __future__ import annotations
@@ -238,9 +239,33 @@ def _genre_diag(P, pair_indptr, pair_sets, pair_counts, set_indptr, set_genres, 
         out[c] = acc
 
 
+def pcg(matvec, diag, y: np.ndarray, r: np.ndarray, goal: float, cap: int) -> int:
+    """Jacobi-preconditioned conjugate gradient on the genre system, in place: ``y`` the start,
+    ``r`` its residual (rhs - M y), ``diag`` M's diagonal, ``matvec(v)`` = M v; stops when the
+    residual's norm is at most ``goal`` or after ``cap`` iterations, and returns how many ran.
+    Shared by ``solve_genre_factors`` and the Dask engine's genre step (which forms M)."""
+    z = r / diag
+    p = z.copy()
+    rz = r @ z
+    it = 0
+    while np.linalg.norm(r) > goal and it < cap:
+        ap = matvec(p)
+        pap = p @ ap
+        if not (pap > 0):
+            raise SolveError("the genre-factor system is not positive definite or gave NaN/inf; raise --reg")
+        alpha = rz / pap
+        y += alpha * p
+        r -= alpha * ap
+        z = r / diag
+        rz, rz_old = r @ z, rz
+        p = z + (rz / rz_old) * p
+        it += 1
+    return it
+
+
 def solve_genre_factors(index: GenreIndex, user_csr, mu: float, user_bias, movie_bias, user_factors, movie_factors,
                         *, reg: float, weighted: bool = True, reg_exponent: float = 1.0, y0=None, tol: float = 1e-7,
-                        movie_residual=None, stats: dict | None = None) -> np.ndarray:
+                        movie_residual=None, max_iter: int | None = None, stats: dict | None = None) -> np.ndarray:
     """The genre factors y (n_genres, k) with everything else fixed: the ridge solve of size n_genres*k.
 
     ``user_csr`` is ``(indptr, movies, ratings)`` of the training ratings by user; ``index`` comes
@@ -255,7 +280,14 @@ def solve_genre_factors(index: GenreIndex, user_csr, mu: float, user_bias, movie
     of the full model whose genre factors are ``y0`` (``solve_rows(..., out_residual=)`` of the
     movie half-step computes it from the rows it already gathered); then the initial residual of
     the system is assembled from it and the pass over the ratings is skipped.
-    ``stats``, when given, receives ``cg_iterations`` and ``relative_residual``.
+    ``max_iter``, when given, caps the iterations: the inexact, warm-started inner solve of an ALS
+    epoch under ``--solver cg``, which takes ``cg_steps`` iterations here as the factor half-steps do
+    (the epochs converge to the same fixed point; solving the genre block exactly every epoch is
+    wasted work). With ``movie_residual`` the stopping rule is then ``tol`` times the starting
+    residual's norm, so the right-hand side (only the rule's scale) costs no extra pass.
+    ``stats``, when given, receives ``cg_iterations`` and ``relative_residual`` (the residual's norm
+    over the right-hand side's), or ``residual_reduction`` (over the starting residual's) when the
+    right-hand side was not formed.
     """
     P = np.ascontiguousarray(user_factors, np.float32)
     Q = np.ascontiguousarray(movie_factors, np.float32)
@@ -307,26 +339,19 @@ def solve_genre_factors(index: GenreIndex, user_csr, mu: float, user_bias, movie
         r = rhs - matvec(y) if np.any(y) else rhs.copy()
     else:  # h - M y0 from the residual sums, less the penalty's share
         r = r_start - lam * y
-        rhs = r + matvec(y) if np.any(y) else r.copy()  # only for the stopping rule's scale
-    goal = tol * max(np.linalg.norm(rhs), 1e-300)
-    z = r / diag
-    p = z.copy()
-    rz = r @ z
-    it = 0
-    while np.linalg.norm(r) > goal and it < n_g * k:
-        ap = matvec(p)
-        pap = p @ ap
-        if not (pap > 0):
-            raise SolveError("the genre-factor system is not positive definite or gave NaN/inf; raise --reg")
-        alpha = rz / pap
-        y += alpha * p
-        r -= alpha * ap
-        z = r / diag
-        rz, rz_old = r @ z, rz
-        p = z + (rz / rz_old) * p
-        it += 1
+        if max_iter is None:
+            rhs = r + matvec(y) if np.any(y) else r.copy()  # only for the stopping rule's scale
+        else:
+            rhs = None
+    r0 = float(np.linalg.norm(r))
+    goal = tol * max(np.linalg.norm(rhs) if rhs is not None else r0, 1e-300)
+    cap = n_g * k if max_iter is None else max(1, min(int(max_iter), n_g * k))
+    it = pcg(matvec, diag, y, r, goal, cap)
     if not np.all(np.isfinite(y)):
         raise SolveError("the genre-factor solve gave NaN or inf; raise --reg")
     if stats is not None:
-        stats.update(cg_iterations=it, relative_residual=float(np.linalg.norm(r) / max(np.linalg.norm(rhs), 1e-300)))
+        if rhs is not None:
+            stats.update(cg_iterations=it, relative_residual=float(np.linalg.norm(r) / max(np.linalg.norm(rhs), 1e-300)))
+        else:
+            stats.update(cg_iterations=it, residual_reduction=float(np.linalg.norm(r) / max(r0, 1e-300)))
     return y.reshape(n_g, k).astype(np.float32)

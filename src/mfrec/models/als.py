@@ -190,7 +190,8 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
             if genre:
                 Y = solve_genre_factors(gindex, (ucsr.indptr, ucsr.indices, ucsr.values), mu, bu, bi, P, Q,
                                         reg=config.reg_genre, weighted=config.weighted_reg,
-                                        reg_exponent=config.reg_exponent, y0=Y, movie_residual=R)
+                                        reg_exponent=config.reg_exponent, y0=Y, movie_residual=R,
+                                        max_iter=config.cg_steps if config.solver == "cg" else None)
                 G = genre_part(gcsr.indptr, gcsr.indices, Y)
             seconds = time.perf_counter() - t0
             epoch_seconds.append(seconds)

@@ -216,11 +216,16 @@ def close_client(client) -> None:
 
 
 def solve_genre_system(sets: list[tuple[int, ...]], S: np.ndarray, h: np.ndarray, n: np.ndarray, n_genres: int,
-                       reg: float, weighted: bool, reg_exponent: float) -> np.ndarray:
-    """y (n_genres, k) from the summed per-set normal equations (see ``genre_partial``)."""
+                       reg: float, weighted: bool, reg_exponent: float, y0: np.ndarray | None = None,
+                       max_iter: int | None = None, tol: float = 1e-7) -> np.ndarray:
+    """y (n_genres, k) from the summed per-set normal equations (see ``genre_partial``): an exact
+    solve, or with ``max_iter`` the single-machine fit's inexact step (``solve_genre_factors``
+    under ``--solver cg``): that many Jacobi-preconditioned CG iterations warm-started from ``y0``,
+    stopping early below ``tol`` times the starting residual."""
     import scipy.linalg
 
     from mfrec.kernels.als import SolveError
+    from mfrec.kernels.genre import pcg
 
     k = S.shape[-1]
     M = np.zeros((n_genres * k, n_genres * k), np.float64)
@@ -235,6 +240,14 @@ def solve_genre_system(sets: list[tuple[int, ...]], S: np.ndarray, h: np.ndarray
                 M[g * k:(g + 1) * k, g2 * k:(g2 + 1) * k] += w2 * S[s]
     lam = reg * np.maximum(n_g, 1.0) ** reg_exponent if weighted else np.full(n_genres, reg)
     M[np.diag_indices_from(M)] += np.repeat(lam, k)
+    if max_iter is not None:
+        y = np.zeros(n_genres * k) if y0 is None else np.asarray(y0, np.float64).reshape(-1).copy()
+        r = rhs - M @ y
+        pcg(lambda v: M @ v, np.diag(M).copy(), y, r, tol * max(float(np.linalg.norm(r)), 1e-300),
+            max(1, min(int(max_iter), n_genres * k)))
+        if not np.all(np.isfinite(y)):
+            raise SolveError("the genre-factor solve gave NaN or inf; raise --reg")
+        return y.reshape(n_genres, k).astype(np.float32)
     try:
         y = scipy.linalg.solve(M, rhs, assume_a="pos")
     except (np.linalg.LinAlgError, ValueError) as e:
@@ -329,7 +342,8 @@ def fit_dask(dataset, config: ALSConfig, client, n_blocks: int | None = None, th
                 for S_b, h_b, n_b in client.gather(partials):  # summed in block order: W does not change the order of blocks' sums
                     S, h, n = (S_b, h_b, n_b) if S is None else (S + S_b, h + h_b, n + n_b)
                 Y = solve_genre_system(sets, S, h, n, n_genres, config.reg_genre, config.weighted_reg,
-                                       config.reg_exponent)
+                                       config.reg_exponent, y0=Y,
+                                       max_iter=config.cg_steps if config.solver == "cg" else None)
                 shifts = [on(b, genre_shard, mblocks[b], Y, k) for b in range(W)]
             got = client.gather(users + movies)
             seconds = time.perf_counter() - t0
