@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import html
+import gc
 import json
 import logging
 from contextlib import asynccontextmanager
@@ -68,6 +69,10 @@ def create_app(experiment, caps: Caps | None = None, **settings) -> FastAPI:
         # at most `workers` requests score at once, each on a worker thread; the rest wait in order
         app.state.limiter = anyio.CapacityLimiter(service.caps.workers)
         await anyio.to_thread.run_sync(_warm_up, service)  # compile/load the kernels before the first request
+        # the loaded run (titles, tables, indexes) lives as long as the server: move it out of the
+        # cyclic collector's generations, so a full collection during a request does not walk it
+        gc.collect()
+        gc.freeze()
         yield
 
     app = FastAPI(title="mfrec", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
