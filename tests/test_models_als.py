@@ -276,3 +276,28 @@ def test_all_equal_ratings_train_and_fold_in_without_a_prior_or_a_map(tmp_path):
     bias, vec = model.fold_in_user([0, 1], [4.0, 4.0])
     assert np.isfinite(bias) and np.all(np.isfinite(vec))
     assert model.rating(np.array([3.0, 6.0])).tolist() == [3.0, 5.0]  # clipped without a map
+
+
+def test_rating_map_is_fitted_on_at_most_the_cap_of_training_ratings(small_dataset, monkeypatch):
+    import mfrec.models.als as als_module
+    from mfrec.models.factor import fit_rating_map
+
+    full = mfrec.train(small_dataset, {"model": "mf", "factors": 4, "epochs": 2, "seed": 3})
+    monkeypatch.setattr(als_module, "RATING_MAP_MAX_RATINGS", 40)
+    capped = mfrec.train(small_dataset, {"model": "mf", "factors": 4, "epochs": 2, "seed": 3})
+    held = "val" if small_dataset.val is not None and len(small_dataset.val) else "train"
+    assert full.config["rating_map"]["fitted_on"] == capped.config["rating_map"]["fitted_on"] == held
+    split = small_dataset.val if held == "val" else small_dataset.train
+    assert full.config["rating_map"]["n"] == len(split) > 40 and capped.config["rating_map"]["n"] == 40
+    # the capped map is the one fitted on the 40 evenly spaced pairs (by-user order when fitted on train)
+    take = np.unique(np.linspace(0, len(split) - 1, 40).round().astype(np.int64))
+    if held == "train":
+        csr = small_dataset.train_by_user
+        users = np.searchsorted(csr.indptr, take, side="right") - 1
+        movies, ratings = np.asarray(csr.indices)[take], np.asarray(csr.values)[take]
+    else:
+        users, movies, ratings = (np.asarray(split.user)[take], np.asarray(split.movie)[take],
+                                  np.asarray(split.rating)[take])
+    expect = fit_rating_map(capped.predict(users, movies, clip=False), ratings, capped.rating_scale)
+    assert capped.config["rating_map"]["a"] == pytest.approx(expect["a"], rel=1e-6)
+    assert capped.config["rating_map"]["b"] == pytest.approx(expect["b"], rel=1e-6)

@@ -21,7 +21,7 @@ from mfrec.callbacks import EarlyStopping, EpochReport, Step, emit
 from mfrec.errors import ModelError
 from mfrec.models.config import ALSConfig
 from mfrec.models.epoch_eval import EpochState, Evaluation, RatingEvaluation, train_rmse
-from mfrec.models.factor import PRIOR_MAX_USERS, FactorModel, FoldInSettings, fit_rating_map, population_prior
+from mfrec.models.factor import PRIOR_MAX_USERS, RATING_MAP_MAX_RATINGS, FactorModel, FoldInSettings, fit_rating_map, population_prior
 
 EXPLODED = 1e6  # |factor| above this means the fit diverged
 
@@ -235,8 +235,18 @@ def fit(dataset, config: ALSConfig, callback: Callable[[Any], Any] | None = None
         # the map from score to a predicted rating inside the scale, on ratings the kept model did not fit
         held = val if val is not None and len(val) else train
         if len(held) >= 2 and float(np.ptp(held.rating)) > 0:
-            scores = predict(held.user, held.movie, mu, bu, bi, P, effective, None)
-            meta["rating_map"] = {**fit_rating_map(scores, held.rating, scale),
+            # two parameters need no more than RATING_MAP_MAX_RATINGS pairs: at 25M training ratings the
+            # fit on all of them took ~50 s and ~5 GB (scipy's least squares holds the 25M x 2 Jacobian)
+            take = np.unique(np.linspace(0, len(held) - 1, min(len(held), RATING_MAP_MAX_RATINGS)).round()
+                             .astype(np.int64))
+            if held is train:  # from the by-user CSR training just read, not the memory-mapped rating columns
+                users = np.searchsorted(ucsr.indptr, take, side="right") - 1
+                movies, ratings = np.asarray(ucsr.indices)[take], np.asarray(ucsr.values)[take]
+            else:
+                users, movies, ratings = (np.asarray(held.user)[take], np.asarray(held.movie)[take],
+                                          np.asarray(held.rating)[take])
+            scores = predict(users, movies, mu, bu, bi, P, effective, None)
+            meta["rating_map"] = {**fit_rating_map(scores, ratings, scale),
                                   "fitted_on": "val" if held is val else "train"}
         model = FactorModel(mu, bu, bi, P, Q, Y, gcsr.indptr if genre else None, gcsr.indices if genre else None,
                             dataset.user_ids.ids, dataset.movie_ids.ids, config={**config.to_dict(), **meta},

@@ -69,6 +69,7 @@ ARRAY_KEYS = (
 NPZ_KEYS = ARRAY_KEYS + ("config_json",)  # every file has these; format_version from version 1 on
 PRIOR_KEYS = ("prior_mean", "prior_precision")  # optional: the fold-in's population prior (calibrated runs)
 PRIOR_MAX_USERS = 2000  # training users whose posterior covariance estimates the population spread
+RATING_MAP_MAX_RATINGS = 200_000  # the 2-parameter rating map is fitted on at most this many ratings, evenly spaced
 FACTOR_FILES = ("model.npz", "factors.npz")  # ALS runs, neural runs that export factors
 LEGACY_REG_EXPONENT = 1.0  # ALS runs saved before reg_exponent existed used classic ALS-WR
 NO_BIAS_PENALTY = 1e6  # holds a folded-in user's bias at zero for a model without user biases
