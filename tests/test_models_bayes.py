@@ -160,7 +160,24 @@ def test_run_folder_load_experiment_and_spread(small_dataset, tmp_path):
     assert len(exp.metrics) == 10 and "noise_sd" in exp.metrics.columns
     model = exp.factors
     assert model.kind == "bayes" and model.k == 4
-    assert model.evaluate(small_dataset.test)["rmse"] == pytest.approx(summary["test_rmse"], abs=1e-6)
+    # one test RMSE everywhere: the model's prediction, the posterior mean of the predictions, in the
+    # summary, metrics.csv's last row and what load_experiment reads; model.npz's factors are labelled
+    assert summary["test_rmse"] == pytest.approx(summary["posterior_test_rmse"], abs=1e-9)
+    assert exp.metrics["test_rmse"][-1] == pytest.approx(summary["test_rmse"], abs=1e-9)
+    assert exp.summary["test_rmse"] == pytest.approx(summary["test_rmse"], abs=1e-12)
+    assert model.evaluate(small_dataset.test)["rmse"] == pytest.approx(summary["factor_test_rmse"], abs=1e-6)
+    assert summary["factor_test_rmse"] != pytest.approx(summary["test_rmse"], abs=1e-6)
+    assert f"test RMSE {summary['test_rmse']}" in (run.path / "train.log").read_text()
+    # mfrec evaluate re-evaluates model.npz: it shows the run's test RMSE and labels the factors' own
+    from click.testing import CliRunner
+
+    from mfrec.cli.evaluate import evaluate
+
+    out = CliRunner().invoke(evaluate, ["--experiment", str(run.path), "--protocol", "rating", "--quiet"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert any(line.split()[:2] == ["test", "RMSE"] and f"{summary['test_rmse']:.4f}" in line for line in lines)
+    assert any("mean factors: RMSE" in line and f"{summary['factor_test_rmse']:.4f}" in line for line in lines)
     samples = BayesSamples.load(run.path / "samples.npz")
     assert len(samples) == 8  # every kept sample, up to stored_samples (20)
     # existing user: rating ± sd, and ranking by the lower bound puts surer movies first

@@ -26,9 +26,11 @@ kept for the predictive spread of any (user, movie).
 
 **The fitted model** is a ``FactorModel`` of the posterior means: user factors = mean of the
 effective user vectors, movie factors = mean of the effective movie vectors, biases = their means,
-so every API (predict, ranking, plots, notebooks) works on it. Its RMSE is that of the mean
-factors; the running mean of the predictions (metrics.csv, ``posterior_test_rmse`` in the fit's
-facts) is the exact posterior mean. ``BayesSamples`` holds the kept samples for the "4.3 ± 0.4".
+so every API (predict, ranking, plots, notebooks) works on it. The model's prediction of a split
+is the running mean of the predictions (``model.posterior_predictions``, metrics.csv,
+``posterior_test_rmse``): the exact posterior mean, and the run's test RMSE; the mean factors'
+own RMSE (``model.evaluate``) is a little worse. ``BayesSamples`` holds the kept samples for the
+"4.3 ± 0.4".
 """
 
 from __future__ import annotations
