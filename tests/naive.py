@@ -351,6 +351,27 @@ def naive_implicit_draws(owner_indptr, owner_rows, coef, gram, resid, Z, alpha, 
     return Z, h
 
 
+def naive_time_bias_draw(user, movie, rating, ud, ib, b_ud, b_ib, mu, bu, bi, P, Q, alpha, ud_prior, ib_prior,
+                         ud_eps, ib_eps):
+    """The time-bias groups' draw by whole-array NumPy, every array in the ratings' order: the
+    (user, day) groups given the (movie, bin) biases, b_g = (alpha s_g + lam m) / p_g + eps_g / sqrt(p_g)
+    with p_g = alpha n_g + lam and s_g the group's sum of rating - prediction - the other bias; then
+    the (movie, bin) groups given the new day biases. Returns (b_ud, b_ib, the ratings less both
+    biases as float32, the SSE of the full prediction)."""
+    import numpy as np
+
+    pred = mu + bu[user].astype(np.float64) + bi[movie] + np.einsum("nk,nk->n", P[user].astype(np.float64), Q[movie])
+    resid = np.asarray(rating, np.float64) - pred
+    b_ud, b_ib = np.array(b_ud, np.float64), np.array(b_ib, np.float64)
+    for idx, other, (m, lam), eps, out in ((ud, lambda: b_ib[ib], ud_prior, ud_eps, b_ud),
+                                           (ib, lambda: b_ud[ud], ib_prior, ib_eps, b_ib)):
+        p = alpha * np.bincount(idx, minlength=len(out)) + lam
+        s = np.bincount(idx, resid - other(), minlength=len(out))
+        out[:] = (alpha * s + lam * m) / p + eps / np.sqrt(p)
+    off = b_ud[ud] + b_ib[ib]
+    return b_ud, b_ib, (np.asarray(rating, np.float64) - off).astype(np.float32), float(np.sum((resid - off) ** 2))
+
+
 def naive_ease(X, reg):
     """EASE (Steck 2019) from the paper's formula, in float64: P = (X^T X + reg I)^-1,
     B = I - P diagMat(1 / diag(P)), so B[j, i] = -P[j, i] / P[i, i] off the diagonal and 0 on it."""

@@ -14,8 +14,9 @@ from mfrec.kernels.gibbs import (
     sample_implicit,
     sample_rows,
     standard_normals,
+    time_bias_draw,
 )
-from naive import naive_gibbs_row, naive_gram_resid, naive_implicit_draws
+from naive import naive_gibbs_row, naive_gram_resid, naive_implicit_draws, naive_time_bias_draw
 
 pytestmark = pytest.mark.nojit
 
@@ -106,6 +107,44 @@ def test_implicit_draws_match_the_coordinatewise_reference():
     sample_implicit(ptr, rows, coef, gram, h, Z, alpha=1.3, prec=prec, mean=mean, seed=8, sweep=3, stream=4)
     np.testing.assert_allclose(Z, ref_Z, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(h, ref_h, rtol=1e-4, atol=1e-5)
+
+
+def test_time_bias_draw_matches_the_whole_array_reference():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(6)
+    nu, nm, k, bins = 7, 6, 3, 3
+    mask = rng.random((nu, nm)) < 0.6
+    mask[2] = False  # a user without ratings
+    user, movie = np.nonzero(mask)  # (user, movie) order: the user CSR's
+    rating = rng.integers(1, 6, len(user)).astype(np.float32)
+    day = rng.integers(0, 3, len(user))
+    when = rng.integers(0, bins, len(user))
+    ud_keys, ud = np.unique(user * 100 + day, return_inverse=True)
+    ib_keys, ib = np.unique(movie * bins + when, return_inverse=True)
+    ud, ib = ud.astype(np.int32), ib.astype(np.int32)
+    by_movie = np.lexsort((user, movie)).astype(np.int32)
+    ucsr = SimpleNamespace(indptr=np.searchsorted(user, np.arange(nu + 1)).astype(np.int64),
+                           indices=movie.astype(np.int32), values=rating)
+    mcsr = SimpleNamespace(indptr=np.searchsorted(movie[by_movie], np.arange(nm + 1)).astype(np.int64),
+                           indices=user[by_movie].astype(np.int32), values=rating[by_movie])
+    ud_ptr = np.searchsorted(ud_keys // 100, np.arange(nu + 1)).astype(np.int64)
+    ib_ptr = np.searchsorted(ib_keys // bins, np.arange(nm + 1)).astype(np.int64)
+    P, Q = rng.normal(0, 0.5, (nu, k)).astype(np.float32), rng.normal(0, 0.5, (nm, k)).astype(np.float32)
+    bu, bi = rng.normal(0, 0.3, nu).astype(np.float32), rng.normal(0, 0.3, nm).astype(np.float32)
+    b_ud, b_ib = rng.normal(0, 0.2, len(ud_keys)), rng.normal(0, 0.2, len(ib_keys))
+    ud_eps, ib_eps = rng.standard_normal(len(ud_keys)), rng.standard_normal(len(ib_keys))
+    ref = naive_time_bias_draw(user, movie, rating, ud, ib, b_ud, b_ib, 3.5, bu, bi, P, Q, 1.7, (0.1, 2.0),
+                               (-0.1, 3.0), ud_eps, ib_eps)
+    uvals, mvals = np.zeros(len(user), np.float32), np.zeros(len(user), np.float32)
+    sse = time_bias_draw(ucsr, mcsr, ud, ib, by_movie, ud_ptr, ib_ptr, np.bincount(ud), np.bincount(ib), b_ud, b_ib,
+                         3.5, bu, bi, P, Q, alpha=1.7, ud_prior=(0.1, 2.0), ib_prior=(-0.1, 3.0), ud_eps=ud_eps,
+                         ib_eps=ib_eps, user_values=uvals, movie_values=mvals)
+    np.testing.assert_allclose(b_ud, ref[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b_ib, ref[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(uvals, ref[2], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(mvals, ref[2][by_movie], rtol=1e-6, atol=1e-6)
+    assert sse == pytest.approx(ref[3], rel=1e-5)
 
 
 def test_implicit_part_is_the_scaled_sum():

@@ -226,9 +226,12 @@ class _TimeBiases:
     bias only when that user rated in training that day, and the (movie, bin) bias of its bin when
     that movie was rated in training in that bin (else 0, the term left out).
 
-    Each group is drawn in one vectorised step: its members touch disjoint ratings, so given
-    everything else they are independent, b_g | rest ~ N((alpha s_g + lam m) / p_g, 1 / p_g) with
-    p_g = alpha n_g + lam, s_g the sum of the residuals of the ratings in g."""
+    Given everything else, a group's members touch disjoint ratings, so each group's draw is
+    independent: b_g | rest ~ N((alpha s_g + lam m) / p_g, 1 / p_g) with p_g = alpha n_g + lam, s_g
+    the sum of the residuals of the ratings in g (``mfrec.kernels.gibbs.time_bias_draw``, parallel
+    over the users, then the movies, that own the groups). Per training rating it keeps three int32
+    (its two groups in the user CSR's order, and the movie CSR's map to that order): 12 bytes; the
+    residuals are formed inside the kernel, never as arrays."""
 
     DAY = 86_400
 
@@ -238,24 +241,40 @@ class _TimeBiases:
         if len(ts) == 0 or not np.all(np.isfinite(ts)):
             raise ModelError(f"dataset {dataset.name} has no usable rating timestamps for time_bias")
         self.t0, span = int(ts.min()), int(ts.max() - ts.min()) + 1
+        del ts
         self.bins = bins
         self.span = span
-        # int32 indices: at 25M ratings each index array is 100 MB rather than 200
+        nu, nm = dataset.n_users, dataset.n_movies
+        # the CSRs' order of the training ratings (users: the training order, or by_user; movies: by movie, then user)
+        user, movie = np.asarray(train.user), np.asarray(train.movie)
+        by_user = None if np.array_equal(dataset.train_by_user.indices, movie) else \
+            np.lexsort((movie, user)).astype(np.int32)
+        by_movie = np.lexsort((user, movie)).astype(np.int32)
+        in_user_order = movie if by_user is None else movie[by_user]
+        if not (np.array_equal(in_user_order, dataset.train_by_user.indices)
+                and np.array_equal(user[by_movie], dataset.train_by_movie.indices)):
+            raise ModelError(f"dataset {dataset.name}'s training CSRs are not in (user, movie) order; prepare it again")
+        del in_user_order
+        # each rating's groups, in the user CSR's order (int32: 4 bytes a rating each); groups are
+        # numbered in key order, so a user's days and a movie's bins are contiguous runs
         self.ud_keys, ud = np.unique(self._ud_key(train), return_inverse=True)
-        self.ud = ud.astype(np.int32)
+        self.ud = (ud if by_user is None else ud[by_user]).astype(np.int32)
         del ud
         self.ib_keys, ib = np.unique(self._ib_key(train), return_inverse=True)
-        self.ib = ib.astype(np.int32)
+        self.ib = (ib if by_user is None else ib[by_user]).astype(np.int32)
         del ib
-        # the CSRs' order of the training ratings (users: the training order, None; movies: by movie, then user)
-        user, movie = np.asarray(train.user), np.asarray(train.movie)
-        self.by_user = None if np.array_equal(dataset.train_by_user.indices, movie) else \
-            np.lexsort((movie, user)).astype(np.int32)
-        self.by_movie = np.lexsort((user, movie)).astype(np.int32)
-        in_user_order = movie if self.by_user is None else movie[self.by_user]
-        if not (np.array_equal(in_user_order, dataset.train_by_user.indices)
-                and np.array_equal(user[self.by_movie], dataset.train_by_movie.indices)):
-            raise ModelError(f"dataset {dataset.name}'s training CSRs are not in (user, movie) order; prepare it again")
+        if by_user is None:
+            self.m2u = by_movie
+        else:  # movie-CSR position -> training index -> user-CSR position
+            inverse = np.empty(len(by_user), np.int32)
+            inverse[by_user] = np.arange(len(by_user), dtype=np.int32)
+            self.m2u = inverse[by_movie]
+            del inverse
+        # a key's user: days before 1970 are negative, hence the shift by 2^31 first
+        self.ud_ptr = np.searchsorted((self.ud_keys + (1 << 31)) >> 32, np.arange(nu + 1)).astype(np.int64)
+        self.ib_ptr = np.searchsorted(self.ib_keys // bins, np.arange(nm + 1)).astype(np.int64)
+        self.ud_counts = np.bincount(self.ud, minlength=len(self.ud_keys))
+        self.ib_counts = np.bincount(self.ib, minlength=len(self.ib_keys))
         self.b_ud = np.zeros(len(self.ud_keys))
         self.b_ib = np.zeros(len(self.ib_keys))
         self.prior = {"user_day": (np.zeros(1), np.ones(1)), "movie_bin": (np.zeros(1), np.ones(1))}
@@ -271,7 +290,7 @@ class _TimeBiases:
     @staticmethod
     def _lookup(keys, wanted) -> np.ndarray:
         pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-        return np.where(keys[pos] == wanted, pos, -1)
+        return np.where(keys[pos] == wanted, pos, -1).astype(np.int32)
 
     def split_index(self, split) -> tuple[np.ndarray, np.ndarray]:
         return self._lookup(self.ud_keys, self._ud_key(split)), self._lookup(self.ib_keys, self._ib_key(split))
@@ -281,21 +300,19 @@ class _TimeBiases:
         out = np.where(ud >= 0, self.b_ud[np.maximum(ud, 0)], 0.0)
         return out + np.where(ib >= 0, self.b_ib[np.maximum(ib, 0)], 0.0)
 
-    def draw(self, rng, resid: np.ndarray, alpha: float) -> np.ndarray:
-        """Draw both groups given ``resid`` = rating - (the rest of the prediction) of every training
-        rating; returns the new offsets of the training ratings."""
-        for name, idx, attr in (("user_day", self.ud, "b_ud"), ("movie_bin", self.ib, "b_ib")):
-            other = resid - (self.b_ib[self.ib] if attr == "b_ud" else self.b_ud[self.ud])
-            m, lam = self.prior[name]
-            n_g = len(getattr(self, attr))
-            p = alpha * np.bincount(idx, minlength=n_g) + lam[0]
-            s = np.bincount(idx, other, minlength=n_g)
-            setattr(self, attr, (alpha * s + lam[0] * m[0]) / p + rng.standard_normal(n_g) / np.sqrt(p))
-        return (self.b_ud[self.ud] + self.b_ib[self.ib]).astype(np.float32)
+    def draw(self, rng, dataset, mu: float, bu, bi, Peff, Qeff, alpha: float, uvals, mvals) -> float:
+        """Draw both groups given the rest of the prediction; write the ratings less the new time
+        biases into ``uvals``/``mvals`` (each CSR's order); return the SSE of the full prediction."""
+        from mfrec.kernels.gibbs import time_bias_draw
 
-    def less_offsets(self, values, offsets, order) -> np.ndarray:
-        """A CSR's ratings less the time biases (``order``: the CSR's order of the training ratings)."""
-        return values - (offsets if order is None else offsets[order])
+        ud_eps = rng.standard_normal(len(self.b_ud))
+        ib_eps = rng.standard_normal(len(self.b_ib))
+        m, lam = self.prior["user_day"]
+        mb_, lb = self.prior["movie_bin"]
+        return time_bias_draw(dataset.train_by_user, dataset.train_by_movie, self.ud, self.ib, self.m2u, self.ud_ptr,
+                              self.ib_ptr, self.ud_counts, self.ib_counts, self.b_ud, self.b_ib, mu, bu, bi, Peff, Qeff,
+                              alpha=alpha, ud_prior=(m[0], lam[0]), ib_prior=(mb_[0], lb[0]), ud_eps=ud_eps,
+                              ib_eps=ib_eps, user_values=uvals, movie_values=mvals)
 
 
 def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = None,
@@ -355,7 +372,8 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
                      for name, split in (("val", val), ("test", test))}
         tb = _TimeBiases(dataset, config.time_bins) if config.time_bias else None
         uvals, mvals = ucsr.values, mcsr.values  # the ratings less the time biases, in each CSR's order
-        offsets = np.zeros(len(train), np.float32)
+        if tb is not None:
+            uvals, mvals = np.array(ucsr.values, np.float32), np.array(mcsr.values, np.float32)
         split_idx = {name: tb.split_index(split) for name, split in (("val", val), ("test", test))
                      if tb is not None and split is not None and len(split)}
         say(f"fit bayes: {nu:,} users, {nm:,} movies, {len(train):,} train ratings, k={k}, {config.samples} samples "
@@ -412,11 +430,7 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
             rng = np.random.default_rng([config.seed, sweep])
             kw = dict(mu0=MU0, gamma0=GAMMA0, alpha0=ALPHA0, beta0=BETA0)
             if tb is not None:
-                base = predict(train.user, train.movie, np.float32(mu), bu, bi, Peff, Qeff).astype(np.float64)
-                resid = np.asarray(train.rating, np.float64) - base
-                offsets = tb.draw(rng, resid, alpha)
-                uvals = tb.less_offsets(ucsr.values, offsets, tb.by_user)
-                mvals = tb.less_offsets(mcsr.values, offsets, tb.by_movie)
+                sse = tb.draw(rng, dataset, mu, bu, bi, Peff, Qeff, alpha, uvals, mvals)
                 for name, attr in (("user_day", "b_ud"), ("movie_bin", "b_ib")):
                     tb.prior[name] = normal_gamma_draw(rng, getattr(tb, attr)[:, None], **kw)
             prior["user"] = normal_gamma_draw(rng, np.column_stack([bu, P]), **kw)
@@ -427,8 +441,6 @@ def fit(dataset, config: BayesConfig, callback: Callable[[Any], Any] | None = No
                 prior["w"] = normal_gamma_draw(rng, W, **kw)
             if tb is None:
                 sse, _ = error_sums(train.user, train.movie, train.rating, np.float32(mu), bu, bi, Peff, Qeff, None)
-            else:
-                sse = float(np.sum((resid - offsets) ** 2))
             alpha = float(rng.gamma(ALPHA0 + 0.5 * len(train), 1.0 / (BETA0 + 0.5 * sse)))
             seconds = time.perf_counter() - t0
             sweep_seconds.append(seconds)
