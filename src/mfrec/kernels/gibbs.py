@@ -24,9 +24,8 @@ residual product h_u = sum_i e_ui Q_i (both left behind by the user draw), z_jf'
 Dimension by dimension, every z_jf in turn: within dimension f's pass only h_uf is read, and it
 moves by -c_u G_u[f, f] delta, so a (j, owner) pair costs O(1) instead of the block draw's O(k^2)
 (the other dimensions catch up once per pass, O(k) per owner). The draws depend on the ones before
-them, so each pass is sequential, but only its "moves so far" part: the precision sums, each pass's
-sum of c_u h_uf over the finished dimensions, the normals and the final residual products are
-prepared in parallel, leaving two multiply-adds per (j, owner) pair on one thread. The same kernel, with the CSRs swapped, draws the "flipped"
+them, so the passes are sequential; the normals, the Gram diagonals and the final residual
+products are prepared in parallel. The same kernel, with the CSRs swapped, draws the "flipped"
 implicit factors of users (Rendle 2019).
 
 Random numbers: every row's normals come from a SplitMix64 stream seeded by (seed, sweep, stream,
@@ -263,89 +262,64 @@ def sample_rows(indptr, indices, values, fixed_factors, fixed_bias, mu: float, *
 
 
 @njit(cache=True, parallel=True)
-def _implicit_setup(seed, sweep, stream, eps, gram, resid, coef, owner_indptr, owner_rows, H0, cg, D):
-    """The parallel part of the coordinate-wise implicit draws that holds for every dimension: every
-    z_j's k normals (stream j); every owner's residual product and c_u G_u[f, f], transposed to one
-    contiguous row per dimension; every z_j's conditional precision sum
-    D[j, f] = sum_u c_u^2 G_u[f, f] (it does not move during the passes)."""
+def _implicit_setup(seed, sweep, stream, eps, gram, resid, gdiag, H0):
+    """The parallel part of the coordinate-wise implicit draws: every z_j's k normals (stream j), and
+    every owner's Gram diagonal and residual product, transposed to one contiguous row per dimension."""
     k = eps.shape[1]
     for j in prange(eps.shape[0]):
         _normals(_stream_state(seed, sweep, stream, np.uint64(j)), eps[j], k)
     for u in prange(gram.shape[0]):
-        c = coef[u]
         for a in range(k):
+            gdiag[a, u] = gram[u, a, a]
             H0[a, u] = resid[u, a]
-            cg[a, u] = c * gram[u, a, a]
-    for j in prange(eps.shape[0]):
-        for a in range(k):
-            d = 0.0
-            for pp in range(owner_indptr[j], owner_indptr[j + 1]):
-                u = owner_rows[pp]
-                d += coef[u] * cg[a, u]
-            D[j, a] = d
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _implicit_pass_start(f, owner_indptr, owner_rows, coef, gram, H0, moved, base, A):
-    """Before dimension f's pass, in parallel: base[u] = h_uf with every finished dimension's moves
-    applied (H0[f, u] - sum_{g<f} G_u[f, g] moved[g, u]), then A[j] = sum_u c_u base[u] over z_j's owners."""
-    for u in prange(gram.shape[0]):
-        s = H0[f, u]
-        Gf = gram[u, f]
-        for g in range(f):
-            s -= Gf[g] * moved[g, u]
-        base[u] = s
-    for j in prange(A.shape[0]):
-        a = 0.0
-        for pp in range(owner_indptr[j], owner_indptr[j + 1]):
-            u = owner_rows[pp]
-            a += coef[u] * base[u]
-        A[j] = a
-
-
-@njit(cache=True)
-def _implicit_pass(f, owner_indptr, owner_rows, coef, cg_f, A, D, Z, alpha, prec_f, mean_f, eps, mv, status):
-    """Dimension f's pass, every z_jf in turn: the one part that must stay sequential, since each
-    draw conditions on the ones before it (through mv). Per (j, owner) pair: one multiply-add to read
-    the moves so far, one to record z_jf's."""
-    for j in range(A.shape[0]):
-        if status[j] != OK:
-            continue
-        old = np.float64(Z[j, f])
-        b = 0.0
-        for pp in range(owner_indptr[j], owner_indptr[j + 1]):
-            u = owner_rows[pp]
-            b += cg_f[u] * mv[u]
-        d = D[j, f]
-        # sum_u c_u (h_uf + c_u G_u[f, f] z_jf): the residuals without z_jf's own part
-        s = A[j] - b + d * old
-        p = alpha * d + prec_f
-        if not (p > 0.0) or not np.isfinite(p):
-            status[j] = NOT_POSITIVE_DEFINITE
-            continue
-        new = (alpha * s + prec_f * mean_f) / p + eps[j, f] / np.sqrt(p)
-        if not np.isfinite(new):
-            status[j] = NOT_FINITE
-            continue
-        Z[j, f] = new
-        delta = np.float64(Z[j, f]) - old
-        for pp in range(owner_indptr[j], owner_indptr[j + 1]):
-            u = owner_rows[pp]
-            mv[u] += coef[u] * delta
-
-
-def _implicit_passes(owner_indptr, owner_rows, coef, gram, cg, D, H0, Z, alpha, prec, mean, eps, moved, base, A, status):
+@njit(cache=True, fastmath=FASTMATH)
+def _implicit_passes(owner_indptr, owner_rows, coef, gram, gdiag, H0, Z, alpha, prec, mean, eps, moved, base, status):
     """Dimension by dimension, every z_jf in turn from its scalar conditional given everything else.
 
     h_u (owner u's residual product sum_i e_ui Q_i) is never updated in place: with ``moved[f', u]``
     the change of u's implicit part c_u sum_j z_j in dimension f' so far, h_uf = H0[f, u] - sum_f'
-    G_u[f, f'] moved[f', u]. During dimension f's pass only moved[f] changes, so what the finished
-    dimensions give (``base``, and each z_j's sum of c_u base[u], ``A``) is formed in parallel
-    before the pass, and the sequential pass costs two multiply-adds per (j, owner) pair."""
-    for f in range(Z.shape[1]):
-        _implicit_pass_start(f, owner_indptr, owner_rows, coef, gram, H0, moved, base, A)
-        _implicit_pass(f, owner_indptr, owner_rows, coef, cg[f], A, D, Z, alpha, float(prec[f]), float(mean[f]), eps,
-                       moved[f], status)
+    G_u[f, f'] moved[f', u]. During dimension f's pass only moved[f] changes, so ``base`` = H0[f] -
+    (the finished dimensions' terms) is formed once per pass, and each (j, owner) pair costs O(1)."""
+    n = owner_indptr.shape[0] - 1
+    k = Z.shape[1]
+    n_owners = gram.shape[0]
+    for f in range(k):
+        for u in range(n_owners):
+            s = H0[f, u]
+            Gf = gram[u, f]
+            for g in range(f):
+                s -= Gf[g] * moved[g, u]
+            base[u] = s
+        gd = gdiag[f]
+        mv = moved[f]
+        for j in range(n):
+            if status[j] != OK:
+                continue
+            old = np.float64(Z[j, f])
+            s = 0.0
+            d = 0.0
+            for pp in range(owner_indptr[j], owner_indptr[j + 1]):
+                u = owner_rows[pp]
+                c = coef[u]
+                cg = c * gd[u]
+                # c_u (h_uf + c_u G_u[f, f] z_jf): the residuals without z_jf's own part
+                s += c * (base[u] - gd[u] * mv[u]) + cg * c * old
+                d += c * cg
+            p = alpha * d + prec[f]
+            if not (p > 0.0) or not np.isfinite(p):
+                status[j] = NOT_POSITIVE_DEFINITE
+                continue
+            new = (alpha * s + prec[f] * mean[f]) / p + eps[j, f] / np.sqrt(p)
+            if not np.isfinite(new):
+                status[j] = NOT_FINITE
+                continue
+            Z[j, f] = new
+            delta = np.float64(Z[j, f]) - old
+            for pp in range(owner_indptr[j], owner_indptr[j + 1]):
+                u = owner_rows[pp]
+                mv[u] += coef[u] * delta
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
@@ -390,12 +364,10 @@ def sample_implicit(owner_indptr, owner_rows, coef, gram, resid, implicit_factor
     with np.errstate(over="ignore"):  # SplitMix64 wraps around on purpose (NUMBA_DISABLE_JIT runs)
         n_owners = len(coef)
         eps = np.zeros((n, k), np.float64)
-        H0, cg = np.zeros((k, n_owners)), np.zeros((k, n_owners))
+        gdiag, H0 = np.zeros((k, n_owners)), np.zeros((k, n_owners))
         moved, base = np.zeros((k, n_owners)), np.zeros(n_owners)
-        D, A = np.zeros((n, k)), np.zeros(n)
-        _implicit_setup(np.uint64(seed), np.uint64(sweep), np.uint64(stream), eps, gram, resid, coef, ptr, rows, H0, cg,
-                        D)
-        _implicit_passes(ptr, rows, coef, gram, cg, D, H0, Z, float(alpha), prec, mean, eps, moved, base, A, status)
+        _implicit_setup(np.uint64(seed), np.uint64(sweep), np.uint64(stream), eps, gram, resid, gdiag, H0)
+        _implicit_passes(ptr, rows, coef, gram, gdiag, H0, Z, float(alpha), prec, mean, eps, moved, base, status)
         _implicit_finish(gram, H0, moved, resid)
     _raise_on(status, what)
     return Z
