@@ -402,38 +402,38 @@ def implicit_part(indptr, indices, coef, implicit_factors, out=None) -> np.ndarr
 
 
 @njit(cache=True, parallel=True)
-def _time_group_draw(indptr, indices, values, rows_are_users, pos, own, own_ptr, other, other_bias, mu, bu, bi, P, Q,
-                     alpha, lam, mean, counts, eps, sums, out):
-    """Every bias group owned by a row of the CSR (a user's days, a movie's time bins), drawn from its
-    conditional: s_g = sum over the group's ratings of (rating - prediction - the other group's
-    bias), p_g = alpha n_g + lam, b_g = (alpha s_g + lam mean) / p_g + eps_g / sqrt(p_g). A row's
-    groups hold only that row's ratings, so each row owns its output; ``pos`` maps a CSR position
-    to the position of ``own``/``other`` (empty: the same)."""
-    mapped = pos.shape[0] > 0
+def _time_residuals(indptr, indices, values, mu, bu, bi, P, Q, out):
+    """rating - (mu + b_u + b_i + p_u . q_i) of every rating of the user CSR, float64, in its order."""
     mu32 = np.float32(mu)
+    for r in prange(indptr.shape[0] - 1):
+        for p in range(indptr[r], indptr[r + 1]):
+            out[p] = np.float64(values[p]) - np.float64(_one(r, indices[p], mu32, bu, bi, P, Q))
+
+
+@njit(cache=True, parallel=True)
+def _time_group_draw(indptr, pos, resid, own, own_ptr, other, other_bias, alpha, lam, mean, counts, eps, sums, out):
+    """Every bias group owned by a row of the CSR (a user's days, a movie's time bins), drawn from its
+    conditional: s_g = sum over the group's ratings of (residual - the other group's bias),
+    p_g = alpha n_g + lam, b_g = (alpha s_g + lam mean) / p_g + eps_g / sqrt(p_g). A row's groups
+    hold only that row's ratings, so each row owns its output; ``pos`` maps a CSR position to the
+    position of ``resid``/``own``/``other`` (empty: the same)."""
+    mapped = pos.shape[0] > 0
     for r in prange(indptr.shape[0] - 1):
         for g in range(own_ptr[r], own_ptr[r + 1]):
             sums[g] = 0.0
         for p in range(indptr[r], indptr[r + 1]):
             q = pos[p] if mapped else p
-            c = indices[p]
-            if rows_are_users:
-                pred = _one(r, c, mu32, bu, bi, P, Q)
-            else:
-                pred = _one(c, r, mu32, bu, bi, P, Q)
-            sums[own[q]] += (np.float64(values[p]) - np.float64(pred)) - other_bias[other[q]]
+            sums[own[q]] += resid[q] - other_bias[other[q]]
         for g in range(own_ptr[r], own_ptr[r + 1]):
             prec = alpha * counts[g] + lam
             out[g] = (alpha * sums[g] + lam * mean) / prec + eps[g] / np.sqrt(prec)
 
 
 @njit(cache=True, parallel=True)
-def _time_offsets(indptr, indices, values, rows_are_users, pos, ud, ib, b_ud, b_ib, mu, bu, bi, P, Q, want_sse,
-                  out_values, row_sse):
+def _time_offsets(indptr, values, pos, resid, ud, ib, b_ud, b_ib, want_sse, out_values, row_sse):
     """The CSR's ratings less their time biases (float32, into ``out_values``) and, with
     ``want_sse``, each row's sum of squared residuals of the full prediction."""
     mapped = pos.shape[0] > 0
-    mu32 = np.float32(mu)
     for r in prange(indptr.shape[0] - 1):
         s = 0.0
         for p in range(indptr[r], indptr[r + 1]):
@@ -441,16 +441,14 @@ def _time_offsets(indptr, indices, values, rows_are_users, pos, ud, ib, b_ud, b_
             off = np.float32(b_ud[ud[q]] + b_ib[ib[q]])
             out_values[p] = values[p] - off
             if want_sse:
-                c = indices[p]
-                pred = _one(r, c, mu32, bu, bi, P, Q) if rows_are_users else _one(c, r, mu32, bu, bi, P, Q)
-                e = (np.float64(values[p]) - np.float64(pred)) - np.float64(off)
+                e = resid[q] - np.float64(off)
                 s += e * e
         row_sse[r] = s
 
 
 def time_bias_draw(ucsr, mcsr, ud, ib, m2u, ud_ptr, ib_ptr, ud_counts, ib_counts, b_ud, b_ib, mu: float, user_bias,
                    movie_bias, user_factors, movie_factors, *, alpha: float, ud_prior, ib_prior, ud_eps, ib_eps,
-                   user_values, movie_values) -> float:
+                   user_values, movie_values, resid=None) -> float:
     """One Gibbs draw of the time-aware bias groups, then the ratings less them; returns the SSE.
 
     The (user, day) groups first (``b_ud`` in place: each user's days drawn given the current
@@ -460,19 +458,22 @@ def time_bias_draw(ucsr, mcsr, ud, ib, m2u, ud_ptr, ib_ptr, ud_counts, ib_counts
     position to its user-CSR position, ``ud_ptr``/``ib_ptr`` (sorted groups) give a user's/movie's
     groups. ``user_values``/``movie_values`` (float32, each CSR's order) get the ratings less both
     biases, for the next sweep's row draws; the return value is the sum of squared residuals of
-    the full prediction (the noise precision's statistic). Parallel over users, then movies; the
-    result does not depend on the number of threads.
+    the full prediction (the noise precision's statistic). ``resid``: an optional float64 scratch of
+    one entry per rating. Parallel over users, then movies; the result does not depend on the
+    number of threads.
     """
     empty = np.zeros(0, np.int32)
-    args = (mu, user_bias, movie_bias, user_factors, movie_factors)
-    _time_group_draw(ucsr.indptr, ucsr.indices, ucsr.values, True, empty, ud, ud_ptr, ib, b_ib, *args, float(alpha),
-                     float(ud_prior[1]), float(ud_prior[0]), ud_counts, ud_eps, np.zeros(len(b_ud)), b_ud)
-    _time_group_draw(mcsr.indptr, mcsr.indices, mcsr.values, False, m2u, ib, ib_ptr, ud, b_ud, *args, float(alpha),
-                     float(ib_prior[1]), float(ib_prior[0]), ib_counts, ib_eps, np.zeros(len(b_ib)), b_ib)
+    if resid is None:
+        resid = np.empty(len(ucsr.indices))
+    _time_residuals(ucsr.indptr, ucsr.indices, ucsr.values, float(mu), user_bias, movie_bias, user_factors,
+                    movie_factors, resid)
+    _time_group_draw(ucsr.indptr, empty, resid, ud, ud_ptr, ib, b_ib, float(alpha), float(ud_prior[1]),
+                     float(ud_prior[0]), ud_counts, ud_eps, np.zeros(len(b_ud)), b_ud)
+    _time_group_draw(mcsr.indptr, m2u, resid, ib, ib_ptr, ud, b_ud, float(alpha), float(ib_prior[1]),
+                     float(ib_prior[0]), ib_counts, ib_eps, np.zeros(len(b_ib)), b_ib)
     row_sse = np.zeros(len(ucsr.indptr) - 1)
-    _time_offsets(ucsr.indptr, ucsr.indices, ucsr.values, True, empty, ud, ib, b_ud, b_ib, *args, True, user_values,
-                  row_sse)
-    _time_offsets(mcsr.indptr, mcsr.indices, mcsr.values, False, m2u, ud, ib, b_ud, b_ib, *args, False, movie_values,
+    _time_offsets(ucsr.indptr, ucsr.values, empty, resid, ud, ib, b_ud, b_ib, True, user_values, row_sse)
+    _time_offsets(mcsr.indptr, mcsr.values, m2u, resid, ud, ib, b_ud, b_ib, False, movie_values,
                   np.zeros(len(mcsr.indptr) - 1))
     return float(row_sse.sum())
 
