@@ -35,7 +35,7 @@ class ModelContract:
 
         root = tmp_path_factory.mktemp(f"runs-{cls.model}")
         res = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", cls.model, "--epochs", "3",
-                                         "--patience", "0", "--root", str(root), "--quiet", *cls.options])
+                                         "--patience", "0", "--runs-root", str(root), "--quiet", *cls.options])
         assert res.exit_code == 0, res.output
         (path,) = [p for p in root.iterdir() if p.is_dir()]
         return mfrec.load_experiment(path)
@@ -128,7 +128,7 @@ class NeuralExportContract(ModelContract):
         if cls.model != "genre-embedding":
             options = options[:4]
         res = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", cls.model, "--epochs", "2",
-                                         "--patience", "0", "--root", str(root), "--quiet", *options])
+                                         "--patience", "0", "--runs-root", str(root), "--quiet", *options])
         assert res.exit_code == 0, res.output
         (path,) = [p for p in root.iterdir() if p.is_dir()]
         return mfrec.load_experiment(path)

@@ -185,7 +185,7 @@ def test_raw_files_written_from_synthetic_data_are_prepared_under_a_synthetic_na
     raw = tmp_path / "ml-1m-ids"
 
     def run(*args):
-        res = CliRunner().invoke(prepare, ["--root", str(tmp_path / "TD"), "--quiet", "--split", "none", *args])
+        res = CliRunner().invoke(prepare, ["--data-root", str(tmp_path / "TD"), "--quiet", "--split", "none", *args])
         assert res.exit_code == 0, res.output
         return res
 

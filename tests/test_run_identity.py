@@ -164,7 +164,7 @@ def test_popularity_and_neural_runs_record_it_too(raw, tmp_path):
 
     ds = load(_prepare(raw, tmp_path / "Training_data", seed=3, method="user-last"))
     want = dataset_fingerprint(ds.manifest)
-    path, summary = popularity_run(ds, root=tmp_path / "E", k=5)
+    path, summary = popularity_run(ds, runs_root=tmp_path / "E", top=5)
     assert json.loads((path / "config.json").read_text())["dataset_fingerprint"] == want
     assert summary["dataset_fingerprint"] == want
     pytest.importorskip("torch")
