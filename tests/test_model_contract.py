@@ -77,7 +77,7 @@ class ModelContract:
         with pytest.raises(MfrecError, match="999999"):
             run.recommend(user=999_999)
         with pytest.raises(MfrecError, match="999999"):
-            run.recommend(ratings={999_999: 4.0})
+            run.recommend(rate={999_999: 4.0})
 
     def test_same_seed_same_model(self, run, tmp_path):
         from mfrec.training import train_run
@@ -91,7 +91,7 @@ class ModelContract:
 
     def test_given_movies_are_never_recommended_back(self, run):
         ids = [int(x) for x in run.dataset.movie_ids.ids[:5]]
-        table = run.recommend(ratings={i: 5.0 for i in ids}, n=50)
+        table = run.recommend(rate={i: 5.0 for i in ids}, top=50)
         assert table.height > 0 and not set(table["movieId"].to_list()) & set(ids)
         lo, hi = run.dataset.rating_scale
         assert table["predicted_rating"].is_between(lo, hi).all()
@@ -204,7 +204,7 @@ class TestEaseContract(ModelContract):
 
     def test_given_movies_are_never_recommended_back(self, run):
         ids = [int(x) for x in run.dataset.movie_ids.ids[:5]]
-        table = run.recommend(ratings={i: 5.0 for i in ids}, n=50)
+        table = run.recommend(rate={i: 5.0 for i in ids}, top=50)
         assert table.height > 0 and not set(table["movieId"].to_list()) & set(ids)
         assert "predicted_rating" not in table.columns  # EASE scores are not ratings
 

@@ -39,7 +39,7 @@ def test_run_folder_round_trips_through_load_experiment_and_load_model(small_dat
     exp = mfrec.load_experiment(run)
     from_folder = mfrec.load_model(run)  # a run folder means its model.npz
     np.testing.assert_array_equal(exp.model.user_factors, from_folder.user_factors)
-    assert exp.recommend(like=[str(exp.recommender.movie_id_array[0])], n=3).height == 3
+    assert exp.recommend(like=[str(exp.recommender.movie_id_array[0])], top=3).height == 3
 
 
 def test_prepared_folder_round_trips_through_data_load(small_raw, tmp_path):

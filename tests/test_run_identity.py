@@ -146,7 +146,7 @@ def test_runs_written_before_the_fingerprint_keep_working(world, raw):
     r = CliRunner().invoke(evaluate, ["--experiment", str(run), "--protocol", "rating", "--quiet"])
     assert r.exit_code == 0, r.output
     exp = mfrec.load_experiment(run)
-    assert len(exp.recommend(like=[int(exp.model.movie_ids[0])], n=3, min_ratings=0)) == 3
+    assert len(exp.recommend(like=[int(exp.model.movie_ids[0])], top=3, min_ratings=0)) == 3
 
 
 def test_a_damaged_fingerprint_is_one_sentence(world):
