@@ -414,7 +414,7 @@ def fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen,
         train_rmse[epoch], val_rmse[epoch] = tr_rmse, va
         note = epoch_note(f"pair MSE {train_loss:.4f}", secs, train_rmse=tr_rmse, val_rmse=va)
         if end_epoch(callback, best, module, epoch, va if va is not None else train_loss, va is not None, note,
-                     tr_rmse, va, None, secs, train_loss=train_loss, val_loss=None if va is None else va ** 2):
+                     tr_rmse, va, secs, train_loss=train_loss, val_loss=None if va is None else va ** 2):
             run.log(f"stopping: no better validation RMSE for {best.patience} epochs")
             epochs = epoch
             break

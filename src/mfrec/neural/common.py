@@ -242,13 +242,14 @@ def epoch_note(train_loss_text: str, seconds: float, **rmse: float | None) -> st
 
 
 def end_epoch(callback, best: BestEpoch, module, epoch: int, score: float, validated: bool, note: str,
-              train_rmse=None, val_rmse=None, test_rmse=None, seconds=None, **metrics) -> bool:
+              train_rmse=None, val_rmse=None, seconds=None, **metrics) -> bool:
     """What every neural loop does after an epoch: keep the weights if ``score`` is the best so far,
     report the epoch to ``callback`` (metrics.csv, log and progress bar are written from it), and
-    return whether early stopping ends the fit."""
+    return whether early stopping ends the fit. An epoch never reports a test RMSE: the fit measures
+    the test split once, on the kept weights."""
     best.keep(score, epoch, module)
     stop = best.should_stop(epoch, validated)
-    emit(callback, EpochReport(epoch, train_rmse, val_rmse, test_rmse, seconds, best.epoch, stop, metrics,
+    emit(callback, EpochReport(epoch, train_rmse, val_rmse, None, seconds, best.epoch, stop, metrics,
                                f"epoch {epoch}: {note}"))
     return stop
 

@@ -84,7 +84,7 @@ def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, gene
         save_checkpoint(run, module, epoch)
         note = epoch_note(f"train_loss {train_loss:.4f}", secs, train_rmse=tr, val_rmse=va)
         if end_epoch(callback, best, module, epoch, va if va is not None else train_loss, va is not None, note,
-                     tr, va, None, secs, train_loss=train_loss, val_loss=val_loss, **(extra or {})):
+                     tr, va, secs, train_loss=train_loss, val_loss=val_loss, **(extra or {})):
             run.log(f"stopping: no better validation RMSE for {best.patience} epochs")
             epochs = epoch
             break
