@@ -33,15 +33,7 @@ from numba import njit, prange
 
 from mfrec.errors import ModelError
 from mfrec.kernels._config import FASTMATH
-from mfrec.kernels.exact import (
-    EXPLICIT,
-    NOT_FINITE,
-    NOT_POSITIVE_DEFINITE,
-    OK,
-    exact_buffers,
-    exact_row_solve,
-    gather_entry,
-)
+from mfrec.kernels.exact import NOT_FINITE, NOT_POSITIVE_DEFINITE, OK, exact_buffers, exact_row_solve, row_target
 
 SOLVERS = {"cholesky": 0, "cg": 1}
 
@@ -247,24 +239,6 @@ def cg_scratch(n_threads: int, max_row: int, k: int) -> tuple[np.ndarray, np.nda
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def gather_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, alpha0, layout, buf, wts,
-               tgt):
-    """Gather row r (entries ``start:end``) for ``cg_solve``, which streams it every step: ``buf[j]``
-    = the entry's fixed row y_j, ``tgt[j]`` and ``wts[j]`` its target and weight by
-    ``exact.gather_entry`` (``EXPLICIT``: the rating's target and 1; ``IMPLICIT``: c_j and
-    c_j - ``alpha0``)."""
-    k = fixed.shape[1]
-    for j in range(end - start):
-        c, t, w = gather_entry(values, indices, start + j, mu, fixed, fixed_bias, row_shift, r, has_shift, alpha0,
-                               layout)
-        bj = buf[j]
-        for a in range(k):
-            bj[a] = fixed[c, a]
-        tgt[j] = t
-        wts[j] = w
-
-
-@njit(cache=True, fastmath=FASTMATH)
 def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift,
                   lam, lam_b, cg_steps, out_factors, out_bias, work, buf, wt, no_gram, out_residual):
     k = fixed.shape[1]
@@ -273,8 +247,13 @@ def _solve_row_cg(r, start, end, indices, values, fixed, fixed_bias, mu, row_shi
     wts = wt[0]
     tgt = wt[1]
     # gather the row's Y rows into the contiguous buffer once: every CG step streams it
-    gather_row(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, np.float32(0.0), EXPLICIT,
-               buf, wts, tgt)
+    for j in range(n):
+        c, t = row_target(values, indices, start + j, mu, fixed, fixed_bias, row_shift, r, has_shift)
+        bj = buf[j]
+        for a in range(k):
+            bj[a] = fixed[c, a]
+        tgt[j] = t
+        wts[j] = 1.0
     for a in range(k):
         x[a] = out_factors[r, a]
     status, xb = cg_solve(n, buf, wts, tgt, no_gram, lam, lam_b, True, cg_steps, out_bias[r], x,

@@ -12,8 +12,7 @@ Y[c_j] . shift[r]`` and, for z = [b, x] (m = k + 1 unknowns), the unpenalised no
     A = sum_j [1, y_j][1, y_j]^T,   rhs = sum_j t_j [1, y_j].
 
 ``row_normal_equations`` gathers the row's augmented rows [1, y_j, t_j] as the *columns* of a
-float32 buffer ``Xt`` (``CHUNK`` entries at a time; ``gathered_gram``, whose ``IMPLICIT`` layout
-gathers the implicit model's weighted positives instead) and adds ``Xt Xt^T`` to ``G`` by ``gram_tiles``:
+float64 buffer ``Xt`` (``CHUNK`` entries at a time) and adds ``Xt Xt^T`` to ``G`` by ``gram_tiles``:
 the Gram of the augmented rows holds A in ``G[:m, :m]`` and rhs in column ``m``. ``gram_tiles``
 computes 4 x 2 tiles of the upper triangle whose inner loop runs along the contiguous entries, so
 LLVM vectorises it with 8 independent accumulators (6 loads per 8 fused multiply-adds; at k = 64
@@ -112,9 +111,6 @@ def exact_buffers(n_threads: int, k: int, extra: int = 2, copies: int = 1,
     return np.zeros((n_threads, p, p), np.float64), np.zeros((n_threads, copies, p, CHUNK + PAD), dtype)
 
 
-EXPLICIT, IMPLICIT = 0, 1  # the gathers' layouts: rating rows with a bias column / confidence rows without
-
-
 @njit(cache=True, fastmath=FASTMATH)
 def row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift):
     """(column, target) of entry jj of row r: ``t = v - mu - c[col] - fixed[col] . row_shift[r]``."""
@@ -126,20 +122,6 @@ def row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shi
             s += fixed[c, a] * row_shift[r, a]
         t -= s
     return c, t
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def gather_entry(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift, alpha0, layout):
-    """(column, target, weight) of entry jj of row r, as the row gathers store it.
-
-    ``EXPLICIT`` (a rating): ``row_target``'s target and weight 1; ``IMPLICIT`` (a confidence c):
-    target c and weight c - ``alpha0`` (the implicit model's extra weight over a zero), in
-    ``alpha0``'s precision; ``mu``, ``fixed_bias`` and ``row_shift`` are not read."""
-    if layout == IMPLICIT:
-        t = values[jj]
-        return indices[jj], t, t - alpha0
-    c, t = row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift)
-    return c, t, 1.0
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -197,61 +179,29 @@ def pad_columns(Xt, rows, n):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def gathered_gram(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, alpha0, layout,
-                  G, Xa, Xb):
-    """``G`` (zeroed first) = the Gram of row r's gathered columns (entries ``start:end``), float64,
-    upper triangle of the first o + k + 1 rows, o = 1 with a bias column (``EXPLICIT``) and 0
-    without (``IMPLICIT``); column j of the gathered buffers, for entry j with (y_j, t_j, w_j) =
-    ``gather_entry``'s fixed row, target and weight:
+def row_normal_equations(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, G, Xt):
+    """The unpenalised normal equations of row r (entries ``start:end``), float64: ``G[:m, :m]``
+    (upper triangle) = sum_j [1, y_j][1, y_j]^T and ``G[:m, m]`` = sum_j t_j [1, y_j], m = k + 1.
 
-        Xa[:, j] = [1 (EXPLICIT only), y_j, t_j],   Xb[:, j] = [w_j y_j, t_j] (IMPLICIT only)
-
-    ``EXPLICIT`` passes one buffer as both ``Xa`` and ``Xb``: G = sum_j [1, y_j, t_j][1, y_j, t_j]^T,
-    the normal equations of ``row_normal_equations``. ``IMPLICIT``: rows a < k of G hold
-    sum_j w_j y_j y_j^T and, in column k, sum_j t_j y_j (row k of ``Xa`` is never gathered; the
-    entries it meets are not read). ``Xa``, ``Xb`` are (p, chunk + PAD), float32 or float64, p =
-    ``gram_rows(k, o + 1)``; the row is gathered ``chunk`` entries at a time."""
+    ``G`` is (p, p) float64 and ``Xt`` (p, chunk + PAD) float32 or float64, p = ``gram_rows(k)``;
+    both are overwritten (``G`` zeroed first). The row is gathered ``chunk`` entries at a time."""
     k = fixed.shape[1]
-    o = 1 if layout == EXPLICIT else 0
-    rows = o + k + 1
-    chunk = Xa.shape[1] - PAD
+    m = k + 1
+    chunk = Xt.shape[1] - PAD
     G[:, :] = 0.0
     for c0 in range(start, end, chunk):
         c1 = min(c0 + chunk, end)
         for jj in range(c0, c1):
             if jj + PREFETCH < end:
                 prefetch_row(fixed, indices[jj + PREFETCH])
-            c, t, w = gather_entry(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift, alpha0,
-                                   layout)
+            c, t = row_target(values, indices, jj, mu, fixed, fixed_bias, row_shift, r, has_shift)
             j = jj - c0
             y = fixed[c]
-            if layout == EXPLICIT:
-                Xa[0, j] = 1.0
-                for a in range(k):
-                    Xa[a + 1, j] = y[a]
-                Xa[k + 1, j] = t
-            else:
-                wf = np.float64(w)
-                for a in range(k):
-                    ya = np.float64(y[a])
-                    Xa[a, j] = ya
-                    Xb[a, j] = wf * ya
-                Xb[k, j] = t
-        n4 = pad_columns(Xa, rows, c1 - c0)
-        if layout != EXPLICIT:
-            pad_columns(Xb, rows, c1 - c0)
-        gram_tiles(Xa, Xb, rows, n4, G)
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def row_normal_equations(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, G, Xt):
-    """The unpenalised normal equations of row r (entries ``start:end``), float64: ``G[:m, :m]``
-    (upper triangle) = sum_j [1, y_j][1, y_j]^T and ``G[:m, m]`` = sum_j t_j [1, y_j], m = k + 1.
-
-    ``G`` is (p, p) float64 and ``Xt`` (p, chunk + PAD) float32 or float64, p = ``gram_rows(k)``;
-    both are overwritten (``G`` zeroed first): ``gathered_gram``'s ``EXPLICIT`` layout."""
-    gathered_gram(r, start, end, indices, values, fixed, fixed_bias, mu, row_shift, has_shift, 0.0, EXPLICIT, G, Xt,
-                  Xt)
+            Xt[0, j] = 1.0
+            for a in range(k):
+                Xt[a + 1, j] = y[a]
+            Xt[m, j] = t
+        gram_tiles(Xt, Xt, m + 1, pad_columns(Xt, m + 1, c1 - c0), G)
 
 
 @njit(cache=True, fastmath=FASTMATH)

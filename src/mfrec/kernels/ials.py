@@ -21,9 +21,8 @@ half-step's tiles, factored and solved by ``factor_row``/``solve_factored``, all
 iterations, never forming the matrix: the product is
 ``alpha0 G p + lam p + sum_j (c_j - alpha0)(y_j . p) y_j``). The CG loop is the explicit
 half-step's ``mfrec.kernels.als.cg_solve``, written once: there the Gramian term is absent and the
-bias column present, here the reverse. So are both row gathers (``exact.gathered_gram`` and
-``als.gather_row``, in their ``IMPLICIT`` layout), the CSR checks, the solve-status errors and the
-per-thread CG scratch. An empty row gets zero factors (its optimum).
+bias column present, here the reverse. The CSR checks, the solve-status errors and the per-thread
+CG scratch are the explicit half-step's too. An empty row gets zero factors (its optimum).
 """
 
 from __future__ import annotations
@@ -40,22 +39,48 @@ from mfrec.kernels.als import (
     _as,
     cg_scratch,
     cg_solve,
-    gather_row,
     half_step_csr,
     raise_on_status,
 )
-from mfrec.kernels.exact import IMPLICIT, exact_buffers, factor_row, gathered_gram, solve_factored
+from mfrec.kernels.exact import (
+    PAD,
+    PREFETCH,
+    exact_buffers,
+    factor_row,
+    gram_tiles,
+    pad_columns,
+    prefetch_row,
+    solve_factored,
+)
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _ials_row_cholesky(r, start, end, indices, conf, fixed, gram64, alpha0, lam, out, G, Xt, z, ridge):
-    """Exact solve of one row: ``exact.gathered_gram`` (``IMPLICIT`` layout: its positives' y_j in
-    ``Xt[0]``, (c_j - alpha0) y_j and c_j in ``Xt[1]``) forms sum_j (c_j - alpha0) y_j y_j^T and, in
-    column k, rhs = sum_j c_j y_j; alpha0 G is added, and ``exact.factor_row`` (diagonal lam) and
-    ``exact.solve_factored`` solve."""
+    """Exact solve of one row: its positives' y_j (``Xt[0]``) and (c_j - alpha0) y_j with c_j in
+    row k (``Xt[1]``) are gathered in chunks, ``exact.gram_tiles`` forms sum_j (c_j - alpha0) y_j y_j^T
+    and, in column k, rhs = sum_j c_j y_j; alpha0 G is added, and ``exact.factor_row`` (diagonal
+    lam) and ``exact.solve_factored`` solve."""
     k = fixed.shape[1]
-    gathered_gram(r, start, end, indices, conf, fixed, conf[:0], np.float32(0.0), fixed[:0], False, alpha0, IMPLICIT,
-                  G, Xt[0], Xt[1])
+    Xa = Xt[0]
+    Xb = Xt[1]
+    chunk = Xa.shape[1] - PAD
+    G[:, :] = 0.0
+    for c0 in range(start, end, chunk):
+        c1 = min(c0 + chunk, end)
+        for jj in range(c0, c1):
+            if jj + PREFETCH < end:
+                prefetch_row(fixed, indices[jj + PREFETCH])
+            j = jj - c0
+            w = np.float64(conf[jj])
+            extra = w - alpha0
+            y = fixed[indices[jj]]
+            for a in range(k):
+                ya = np.float64(y[a])
+                Xa[a, j] = ya
+                Xb[a, j] = extra * ya
+            Xb[k, j] = w
+        pad_columns(Xa, k, c1 - c0)
+        gram_tiles(Xa, Xb, k + 1, pad_columns(Xb, k + 1, c1 - c0), G)
     for a in range(k):
         Ga = G[a, a:k]
         ga = gram64[a, a:k]
@@ -80,10 +105,16 @@ def _ials_row_cg(r, start, end, indices, conf, fixed, gram32, alpha0, lam, cg_st
     wts = wt[0]
     tgt = wt[1]
     # gather the positives' y_j (weights c_j - alpha0, targets c_j) into the contiguous buffer once:
-    # every CG step streams it; the gather and the loop are the explicit half-step's (als.gather_row,
-    # als.cg_solve), without the bias column and with the Gramian term
-    gather_row(r, start, end, indices, conf, fixed, conf[:0], np.float32(0.0), fixed[:0], False, alpha0, IMPLICIT,
-               buf, wts, tgt)
+    # every CG step streams it; the loop itself is the explicit half-step's (als.cg_solve) with the
+    # Gramian term
+    for j in range(n):
+        c = indices[start + j]
+        bj = buf[j]
+        for a in range(k):
+            bj[a] = fixed[c, a]
+        w = conf[start + j]
+        tgt[j] = w
+        wts[j] = w - alpha0
     for a in range(k):
         x[a] = out[r, a]
     status, _ = cg_solve(n, buf, wts, tgt, gram32, lam, np.float32(0.0), False, cg_steps, np.float32(0.0), x,
