@@ -154,9 +154,14 @@ def main() -> None:
     result["loadavg_after"] = loadavg()
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {"runs": []}
-    results["runs"] = [x for x in results["runs"] if not (x["a"] == result["a"] and x["b"] == result["b"]
-                                                          and x["dataset"] == result["dataset"] and x["k"] == k)]
-    results["runs"].append(result)
+    same = [x for x in results["runs"] if x["a"] == result["a"] and x["b"] == result["b"]
+            and x["dataset"] == result["dataset"] and x["k"] == k]
+    if same:  # the same pair, data and k: this run's kinds replace those kinds only
+        for kind, row in result["kinds"].items():
+            same[0]["kinds"][kind] = {**row, "rounds": args.rounds, "loadavg_before": result["loadavg_before"],
+                                      "when": result["when"]}
+    else:
+        results["runs"].append(result)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     if tmp is not None:
