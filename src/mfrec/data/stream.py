@@ -42,6 +42,7 @@ from mfrec.errors import DataError
 # bytes of memory one rating of a partition costs while it is sorted and deduplicated: the five
 # columns (28 B), their sorted copies, the sort's int64 permutations and the pair keys
 ROW_BYTES = 112
+TRANSPOSE_BYTES = 16  # one training rating of a movie block: its user and rating, and room to place them
 MIN_BUDGET = 16 << 20
 
 
@@ -82,7 +83,9 @@ def default_budget() -> int:
 
 
 def fmt_bytes(n: float) -> str:
-    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GB"
+    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{int(n):,} bytes"
 
 
 @dataclass
@@ -518,7 +521,7 @@ def _indptr(counts: np.ndarray) -> np.ndarray:
 def _transpose_train(tmp: Path, files: dict, train: list[int], movie_ptr: np.ndarray, budget: int, say) -> None:
     """train_movie_user / train_movie_rating: the train split grouped by movie (in user order within one).
 
-    Movies are taken in blocks whose entries fit half the budget; for each block the train slice is
+    Movies are taken in blocks whose entries fit the budget; for each block the train slice is
     read in chunks and its entries placed by a stable counting sort, then the block is written.
     """
     a, b = train
@@ -526,7 +529,7 @@ def _transpose_train(tmp: Path, files: dict, train: list[int], movie_ptr: np.nda
     n_movies = len(movie_ptr) - 1
     u_start = _npy_for_writing(tmp / "train_movie_user.npy", np.int32, n_train)
     r_start = _npy_for_writing(tmp / "train_movie_rating.npy", np.float32, n_train)
-    per_block = max(1, (budget // 2) // 8)
+    per_block = max(1, budget // TRANSPOSE_BYTES)
     chunk = max(1, (budget // 4) // 24)
     blocks = [0]
     while blocks[-1] < n_movies:  # movie ranges of at most per_block entries (or one movie)
