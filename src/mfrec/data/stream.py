@@ -3,15 +3,15 @@
 The ratings never sit in memory whole. The work is done in passes, each holding at most one
 partition (a range of users) at a time:
 
-1. **Count** (Polars streaming over the scan): the distinct user and movie ids with their number of
-   ratings, and whether any value is bad (a bad line sends the file through the Numba parser for
+1. **Count** (Polars streaming over the scan): the distinct user ids with their number of ratings,
+   and whether any value is bad (a bad line sends the file through the Numba parser for
    its one-sentence, line-numbered error, as the Polars engine does).
 2. **Partition** (one Polars streaming sink, ``PartitionBy``): every rating, with its line number, into
    one of P Arrow IPC files by user id range, in a scratch folder beside the output. P is chosen from
    the per-user counts so that each partition fits the budget; one user's ratings must fit it.
-3. **Per partition** (NumPy): map ids to dense indices (sorted ids, as the other engines), sort by
-   (user, timestamp, movie, line), keep the latest of each (user, movie) pair, save it back.
-   A user's ratings all live in one partition, so every duplicate is found there.
+3. **Per partition** (NumPy): sort by (user, timestamp, movie, line), keep the latest of each (user,
+   movie) pair, save it back. A user's ratings all live in one partition, so every duplicate is
+   found there. Then the movie ids seen become dense indices (sorted ids, as the other engines).
 4. **Filters**: ``--min-user-ratings`` / ``--min-movie-ratings`` as alive-flags per user and movie
    (a rating stays while both are alive), one pass over the partitions per round, to the same fixed
    point as ``mfrec.data.prepare.min_count_mask``.
@@ -42,7 +42,8 @@ from mfrec.errors import DataError
 # bytes of memory one rating of a partition costs while it is sorted and deduplicated: the five
 # columns (28 B), their sorted copies, the sort's int64 permutations and the pair keys
 ROW_BYTES = 112
-TRANSPOSE_BYTES = 16  # one training rating of a movie block: its user and rating, and room to place them
+TRANSPOSE_BYTES = 16  # one training rating of a movie block (user and rating), against half the budget
+CHUNK_BYTES = 64  # one training rating of a chunk read to place (its columns, masks, sort and positions), the other half
 MIN_BUDGET = 16 << 20
 
 
@@ -146,13 +147,12 @@ def order_stream(raw, split, min_user: int, min_movie: int, canonical_test, say:
             _raise_first_bad(lf.with_row_index("line").collect(), raw.rating_scale, raw.rating_step, raw.ratings_file)
         lf = raw.rescan().lazy()
         counts = _count(lf, raw, say)
-    users, movies, n_read = counts
+    users, n_read = counts
     if n_read == 0:
         raise DataError(f"{raw.ratings_file}: no ratings")
     user_ids = users["userId"].to_numpy().astype(np.int64)
-    movie_ids = movies["movieId"].to_numpy().astype(np.int64)
     per_user = users["len"].to_numpy().astype(np.int64)
-    say(f"counted {n_read:,} ratings of {len(user_ids):,} users and {len(movie_ids):,} movies")
+    say(f"counted {n_read:,} ratings of {len(user_ids):,} users")
 
     # pass 2: partitions by user range, each small enough for the budget
     rows = max(1, budget // ROW_BYTES)
@@ -163,36 +163,47 @@ def order_stream(raw, split, min_user: int, min_movie: int, canonical_test, say:
     starts = _partition_starts(per_user, rows)
     n_parts = len(starts)
     first_ids = user_ids[starts]  # partition p holds user ids from first_ids[p] up to the next one
-    part = pl.lit(pl.Series(first_ids[1:]), pl.Int64).search_sorted(pl.col("userId").cast(pl.Int64), side="right")
+    # the partition of a rating: which user id range its id falls in (a binary search per rating; a
+    # literal Series searched instead makes the streaming engine hold far more than a batch)
+    part = pl.col("userId").bin_intervals(first_ids[1:].tolist(), labels=False)
     say(f"partitioning into {n_parts} user range(s) of at most {rows:,} ratings ({fmt_bytes(budget)} budget)")
-    _sink_partitions(lf.select(*SCHEMA_NAMES).with_row_index("line").with_columns(part=part.cast(pl.UInt32)), scratch)
+    _sink_partitions(lf.select(*SCHEMA_NAMES).with_row_index("line").with_columns(part=part), scratch)
 
-    # pass 3: per partition, dense indices, (user, time, movie, line) order, the latest of each pair
-    n_users, n_movies = len(user_ids), len(movie_ids)
+    # pass 3: per partition, (user, time, movie, line) order, the latest of each pair; the movie ids seen
+    n_users = len(user_ids)
     bounds = np.append(starts, n_users)
     n_dupes = 0
     n_before = 0
+    seen = []
     for p in range(n_parts):
         frame = _read_partition(scratch, p)
         u = np.searchsorted(user_ids, frame["userId"].to_numpy()).astype(np.int32)
-        m = np.searchsorted(movie_ids, frame["movieId"].to_numpy()).astype(np.int32)
+        mid = frame["movieId"].to_numpy()  # ids: they sort as their indices will
         ts = frame["timestamp"].to_numpy()
-        order = np.lexsort((frame["line"].to_numpy(), m, ts, u))
+        order = np.lexsort((frame["line"].to_numpy(), mid, ts, u))
         rating = frame["rating"].to_numpy()
         del frame
-        u, m, ts, rating = u[order], m[order], ts[order], rating[order]
+        u, mid, ts, rating = u[order], mid[order], ts[order], rating[order]
         del order
-        keep = _latest_of_pairs(u, m, n_movies)
+        keep = _latest_of_pairs(u, mid, 1 << 31)
         if keep is not None:
             n_dupes += len(u) - int(keep.sum())
-            u, m, ts, rating = u[keep], m[keep], ts[keep], rating[keep]
+            u, mid, ts, rating = u[keep], mid[keep], ts[keep], rating[keep]
         n_before += len(u)
-        _save_part(scratch, p, u=u, m=m, ts=ts, rating=rating)
+        seen.append(np.unique(mid))
+        _save_part(scratch, p, u=u, mid=mid, ts=ts, rating=rating)
         for f in scratch.glob(f"in-{p}-*.ipc"):
             f.unlink()
         say(f"partition {p + 1}/{n_parts}: users {bounds[p]:,}..{bounds[p + 1] - 1:,}, {len(u):,} ratings sorted")
     if n_dupes:
         say(f"dropped {n_dupes:,} duplicate (user, movie) ratings, keeping the latest of each")
+    movie_ids = np.unique(np.concatenate(seen)).astype(np.int64)
+    del seen
+    n_movies = len(movie_ids)
+    for p in range(n_parts):  # movie ids to indices
+        (mid,) = _load_part(scratch, p, "mid")
+        np.save(scratch / f"part-{p}-m.npy", np.searchsorted(movie_ids, mid).astype(np.int32))
+        (scratch / f"part-{p}-mid.npy").unlink()
 
     # pass 4: the iterated minimum-count filters as alive flags
     alive_u, alive_m, rounds = _filter(scratch, n_parts, n_users, n_movies, min_user, min_movie)
@@ -247,8 +258,8 @@ def order_stream(raw, split, min_user: int, min_movie: int, canonical_test, say:
 
 
 # -- pass 1 and 2 -------------------------------------------------------------------------------------
-def _count(lf, raw, say) -> tuple[Any, Any, int] | None:
-    """(users with counts, movies with counts, ratings) from one streaming run; None when a value is bad."""
+def _count(lf, raw, say) -> tuple[Any, int] | None:
+    """(users with their number of ratings, ratings) from one streaming run; None when a value is bad."""
     import polars as pl
 
     from mfrec.data.lazy import _bad_value_exprs
@@ -256,19 +267,15 @@ def _count(lf, raw, say) -> tuple[Any, Any, int] | None:
     checks = _bad_value_exprs(raw.rating_scale, raw.rating_step)
     if "_gaps" in lf.collect_schema().names():
         checks.append(pl.col("_gaps"))
-    queries = [
-        lf.group_by("userId").len().sort("userId"),
-        lf.group_by("movieId").len().sort("movieId"),
-        lf.select(bad=pl.any_horizontal(checks).fill_null(True).any(), n=pl.len()),
-    ]
-    say("counting users and movies (streaming)")
-    try:
-        users, movies, facts = pl.collect_all(queries, engine="streaming")
+    bad = pl.any_horizontal(checks).fill_null(True).any()
+    say("counting users (streaming)")
+    try:  # one query: several over the same scan would share it through a cache that holds it all
+        users = lf.group_by("userId").agg(pl.len(), bad=bad).sort("userId").collect(engine="streaming")
     except pl.exceptions.PolarsError:
         return None
-    if facts["bad"][0]:
+    if users["bad"].any() or users["userId"].null_count():
         return None
-    return users, movies, int(facts["n"][0])
+    return users, int(users["len"].sum())
 
 
 def _partition_starts(per_user: np.ndarray, rows: int) -> np.ndarray:
@@ -305,7 +312,8 @@ def _read_partition(scratch: Path, p: int):
 
 
 def _latest_of_pairs(u: np.ndarray, m: np.ndarray, n_movies: int) -> np.ndarray | None:
-    """For ratings in (user, time, movie, line) order, the mask of the last of each (user, movie) pair."""
+    """For ratings in (user, time, movie, line) order, the mask of the last of each (user, movie) pair
+    (``m`` below ``n_movies``), or None when there are no repeated pairs."""
     key = u.astype(np.int64) * n_movies + m
     by_pair = np.argsort(key, kind="stable")
     sk = key[by_pair]
@@ -521,7 +529,7 @@ def _indptr(counts: np.ndarray) -> np.ndarray:
 def _transpose_train(tmp: Path, files: dict, train: list[int], movie_ptr: np.ndarray, budget: int, say) -> None:
     """train_movie_user / train_movie_rating: the train split grouped by movie (in user order within one).
 
-    Movies are taken in blocks whose entries fit the budget; for each block the train slice is
+    Movies are taken in blocks whose entries fit half the budget; for each block the train slice is
     read in chunks and its entries placed by a stable counting sort, then the block is written.
     """
     a, b = train
@@ -529,8 +537,8 @@ def _transpose_train(tmp: Path, files: dict, train: list[int], movie_ptr: np.nda
     n_movies = len(movie_ptr) - 1
     u_start = _npy_for_writing(tmp / "train_movie_user.npy", np.int32, n_train)
     r_start = _npy_for_writing(tmp / "train_movie_rating.npy", np.float32, n_train)
-    per_block = max(1, budget // TRANSPOSE_BYTES)
-    chunk = max(1, (budget // 4) // 24)
+    per_block = max(1, budget // 2 // TRANSPOSE_BYTES)
+    chunk = max(1, budget // 2 // CHUNK_BYTES)
     blocks = [0]
     while blocks[-1] < n_movies:  # movie ranges of at most per_block entries (or one movie)
         lo = blocks[-1]
