@@ -325,3 +325,18 @@ def test_cli_stream_engine_with_a_budget(tmp_path):
     assert_same_dataset(tmp_path / "out" / "numba", tmp_path / "out" / "stream")
     res = CliRunner().invoke(prepare_cmd, [*args, "--memory-budget", "64MB"])
     assert res.exit_code == 2 and "--memory-budget goes with --engine stream" in res.output
+
+
+@pytest.mark.parametrize("ts_span", [50, 2**62], ids=["many-ties", "keys-too-wide"])
+def test_stream_partition_order_is_user_time_movie_line(ts_span):
+    """The stream engine's sort of a partition equals a plain lexsort, through the tie groups and the fallback."""
+    from mfrec.data.stream import _sort_order
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    u = np.sort(rng.integers(0, 300, n)).astype(np.int32)
+    ts = rng.integers(0, ts_span, n, dtype=np.int64)
+    mid = rng.integers(0, 2**31 - 1, n).astype(np.int32)
+    mid[::7] = mid[0]  # repeated movies on one second: the line decides
+    line = rng.permutation(n).astype(np.uint32)
+    assert np.array_equal(_sort_order(u, ts, mid, line), np.lexsort((line, mid, ts, u)))

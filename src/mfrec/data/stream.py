@@ -58,7 +58,7 @@ def parse_size(text: str | int) -> int:
 
 
 def available_memory() -> int:
-    """Bytes this process may still use: MemAvailable, or less where a cgroup limit says so."""
+    """Bytes this process may still use: MemAvailable, or less where its cgroup's memory limit says so."""
     avail = None
     try:
         for line in open("/proc/meminfo"):
@@ -66,8 +66,7 @@ def available_memory() -> int:
                 avail = int(line.split()[1]) * 1024
     except OSError:
         pass
-    for limit_f, usage_f in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                             ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for limit_f, usage_f in _cgroup_files():
         try:
             limit = open(limit_f).read().strip()
             if limit != "max" and int(limit) < (1 << 60):
@@ -76,6 +75,23 @@ def available_memory() -> int:
         except (OSError, ValueError):
             continue
     return avail if avail is not None else 4 << 30
+
+
+def _cgroup_files() -> list[tuple[str, str]]:
+    """(limit, usage) files of this process's memory cgroup: v2 (``0::/path``) and v1 (``N:memory:/path``)."""
+    out = []
+    try:
+        lines = open("/proc/self/cgroup").read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        _n, controllers, path = line.split(":", 2)
+        if controllers == "":
+            out.append((f"/sys/fs/cgroup{path}/memory.max", f"/sys/fs/cgroup{path}/memory.current"))
+        elif "memory" in controllers.split(","):
+            base = f"/sys/fs/cgroup/memory{path}"
+            out.append((f"{base}/memory.limit_in_bytes", f"{base}/memory.usage_in_bytes"))
+    return out
 
 
 def default_budget() -> int:
@@ -180,7 +196,7 @@ def order_stream(raw, split, min_user: int, min_movie: int, canonical_test, say:
         u = np.searchsorted(user_ids, frame["userId"].to_numpy()).astype(np.int32)
         mid = frame["movieId"].to_numpy()  # ids: they sort as their indices will
         ts = frame["timestamp"].to_numpy()
-        order = np.lexsort((frame["line"].to_numpy(), mid, ts, u))
+        order = _sort_order(u, ts, mid, frame["line"].to_numpy())
         rating = frame["rating"].to_numpy()
         del frame
         u, mid, ts, rating = u[order], mid[order], ts[order], rating[order]
@@ -190,7 +206,7 @@ def order_stream(raw, split, min_user: int, min_movie: int, canonical_test, say:
             n_dupes += len(u) - int(keep.sum())
             u, mid, ts, rating = u[keep], mid[keep], ts[keep], rating[keep]
         n_before += len(u)
-        seen.append(np.unique(mid))
+        seen.append(_distinct(mid))
         _save_part(scratch, p, u=u, mid=mid, ts=ts, rating=rating)
         for f in scratch.glob(f"in-{p}-*.ipc"):
             f.unlink()
@@ -309,6 +325,39 @@ def _read_partition(scratch: Path, p: int):
         return pl.DataFrame(schema={"userId": pl.Int32, "movieId": pl.Int32, "rating": pl.Float32,
                                     "timestamp": pl.Int64, "line": pl.UInt32})
     return pl.concat([pl.read_ipc(f) for f in files], rechunk=False)
+
+
+def _sort_order(u: np.ndarray, ts: np.ndarray, mid: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """The permutation that sorts by (user, timestamp, movie id, line): two int64 keys where they fit."""
+    if len(u) == 0:
+        return np.zeros(0, np.int64)
+    t_lo, t_hi = int(ts.min()), int(ts.max())
+    u_lo, u_hi = int(u.min()), int(u.max())
+    if (u_hi - u_lo + 1) * (t_hi - t_lo + 1) < (1 << 62) and int(mid.min()) >= 0:
+        # user and time in one key; movie id (< 2**31) and line (< 2**32) in the other
+        first = (u - u_lo).astype(np.int64) * (t_hi - t_lo + 1) + (ts - t_lo)
+        order = np.argsort(first, kind="stable")
+        f = first[order]
+        tie = f[1:] == f[:-1]
+        if tie.any():  # the ratings of a user on one second: sort those groups by (movie id, line)
+            in_group = np.zeros(len(f), np.bool_)
+            in_group[1:] |= tie
+            in_group[:-1] |= tie
+            at = np.flatnonzero(in_group)
+            sub = order[at]
+            second = mid[sub].astype(np.int64) << 32 | line[sub].astype(np.int64)
+            order[at] = sub[np.lexsort((second, first[sub]))]
+        return order
+    return np.lexsort((line, mid, ts, u))
+
+
+def _distinct(ids: np.ndarray) -> np.ndarray:
+    """The distinct values of non-negative ids, ascending: by presence flags when the ids are small."""
+    if len(ids) and int(ids.max()) < max(50_000_000, 4 * len(ids)):
+        present = np.zeros(int(ids.max()) + 1, np.bool_)
+        present[ids] = True
+        return np.flatnonzero(present)
+    return np.unique(ids)
 
 
 def _latest_of_pairs(u: np.ndarray, m: np.ndarray, n_movies: int) -> np.ndarray | None:
