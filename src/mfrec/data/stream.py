@@ -187,13 +187,14 @@ def order_stream(raw, split, min_user: int, min_movie: int, canonical_test, say:
 
     # pass 3: per partition, (user, time, movie, line) order, the latest of each pair; the movie ids seen
     n_users = len(user_ids)
+    user_index = _indexer(user_ids)
     bounds = np.append(starts, n_users)
     n_dupes = 0
     n_before = 0
     seen = []
     for p in range(n_parts):
         frame = _read_partition(scratch, p)
-        u = np.searchsorted(user_ids, frame["userId"].to_numpy()).astype(np.int32)
+        u = user_index(frame["userId"].to_numpy())
         mid = frame["movieId"].to_numpy()  # ids: they sort as their indices will
         ts = frame["timestamp"].to_numpy()
         order = _sort_order(u, ts, mid, frame["line"].to_numpy())
@@ -216,9 +217,10 @@ def order_stream(raw, split, min_user: int, min_movie: int, canonical_test, say:
     movie_ids = np.unique(np.concatenate(seen)).astype(np.int64)
     del seen
     n_movies = len(movie_ids)
+    movie_index = _indexer(movie_ids)
     for p in range(n_parts):  # movie ids to indices
         (mid,) = _load_part(scratch, p, "mid")
-        np.save(scratch / f"part-{p}-m.npy", np.searchsorted(movie_ids, mid).astype(np.int32))
+        np.save(scratch / f"part-{p}-m.npy", movie_index(mid))
         (scratch / f"part-{p}-mid.npy").unlink()
 
     # pass 4: the iterated minimum-count filters as alive flags
@@ -349,6 +351,15 @@ def _sort_order(u: np.ndarray, ts: np.ndarray, mid: np.ndarray, line: np.ndarray
             order[at] = sub[np.lexsort((second, first[sub]))]
         return order
     return np.lexsort((line, mid, ts, u))
+
+
+def _indexer(ids: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from ids (all among the sorted ``ids``) to their int32 indices: a table when ids are small."""
+    if len(ids) and int(ids[0]) >= 0 and int(ids[-1]) < max(50_000_000, 4 * len(ids)):
+        table = np.zeros(int(ids[-1]) + 1, np.int32)
+        table[ids] = np.arange(len(ids), dtype=np.int32)
+        return lambda x: table[x]
+    return lambda x: np.searchsorted(ids, x).astype(np.int32)
 
 
 def _distinct(ids: np.ndarray) -> np.ndarray:
