@@ -323,8 +323,28 @@ def test_cli_stream_engine_with_a_budget(tmp_path):
     assert res.exit_code == 0, res.output
     assert "stream (1 partition(s), 64 MB budget)" in res.output
     assert_same_dataset(tmp_path / "out" / "numba", tmp_path / "out" / "stream")
-    res = CliRunner().invoke(prepare_cmd, [*args, "--memory-budget", "64MB"])
+    res = CliRunner().invoke(prepare_cmd, [*args, "--engine", "numba", "--memory-budget", "64MB"])
     assert res.exit_code == 2 and "--memory-budget goes with --engine stream" in res.output
+
+
+def test_cli_auto_engine_streams_a_file_larger_than_the_memory_available(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import mfrec.data.stream as stream
+    from mfrec.cli.prepare import prepare as prepare_cmd
+
+    source = write_ml25m(tmp_path / "ml-25m")
+    args = ["--dataset", "ml-25m", "--source", str(source), "--split", "user-last", "--data-root", str(tmp_path / "out")]
+    res = CliRunner().invoke(prepare_cmd, [*args, "--name", "roomy"])
+    assert res.exit_code == 0, res.output
+    assert "numba (auto)" in res.output
+    monkeypatch.setattr(stream, "IN_MEMORY_PER_FILE_BYTE", 100_000)  # as if the file were larger...
+    monkeypatch.setattr(stream, "available_memory", lambda: 10 << 20)  # ...than the memory available
+    res = CliRunner().invoke(prepare_cmd, [*args, "--name", "tight"])
+    assert res.exit_code == 0, res.output
+    assert "stream (1 partition(s), 5 MB budget) (auto: ratings.csv needs ~" in res.output
+    assert "MB in memory, 10 MB available)" in res.output
+    assert_same_dataset(tmp_path / "out" / "roomy", tmp_path / "out" / "tight")
 
 
 @pytest.mark.parametrize("ts_span", [50, 2**62], ids=["many-ties", "keys-too-wide"])
