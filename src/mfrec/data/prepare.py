@@ -302,6 +302,16 @@ def check_side_tables(raw: RawData, user_ids: np.ndarray, movie_ids: np.ndarray)
             raise DataError(f"{raw.ratings_file}: user id {missing[0]} is not in the users file ({len(missing)} unknown)")
 
 
+def pair_keys(pairs, user_ids: np.ndarray, movie_ids: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(user * n_movies + movie of the (userId, movieId) ``pairs`` whose ids are indexed, whether all are)."""
+    n_users, n_movies = len(user_ids), len(movie_ids)
+    pu, pm = pairs["userId"].to_numpy(), pairs["movieId"].to_numpy()
+    tu = np.minimum(np.searchsorted(user_ids, pu), n_users - 1)
+    tm = np.minimum(np.searchsorted(movie_ids, pm), n_movies - 1)
+    ok = (user_ids[tu] == pu) & (movie_ids[tm] == pm)
+    return tu[ok].astype(np.int64) * n_movies + tm[ok], bool(ok.all())
+
+
 def canonical_codes(raw: RawData, split: SplitSpec, pairs, user_ids: np.ndarray, movie_ids: np.ndarray,
                     keys: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Split codes of a canonical ml-100k split: test where (user, movie) is in ``pairs``, the .base rest train.
@@ -309,13 +319,9 @@ def canonical_codes(raw: RawData, split: SplitSpec, pairs, user_ids: np.ndarray,
     ``keys`` is user * n_movies + movie of every rating in (user, time, movie) order; a validation
     share of the .base ratings is drawn at random with the seed, in that order.
     """
-    n_users, n_movies = len(user_ids), len(movie_ids)
-    pu, pm = pairs["userId"].to_numpy(), pairs["movieId"].to_numpy()
-    tu = np.minimum(np.searchsorted(user_ids, pu), n_users - 1)
-    tm = np.minimum(np.searchsorted(movie_ids, pm), n_movies - 1)
-    ok = (user_ids[tu] == pu) & (movie_ids[tm] == pm)
-    codes = np.where(np.isin(keys, tu[ok].astype(np.int64) * n_movies + tm[ok]), np.int8(2), np.int8(0)).astype(np.int8)
-    if not ok.all() or int((codes == 2).sum()) != pairs.height:
+    test_keys, all_known = pair_keys(pairs, user_ids, movie_ids)
+    codes = np.where(np.isin(keys, test_keys), np.int8(2), np.int8(0)).astype(np.int8)
+    if not all_known or int((codes == 2).sum()) != pairs.height:
         raise DataError(f"{split.method}.test has ratings that are not in {raw.ratings_file} (or were filtered out)")
     split_info: dict[str, Any] = {"test_file": f"{split.method}.test"}
     if split.val_fraction > 0:

@@ -519,13 +519,11 @@ def _splitter(raw, split, canonical_test, user_ids, movie_ids, n: int, budget: i
                 raise DataError(f"the time cut-off {cutoff} leaves no training ratings")
         return _Codes(by_time, check), info
     if split.method in CANONICAL:
+        from mfrec.data.prepare import pair_keys
+
         pairs = canonical_test(split.method)
-        n_users, n_movies = len(user_ids), len(movie_ids)
-        pu, pm = pairs["userId"].to_numpy(), pairs["movieId"].to_numpy()
-        tu = np.minimum(np.searchsorted(user_ids, pu), n_users - 1)
-        tm = np.minimum(np.searchsorted(movie_ids, pm), n_movies - 1)
-        ok = (user_ids[tu] == pu) & (movie_ids[tm] == pm)
-        test_keys = np.sort(tu[ok].astype(np.int64) * n_movies + tm[ok])
+        n_movies = len(movie_ids)
+        test_keys, all_known = pair_keys(pairs, user_ids, movie_ids)
         rng = np.random.default_rng(split.seed)
         n_test = [0]
 
@@ -539,7 +537,7 @@ def _splitter(raw, split, canonical_test, user_ids, movie_ids, n: int, budget: i
             return c
 
         def check():
-            if not ok.all() or n_test[0] != pairs.height:
+            if not all_known or n_test[0] != pairs.height:
                 raise DataError(f"{split.method}.test has ratings that are not in {raw.ratings_file} (or were filtered out)")
         info = {"test_file": f"{split.method}.test"}
         if split.val_fraction > 0:
