@@ -327,6 +327,17 @@ def test_cli_stream_engine_with_a_budget(tmp_path):
     assert res.exit_code == 2 and "--memory-budget goes with --engine stream" in res.output
 
 
+def test_stream_engine_under_a_relative_data_root(tmp_path, monkeypatch):
+    """The scratch folder beside a relative --data-root (Training_data/ by default) is found again."""
+    folder = write_ml25m(tmp_path / "ml")
+    monkeypatch.chdir(tmp_path)
+    a, _ = _prepare(folder, "ml-25m", "numba", Path("Training_data"), SplitSpec("user-last"))
+    b, s = _prepare(folder, "ml-25m", "stream", Path("Training_data"), SplitSpec("user-last"))
+    assert s["ratings"] == 5
+    assert_same_dataset(a, b)
+    assert sorted(p.name for p in Path("Training_data").iterdir()) == ["numba", "stream"]
+
+
 def test_cli_auto_engine_streams_a_file_larger_than_the_memory_available(tmp_path, monkeypatch):
     from click.testing import CliRunner
 

@@ -147,7 +147,7 @@ class Scratch:
 
         plain_name(name, "dataset name", SCRATCH_RESERVE, root)
         root.mkdir(parents=True, exist_ok=True)
-        self.path = _scratch(root, name, "tmp")
+        self.path = _scratch(root.resolve(), name, "tmp")  # absolute: Polars' partitioned sink takes paths as given
         self.path.mkdir()
 
     def __enter__(self) -> Path:
@@ -230,6 +230,9 @@ def order_stream(raw, split, min_user: int, min_movie: int, canonical_test, say:
         for f in scratch.glob(f"in-{p}-*.ipc"):
             f.unlink()
         say(f"partition {p + 1}/{n_parts}: users {bounds[p]:,}..{bounds[p + 1] - 1:,}, {len(u):,} ratings sorted")
+    if n_before + n_dupes != n_read:
+        raise DataError(f"the partition files in {scratch} hold {n_before + n_dupes:,} of the {n_read:,} ratings read: "
+                        f"is the disk full?")
     if n_dupes:
         say(f"dropped {n_dupes:,} duplicate (user, movie) ratings, keeping the latest of each")
     movie_ids = np.unique(np.concatenate(seen)).astype(np.int64)
