@@ -8,8 +8,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mfrec.data.raw import NO_GENRES, RawData
-from mfrec.data.splits import CANONICAL, SplitSpec, make_split
+from mfrec.data.raw import NO_GENRES, RawData, check_side_tables
+from mfrec.data.splits import CANONICAL, SplitSpec, make_split, pair_keys
 from mfrec.data.store import DEFAULT_ROOT, write_dataset, write_dataset_with
 from mfrec.errors import DataError
 
@@ -286,30 +286,6 @@ def _order_numba(raw: RawData, split: SplitSpec, min_user_ratings: int, min_movi
     # final order: by split (train, val, test), each still by (user, time, movie)
     user_out, movie_out, ts_out, rating_out, split_counts = partition(codes, order_rows, user0, movie0, ts_raw, rating_raw)
     return user_ids, movie_ids, user_out, movie_out, ts_out, rating_out, split_counts, split_info, n_dupes, n_before
-
-
-def check_side_tables(raw: RawData, user_ids: np.ndarray, movie_ids: np.ndarray) -> None:
-    """Every movie (and user, where the source has a users file) must be in the side tables."""
-    known_movies = raw.movies["movieId"].to_numpy()
-    unknown = movie_ids[~np.isin(movie_ids, known_movies)]
-    if len(unknown):
-        raise DataError(
-            f"{raw.ratings_file}: movie id {unknown[0]} is not in the movies file ({len(unknown)} unknown movie id(s))"
-        )
-    if raw.users is not None:
-        missing = user_ids[~np.isin(user_ids, raw.users["userId"].to_numpy())]
-        if len(missing):
-            raise DataError(f"{raw.ratings_file}: user id {missing[0]} is not in the users file ({len(missing)} unknown)")
-
-
-def pair_keys(pairs, user_ids: np.ndarray, movie_ids: np.ndarray) -> tuple[np.ndarray, bool]:
-    """(user * n_movies + movie of the (userId, movieId) ``pairs`` whose ids are indexed, whether all are)."""
-    n_users, n_movies = len(user_ids), len(movie_ids)
-    pu, pm = pairs["userId"].to_numpy(), pairs["movieId"].to_numpy()
-    tu = np.minimum(np.searchsorted(user_ids, pu), n_users - 1)
-    tm = np.minimum(np.searchsorted(movie_ids, pm), n_movies - 1)
-    ok = (user_ids[tu] == pu) & (movie_ids[tm] == pm)
-    return tu[ok].astype(np.int64) * n_movies + tm[ok], bool(ok.all())
 
 
 def canonical_codes(raw: RawData, split: SplitSpec, pairs, user_ids: np.ndarray, movie_ids: np.ndarray,

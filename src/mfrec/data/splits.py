@@ -117,3 +117,13 @@ def make_split(spec: SplitSpec, user: np.ndarray, timestamp: np.ndarray, n_users
     if spec.method == "none":
         return np.zeros(len(user), np.int8), {}
     raise DataError(f"split {spec.method!r} is one of the ml-100k canonical files and needs --dataset ml-100k")
+
+
+def pair_keys(pairs, user_ids: np.ndarray, movie_ids: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(user * n_movies + movie of the (userId, movieId) ``pairs`` whose ids are indexed, whether all are)."""
+    n_users, n_movies = len(user_ids), len(movie_ids)
+    pu, pm = pairs["userId"].to_numpy(), pairs["movieId"].to_numpy()
+    tu = np.minimum(np.searchsorted(user_ids, pu), n_users - 1)
+    tm = np.minimum(np.searchsorted(movie_ids, pm), n_movies - 1)
+    ok = (user_ids[tu] == pu) & (movie_ids[tm] == pm)
+    return tu[ok].astype(np.int64) * n_movies + tm[ok], bool(ok.all())

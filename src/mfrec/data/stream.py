@@ -163,7 +163,7 @@ def order_stream(raw, split, min_user: int, min_movie: int, canonical_test, say:
     import polars as pl
 
     from mfrec.data.lazy import SCHEMA_NAMES
-    from mfrec.data.prepare import check_side_tables
+    from mfrec.data.raw import check_side_tables
     from mfrec.data.splits import CANONICAL
 
     if split.method in CANONICAL and canonical_test is None:
@@ -522,7 +522,7 @@ def _splitter(raw, split, canonical_test, user_ids, movie_ids, n: int, budget: i
                 raise DataError(f"the time cut-off {cutoff} leaves no training ratings")
         return _Codes(by_time, check), info
     if split.method in CANONICAL:
-        from mfrec.data.prepare import pair_keys
+        from mfrec.data.splits import pair_keys
 
         pairs = canonical_test(split.method)
         n_movies = len(movie_ids)
