@@ -50,10 +50,16 @@ def random_split(n: int, test_fraction: float, val_fraction: float, seed: int) -
     step = 1 << 22  # in blocks: the same stream as one rng.random(n), without an n-long float64 array
     for a in range(0, n, step):
         r = rng.random(min(step, n - a))
-        c = codes[a:a + len(r)]
-        c[r < test_fraction] = TEST
-        c[(r >= test_fraction) & (r < test_fraction + val_fraction)] = VAL
+        codes[a:a + len(r)] = random_codes(r, test_fraction, val_fraction)
     return codes
+
+
+def random_codes(r: np.ndarray, test_fraction: float, val_fraction: float) -> np.ndarray:
+    """The random split's codes for uniform draws ``r``: test below test_fraction, then val."""
+    c = np.zeros(len(r), np.int8)
+    c[r < test_fraction] = TEST
+    c[(r >= test_fraction) & (r < test_fraction + val_fraction)] = VAL
+    return c
 
 
 def _rank_from_end(user: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:

@@ -471,7 +471,7 @@ class _Codes:
 
 
 def _splitter(raw, split, canonical_test, user_ids, movie_ids, n: int, budget: int, all_timestamps) -> tuple[_Codes, dict]:
-    from mfrec.data.splits import CANONICAL, TEST, TRAIN, VAL, random_split, time_split, user_last_split
+    from mfrec.data.splits import CANONICAL, TEST, TRAIN, VAL, random_codes, time_split, user_last_split
 
     split.validate()
     if split.method == "none":
@@ -486,13 +486,8 @@ def _splitter(raw, split, canonical_test, user_ids, movie_ids, n: int, budget: i
     if split.method == "random":
         rng = np.random.default_rng(split.seed)
 
-        def draw(u, m, ts):  # the draws of random_split, continued partition after partition
-            r = rng.random(len(u))
-            c = np.zeros(len(u), np.int8)
-            c[r < split.test_fraction] = TEST
-            c[(r >= split.test_fraction) & (r < split.test_fraction + split.val_fraction)] = VAL
-            return c
-        assert random_split  # the rule it follows
+        def draw(u, m, ts):  # random_split's draws, continued partition after partition: the same stream
+            return random_codes(rng.random(len(u)), split.test_fraction, split.val_fraction)
         return _Codes(draw), {}
     if split.method == "time":
         info: dict[str, Any] = {}
