@@ -45,6 +45,7 @@ ROW_BYTES = 112
 TRANSPOSE_BYTES = 16  # one training rating of a movie block (user and rating), against half the budget
 CHUNK_BYTES = 64  # one training rating of a chunk read to place (its columns, masks, sort and positions), the other half
 MIN_BUDGET = 16 << 20
+SMALL_IDS = 4_000_000  # ids below this (plus 4 per id) are looked up in tables (16 MB at most), larger ones searched
 
 
 def parse_size(text: str | int) -> int:
@@ -376,7 +377,7 @@ def _sort_order(u: np.ndarray, ts: np.ndarray, mid: np.ndarray, line: np.ndarray
 
 def _indexer(ids: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """A function from ids (all among the sorted ``ids``) to their int32 indices: a table when ids are small."""
-    if len(ids) and int(ids[0]) >= 0 and int(ids[-1]) < max(50_000_000, 4 * len(ids)):
+    if len(ids) and int(ids[0]) >= 0 and int(ids[-1]) < SMALL_IDS + 4 * len(ids):
         table = np.zeros(int(ids[-1]) + 1, np.int32)
         table[ids] = np.arange(len(ids), dtype=np.int32)
         return lambda x: table[x]
@@ -385,7 +386,7 @@ def _indexer(ids: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
 
 def _distinct(ids: np.ndarray) -> np.ndarray:
     """The distinct values of non-negative ids, ascending: by presence flags when the ids are small."""
-    if len(ids) and int(ids.max()) < max(50_000_000, 4 * len(ids)):
+    if len(ids) and int(ids.max()) < SMALL_IDS + 4 * len(ids):
         present = np.zeros(int(ids.max()) + 1, np.bool_)
         present[ids] = True
         return np.flatnonzero(present)
