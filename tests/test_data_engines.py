@@ -371,3 +371,21 @@ def test_stream_partition_order_is_user_time_movie_line(ts_span):
     mid[::7] = mid[0]  # repeated movies on one second: the line decides
     line = rng.permutation(n).astype(np.uint32)
     assert np.array_equal(_sort_order(u, ts, mid, line), np.lexsort((line, mid, ts, u)))
+
+
+def test_stream_interrupt_leaves_no_scratch_and_keeps_the_old_dataset(sources, tmp_path, monkeypatch):
+    """Ctrl-C while the partitions are written: the scratch folders go, an earlier dataset of that name stays."""
+    import mfrec.data.stream as stream
+
+    split = SplitSpec("user-last", holdout=2)
+    old, _ = _prepare(sources["ml-25m"], "ml-25m", "stream", tmp_path, split)
+    before = (old / "manifest.json").read_bytes()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stream, "_indptr", interrupted)  # once every partition is in the dataset's arrays
+    with pytest.raises(KeyboardInterrupt):
+        _prepare(sources["ml-25m"], "ml-25m", "stream", tmp_path, split)
+    assert [p.name for p in tmp_path.iterdir()] == ["stream"]
+    assert (old / "manifest.json").read_bytes() == before
