@@ -59,21 +59,20 @@ def serve(experiment, runs_root, host, port, workers, processes, max_ratings, ma
     if processes == 1:
         uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, http=NoDelayProtocol)
         return
-    import json
-    import os
     from dataclasses import asdict
 
-    from mfrec.serve.app import SETTINGS_ENV
+    from mfrec.serve.balance import Dispatcher
 
-    # each process loads the run itself (checked here first, so a bad run fails before binding)
-    os.environ[SETTINGS_ENV] = json.dumps({"run": str(exp.path.resolve()), "caps": asdict(service.caps)})
-    # the processes share one listening socket, and libuv (uvloop) accepts every waiting connection at
-    # once: 8 keep-alive clients connecting together went all to one process in 3 of 4 runs; accepting one
-    # at a time lets the other process take its share (libuv's own switch for multi-process servers)
-    os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
+    # one dispatcher process accepts and hands each connection to the server process holding the fewest
+    # (mfrec.serve.balance: a shared listening socket let 8 keep-alive clients land 6/2 or 7/1); each
+    # process loads the run itself (checked here first, so a bad run fails before binding)
+    dispatcher = Dispatcher(host, port, processes, {"run": str(exp.path.resolve()), "caps": asdict(service.caps)},
+                            log_level=log_level)
+    dispatcher.bind()
     del service, exp
-    uvicorn.run("mfrec.serve.app:app_from_environment", factory=True, workers=processes, host=host, port=port,
-                log_level=log_level, http=NoDelayProtocol)
+    code = dispatcher.run()
+    if code:
+        raise SystemExit(code)
 
 
 def default_concurrency(processes: int | None, workers: int | None, cores: int | None = None) -> tuple[int, int]:
