@@ -188,16 +188,21 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its live descendants."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+def tree_cpu_by_process(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of a process and of each of its live descendants, by pid."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
     for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15 of stat)
+            out[p] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15 of stat)
         except (OSError, ValueError, IndexError):
             continue
-    return total
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants."""
+    return sum(tree_cpu_by_process(pid).values())
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -237,11 +242,14 @@ def run_levels(port: int, payloads, clients_list, requests: int, seconds: float,
     run, loop_name = event_loop_runner()
     for clients in clients_list:
         t0 = time.perf_counter()
-        cpu0, server0 = own_cpu_seconds(), tree_cpu_seconds(server_pid) if server_pid else 0.0
+        cpu0, by0 = own_cpu_seconds(), tree_cpu_by_process(server_pid) if server_pid else {}
         lat, failures, sent = run(load_level(port, payloads, clients, requests, seconds))
         wall = time.perf_counter() - t0
         client_cpu = own_cpu_seconds() - cpu0
-        server_cpu = tree_cpu_seconds(server_pid) - server0 if server_pid else None
+        by1 = tree_cpu_by_process(server_pid) if server_pid else {}
+        # each server process's share of the server's CPU in this level: how evenly the work spread
+        by = {p: by1[p] - by0.get(p, 0.0) for p in by1}
+        server_cpu = sum(by.values()) if server_pid else None
         spans = np.asarray(lat).reshape(-1, 2)
         ms = (spans[:, 1] - spans[:, 0]) * 1000
         done = len(lat)
@@ -260,6 +268,7 @@ def run_levels(port: int, payloads, clients_list, requests: int, seconds: float,
             "server_cpu_ms_per_request": round(1000 * server_cpu / sent, 2) if server_cpu is not None else None,
             "client_cpu_ms_per_request": round(1000 * client_cpu / sent, 2),
             "client_cpu_share": round(client_cpu / (client_cpu + server_cpu), 3) if server_cpu else None,
+            "server_cpu_share_by_process": [round(by[p] / server_cpu, 3) for p in sorted(by)] if server_cpu else None,
             "client_loop": loop_name,
             "first_failures": failures[:3],
         }

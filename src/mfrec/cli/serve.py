@@ -29,12 +29,16 @@ from mfrec.cli.common import RUNS_ROOT_OPTION, friendly_errors
 @click.option("--processes", default=None, type=click.IntRange(min=1),
               help="Server processes sharing the port, each loading the run (default: one per CPU core, at most "
                    "4): a request's Python holds its process's GIL, so requests score in parallel across processes.")
+@click.option("--rank-by", default="auto", show_default=True, metavar="RUN_OR_KIND|auto|none",
+              help="The run that ranks made-up and existing users' lists (Inference.py --rank-by), loaded once at "
+                   "start: auto, the newest finished ials, else ease, run on a rating run's dataset (if any); none; "
+                   "or a run folder or name, or a model kind. A request's rank_by can turn it off (none).")
 @click.option("--max-ratings", default=None, type=click.IntRange(min=1), help="Cap on a made-up user's ratings per request (default 500).")
 @click.option("--max-top", default=None, type=click.IntRange(min=1), help="Cap on the length of one list (default 100).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]), help="uvicorn's log level.")
 @friendly_errors
-def serve(experiment, runs_root, host, port, workers, processes, max_ratings, max_top, log_level):
+def serve(experiment, runs_root, host, port, workers, processes, rank_by, max_ratings, max_top, log_level):
     """Serve a trained run: the web page at / and the JSON API at /api/v1 (OpenAPI page: /api/v1/docs)."""
     from mfrec.serve import require_extra
 
@@ -43,13 +47,15 @@ def serve(experiment, runs_root, host, port, workers, processes, max_ratings, ma
 
     from mfrec.inference import open_run
     from mfrec.serve.app import create_app
-    from mfrec.serve.service import Caps, Service
+    from mfrec.serve.service import Caps, Service, load_ranker
 
     exp, how = open_run(experiment, runs_root, mode="like" if experiment is None else None)
     click.echo(how)
     processes, workers = default_concurrency(processes, workers)
     given = {"workers": workers, "max_ratings": max_ratings, "max_top": max_top}
-    service = Service(exp, Caps(**{k: v for k, v in given.items() if v is not None}))
+    ranker, ranker_note, ranker_run = load_ranker(exp, rank_by, runs_root)
+    click.echo(ranker_note)
+    service = Service(exp, Caps(**{k: v for k, v in given.items() if v is not None}), ranker, ranker_note)
     threads = f"{service.caps.workers} scoring thread{'s' if service.caps.workers != 1 else ''}"
     click.echo(f"serving {exp.name} ({service.kind}, dataset {service.rec.dataset.name}) on http://{host}:{port}/ "
                f"with {threads}" + (f" in each of {processes} processes" if processes > 1 else "")
@@ -66,10 +72,11 @@ def serve(experiment, runs_root, host, port, workers, processes, max_ratings, ma
     # one dispatcher process accepts and hands each connection to the server process holding the fewest
     # (mfrec.serve.balance: a shared listening socket let 8 keep-alive clients land 6/2 or 7/1); each
     # process loads the run itself (checked here first, so a bad run fails before binding)
-    dispatcher = Dispatcher(host, port, processes, {"run": str(exp.path.resolve()), "caps": asdict(service.caps)},
-                            log_level=log_level)
+    settings = {"run": str(exp.path.resolve()), "caps": asdict(service.caps), "rank_by": ranker_run,
+                "runs_root": str(runs_root)}
+    dispatcher = Dispatcher(host, port, processes, settings, log_level=log_level)
     dispatcher.bind()
-    del service, exp
+    del service, exp, ranker
     code = dispatcher.run()
     if code:
         raise SystemExit(code)
