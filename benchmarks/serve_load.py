@@ -277,7 +277,9 @@ def run_levels(port: int, payloads, clients_list, requests: int, seconds: float,
     return out
 
 
-def serve(run: Path, workers: int | None, processes: int | None = None):
+def serve(run: Path, workers: int | None, processes: int | None = None, extra: list[str] = ()):
+    """``python -m mfrec serve`` for ``run`` on a free 127.0.0.1 port (``extra``: more of its options), once it
+    answers: (process, port)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -286,7 +288,7 @@ def serve(run: Path, workers: int | None, processes: int | None = None):
         cmd += ["--workers", str(workers)]
     if processes:
         cmd += ["--processes", str(processes)]
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd + list(extra))
     deadline = time.monotonic() + 600
     while True:
         try:
