@@ -74,8 +74,7 @@ def serve(experiment, runs_root, host, port, workers, processes, rank_by, max_ra
     # process loads the run itself (checked here first, so a bad run fails before binding)
     settings = {"run": str(exp.path.resolve()), "caps": asdict(service.caps), "rank_by": ranker_run,
                 "runs_root": str(runs_root)}
-    dispatcher = Dispatcher(host, port, processes, settings, log_level=log_level)
-    dispatcher.bind()
+    dispatcher = Dispatcher(host, port, processes, settings, log_level=log_level)  # binds first, then starts them
     del service, exp, ranker
     code = dispatcher.run()
     if code:
