@@ -67,13 +67,16 @@ class Dispatcher:
             sock.close()
             raise MfrecError(f"cannot listen on {self.host}:{self.port} ({e.strerror})") from None
         sock.listen(self.backlog)
+        sock.setblocking(False)  # a connection reset between select and accept must not block the loop
         self.listener = sock
         return sock
 
     def spawn(self) -> None:
         """Start the server processes, each with its end of a Unix socket pair."""
-        env = dict(os.environ, MFREC_SERVE_SETTINGS=json.dumps(self.settings))
-        for i in range(self.n):
+        from mfrec.serve.app import SETTINGS_ENV
+
+        env = dict(os.environ, **{SETTINGS_ENV: json.dumps(self.settings)})
+        for _ in range(self.n):
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             env[CHANNEL_ENV] = str(theirs.fileno())
             cmd = [sys.executable, "-c", "from mfrec.serve.balance import serve_child; serve_child()",
@@ -134,7 +137,7 @@ class Dispatcher:
     def _accept(self) -> None:
         try:
             conn, _ = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
         with conn:
             i = self.pick()
