@@ -277,18 +277,38 @@ def run_levels(port: int, payloads, clients_list, requests: int, seconds: float,
     return out
 
 
-def serve(run: Path, workers: int | None, processes: int | None = None, extra: list[str] = ()):
+def serve(run: Path, workers: int | None, processes: int | None = None, extra: list[str] = (),
+          design: str = "dispatcher"):
     """``python -m mfrec serve`` for ``run`` on a free 127.0.0.1 port (``extra``: more of its options), once it
-    answers: (process, port)."""
+    answers: (process, port). ``design="shared-socket"`` starts the design this one replaced, for comparison:
+    uvicorn's ``workers=N`` processes accepting from one shared listening socket (UV_TCP_SINGLE_ACCEPT=1)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "mfrec", "serve", "--experiment", str(run), "--port", str(port), "--log-level", "warning"]
-    if workers:
-        cmd += ["--workers", str(workers)]
-    if processes:
-        cmd += ["--processes", str(processes)]
-    proc = subprocess.Popen(cmd + list(extra))
+    env = None
+    if design == "dispatcher":
+        cmd = [sys.executable, "-m", "mfrec", "serve", "--experiment", str(run), "--port", str(port),
+               "--log-level", "warning"]
+        if workers:
+            cmd += ["--workers", str(workers)]
+        if processes:
+            cmd += ["--processes", str(processes)]
+        cmd += list(extra)
+    elif design == "shared-socket":
+        from dataclasses import asdict
+
+        from mfrec.serve.app import SETTINGS_ENV
+        from mfrec.serve.service import Caps
+
+        n, threads = default_concurrency(processes, workers)
+        env = dict(os.environ, UV_TCP_SINGLE_ACCEPT="1", **{SETTINGS_ENV: json.dumps(
+            {"run": str(Path(run).resolve()), "caps": asdict(Caps(workers=threads)), "rank_by": "none"})})
+        cmd = [sys.executable, "-c", "import uvicorn; from mfrec.serve.tcp import NoDelayProtocol; "
+               f"uvicorn.run('mfrec.serve.app:app_from_environment', factory=True, workers={n}, host='127.0.0.1', "
+               f"port={port}, log_level='warning', http=NoDelayProtocol)"]
+    else:
+        raise SystemExit(f"unknown server design {design!r}")
+    proc = subprocess.Popen(cmd, env=env)
     deadline = time.monotonic() + 600
     while True:
         try:
@@ -315,6 +335,10 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=None, help="mfrec serve --workers (default: its own)")
     p.add_argument("--processes", default="auto",
                    help="mfrec serve --processes, one server per value: 1,2 (auto: its default, one per core)")
+    p.add_argument("--designs", default="dispatcher",
+                   help="server designs, in turn: dispatcher (mfrec serve) and/or shared-socket (the design it "
+                        "replaced: N uvicorn processes on one listening socket), e.g. dispatcher,shared-socket")
+    p.add_argument("--rounds", type=int, default=1, help="start each design this many times, in turn")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args()
     clients = [int(c) for c in a.clients.split(",")]
@@ -330,18 +354,20 @@ def main() -> int:
     failed = 0
     for label, run in models:
         payloads, facts = bodies(run, 200, a.ratings, seed=1)
-        for given in a.processes.split(","):
+        for round_, given, design in [(r, g, d) for r in range(1, a.rounds + 1) for g in a.processes.split(",")
+                                      for d in a.designs.split(",")]:
             processes, threads = default_concurrency(None if given == "auto" else int(given), a.workers)
-            proc, port = serve(run, a.workers, processes)
+            proc, port = serve(run, a.workers, processes, design=design)
             try:
-                print(f"{label}, {processes} process(es): {facts}", flush=True)
+                print(f"{label}, {processes} process(es), {design}, round {round_}: {facts}", flush=True)
                 levels = run_levels(port, payloads, clients, a.requests, a.seconds, server_pid=proc.pid)
                 rss_mb = round(tree_rss_mb(proc.pid), 1)
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
             failed += sum(r["failed"] for r in levels)
-            report["models"].append({"label": label, **facts, "processes": processes,
+            report["models"].append({"label": label, **facts, "design": design, "round": round_,
+                                     "processes": processes,
                                      "threads_per_process": threads, "server_rss_mb": rss_mb,
                                      "levels": levels})
     report["load_average_after"] = list(os.getloadavg())
