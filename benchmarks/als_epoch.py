@@ -29,9 +29,15 @@ import os
 import platform
 import statistics
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
+
+# threadpoolctl, installed here with the implicit peer (never with mfrec), lets mfrec count OpenBLAS's
+# threads and warn that BLAS x Numba threads oversubscribe the cores; the BLAS calls of these runs
+# come between the Numba-parallel half-steps, not inside them, so the warning is noise here
+warnings.filterwarnings("ignore", message=r".* BLAS threads x .* Numba threads oversubscribe")
 
 
 def loadavg() -> list[float]:

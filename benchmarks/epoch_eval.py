@@ -18,7 +18,13 @@ import json
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
+
+# threadpoolctl, installed here with the implicit peer (never with mfrec), lets mfrec count OpenBLAS's
+# threads and warn that BLAS x Numba threads oversubscribe the cores; the BLAS calls of these runs
+# come between the Numba-parallel half-steps, not inside them, so the warning is noise here
+warnings.filterwarnings("ignore", message=r".* BLAS threads x .* Numba threads oversubscribe")
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))

@@ -188,16 +188,21 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its live descendants."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+def tree_cpu_by_process(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of a process and of each of its live descendants, by pid."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
     for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15 of stat)
+            out[p] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15 of stat)
         except (OSError, ValueError, IndexError):
             continue
-    return total
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants."""
+    return sum(tree_cpu_by_process(pid).values())
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -237,11 +242,14 @@ def run_levels(port: int, payloads, clients_list, requests: int, seconds: float,
     run, loop_name = event_loop_runner()
     for clients in clients_list:
         t0 = time.perf_counter()
-        cpu0, server0 = own_cpu_seconds(), tree_cpu_seconds(server_pid) if server_pid else 0.0
+        cpu0, by0 = own_cpu_seconds(), tree_cpu_by_process(server_pid) if server_pid else {}
         lat, failures, sent = run(load_level(port, payloads, clients, requests, seconds))
         wall = time.perf_counter() - t0
         client_cpu = own_cpu_seconds() - cpu0
-        server_cpu = tree_cpu_seconds(server_pid) - server0 if server_pid else None
+        by1 = tree_cpu_by_process(server_pid) if server_pid else {}
+        # each server process's share of the server's CPU in this level: how evenly the work spread
+        by = {p: by1[p] - by0.get(p, 0.0) for p in by1}
+        server_cpu = sum(by.values()) if server_pid else None
         spans = np.asarray(lat).reshape(-1, 2)
         ms = (spans[:, 1] - spans[:, 0]) * 1000
         done = len(lat)
@@ -260,6 +268,7 @@ def run_levels(port: int, payloads, clients_list, requests: int, seconds: float,
             "server_cpu_ms_per_request": round(1000 * server_cpu / sent, 2) if server_cpu is not None else None,
             "client_cpu_ms_per_request": round(1000 * client_cpu / sent, 2),
             "client_cpu_share": round(client_cpu / (client_cpu + server_cpu), 3) if server_cpu else None,
+            "server_cpu_share_by_process": [round(by[p] / server_cpu, 3) for p in sorted(by)] if server_cpu else None,
             "client_loop": loop_name,
             "first_failures": failures[:3],
         }
@@ -268,16 +277,38 @@ def run_levels(port: int, payloads, clients_list, requests: int, seconds: float,
     return out
 
 
-def serve(run: Path, workers: int | None, processes: int | None = None):
+def serve(run: Path, workers: int | None, processes: int | None = None, extra: list[str] = (),
+          design: str = "dispatcher"):
+    """``python -m mfrec serve`` for ``run`` on a free 127.0.0.1 port (``extra``: more of its options), once it
+    answers: (process, port). ``design="shared-socket"`` starts the design this one replaced, for comparison:
+    uvicorn's ``workers=N`` processes accepting from one shared listening socket (UV_TCP_SINGLE_ACCEPT=1)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "mfrec", "serve", "--experiment", str(run), "--port", str(port), "--log-level", "warning"]
-    if workers:
-        cmd += ["--workers", str(workers)]
-    if processes:
-        cmd += ["--processes", str(processes)]
-    proc = subprocess.Popen(cmd)
+    env = None
+    if design == "dispatcher":
+        cmd = [sys.executable, "-m", "mfrec", "serve", "--experiment", str(run), "--port", str(port),
+               "--log-level", "warning"]
+        if workers:
+            cmd += ["--workers", str(workers)]
+        if processes:
+            cmd += ["--processes", str(processes)]
+        cmd += list(extra)
+    elif design == "shared-socket":
+        from dataclasses import asdict
+
+        from mfrec.serve.app import SETTINGS_ENV
+        from mfrec.serve.service import Caps
+
+        n, threads = default_concurrency(processes, workers)
+        env = dict(os.environ, UV_TCP_SINGLE_ACCEPT="1", **{SETTINGS_ENV: json.dumps(
+            {"run": str(Path(run).resolve()), "caps": asdict(Caps(workers=threads)), "rank_by": "none"})})
+        cmd = [sys.executable, "-c", "import uvicorn; from mfrec.serve.tcp import NoDelayProtocol; "
+               f"uvicorn.run('mfrec.serve.app:app_from_environment', factory=True, workers={n}, host='127.0.0.1', "
+               f"port={port}, log_level='warning', http=NoDelayProtocol)"]
+    else:
+        raise SystemExit(f"unknown server design {design!r}")
+    proc = subprocess.Popen(cmd, env=env)
     deadline = time.monotonic() + 600
     while True:
         try:
@@ -304,6 +335,10 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=None, help="mfrec serve --workers (default: its own)")
     p.add_argument("--processes", default="auto",
                    help="mfrec serve --processes, one server per value: 1,2 (auto: its default, one per core)")
+    p.add_argument("--designs", default="dispatcher",
+                   help="server designs, in turn: dispatcher (mfrec serve) and/or shared-socket (the design it "
+                        "replaced: N uvicorn processes on one listening socket), e.g. dispatcher,shared-socket")
+    p.add_argument("--rounds", type=int, default=1, help="start each design this many times, in turn")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args()
     clients = [int(c) for c in a.clients.split(",")]
@@ -319,18 +354,20 @@ def main() -> int:
     failed = 0
     for label, run in models:
         payloads, facts = bodies(run, 200, a.ratings, seed=1)
-        for given in a.processes.split(","):
+        for round_, given, design in [(r, g, d) for r in range(1, a.rounds + 1) for g in a.processes.split(",")
+                                      for d in a.designs.split(",")]:
             processes, threads = default_concurrency(None if given == "auto" else int(given), a.workers)
-            proc, port = serve(run, a.workers, processes)
+            proc, port = serve(run, a.workers, processes, design=design)
             try:
-                print(f"{label}, {processes} process(es): {facts}", flush=True)
+                print(f"{label}, {processes} process(es), {design}, round {round_}: {facts}", flush=True)
                 levels = run_levels(port, payloads, clients, a.requests, a.seconds, server_pid=proc.pid)
                 rss_mb = round(tree_rss_mb(proc.pid), 1)
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
             failed += sum(r["failed"] for r in levels)
-            report["models"].append({"label": label, **facts, "processes": processes,
+            report["models"].append({"label": label, **facts, "design": design, "round": round_,
+                                     "processes": processes,
                                      "threads_per_process": threads, "server_rss_mb": rss_mb,
                                      "levels": levels})
     report["load_average_after"] = list(os.getloadavg())

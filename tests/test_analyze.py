@@ -196,7 +196,7 @@ def test_analyze_cli_prints_the_table_and_writes_every_figure(small_dataset, tmp
 def test_analyze_cli_unknown_dataset_is_one_sentence(tmp_path):
     from mfrec.cli.analyze import analyze
 
-    res = CliRunner().invoke(analyze, ["--data", "no-such-data", "--root", str(tmp_path)])
+    res = CliRunner().invoke(analyze, ["--data", "no-such-data", "--data-root", str(tmp_path)])
     assert res.exit_code == 2
     assert "no prepared dataset 'no-such-data'" in res.output and "Traceback" not in res.output
 

@@ -16,7 +16,7 @@ from test_data_files import ML100K_RATINGS, write_ml1m, write_ml25m, write_ml100
 
 def run(tmp_path: Path, *args: str):
     result = CliRunner().invoke(
-        prepare_cmd, ["--root", str(tmp_path / "Training_data"), "--data-dir", str(tmp_path / "Data"), "--quiet", *args]
+        prepare_cmd, ["--data-root", str(tmp_path / "Training_data"), "--data-dir", str(tmp_path / "Data"), "--quiet", *args]
     )
     return result
 

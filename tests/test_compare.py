@@ -64,7 +64,7 @@ def test_compare_cli_table_csv_and_figure(runs, tmp_path):
 def test_compare_cli_defaults_go_under_the_root_and_names_resolve(runs):
     from mfrec.cli.compare import compare
 
-    res = CliRunner().invoke(compare, ["mf-a", "mf-genre-c", "mf-a", "--root", str(runs)])
+    res = CliRunner().invoke(compare, ["mf-a", "mf-genre-c", "mf-a", "--runs-root", str(runs)])
     assert res.exit_code == 0, res.output
     assert "2 runs" in res.output  # the duplicate is dropped
     assert pl.read_csv(runs / "comparison.csv").height == 2
@@ -76,7 +76,7 @@ def test_compare_cli_errors(runs, tmp_path):
 
     res = CliRunner().invoke(compare, [str(tmp_path / "zz-*")])
     assert res.exit_code == 2 and "no runs match" in res.output
-    res = CliRunner().invoke(compare, ["nope", "--root", str(runs)])
+    res = CliRunner().invoke(compare, ["nope", "--runs-root", str(runs)])
     assert res.exit_code == 2 and "no experiment 'nope'" in res.output
 
 
@@ -184,7 +184,7 @@ def test_compare_groups_runs_by_dataset_in_the_table_csv_and_figure(small_datase
     root = tmp_path / "Experiments_"
     other = _other_dataset_runs(root, small_dataset)
     seen = _capture_figure(monkeypatch)
-    res = CliRunner().invoke(compare, [str(root / "*"), "--root", str(root)])
+    res = CliRunner().invoke(compare, [str(root / "*"), "--runs-root", str(root)])
     assert res.exit_code == 0, res.output
     assert "4 runs on 2 datasets" in res.output and "compare only within a dataset" in res.output
     lines = res.output.splitlines()
@@ -278,7 +278,7 @@ def test_runs_that_measured_test_once_get_a_star_and_runs_without_validation_the
     summary["best_epoch"] = 4
     (root / "new-val" / "summary.json").write_text(json.dumps(summary))
     seen = _capture_figure(monkeypatch)
-    res = CliRunner().invoke(compare, [str(root / "*"), "--root", str(root)])
+    res = CliRunner().invoke(compare, [str(root / "*"), "--runs-root", str(root)])
     assert res.exit_code == 0, res.output
     (ax,) = [a for a in seen["fig"].axes if "RMSE per epoch" in a.get_title(loc="left")]
     stars = [(tuple(line.get_xdata()), tuple(line.get_ydata())) for line in ax.get_lines() if line.get_marker() == "*"]

@@ -135,7 +135,7 @@ def _readers(run: Path, data: Path, movie_id: int, out: Path) -> dict:
         "compare": lambda: _cli(compare, [run, "--csv", out / "c.csv", "--out", out / "c.png"]),
         "evaluate": lambda: _cli(evaluate, rating),
         "evaluate --verify": lambda: _cli(evaluate, [*rating, "--verify"]),
-        "load_experiment": lambda: _api(lambda: mfrec.load_experiment(run).recommend(like=[movie_id], n=3,
+        "load_experiment": lambda: _api(lambda: mfrec.load_experiment(run).recommend(like=[movie_id], top=3,
                                                                                       min_ratings=0)),
         "data.load": lambda: _api(lambda: mfrec.data.load(data)),
         "data.load verify": lambda: _api(lambda: mfrec.data.load(data, verify=True)),

@@ -238,7 +238,7 @@ def test_verify_flag_reports_a_flipped_byte_in_one_line(folder, tmp_path, comman
     f = folder / "rating.npy"
     _flip(f, f.stat().st_size - 1)
     args = {"analyze": (analyze, ["--data", str(folder), "--out", str(tmp_path / "fig")]),
-            "evaluate": (evaluate, ["--popularity", "--data", str(folder), "--root", str(tmp_path / "runs"), "--quiet"])}
+            "evaluate": (evaluate, ["--popularity", "--data", str(folder), "--runs-root", str(tmp_path / "runs"), "--quiet"])}
     cmd, argv = args[command]
     res = CliRunner().invoke(cmd, [*argv, "--verify"])
     assert res.exit_code == 2, res.output

@@ -120,7 +120,7 @@ def test_cli_without_network_says_so_in_one_sentence(tmp_path, monkeypatch):
 
     monkeypatch.setenv("MFREC_DOWNLOAD_BASE_URL", f"http://127.0.0.1:{_refused_port()}")
     res = CliRunner().invoke(prepare_cmd, ["--dataset", "ml-100k", "--data-dir", str(tmp_path / "Data"),
-                                           "--root", str(tmp_path / "Training_data")])
+                                           "--data-root", str(tmp_path / "Training_data")])
     assert res.exit_code == 2
     assert "could not download ml-100k" in res.output and "--source" in res.output and "synthetic" in res.output
     assert "Traceback" not in res.output

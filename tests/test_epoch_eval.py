@@ -237,3 +237,94 @@ def test_cli_train_metrics_flag(small_dataset, tmp_path):
     res = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "bayes", "--train-metrics",
                                      "--runs-root", str(tmp_path)])
     assert res.exit_code != 0 and "--train-metrics/--no-train-metrics go with" in res.output
+
+
+NEURAL_OPTS = {"epochs": 2, "factors": 8, "batch_size": 256, "seed": 3, "patience": 0, "genre_epochs": 2,
+               "heads": 2, "hidden": 16, "min_length": 2}
+
+
+def _neural_run(dataset, model, tmp_path, name, **opts):
+    """train_run of a neural model on a NoTestDuring spy whose test split may be read only after the
+    last epoch's report; returns (run, summary, epoch reports, spy, the test RMSE rmse.png marked)."""
+    import mfrec.plots.curves as curves
+    from mfrec.training import train_run
+
+    spy = NoTestDuring(dataset)
+    spy.fitting = True
+    reports, marked = [], {}
+    epochs = NEURAL_OPTS["epochs"]
+
+    def on_event(event):
+        if isinstance(event, EpochReport) and event.epoch >= 1:  # (genre-embedding's stage 1 counts up to 0)
+            reports.append(event)
+            spy.fitting = event.epoch < epochs
+
+    real_plot = curves.plot_rmse
+
+    def plot_rmse(metrics, path, **kw):
+        marked.update(best_epoch=kw.get("best_epoch"), test_rmse=kw.get("test_rmse"))
+        return real_plot(metrics, path, **kw)
+
+    curves.plot_rmse = plot_rmse
+    try:
+        run, summary = train_run(spy, model, {**NEURAL_OPTS, **opts}, runs_root=tmp_path, name=name,
+                                 callback=on_event)
+    finally:
+        curves.plot_rmse = real_plot
+    return run, summary, reports, spy, marked
+
+
+@pytest.mark.parametrize("model", ["neumf", "genre-embedding", "attention", "sequential"])
+def test_the_neural_fits_never_read_the_test_split(user_last, tmp_path, model):
+    """Issue 13 for the torch models: validation every epoch, training RMSE only on request, the test
+    split once, after the last epoch, on the kept weights (and marked on rmse.png there)."""
+    pytest.importorskip("torch", reason='the neural baselines need the torch extra: pip install -e ".[torch]"')
+    from mfrec.neural import load_model
+
+    run, summary, reports, spy, marked = _neural_run(user_last, model, tmp_path, "plain")
+    assert len(reports) == 2 and spy.reads > 0  # read, and only after the last epoch
+    assert all(r.test_rmse is None and r.train_rmse is None for r in reports)
+    for line in (run.path / "metrics.csv").read_text().splitlines()[1:]:
+        assert line.split(",")[3] == ""  # no test column
+    if model == "sequential":  # a ranking model: validation ranking each epoch, test ranking once
+        assert all(r.val_rmse is None and r.metrics["val_ndcg@10"] is not None for r in reports)
+        assert summary["ndcg@10"] is not None and summary["test_rmse"] is None
+        return
+    assert all(r.val_rmse is not None for r in reports)
+    loaded = load_model(run.path)
+    test = user_last.test
+    pred = loaded.predict(np.asarray(test.user), np.asarray(test.movie)).astype(np.float64)
+    kept_test = float(np.sqrt(np.mean((pred - np.asarray(test.rating, np.float64)) ** 2)))
+    assert summary["test_rmse"] == pytest.approx(kept_test, rel=1e-5)
+    assert summary["val_rmse"] == reports[summary["best_epoch"] - 1].val_rmse
+    assert summary["train_rmse"] > 0  # the kept weights', measured once for the summary
+    assert marked == {"best_epoch": summary["best_epoch"], "test_rmse": summary["test_rmse"]}
+    assert (run.path / "plots" / "rmse.png").is_file()
+    # --train-metrics adds the training curve and trains the same weights
+    run2, summary2, reports2, _, _ = _neural_run(user_last, model, tmp_path, "train", train_metrics=True)
+    assert all(r.train_rmse is not None and r.test_rmse is None for r in reports2)
+    assert [r.val_rmse for r in reports2] == [r.val_rmse for r in reports]
+    assert summary2["train_rmse"] == reports2[summary2["best_epoch"] - 1].train_rmse
+    assert summary2["train_rmse"] == pytest.approx(summary["train_rmse"], rel=1e-6)
+    np.testing.assert_array_equal(load_model(run2.path).predict(np.asarray(test.user), np.asarray(test.movie)), pred)
+
+
+def test_neural_train_metrics_option_is_checked_and_on_the_command_line(user_last, tmp_path):
+    pytest.importorskip("torch", reason='the neural baselines need the torch extra: pip install -e ".[torch]"')
+    from mfrec.cli.train import train
+    from mfrec.errors import MfrecError
+    from mfrec.neural.common import resolve_options
+    from mfrec.neural.neumf import DEFAULTS
+
+    with pytest.raises(MfrecError, match="neumf: train_metrics must be true, false or null"):
+        resolve_options({"train_metrics": "yes"}, DEFAULTS, "neumf")
+    res = CliRunner().invoke(train, ["--data", str(user_last.path), "--model", "neumf", "--epochs", "2", "--factors",
+                                     "4", "--train-metrics", "--runs-root", str(tmp_path), "--name", "on", "--quiet"])
+    assert res.exit_code == 0, res.output
+    run = next(tmp_path.glob("on-*"))
+    rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+    assert len(rows) == 2 and all(float(r[1]) > 0 and float(r[2]) > 0 and r[3] == "" for r in rows)
+    assert json.loads((run / "config.json").read_text())["train_metrics"] is True
+    res = CliRunner().invoke(train, ["--data", str(user_last.path), "--model", "sequential", "--train-metrics",
+                                     "--runs-root", str(tmp_path)])
+    assert res.exit_code != 0 and "--train-metrics/--no-train-metrics go with" in res.output

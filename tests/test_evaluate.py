@@ -77,7 +77,7 @@ def test_popularity_run_and_als_run_side_by_side(last_dataset, tmp_path):
     from mfrec.cli.train import train
 
     root = str(tmp_path / "E")
-    r = CliRunner().invoke(evaluate, ["--popularity", "--data", str(last_dataset.path), "--root", root, "--quiet"])
+    r = CliRunner().invoke(evaluate, ["--popularity", "--data", str(last_dataset.path), "--runs-root", root, "--quiet"])
     assert r.exit_code == 0, r.output
     (pop,) = [p for p in (tmp_path / "E").iterdir()]
     s = json.loads((pop / "summary.json").read_text())
@@ -89,9 +89,9 @@ def test_popularity_run_and_als_run_side_by_side(last_dataset, tmp_path):
     assert json.loads((pop / "summary.json").read_text())["ndcg@10"] == pytest.approx(s["ndcg@10"])
 
     r = CliRunner().invoke(train, ["--data", str(last_dataset.path), "--model", "mf", "--epochs", "3", "--factors", "4",
-                                   "--root", root, "--name", "als", "--quiet"])
+                                   "--runs-root", root, "--name", "als", "--quiet"])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(evaluate, ["--experiment", "als", "--root", root, "--quiet"])  # user-last: ranking by default
+    r = CliRunner().invoke(evaluate, ["--experiment", "als", "--runs-root", root, "--quiet"])  # user-last: ranking by default
     assert r.exit_code == 0, r.output
     assert "hit@10" in r.output
     als = next(p for p in (tmp_path / "E").iterdir() if p.name.startswith("als-"))
@@ -111,9 +111,9 @@ def test_popularity_run_and_als_run_side_by_side(last_dataset, tmp_path):
 
 
 def test_evaluate_errors_are_one_sentence(small_dataset, tmp_path):
-    r = CliRunner().invoke(evaluate, ["--popularity", "--data", str(small_dataset.path), "--root", str(tmp_path)])
+    r = CliRunner().invoke(evaluate, ["--popularity", "--data", str(small_dataset.path), "--runs-root", str(tmp_path)])
     assert r.exit_code == 2 and "needs a user-last split" in r.output and "Traceback" not in r.output
-    r = CliRunner().invoke(evaluate, ["--experiment", "no-such-run", "--root", str(tmp_path)])
+    r = CliRunner().invoke(evaluate, ["--experiment", "no-such-run", "--runs-root", str(tmp_path)])
     assert r.exit_code == 2 and "no experiment" in r.output
     r = CliRunner().invoke(evaluate, [])
     assert r.exit_code == 2 and "--experiment" in r.output

@@ -27,6 +27,7 @@ import dataclasses
 import functools
 import http.server
 import importlib.util
+import json
 import re
 import shlex
 import threading
@@ -303,7 +304,8 @@ def serve_once(monkeypatch) -> None:
     import uvicorn
     from fastapi.testclient import TestClient
 
-    from mfrec.serve.app import SETTINGS_ENV
+    from mfrec.serve.app import SETTINGS_ENV, app_from_environment
+    from mfrec.serve.balance import Dispatcher
 
     def run_once(app, host, port, factory=False, **kwargs):
         assert isinstance(host, str) and isinstance(port, int)
@@ -314,8 +316,14 @@ def serve_once(monkeypatch) -> None:
         with TestClient(app) as client:
             assert client.get("/api/v1/health").status_code == 200
 
+    def dispatch_once(self):  # --processes N: each server process builds the app from the settings
+        monkeypatch.setenv(SETTINGS_ENV, json.dumps(self.settings))
+        run_once(app_from_environment(), self.host, self.port)
+        return 0
+
     monkeypatch.setattr(uvicorn, "run", run_once)
-    monkeypatch.delenv(SETTINGS_ENV, raising=False)  # --processes sets it: taken away after the example
+    monkeypatch.setattr(Dispatcher, "run", dispatch_once)
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)
 
 
 @pytest.mark.parametrize("where, cmd", EXAMPLES, ids=[f"{w.split(', ')[0]} {c}" for w, c in EXAMPLES])

@@ -81,13 +81,13 @@ def test_load_experiment_by_path_folder_or_name(tmp_path):
     assert find_run(first.name, root=tmp_path) == first.path
     assert find_run("mf", root=tmp_path) == second.path  # the latest run of that name, not mf-genre
     second.append_metrics(1, 0.9, None, 0.95, 0.5)
-    exp = load_experiment("mf", root=tmp_path)
+    exp = load_experiment("mf", runs_root=tmp_path)
     assert exp.config == {"model": "mf", "seed": 2}
     m = exp.metrics
     assert m.columns == list(METRICS_COLUMNS) and m["val_rmse"].to_list() == [None]
     assert m["test_rmse"].to_list() == [0.95]
     with pytest.raises(MfrecError, match="no experiment"):
-        load_experiment("nothing-like-this", root=tmp_path)
+        load_experiment("nothing-like-this", runs_root=tmp_path)
 
 
 def test_load_experiment_is_exported():

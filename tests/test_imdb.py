@@ -63,7 +63,7 @@ def test_prepare_with_imdb_joins_runtime_genres_directors(tmp_path, gz):
     src, ids = _write_release(tmp_path)
     imdb = _write_imdb(tmp_path / "imdb", gz=gz)
     res = CliRunner().invoke(prepare, ["--dataset", "ml-latest-small", "--source", str(src), "--imdb", str(imdb),
-                                       "--split", "user-last", "--name", "x", "--root", str(tmp_path / "td"), "--quiet"])
+                                       "--split", "user-last", "--name", "x", "--data-root", str(tmp_path / "td"), "--quiet"])
     assert res.exit_code == 0, res.output
     assert "4 movies linked" in res.output
     t = pl.read_parquet(tmp_path / "td" / "x" / "imdb.parquet")
@@ -91,11 +91,11 @@ def test_dataset_without_links_says_so(tmp_path):
     (src / "links.csv").unlink()
     imdb = _write_imdb(tmp_path / "imdb")
     res = CliRunner().invoke(prepare, ["--dataset", "ml-latest-small", "--source", str(src), "--imdb", str(imdb),
-                                       "--root", str(tmp_path / "td")])
+                                       "--data-root", str(tmp_path / "td")])
     assert res.exit_code == 2
     assert "has no links.csv" in res.output
     assert not (tmp_path / "td").exists() or not any((tmp_path / "td").iterdir())  # failed before writing
-    res = CliRunner().invoke(prepare, ["--imdb", str(imdb), "--root", str(tmp_path / "td2"), "--ratings", "60",
+    res = CliRunner().invoke(prepare, ["--imdb", str(imdb), "--data-root", str(tmp_path / "td2"), "--ratings", "60",
                                        "--users", "20", "--movies", "10"])
     assert res.exit_code == 2 and "synthetic is generated" in res.output
 

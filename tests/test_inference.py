@@ -158,7 +158,7 @@ def test_explain_table_and_cli_lines(rec, exp):
     assert set(res.details) == {1, 2, 3}
     assert all(len(lines) == 4 for lines in res.details.values())  # baseline line + 3 rated movies
     assert any("explanation" in n for n in res.notes)
-    table = exp.explain({int(rec.movie_id_array[2]): 5, int(rec.movie_id_array[8]): 4}, n=3)
+    table = exp.explain({int(rec.movie_id_array[2]): 5, int(rec.movie_id_array[8]): 4}, top=3)
     assert table.height == 6
     import polars as pl
 
@@ -264,11 +264,11 @@ def test_bad_profile_input(rec):
 
 
 def test_notebook_api_matches_the_recommender(exp, rec):
-    a = exp.recommend(like=[str(rec.movie_id_array[4])], n=5)
+    a = exp.recommend(like=[str(rec.movie_id_array[4])], top=5)
     b = rec.recommend([(4, rec.scale[1])], n=5).table
     assert a.equals(b)
     assert list(a.columns) == ["rank", "movieId", "title", "year", "genres", "predicted_rating", "score", "why"]
-    assert exp.similar(str(rec.movie_id_array[4]), n=3).height == 3
+    assert exp.similar(str(rec.movie_id_array[4]), top=3).height == 3
     with pytest.raises(DataError, match="only one of"):
         exp.recommend(like=["1"], user=1)
 

@@ -150,7 +150,7 @@ def test_sequential_made_up_user_is_a_history(world, monkeypatch):
     assert table.columns == ["rank", "movieId", "title", "year", "genres", "logit", "why"]
     np.testing.assert_allclose(table["logit"].to_numpy(), scores[expect], atol=1e-4)  # the CSV: 4 decimals
     # the notebook API takes the same path
-    nb = load_experiment(run).recommend(like=[titles[3], titles[11]], n=6, min_ratings=0)  # as invoke() passes
+    nb = load_experiment(run).recommend(like=[titles[3], titles[11]], top=6, min_ratings=0)  # as invoke() passes
     assert nb["movieId"].to_list() == table["movieId"].to_list()
 
 

@@ -53,7 +53,7 @@ def test_a_signalled_training_is_marked_failed_and_exits_with_the_signal_code(tm
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(marker), "--data", str(small_dataset.path), "--model", "mf", "--factors", "4",
-         "--epochs", "100000", "--patience", "0", "--name", "slow", "--quiet", "--root", str(tmp_path / "runs")],
+         "--epochs", "100000", "--patience", "0", "--name", "slow", "--quiet", "--runs-root", str(tmp_path / "runs")],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120

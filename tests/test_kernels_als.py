@@ -8,7 +8,7 @@ import pytest
 from naive import naive_genre_factors, naive_normal_equations, naive_predict, naive_solve_rows
 
 from mfrec.kernels.als import SolveError, genre_part, solve_rows
-from mfrec.kernels.genre import genre_index, genre_sets, solve_genre_factors
+from mfrec.kernels.genre import genre_index, genre_sets, pcg, solve_genre_factors
 from mfrec.kernels.predict import error_sums, error_sums_csr, predict
 
 pytestmark = pytest.mark.nojit
@@ -144,6 +144,26 @@ def test_bad_inputs_raise():
     for solver in ("cholesky", "cg"):
         with pytest.raises(SolveError, match="user 0"):
             solve_rows(indptr, indices, bad, fixed, fbias, 3.0, reg=0.1, reg_bias=1.0, solver=solver, what="user")
+
+
+def test_both_genre_solves_raise_the_one_nan_error():
+    """The single-machine and the Dask genre step both run kernels.genre.pcg, whose one check turns
+    a NaN or inf solution into SolveError (an infinite residual; a NaN warm start)."""
+    from mfrec.models.dask_als import solve_genre_system
+
+    y = np.zeros(4)
+    r = np.array([np.inf, 0.0, 0.0, 0.0])
+    with pytest.raises(SolveError, match="^the genre-factor solve gave NaN or inf; raise --reg$"), \
+            np.errstate(invalid="ignore"):  # inf / inf on the way, as it would be in a fit
+        pcg(lambda v: v, np.ones(4), y, r, 1e-9, 4)
+    S = np.stack([np.eye(2), np.eye(2)])
+    h = np.array([[2.0, 0.0], [1.0, 1.0]])
+    y0 = np.array([[np.nan, 0.0], [0.0, 0.0]])
+    with pytest.raises(SolveError, match="^the genre-factor solve gave NaN or inf; raise --reg$"):
+        solve_genre_system([(0,), (0, 1)], S, h, np.array([3.0, 2.0]), 2, 0.1, True, 1.0, y0=y0, max_iter=3)
+    y = solve_genre_system([(0,), (0, 1)], S, h, np.array([3.0, 2.0]), 2, 0.1, True, 1.0, y0=np.zeros((2, 2)),
+                           max_iter=4)  # a finite start still solves
+    assert np.all(np.isfinite(y)) and np.any(y != 0)
 
 
 def test_genre_factors_match_naive():

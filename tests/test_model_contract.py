@@ -35,7 +35,7 @@ class ModelContract:
 
         root = tmp_path_factory.mktemp(f"runs-{cls.model}")
         res = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", cls.model, "--epochs", "3",
-                                         "--patience", "0", "--root", str(root), "--quiet", *cls.options])
+                                         "--patience", "0", "--runs-root", str(root), "--quiet", *cls.options])
         assert res.exit_code == 0, res.output
         (path,) = [p for p in root.iterdir() if p.is_dir()]
         return mfrec.load_experiment(path)
@@ -77,7 +77,7 @@ class ModelContract:
         with pytest.raises(MfrecError, match="999999"):
             run.recommend(user=999_999)
         with pytest.raises(MfrecError, match="999999"):
-            run.recommend(ratings={999_999: 4.0})
+            run.recommend(rate={999_999: 4.0})
 
     def test_same_seed_same_model(self, run, tmp_path):
         from mfrec.training import train_run
@@ -91,7 +91,7 @@ class ModelContract:
 
     def test_given_movies_are_never_recommended_back(self, run):
         ids = [int(x) for x in run.dataset.movie_ids.ids[:5]]
-        table = run.recommend(ratings={i: 5.0 for i in ids}, n=50)
+        table = run.recommend(rate={i: 5.0 for i in ids}, top=50)
         assert table.height > 0 and not set(table["movieId"].to_list()) & set(ids)
         lo, hi = run.dataset.rating_scale
         assert table["predicted_rating"].is_between(lo, hi).all()
@@ -128,7 +128,7 @@ class NeuralExportContract(ModelContract):
         if cls.model != "genre-embedding":
             options = options[:4]
         res = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", cls.model, "--epochs", "2",
-                                         "--patience", "0", "--root", str(root), "--quiet", *options])
+                                         "--patience", "0", "--runs-root", str(root), "--quiet", *options])
         assert res.exit_code == 0, res.output
         (path,) = [p for p in root.iterdir() if p.is_dir()]
         return mfrec.load_experiment(path)
@@ -204,7 +204,7 @@ class TestEaseContract(ModelContract):
 
     def test_given_movies_are_never_recommended_back(self, run):
         ids = [int(x) for x in run.dataset.movie_ids.ids[:5]]
-        table = run.recommend(ratings={i: 5.0 for i in ids}, n=50)
+        table = run.recommend(rate={i: 5.0 for i in ids}, top=50)
         assert table.height > 0 and not set(table["movieId"].to_list()) & set(ids)
         assert "predicted_rating" not in table.columns  # EASE scores are not ratings
 

@@ -23,7 +23,7 @@ LONG = "x" * 300
 
 def cli(tmp_path: Path, *args: str):
     root = tmp_path / "work" / "Training_data"
-    return CliRunner().invoke(prepare_cmd, ["--root", str(root), "--quiet", "--ratings", "900", "--users", "60",
+    return CliRunner().invoke(prepare_cmd, ["--data-root", str(root), "--quiet", "--ratings", "900", "--users", "60",
                                             "--movies", "40", *args])
 
 
@@ -53,7 +53,7 @@ def test_prepare_refuses_a_name_that_is_not_plain_and_touches_nothing(world, nam
     assert "Traceback" not in res.output and res.output.count("\n") == 1, res.output
     assert ("bytes long" if name == LONG else "letters, digits, '.', '_' and '-'") in res.output
     assert tree(tmp_path) == before
-    assert load("a", root=tmp_path / "work" / "Training_data").n_users == 60
+    assert load("a", data_root=tmp_path / "work" / "Training_data").n_users == 60
 
 
 def test_the_store_replaces_only_a_folder_it_created(world):

@@ -262,7 +262,7 @@ def test_main_py_trains_a_neural_model(tiny, tmp_path):
     from mfrec.cli.train import train
 
     res = CliRunner().invoke(train, ["--data", str(tiny.path), "--model", "neumf", "--epochs", "2", "--factors", "4",
-                                     "--root", str(tmp_path / "E"), "--name", "nm", "--quiet"])
+                                     "--runs-root", str(tmp_path / "E"), "--name", "nm", "--quiet"])
     assert res.exit_code == 0, res.output
     (folder,) = list((tmp_path / "E").iterdir())
     summary = json.loads((folder / "summary.json").read_text())

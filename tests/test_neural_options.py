@@ -87,7 +87,7 @@ def test_main_refuses_bad_neural_options_in_one_sentence(tmp_path, small_dataset
     from mfrec.cli.train import train
 
     res = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "neumf", "--epochs", "1",
-                                     "--quiet", "--root", str(tmp_path / "runs"), *args])
+                                     "--quiet", "--runs-root", str(tmp_path / "runs"), *args])
     assert res.exit_code == 2, res.output
     assert says in res.output and "Traceback" not in res.output
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # refused before a run folder

@@ -123,7 +123,7 @@ def test_run_without_model_file_gets_its_curves_only(small_dataset, tmp_path):
     make_run(tmp_path, small_dataset, name="neural-x", model="ncf", with_model=False, val=False,
              extra_columns=("train_loss", "val_hit@10", "val_ndcg@10"))
     out = tmp_path / "figs"
-    res = CliRunner().invoke(plot, ["-e", "neural-x", "--root", str(tmp_path), "--out", str(out)])
+    res = CliRunner().invoke(plot, ["-e", "neural-x", "--runs-root", str(tmp_path), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == ["loss.png", "ranking.png", "rmse.png"]
     assert_png(out / "rmse.png")
@@ -136,7 +136,7 @@ def test_run_without_model_file_gets_its_curves_only(small_dataset, tmp_path):
 def test_plot_cli_errors_are_one_sentence(small_dataset, tmp_path):
     from mfrec.cli.plot import plot
 
-    res = CliRunner().invoke(plot, ["-e", "nothing-here", "--root", str(tmp_path)])
+    res = CliRunner().invoke(plot, ["-e", "nothing-here", "--runs-root", str(tmp_path)])
     assert res.exit_code == 2 and "no experiment 'nothing-here'" in res.output and "Traceback" not in res.output
     run = make_run(tmp_path, small_dataset, name="mf-y", model="mf", k=3)
     from mfrec.models.factor import FactorModel
@@ -174,17 +174,17 @@ def test_figures_of_real_trained_runs(small_dataset, tmp_path):
     root = tmp_path / "Experiments_"
     for model, extra in (("mf-genre", ["--factors", "4"]), ("bias", [])):
         res = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", model, "--epochs", "3",
-                                         "--root", str(root), "--name", f"tiny-{model}", "--quiet", *extra])
+                                         "--runs-root", str(root), "--name", f"tiny-{model}", "--quiet", *extra])
         assert res.exit_code == 0, res.output
     exp = load_experiment("tiny-mf-genre", root)
     assert exp.config["model"] == "mf-genre"
     for f in (exp.path / "plots").glob("*.png"):
         f.unlink()
-    res = CliRunner().invoke(plot, ["-e", "tiny-mf-genre", "--root", str(root), "--labels", "6"])
+    res = CliRunner().invoke(plot, ["-e", "tiny-mf-genre", "--runs-root", str(root), "--labels", "6"])
     assert res.exit_code == 0, res.output
     for name in RUN_FIGURES:
         assert_png(exp.path / "plots" / name)
-    res = CliRunner().invoke(compare, [str(root / "tiny-*"), "--root", str(root)])
+    res = CliRunner().invoke(compare, [str(root / "tiny-*"), "--runs-root", str(root)])
     assert res.exit_code == 0, res.output
     table = __import__("polars").read_csv(root / "comparison.csv")
     assert sorted(table["model"].to_list()) == ["bias", "mf-genre"]

@@ -39,7 +39,7 @@ def test_run_folder_round_trips_through_load_experiment_and_load_model(small_dat
     exp = mfrec.load_experiment(run)
     from_folder = mfrec.load_model(run)  # a run folder means its model.npz
     np.testing.assert_array_equal(exp.model.user_factors, from_folder.user_factors)
-    assert exp.recommend(like=[str(exp.recommender.movie_id_array[0])], n=3).height == 3
+    assert exp.recommend(like=[str(exp.recommender.movie_id_array[0])], top=3).height == 3
 
 
 def test_prepared_folder_round_trips_through_data_load(small_raw, tmp_path):
@@ -185,7 +185,7 @@ def test_raw_files_written_from_synthetic_data_are_prepared_under_a_synthetic_na
     raw = tmp_path / "ml-1m-ids"
 
     def run(*args):
-        res = CliRunner().invoke(prepare, ["--root", str(tmp_path / "TD"), "--quiet", "--split", "none", *args])
+        res = CliRunner().invoke(prepare, ["--data-root", str(tmp_path / "TD"), "--quiet", "--split", "none", *args])
         assert res.exit_code == 0, res.output
         return res
 

@@ -218,10 +218,10 @@ def test_rare_movies_are_left_out_by_default_and_kept_with_min_ratings_0(tmp_pat
     assert (counts < 10).sum() > 5  # the data has rare movies to filter
     runner = CliRunner()
     res = runner.invoke(train, ["--data", str(ds.path), "--model", "mf", "--factors", "4", "--epochs", "2",
-                                "--root", str(tmp_path / "exp"), "--name", "r", "--quiet"])
+                                "--runs-root", str(tmp_path / "exp"), "--name", "r", "--quiet"])
     assert res.exit_code == 0, res.output
     run = next((tmp_path / "exp").iterdir())
-    base = ["-e", str(run), "--runs-dir", str(tmp_path / "exp"), "--user", str(int(ds.user_ids.ids[0])), "--top", "40",
+    base = ["-e", str(run), "--runs-root", str(tmp_path / "exp"), "--user", str(int(ds.user_ids.ids[0])), "--top", "40",
             "--out-dir", str(tmp_path / "pred")]
 
     def listed(extra, label):

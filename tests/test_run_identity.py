@@ -146,7 +146,7 @@ def test_runs_written_before_the_fingerprint_keep_working(world, raw):
     r = CliRunner().invoke(evaluate, ["--experiment", str(run), "--protocol", "rating", "--quiet"])
     assert r.exit_code == 0, r.output
     exp = mfrec.load_experiment(run)
-    assert len(exp.recommend(like=[int(exp.model.movie_ids[0])], n=3, min_ratings=0)) == 3
+    assert len(exp.recommend(like=[int(exp.model.movie_ids[0])], top=3, min_ratings=0)) == 3
 
 
 def test_a_damaged_fingerprint_is_one_sentence(world):
@@ -164,7 +164,7 @@ def test_popularity_and_neural_runs_record_it_too(raw, tmp_path):
 
     ds = load(_prepare(raw, tmp_path / "Training_data", seed=3, method="user-last"))
     want = dataset_fingerprint(ds.manifest)
-    path, summary = popularity_run(ds, root=tmp_path / "E", k=5)
+    path, summary = popularity_run(ds, runs_root=tmp_path / "E", top=5)
     assert json.loads((path / "config.json").read_text())["dataset_fingerprint"] == want
     assert summary["dataset_fingerprint"] == want
     pytest.importorskip("torch")

@@ -74,7 +74,7 @@ def same_list(api_items, table):
 
 # -- the endpoints --------------------------------------------------------------------------------
 def test_health_and_model_info(client, exp, small_dataset):
-    assert client.get(f"{API}/health").json() == {"status": "ok", "run": exp.name}
+    assert client.get(f"{API}/health").json() == {"status": "ok", "run": exp.name, "process": os.getpid()}
     info = client.get(f"{API}/model").json()
     assert info["run"] == exp.name and info["model"] == "mf-genre" and info["dataset"] == small_dataset.name
     assert info["movies"] == small_dataset.n_movies and info["users"] == small_dataset.n_users
@@ -419,31 +419,106 @@ def test_serve_command_refuses_a_bad_run_before_binding(tmp_path):
     assert r.exit_code == 2 and "no successful run" in r.output
 
 
-def test_serve_command_with_processes_hands_uvicorn_a_factory(monkeypatch, runs, small_dataset):
-    """--processes N: uvicorn starts N processes from an import string; each builds the app from the
-    settings in the environment (the run folder and the caps) and answers as the one-process app does."""
-    import uvicorn
+def test_serve_command_with_processes_hands_the_dispatcher_the_settings(monkeypatch, runs, small_dataset):
+    """--processes N: one dispatcher and N server processes; each builds the app from the settings in the
+    environment (run folder, caps, ranking run) and answers as the one-process app does."""
     from click.testing import CliRunner
 
     from mfrec.cli import main
     from mfrec.serve.app import SETTINGS_ENV, app_from_environment
+    from mfrec.serve.balance import Dispatcher
 
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
-    monkeypatch.delenv(SETTINGS_ENV, raising=False)
-    monkeypatch.delenv("UV_TCP_SINGLE_ACCEPT", raising=False)
-    r = CliRunner().invoke(main, ["serve", "-e", str(runs["mf"]), "--processes", "3", "--max-top", "7", "--port", "0"])
+
+    def run(self):
+        seen.update(n=self.n, settings=self.settings)
+        return 0
+
+    monkeypatch.setattr(Dispatcher, "run", run)
+    r = CliRunner().invoke(main, ["serve", "-e", str(runs["mf"]), "--processes", "3", "--max-top", "7", "--port", "0",
+                                  "--rank-by", "none"])
     assert r.exit_code == 0, r.output
-    assert seen["app"] == "mfrec.serve.app:app_from_environment" and seen["factory"] and seen["workers"] == 3
-    assert seen["http"].__name__ == "NoDelayProtocol"
-    assert "in each of 3 processes" in r.output
-    assert os.environ["UV_TCP_SINGLE_ACCEPT"] == "1"  # the processes take turns accepting connections
-    settings = json.loads(os.environ[SETTINGS_ENV])
+    assert seen["n"] == 3 and "in each of 3 processes" in r.output
+    settings = seen["settings"]
     assert settings["run"] == str(runs["mf"].resolve()) and settings["caps"]["max_top"] == 7
+    assert settings["rank_by"] == "none"
+    monkeypatch.setenv(SETTINGS_ENV, json.dumps(settings))
     with TestClient(app_from_environment()) as c:
         assert c.get(f"{API}/model").json()["caps"]["max_top"] == 7
         body = {"ratings": [{"movie": int(small_dataset.movie_ids.ids[0]), "rating": 5}], "top": 7}
         assert len(c.post(f"{API}/recommendations", json=body).json()["items"]) == 7
+
+
+def test_the_dispatcher_gives_each_connection_to_the_process_with_the_fewest():
+    from mfrec.serve.balance import CLOSED, READY, Dispatcher
+
+    d = Dispatcher("127.0.0.1", 0, 3, {})
+    assert [d.pick() for _ in range(3)] == [0, 1, 2]  # all equal: in turn
+    d.open = [2, 1, 1]
+    assert d.pick() == 1 and d.pick() == 2  # fewest first, ties in turn
+    d.open = [0, 5, 5]
+    assert [d.pick() for _ in range(2)] == [0, 0]
+
+    import socket
+
+    a, b = socket.socketpair()
+    d.channels = [a, a, a]
+    d.open = [3, 0, 0]
+    b.sendall(READY + CLOSED + CLOSED)
+    assert d._read(0) and d.ready[0] and d.open[0] == 1  # a closed connection is counted off
+    b.close()
+    assert not d._read(0)  # the process went away
+    a.close()
+
+
+def test_keep_alive_connections_spread_evenly_over_the_processes(runs, tmp_path):
+    """A real server with 2 processes on 127.0.0.1: 4 keep-alive connections opened at once land 2 and 2
+    (uvicorn's shared listening socket gave 8 such clients 6/2 or 7/1 in half the runs)."""
+    import http.client
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen([sys.executable, "-m", "mfrec", "serve", "-e", str(runs["mf"]), "--port", str(port),
+                             "--processes", "2", "--rank-by", "none", "--log-level", "warning"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
+                    probe.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    if probe.recv(12).startswith(b"HTTP/1.1 200"):
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.3)
+        time.sleep(0.5)  # the probe's connection is closed and counted off
+        conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(4)]
+        answered = []
+        for _ in range(3):  # each connection stays with its process
+            for c in conns:
+                c.request("GET", f"{API}/health")
+                r = c.getresponse()
+                assert r.status == 200
+                answered.append(json.loads(r.read())["process"])
+        by_connection = [set(answered[i::4]) for i in range(4)]
+        assert all(len(p) == 1 for p in by_connection)
+        pids = [p.pop() for p in by_connection]
+        assert sorted(pids.count(p) for p in set(pids)) == [2, 2]
+        for c in conns:
+            c.close()
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 0 and "Traceback" not in out, out
 
 
 def test_default_concurrency_is_one_process_per_core_and_the_rest_as_threads():

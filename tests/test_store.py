@@ -85,9 +85,9 @@ def test_failed_prepare_leaves_nothing_behind_and_keeps_the_old_folder(tmp_path,
 
 def test_load_by_name_and_clear_error_for_unknown(tmp_path, small_raw):
     prepare(small_raw, SplitSpec("random"), name="byname", root=tmp_path)
-    assert load("byname", root=tmp_path).n_users == 300
+    assert load("byname", data_root=tmp_path).n_users == 300
     with pytest.raises(DataError, match="no prepared dataset 'nope'.*byname"):
-        load("nope", root=tmp_path)
+        load("nope", data_root=tmp_path)
 
 
 def test_idmap_raises_on_unknown_ids():

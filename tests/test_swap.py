@@ -92,12 +92,12 @@ def test_killed_at_each_step_of_the_swap_leaves_a_whole_dataset(tmp_path, stage,
     assert proc.returncode == -signal.SIGKILL, err
     assert hidden(tmp_path), "the kill should have left a scratch folder"
     assert store.list_datasets(tmp_path) == ([] if stage == "aside" else ["d"])  # scratch is never listed
-    ds = load("d", root=tmp_path, verify=True)  # recovers the folder put aside, if that is where it was killed
+    ds = load("d", data_root=tmp_path, verify=True)  # recovers the folder put aside, if that is where it was killed
     assert ds.manifest.seed == survivor
     prepare(small(3), SplitSpec("random", seed=3), name="other", root=tmp_path)  # the next run cleans up
     assert hidden(tmp_path) == []
     assert store.list_datasets(tmp_path) == ["d", "other"]
-    assert load("d", root=tmp_path, verify=True).manifest.seed == survivor
+    assert load("d", data_root=tmp_path, verify=True).manifest.seed == survivor
 
 
 def test_killed_during_a_first_prepare_leaves_no_dataset_and_is_cleaned_up(tmp_path):
@@ -105,7 +105,7 @@ def test_killed_during_a_first_prepare_leaves_no_dataset_and_is_cleaned_up(tmp_p
     proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL
     with pytest.raises(DataError, match="no prepared dataset 'd'"):
-        load("d", root=tmp_path)
+        load("d", data_root=tmp_path)
     prepare(small(3), SplitSpec("random", seed=3), name="d", root=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
@@ -122,7 +122,7 @@ def test_ctrl_c_during_the_swap_keeps_the_old_dataset_and_leaves_nothing(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         prepare(small(2), SplitSpec("random", seed=2), name="d", root=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
-    assert load("d", root=tmp_path, verify=True).manifest.seed == 1
+    assert load("d", data_root=tmp_path, verify=True).manifest.seed == 1
 
 
 def test_a_scratch_folder_of_a_live_process_is_left_alone(tmp_path):
@@ -148,5 +148,5 @@ def test_two_concurrent_prepares_of_one_name_both_succeed(tmp_path):
     for proc in (first, second):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0 and "Traceback" not in err, err
-    assert load("d", root=tmp_path, verify=True).manifest.seed in (2, 3)
+    assert load("d", data_root=tmp_path, verify=True).manifest.seed in (2, 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]

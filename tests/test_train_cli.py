@@ -28,7 +28,7 @@ def _only_run(root):
 def test_train_writes_a_complete_folder(small_dataset, tmp_path, model, extra):
     root = tmp_path / "Experiments_"
     args = ["--data", str(small_dataset.path), "--model", model, "--epochs", "3", "--factors", "4",
-            "--root", str(root), "--name", "t", "--quiet", *extra]
+            "--runs-root", str(root), "--name", "t", "--quiet", *extra]
     result = CliRunner().invoke(train, args)
     assert result.exit_code == 0, result.output
     run = _only_run(root)
@@ -59,7 +59,7 @@ def test_train_writes_a_complete_folder(small_dataset, tmp_path, model, extra):
 
 
 def test_defaults_alone_train_mf_genre(small_dataset, tmp_path):
-    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--root", str(tmp_path), "--quiet"])
+    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--runs-root", str(tmp_path), "--quiet"])
     assert result.exit_code == 0, result.output
     summary = json.loads((_only_run(tmp_path) / "summary.json").read_text())
     assert summary["model"] == "mf-genre" and summary["config"]["factors"] > 0
@@ -73,7 +73,7 @@ def test_failed_run_is_marked_failed(small_dataset, tmp_path, monkeypatch):
         raise NonFiniteFactorsError("epoch 1: movie_factors contain NaN or inf")
 
     monkeypatch.setattr(als, "fit", explode)
-    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "mf", "--root", str(tmp_path)])
+    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "mf", "--runs-root", str(tmp_path)])
     assert result.exit_code == 2 and "NaN" in result.output
     assert "Traceback" not in result.output
     run = _only_run(tmp_path)
@@ -84,9 +84,9 @@ def test_failed_run_is_marked_failed(small_dataset, tmp_path, monkeypatch):
 
 
 def test_bad_options_leave_no_folder(small_dataset, tmp_path):
-    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--factors", "0", "--root", str(tmp_path)])
+    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--factors", "0", "--runs-root", str(tmp_path)])
     assert result.exit_code == 2 and "factors" in result.output
-    result = CliRunner().invoke(train, ["--data", str(tmp_path / "nope"), "--root", str(tmp_path)])
+    result = CliRunner().invoke(train, ["--data", str(tmp_path / "nope"), "--runs-root", str(tmp_path)])
     assert result.exit_code == 2 and "no prepared dataset" in result.output
     assert not any(tmp_path.iterdir())
 
@@ -94,7 +94,7 @@ def test_bad_options_leave_no_folder(small_dataset, tmp_path):
 @pytest.mark.parametrize("absent", ["mfrec.neural", "torch"])
 def test_neural_model_without_the_extra_leaves_no_run_folder(small_dataset, tmp_path, monkeypatch, absent):
     monkeypatch.setitem(sys.modules, absent, None)  # import fails as if absent
-    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "neumf", "--root", str(tmp_path)])
+    result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "neumf", "--runs-root", str(tmp_path)])
     assert result.exit_code == 2 and "torch" in result.output and "Traceback" not in result.output
     assert 'pip install -e ".[torch]"' in result.output
     assert not any(tmp_path.iterdir())  # nothing for `mfrec compare` to list as a failed run
@@ -118,7 +118,7 @@ def test_neural_hook_gets_dataset_options_and_run(small_dataset, tmp_path, monke
     fake = types.SimpleNamespace(fit=fit, resolve=resolve, extra_columns=lambda model: ("val_hit@10",))
     monkeypatch.setitem(sys.modules, "mfrec.neural", fake)
     result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "attention", "--lr", "0.01",
-                                        "--batch-size", "64", "--device", "cpu", "--root", str(tmp_path)])
+                                        "--batch-size", "64", "--device", "cpu", "--runs-root", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert seen["model"] == "attention" and seen["options"]["lr"] == 0.01 and seen["options"]["batch_size"] == 64
     summary = json.loads((seen["run"].path / "summary.json").read_text())
@@ -149,7 +149,7 @@ def test_set_passes_typed_model_options_to_the_neural_hook(small_dataset, tmp_pa
     fake = types.SimpleNamespace(fit=fit, resolve=lambda d, m, o: (dict(o), {"model": m}), extra_columns=lambda m: (),
                                  default_options=lambda m: defaults)
     monkeypatch.setitem(sys.modules, "mfrec.neural", fake)
-    args = ["--data", str(small_dataset.path), "--model", "sequential", "--root", str(tmp_path)]
+    args = ["--data", str(small_dataset.path), "--model", "sequential", "--runs-root", str(tmp_path)]
     ok = CliRunner().invoke(train, args + ["--set", "min_length=3", "--set", "dropout=0.25", "--set", "self-pair=false"])
     assert ok.exit_code == 0, ok.output
     assert seen["min_length"] == 3 and seen["dropout"] == 0.25 and seen["self_pair"] is False
@@ -164,7 +164,7 @@ def test_set_passes_typed_model_options_to_the_neural_hook(small_dataset, tmp_pa
 
 def test_set_is_refused_for_als_models(small_dataset, tmp_path):
     result = CliRunner().invoke(train, ["--data", str(small_dataset.path), "--model", "mf", "--set", "x=1",
-                                        "--root", str(tmp_path)])
+                                        "--runs-root", str(tmp_path)])
     assert result.exit_code == 2 and "--set is for the neural models" in result.output
 
 
@@ -177,7 +177,7 @@ def test_verify_catches_a_same_size_change_before_training(small_dataset, tmp_pa
     raw = bytearray(f.read_bytes())
     raw[-1] ^= 0x01  # the last rating's lowest bit: same size, other content
     f.write_bytes(bytes(raw))
-    args = ["--data", str(data), "--model", "bias", "--epochs", "1", "--root", str(tmp_path / "runs"), "--quiet"]
+    args = ["--data", str(data), "--model", "bias", "--epochs", "1", "--runs-root", str(tmp_path / "runs"), "--quiet"]
     res = CliRunner().invoke(train, args + ["--verify"])
     assert res.exit_code == 2 and "rating.npy" in res.output and "SHA-256" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "runs").exists()  # nothing trained, no run folder

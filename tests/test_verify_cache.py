@@ -85,7 +85,7 @@ def test_a_change_that_restores_the_time_stamp_needs_verify_true(folder):
 
 def test_main_py_checks_hashes_by_default(folder, tmp_path):
     flip_keeping_size(folder / "rating.npy")
-    args = ["--data", str(folder), "--model", "bias", "--epochs", "1", "--root", str(tmp_path / "runs"), "--quiet"]
+    args = ["--data", str(folder), "--model", "bias", "--epochs", "1", "--runs-root", str(tmp_path / "runs"), "--quiet"]
     res = CliRunner().invoke(train, args)
     assert res.exit_code == 2 and "rating.npy does not match manifest.json" in res.output, res.output
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

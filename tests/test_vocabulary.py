@@ -76,8 +76,7 @@ OLD_AND_NEW = [  # (command, old spelling, new spelling): the same parameters ei
 @pytest.mark.parametrize("name,old,new", OLD_AND_NEW, ids=lambda v: v if isinstance(v, str) else None)
 def test_old_spellings_still_work_hidden_with_a_warning(name, old, new):
     cmd = _commands()[name]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with pytest.warns(FutureWarning) as caught:
         assert _params(cmd, new) == _params(cmd, old)
     notes = [str(w.message) for w in caught if w.category is FutureWarning]  # one per old spelling used
     assert notes and all(re.fullmatch(r"\S+ is now (--data-root|--runs-root|--top); the old spelling goes "
@@ -198,8 +197,7 @@ def test_old_python_keywords_warn_and_give_the_same_answer(tiny):
         exp = load_experiment("tiny-mf", root=base / "E")
     liked = tiny["titles"][3]
     new = exp.recommend(rate={liked: 5}, top=4)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with pytest.warns(DeprecationWarning) as caught:
         old = exp.recommend(ratings={liked: 5}, n=4)
     said = " ".join(str(w.message) for w in caught if w.category is DeprecationWarning)
     assert "ratings= is now rate=" in said and "n= is now top=" in said

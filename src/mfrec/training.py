@@ -17,7 +17,9 @@ traceback in train.log, status "failed" in summary.json) and is raised again.
 - ials (implicit feedback): ``mfrec.models.ials.fit`` with a validation-ranking check each epoch
   (``validation_ranking``); model.npz, metrics.csv with train_loss / val_hit@10 / val_ndcg@10.
 - Neural models (the torch extra): ``mfrec.neural.fit``; they write their own weights (and
-  factors.npz where the model is a factor model) into the folder.
+  factors.npz where the model is a factor model) into the folder. The rating models are evaluated
+  per epoch as the ALS models are (validation; training RMSE as ``train_metrics`` says; the test
+  split once, on the kept weights, marked on rmse.png).
 
 ``evaluate_run`` evaluates a finished run under the rating or ranking protocol and records the
 result in its evaluation.json and summary.json; ``popularity_run`` writes and evaluates a run of the
@@ -381,7 +383,7 @@ def _train_neural(dataset, model: str, options: dict[str, Any], root, run_name: 
 
     def work() -> dict[str, Any]:
         facts = neural.fit(dataset, model, opts, config, run, callback=recorder(run, callback))
-        draw_figures(run, dataset, model, facts.get("best_epoch"))
+        draw_figures(run, dataset, model, facts.get("best_epoch"), test_rmse=facts.get("test_rmse"))
         summary = {**base, **facts}
         run.log("summary: " + ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in summary.items()
                                         if k not in ("config", "test_ranking")))

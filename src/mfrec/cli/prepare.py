@@ -57,15 +57,20 @@ SPLITS = ("random", "user-last", "time", "none", "u1", "u2", "u3", "u4", "u5", "
                    "directors through the dataset's links.csv (ml-20m and later).")
 @click.option("--blocks", "n_blocks", type=click.IntRange(1), default=None,
               help="Also write W user and movie block files (blocks-W/) that Main.py --engine dask --blocks W workers read.")
-@click.option("--engine", type=click.Choice(["numba", "polars"]), default="numba", show_default=True,
+@click.option("--engine", type=click.Choice(["auto", "numba", "polars", "stream"]), default="auto", show_default=True,
               help="numba: the parallel parser and counting sorts (fastest); polars: a lazy Polars scan and "
-                   "expressions run by its streaming engine. Both write the same dataset.")
+                   "expressions run by its streaming engine; stream: passes over user partitions on disk, in memory "
+                   "bounded by --memory-budget, for a ratings file larger than memory; auto: stream when the "
+                   "ratings file would need more memory than is available (~2.5x its size) or --memory-budget is "
+                   "given, else numba. All write the same dataset.")
+@click.option("--memory-budget", default=None, metavar="SIZE",
+              help="--engine stream: memory for the ratings at a time, e.g. 512MB or 2GB [half the available memory].")
 @click.option("--analyze", is_flag=True, help="Afterwards, print statistics and write figures (same as `mfrec analyze`).")
 @click.option("--quiet", is_flag=True, help="Only the summary.")
 @friendly_errors
 def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction, holdout, cutoff, seed, name, data_root,
             min_user_ratings, min_movie_ratings, shape, n_ratings, n_users, n_movies, half_stars, write_raw,
-            raw_format, ids_from, analyze, quiet, imdb_dir=None, n_blocks=None, engine="numba"):
+            raw_format, ids_from, analyze, quiet, imdb_dir=None, n_blocks=None, engine="auto", memory_budget=None):
     """Prepare a dataset into Training_data/<name>/ (--data-root) and print a short summary.
 
     \b
@@ -85,6 +90,19 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
 
     if name is not None:  # before the long part; the store checks again
         plain_name(name, "--name", SCRATCH_RESERVE, data_root)
+    engine_note = None
+    if engine == "auto" and memory_budget is not None:  # a budget asks for the engine that keeps to one
+        engine = "stream"
+    elif engine == "auto":
+        from mfrec.data.stream import choose_engine
+
+        engine, engine_note = choose_engine(_ratings_file(dataset, source))
+    if memory_budget is not None:
+        from mfrec.data.stream import parse_size
+
+        if engine != "stream":
+            raise DataError("--memory-budget goes with --engine stream")
+        parse_size(memory_budget)
 
     t0 = time.perf_counter()
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(f"[{time.perf_counter() - t0:6.1f}s] {msg}", err=True))
@@ -144,7 +162,7 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
             name = name or f"synthetic-{dataset}-{split_method}"
     out, summary = run_prepare(
         raw, spec, name=name, root=data_root, min_user_ratings=min_user_ratings, min_movie_ratings=min_movie_ratings,
-        canonical_test=canonical_test, progress=say, engine=engine,
+        canonical_test=canonical_test, progress=say, engine=engine, memory_budget=memory_budget,
     )
     rows = [
         ("dataset", f"{summary['dataset']} ({raw.source})"),
@@ -157,6 +175,7 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
         ("split", f"{summary['split']}: train {summary['train']:,} / val {summary['val']:,} / test {summary['test']:,}"),
         ("duplicates dropped", f"{summary['duplicates_dropped']:,}"),
         ("filtered out", f"{summary['filtered_out']:,}"),
+        ("engine", summary["engine"] + (f" ({engine_note})" if engine_note else "")),
         ("seconds", f"{time.perf_counter() - t0:.1f}"),
     ]
     if links is not None:  # IMDB enrichment
@@ -175,6 +194,22 @@ def prepare(dataset, source, data_dir, split_method, test_fraction, val_fraction
         from mfrec.cli.analyze import run_analysis
 
         run_analysis(str(out))
+
+
+def _ratings_file(dataset: str, source) -> Path | None:
+    """The ratings file of a MovieLens folder given as --source (None for a zip, a download or synthetic data)."""
+    if dataset == "synthetic" or source is None:
+        return None
+    from mfrec.data.movielens import FORMATS, _find_root
+    from mfrec.errors import DataError
+
+    src = Path(source)
+    if src.is_file():
+        return src.parent / FORMATS[dataset].ratings if src.name != f"{dataset}.zip" and not src.suffix == ".zip" else None
+    try:
+        return _find_root(dataset, src) / FORMATS[dataset].ratings
+    except (DataError, OSError):
+        return None  # the reader says what is wrong
 
 
 def synthetic_origin(source) -> str | None:

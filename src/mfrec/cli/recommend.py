@@ -89,20 +89,16 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, to
     if explain and not (users or similar or all_users):
         rec.check_supported("explain")
     if lower_bound:
-        from mfrec.errors import DataError
+        from mfrec.inference.recommend import check_lower_bound
 
-        if getattr(rec, "samples", None) is None:
-            raise DataError(f"--lower-bound needs a bayes run with kept samples; run {exp.name} has none")
-        if not (lower_bound > 0) or lower_bound == float("inf"):
-            raise DataError(f"--lower-bound {lower_bound:g} must be a positive number of standard deviations")
-        rec.lower_bound = float(lower_bound)
+        rec.lower_bound = check_lower_bound(rec, lower_bound)
     if all_users:
         _all_users(rec, exp, top, genres, years, min_ratings, exclude, label, out_dir)
         return
-    rank_by = _auto_ranker(exp, rank_by, mode, explain, dislikes, runs_root)
+    rank_by = _auto_ranker(exp, rank_by, mode, explain, dislikes, runs_root, lower_bound)
     if rank_by is not None:
-        _ranked_by(rec, exp, rank_by, likes, rates, user, users, similar, explain, dislikes, top, genres, years,
-                   min_ratings, exclude, label, runs_root, out_dir)
+        _ranked_by(rec, exp, rank_by, likes, rates, user, users, similar, explain, dislikes, lower_bound, top, genres,
+                   years, min_ratings, exclude, label, runs_root, out_dir)
         return
     result = run_request(rec, like=likes, rate=rates, user=user, users=users, similar=similar, top=top,
                          genre=genres, years=years, explain=explain, exclude=exclude, min_ratings=min_ratings,
@@ -114,53 +110,27 @@ def recommend(ctx, experiment, likes, rates, user, users, similar, all_users, to
     click.echo(f"wrote {csv} and {parquet.name}")
 
 
-AUTO_RANKERS = ("ials", "ease")  # top-N models, best first (README: Top-N side by side)
-RATING_MODELS = ("bias", "mf", "mf-genre", "bayes", "neumf", "genre-embedding")
+def _auto_ranker(exp, rank_by: str, mode: str, explain: bool, dislikes: str, runs_root, lower_bound: float) -> str | None:
+    """What ranks the list (``mfrec.inference.rankers.choose_ranker``), saying so when ``auto`` chose a run."""
+    from mfrec.inference.rankers import choose_ranker
+
+    spec, note = choose_ranker(exp, rank_by, mode, explain, dislikes, runs_root, lower_bound)
+    if note:
+        click.echo(note)
+    return spec
 
 
-def _auto_ranker(exp, rank_by: str, mode: str, explain: bool, dislikes: str, runs_root) -> str | None:
-    """What ranks the list: ``--rank-by`` as given; ``none`` -> the run itself; ``auto`` -> for a rating
-    model's made-up or existing user (without --explain / --dislikes, which explain or re-rank the run's
-    own list), the newest finished ials, else ease, run on the same dataset, if there is one."""
-    if rank_by == "none":
-        return None
-    if rank_by != "auto":
-        return rank_by
-    kind = exp.config.get("model") or exp.summary.get("model")
-    if kind not in RATING_MODELS or mode not in ("like", "user") or explain or dislikes != "score" \
-            or exp.dataset_fingerprint is None:  # no fingerprint: no way to know a ranker saw the same data
-        return None
-    from mfrec.inference.rankers import find_ranker_run
-
-    for ranker_kind in AUTO_RANKERS:
-        path = find_ranker_run(ranker_kind, exp, runs_root)
-        if path is not None:
-            click.echo(f"--rank-by auto: {ranker_kind} run {path.name} ranks, {exp.name} predicts the ratings "
-                       f"(--rank-by none ranks with {exp.name} alone)")
-            return str(path)
-    return None
-
-
-def _ranked_by(rec, exp, rank_by, likes, rates, user, users, similar, explain, dislikes, top, genres, years, min_ratings,
-               exclude, label, runs_root, out_dir):
-    from mfrec.errors import DataError
-    from mfrec.inference.api import _filters, _title_queries, match_notes, profile
+def _ranked_by(rec, exp, rank_by, likes, rates, user, users, similar, explain, dislikes, lower_bound, top, genres, years,
+               min_ratings, exclude, label, runs_root, out_dir):
     from mfrec.inference.output import format_table, write_predictions
-    from mfrec.inference.rankers import open_ranker
+    from mfrec.inference.rankers import check_rankable, open_ranker, ranked_request
 
-    if users or similar:
-        raise DataError("--rank-by ranks a made-up user's (--like/--rate) or an existing user's (--user) list")
-    if explain or dislikes != "score":
-        raise DataError("--explain and --dislikes explain or re-rank the --experiment run's own list: "
-                        "give them without --rank-by")
+    check_rankable("similar" if similar else "users" if users else "user" if user is not None else "like",
+                   explain, dislikes, lower_bound)
     ranker, how = open_ranker(rank_by, exp, runs_root)
     click.echo(how)
-    filters = _filters(genres, years, min_ratings)
-    if user is not None:
-        result = rec.recommend_ranked_by(ranker, user_id=user, n=top, filters=filters, exclude=exclude)
-    else:
-        result = rec.recommend_ranked_by(ranker, profile(rec, list(rates), likes), n=top, filters=filters)
-        result.notes[:0] = match_notes(rec, _title_queries(list(rates), likes))
+    result = ranked_request(rec, ranker, rate=list(rates), like=likes, user=user, top=top, genre=genres, years=years,
+                            min_ratings=min_ratings, exclude=exclude)
     click.echo(format_table(result))
     csv, parquet = write_predictions(result, exp.name, label, out_dir)
     click.echo(f"wrote {csv} and {parquet.name}")

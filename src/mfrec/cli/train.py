@@ -10,6 +10,7 @@ from mfrec.cli.common import DATA_ROOT_OPTION, RUNS_ROOT_OPTION, VERIFY_OPTION, 
 
 ALS_MODELS = ("bias", "mf", "mf-genre", "ials")
 NEURAL_MODELS = ("neumf", "sequential", "genre-embedding", "attention")
+NEURAL_RATING_MODELS = ("neumf", "genre-embedding", "attention")  # neural models with a per-epoch RMSE
 ITEM_MODELS = ("ease",)
 
 DEFAULTS_HELP = (
@@ -58,8 +59,9 @@ DEFAULTS_HELP = (
 @click.option("--threads", type=int, default=0, show_default=True, help="Numba threads (0 = all cores).")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience on validation RMSE (0 = off) [2].")
 @click.option("--train-metrics/--no-train-metrics", default=None,
-              help="ALS models: also record the training RMSE (ials: training loss) every epoch, one more pass over "
-                   "the ratings [only without a validation split]. The test split is evaluated once, after training.")
+              help="ALS and neural rating models: also record the training RMSE (ials: training loss) every epoch, "
+                   "one more pass over the ratings [only without a validation split]. The test split is evaluated "
+                   "once, after training.")
 @click.option("--name", default=None, help="Run name; the folder is NAME-<date>-<time>-<random> [DATASET-MODEL].")
 @RUNS_ROOT_OPTION
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Neural models: torch device.")
@@ -112,12 +114,12 @@ def train(data, data_root, model, factors, epochs, samples, burn_in, reg, reg_bi
             train_with_validation = True
     if train_with_validation:
         dataset = dataset.train_with_validation()
-    if train_metrics is not None and model not in ALS_MODELS:
-        raise MfrecError(f"--train-metrics/--no-train-metrics go with {', '.join(ALS_MODELS)}; "
+    if train_metrics is not None and model not in ALS_MODELS + NEURAL_RATING_MODELS:
+        raise MfrecError(f"--train-metrics/--no-train-metrics go with {', '.join(ALS_MODELS + NEURAL_RATING_MODELS)}; "
                          f"{model} records its own metrics")
     if model in NEURAL_MODELS:
         options = dict(factors=factors, epochs=epochs, reg=reg, seed=seed, threads=threads, patience=patience,
-                       device=device, lr=lr, batch_size=batch_size)
+                       device=device, lr=lr, batch_size=batch_size, train_metrics=train_metrics)
         if settings:
             try:
                 from mfrec.neural import default_options

@@ -77,7 +77,7 @@ def read_dataset(
     """Read a MovieLens release from ``source`` (an extracted folder or the GroupLens zip).
 
     Without ``source`` the zip is downloaded into ``data_dir`` (or reused from there) first. With
-    ``engine="polars"`` the ratings of a folder are a lazy Polars scan (:mod:`mfrec.data.lazy`),
+    ``engine="polars"`` or ``"stream"`` the ratings of a folder are a lazy Polars scan (:mod:`mfrec.data.lazy`),
     read when ``prepare`` runs; a zip's ratings are parsed at once (its extracted copy is temporary).
     """
     say = progress or (lambda _msg: None)
@@ -93,10 +93,10 @@ def read_dataset(
         raise DataError(f"--source {src} does not exist (give an extracted {dataset} folder or the GroupLens {dataset}.zip)")
     fmt = FORMATS[dataset]
     if src.is_file() and src.name in (fmt.ratings, fmt.movies, fmt.users):  # one of its files: read its folder
-        return _read_folder(dataset, src.parent, str(src.parent), say, lazy=engine == "polars")
+        return _read_folder(dataset, src.parent, str(src.parent), say, lazy=engine in ("polars", "stream"))
     if src.is_file():
         return _read_zip(dataset, src, say)
-    return _read_folder(dataset, _find_root(dataset, src), str(src), say, lazy=engine == "polars")
+    return _read_folder(dataset, _find_root(dataset, src), str(src), say, lazy=engine in ("polars", "stream"))
 
 
 def canonical_test_pairs(raw: RawData, split_name: str):

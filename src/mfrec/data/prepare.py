@@ -8,13 +8,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mfrec.data.raw import NO_GENRES, RawData
-from mfrec.data.splits import CANONICAL, SplitSpec, make_split
-from mfrec.data.store import DEFAULT_ROOT, write_dataset
+from mfrec.data.raw import NO_GENRES, RawData, check_side_tables
+from mfrec.data.splits import CANONICAL, SplitSpec, make_split, pair_keys
+from mfrec.data.store import DEFAULT_ROOT, write_dataset, write_dataset_with
 from mfrec.errors import DataError
 
 
-ENGINES = ("numba", "polars")
+ENGINES = ("numba", "polars", "stream")
 
 
 def default_name(dataset: str, split: SplitSpec) -> str:
@@ -82,13 +82,17 @@ def prepare(
     canonical_test: Callable[[str], Any] | None = None,
     progress: Callable[[str], None] | None = None,
     engine: str = "numba",
+    memory_budget: int | str | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Write ``root/name`` from raw data; return its path and the summary that was printed.
 
     ``canonical_test(split_name)`` returns the test (userId, movieId) pairs of a canonical split
     (ml-100k's u1..ub); it is required for those splits. ``engine`` is "numba" (counting sorts over
     NumPy arrays) or "polars" (:mod:`mfrec.data.lazy`: Polars expressions run by its streaming
-    engine); ratings given as a lazy frame always take the Polars engine. Both write the same bytes.
+    engine) or "stream" (:mod:`mfrec.data.stream`: in passes over partitions of users, in memory
+    bounded by ``memory_budget``, bytes or a size like "512MB"; default half the available memory);
+    ratings given as a lazy frame take the Polars engine unless "stream" is asked for. All three
+    write the same bytes.
     """
     import polars as pl
 
@@ -98,14 +102,40 @@ def prepare(
     name = name or default_name(raw.dataset, split)
     if engine not in ENGINES:
         raise DataError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+    if engine == "stream":
+        from mfrec.data.stream import Scratch, default_budget, fmt_bytes, order_stream, parse_size
+
+        budget = default_budget() if memory_budget is None else parse_size(memory_budget)
+        with Scratch(Path(root), name) as scratch:
+            st = order_stream(raw, split, min_user_ratings, min_movie_ratings, canonical_test, say, scratch, budget)
+            out, summary = _write(raw, split, name, root, min_user_ratings, min_movie_ratings, say, t0,
+                                  st.user_ids, st.movie_ids, st.split_counts, st.split_info, st.n_dupes, st.n_before,
+                                  st.mean_rating, st.fill, None)
+        summary["engine"] = f"stream ({st.partitions} partition(s), {fmt_bytes(budget)} budget)"
+        return out, summary
     if engine == "polars" or isinstance(raw.ratings, pl.LazyFrame):
         ordered = _order_polars(raw, split, min_user_ratings, min_movie_ratings, canonical_test, say)
     else:
         ordered = _order_numba(raw, split, min_user_ratings, min_movie_ratings, canonical_test, say)
     (user_ids, movie_ids, user_out, movie_out, ts_out, rating_out, split_counts, split_info, n_dupes, n_before) = ordered
-    n_users, n_movies = len(user_ids), len(movie_ids)
-    codes = np.repeat(np.arange(3, dtype=np.int8), split_counts)
     say("split and sorted")
+    out, summary = _write(raw, split, name, root, min_user_ratings, min_movie_ratings, say, t0, user_ids, movie_ids,
+                          split_counts, split_info, n_dupes, n_before, float(rating_out.mean()), None,
+                          (user_out, movie_out, ts_out, rating_out))
+    summary["engine"] = "polars" if engine == "polars" or isinstance(raw.ratings, pl.LazyFrame) else "numba"
+    return out, summary
+
+
+def _write(raw: RawData, split: SplitSpec, name: str, root, min_user_ratings: int, min_movie_ratings: int, say, t0: float,
+           user_ids, movie_ids, split_counts, split_info, n_dupes: int, n_before: int, mean_rating: float,
+           fill, arrays) -> tuple[Path, dict[str, Any]]:
+    """The side tables and the manifest, then the dataset folder: from ``arrays`` (user, movie,
+    timestamp, rating in the dataset's order) or, for the stream engine, by ``fill`` (see
+    ``mfrec.data.store.write_dataset_with``)."""
+    import polars as pl
+
+    n_users, n_movies = len(user_ids), len(movie_ids)
+    n_ratings = int(np.sum(split_counts))
 
     # side tables in index order
     mmap = pl.DataFrame({"movieId": movie_ids, "movie": np.arange(n_movies, dtype=np.int32)})
@@ -134,7 +164,6 @@ def prepare(
     users = users.select("user", "userId", *[c for c in users.columns if c not in ("user", "userId")])
 
     lo, hi = raw.rating_scale
-    rating_np = rating_out
     manifest = {
         "name": name,
         "dataset": raw.dataset,
@@ -145,42 +174,34 @@ def prepare(
         "seed": split.seed,
         "split": {**split.as_dict(), **split_info},
         "filters": {"min_user_ratings": min_user_ratings, "min_movie_ratings": min_movie_ratings},
-        "counts": {"duplicates_dropped": int(n_dupes), "filtered_out": int(n_before - len(rating_out))},
+        "counts": {"duplicates_dropped": int(n_dupes), "filtered_out": int(n_before - n_ratings)},
         "extra": raw.extra,
     }
-    out = write_dataset(
-        Path(root) / name,
-        user=user_out,
-        movie=movie_out,
-        rating=rating_out,
-        timestamp=ts_out,
-        split=codes,
-        n_users=n_users,
-        n_movies=n_movies,
-        movies=movies,
-        users=users,
-        genres=genre_list,
-        genre_indptr=genre_indptr,
-        genre_indices=genre_indices,
-        manifest=manifest,
-        presorted=True,
-    )
+    tables = dict(n_users=n_users, n_movies=n_movies, movies=movies, users=users, genres=genre_list,
+                  genre_indptr=genre_indptr, genre_indices=genre_indices, manifest=manifest)
+    if arrays is None:
+        out = write_dataset_with(Path(root) / name, fill, **tables)
+    else:
+        user_out, movie_out, ts_out, rating_out = arrays
+        codes = np.repeat(np.arange(3, dtype=np.int8), split_counts)
+        out = write_dataset(Path(root) / name, user=user_out, movie=movie_out, rating=rating_out, timestamp=ts_out,
+                            split=codes, presorted=True, **tables)
     summary = {
         "name": name,
         "path": str(out),
         "dataset": raw.dataset,
         "users": n_users,
         "movies": n_movies,
-        "ratings": int(len(rating_out)),
-        "density": len(rating_out) / (n_users * n_movies),
+        "ratings": n_ratings,
+        "density": n_ratings / (n_users * n_movies),
         "rating_scale": f"{lo:g}..{hi:g} (step {raw.rating_step:g})",
-        "mean_rating": float(rating_np.mean()),
+        "mean_rating": float(mean_rating),
         "split": split.method,
         "train": int(split_counts[0]),
         "val": int(split_counts[1]),
         "test": int(split_counts[2]),
         "duplicates_dropped": int(n_dupes),
-        "filtered_out": int(n_before - len(rating_out)),
+        "filtered_out": int(n_before - n_ratings),
         "genres": len(genre_list),
         "seconds": time.perf_counter() - t0,
     }
@@ -267,20 +288,6 @@ def _order_numba(raw: RawData, split: SplitSpec, min_user_ratings: int, min_movi
     return user_ids, movie_ids, user_out, movie_out, ts_out, rating_out, split_counts, split_info, n_dupes, n_before
 
 
-def check_side_tables(raw: RawData, user_ids: np.ndarray, movie_ids: np.ndarray) -> None:
-    """Every movie (and user, where the source has a users file) must be in the side tables."""
-    known_movies = raw.movies["movieId"].to_numpy()
-    unknown = movie_ids[~np.isin(movie_ids, known_movies)]
-    if len(unknown):
-        raise DataError(
-            f"{raw.ratings_file}: movie id {unknown[0]} is not in the movies file ({len(unknown)} unknown movie id(s))"
-        )
-    if raw.users is not None:
-        missing = user_ids[~np.isin(user_ids, raw.users["userId"].to_numpy())]
-        if len(missing):
-            raise DataError(f"{raw.ratings_file}: user id {missing[0]} is not in the users file ({len(missing)} unknown)")
-
-
 def canonical_codes(raw: RawData, split: SplitSpec, pairs, user_ids: np.ndarray, movie_ids: np.ndarray,
                     keys: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Split codes of a canonical ml-100k split: test where (user, movie) is in ``pairs``, the .base rest train.
@@ -288,13 +295,9 @@ def canonical_codes(raw: RawData, split: SplitSpec, pairs, user_ids: np.ndarray,
     ``keys`` is user * n_movies + movie of every rating in (user, time, movie) order; a validation
     share of the .base ratings is drawn at random with the seed, in that order.
     """
-    n_users, n_movies = len(user_ids), len(movie_ids)
-    pu, pm = pairs["userId"].to_numpy(), pairs["movieId"].to_numpy()
-    tu = np.minimum(np.searchsorted(user_ids, pu), n_users - 1)
-    tm = np.minimum(np.searchsorted(movie_ids, pm), n_movies - 1)
-    ok = (user_ids[tu] == pu) & (movie_ids[tm] == pm)
-    codes = np.where(np.isin(keys, tu[ok].astype(np.int64) * n_movies + tm[ok]), np.int8(2), np.int8(0)).astype(np.int8)
-    if not ok.all() or int((codes == 2).sum()) != pairs.height:
+    test_keys, all_known = pair_keys(pairs, user_ids, movie_ids)
+    codes = np.where(np.isin(keys, test_keys), np.int8(2), np.int8(0)).astype(np.int8)
+    if not all_known or int((codes == 2).sum()) != pairs.height:
         raise DataError(f"{split.method}.test has ratings that are not in {raw.ratings_file} (or were filtered out)")
     split_info: dict[str, Any] = {"test_file": f"{split.method}.test"}
     if split.val_fraction > 0:

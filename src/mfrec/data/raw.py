@@ -40,3 +40,21 @@ class RawData:
     # the Polars engine's ratings are a lazy scan (mfrec.data.lazy); ``rescan()`` reads the file again
     # with the Numba parser, which raises the line-numbered error of a malformed file
     rescan: Callable[[], Any] | None = None
+
+
+def check_side_tables(raw: RawData, user_ids: Any, movie_ids: Any) -> None:
+    """Every movie (and user, where the source has a users file) must be in the side tables (sorted id arrays)."""
+    import numpy as np
+
+    from mfrec.errors import DataError
+
+    known_movies = raw.movies["movieId"].to_numpy()
+    unknown = movie_ids[~np.isin(movie_ids, known_movies)]
+    if len(unknown):
+        raise DataError(
+            f"{raw.ratings_file}: movie id {unknown[0]} is not in the movies file ({len(unknown)} unknown movie id(s))"
+        )
+    if raw.users is not None:
+        missing = user_ids[~np.isin(user_ids, raw.users["userId"].to_numpy())]
+        if len(missing):
+            raise DataError(f"{raw.ratings_file}: user id {missing[0]} is not in the users file ({len(missing)} unknown)")

@@ -50,10 +50,16 @@ def random_split(n: int, test_fraction: float, val_fraction: float, seed: int) -
     step = 1 << 22  # in blocks: the same stream as one rng.random(n), without an n-long float64 array
     for a in range(0, n, step):
         r = rng.random(min(step, n - a))
-        c = codes[a:a + len(r)]
-        c[r < test_fraction] = TEST
-        c[(r >= test_fraction) & (r < test_fraction + val_fraction)] = VAL
+        codes[a:a + len(r)] = random_codes(r, test_fraction, val_fraction)
     return codes
+
+
+def random_codes(r: np.ndarray, test_fraction: float, val_fraction: float) -> np.ndarray:
+    """The random split's codes for uniform draws ``r``: test below test_fraction, then val."""
+    c = np.zeros(len(r), np.int8)
+    c[r < test_fraction] = TEST
+    c[(r >= test_fraction) & (r < test_fraction + val_fraction)] = VAL
+    return c
 
 
 def _rank_from_end(user: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,3 +123,13 @@ def make_split(spec: SplitSpec, user: np.ndarray, timestamp: np.ndarray, n_users
     if spec.method == "none":
         return np.zeros(len(user), np.int8), {}
     raise DataError(f"split {spec.method!r} is one of the ml-100k canonical files and needs --dataset ml-100k")
+
+
+def pair_keys(pairs, user_ids: np.ndarray, movie_ids: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(user * n_movies + movie of the (userId, movieId) ``pairs`` whose ids are indexed, whether all are)."""
+    n_users, n_movies = len(user_ids), len(movie_ids)
+    pu, pm = pairs["userId"].to_numpy(), pairs["movieId"].to_numpy()
+    tu = np.minimum(np.searchsorted(user_ids, pu), n_users - 1)
+    tm = np.minimum(np.searchsorted(movie_ids, pm), n_movies - 1)
+    ok = (user_ids[tu] == pu) & (movie_ids[tm] == pm)
+    return tu[ok].astype(np.int64) * n_movies + tm[ok], bool(ok.all())

@@ -40,7 +40,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -362,22 +362,13 @@ def write_dataset(
     once the new folder is complete, and only when it is a prepared dataset (has a manifest.json);
     see the module's docstring for what an interrupt or a kill leaves behind.
     """
-    out_dir = Path(out_dir)
-    root = out_dir.parent
-    ds_name = plain_name(manifest.get("name") or out_dir.name, "dataset name", SCRATCH_RESERVE, root)
-    plain_name(out_dir.name, "dataset folder name", SCRATCH_RESERVE, root)
-    _check_replaceable(out_dir, ds_name)
-    root.mkdir(parents=True, exist_ok=True)
-    recover(root)  # what earlier, interrupted writes left here
-    tmp = _scratch(root, out_dir.name, "tmp")
-    tmp.mkdir()
-    try:
+    def fill(tmp: Path, save: Callable[[str, np.ndarray], None]) -> tuple[dict[str, list[int]], int]:
+        nonlocal user, movie, rating, timestamp, split
         if not presorted:
             order = np.lexsort((timestamp, user, split))
             user, movie, rating, timestamp, split = (a[order] for a in (user, movie, rating, timestamp, split))
         counts = np.bincount(split, minlength=3)
-        bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
-        offsets = {name: [int(bounds[c]), int(bounds[c + 1])] for name, c in SPLIT_CODES.items() if counts[c] or name != "val"}
+        offsets = split_offsets(counts)
         arrays = {
             "user": user.astype(np.int32, copy=False),
             "movie": movie.astype(np.int32, copy=False),
@@ -391,18 +382,75 @@ def write_dataset(
         arrays["train_user_indptr"] = csr_from_rows(tu, n_users)
         mptr, muser, mrating = transpose_csr(tu, tm, tr, n_movies)
         arrays["train_movie_indptr"], arrays["train_movie_user"], arrays["train_movie_rating"] = mptr, muser, mrating
-        arrays["genre_indptr"] = np.asarray(genre_indptr, np.int64)
-        arrays["genre_indices"] = np.asarray(genre_indices, np.int32)
+        for key, arr in arrays.items():
+            save(key, arr)
+        return offsets, len(rating)
+
+    return write_dataset_with(out_dir, fill, n_users=n_users, n_movies=n_movies, movies=movies, users=users,
+                              genres=genres, genre_indptr=genre_indptr, genre_indices=genre_indices, manifest=manifest)
+
+
+def split_offsets(counts) -> dict[str, list[int]]:
+    """Each split's [start, stop) in the (split, user, timestamp) order from its count (val only when it has ratings)."""
+    bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
+    return {name: [int(bounds[c]), int(bounds[c + 1])] for name, c in SPLIT_CODES.items() if counts[c] or name != "val"}
+
+
+RATING_FILES = ("user", "movie", "rating", "timestamp", "train_user_indptr", "train_movie_indptr",
+                "train_movie_user", "train_movie_rating")
+
+
+def write_dataset_with(
+    out_dir: str | os.PathLike,
+    fill: Callable[[Path, Callable[[str, np.ndarray], None]], tuple[dict[str, list[int]], int]],
+    *,
+    n_users: int,
+    n_movies: int,
+    movies,
+    users,
+    genres: list[str],
+    genre_indptr: np.ndarray,
+    genre_indices: np.ndarray,
+    manifest: dict[str, Any],
+) -> Path:
+    """``write_dataset`` for ratings that are written by ``fill(tmp, save)`` rather than passed as arrays.
+
+    ``fill`` writes ``<key>.npy`` for every key of ``RATING_FILES`` into the scratch folder ``tmp``,
+    either itself (``mfrec.data.stream`` writes them in pieces, in bounded memory) or by calling
+    ``save(key, array)``, and returns (split offsets, number of ratings). The rest (tables, hashes,
+    manifest, atomic swap-in) is ``write_dataset``'s.
+    """
+    out_dir = Path(out_dir)
+    root = out_dir.parent
+    ds_name = plain_name(manifest.get("name") or out_dir.name, "dataset name", SCRATCH_RESERVE, root)
+    plain_name(out_dir.name, "dataset folder name", SCRATCH_RESERVE, root)
+    _check_replaceable(out_dir, ds_name)
+    root.mkdir(parents=True, exist_ok=True)
+    recover(root)  # what earlier, interrupted writes left here
+    tmp = _scratch(root, out_dir.name, "tmp")
+    tmp.mkdir()
+    try:
         from concurrent.futures import ThreadPoolExecutor
 
         # hash each file in a worker thread while the next one is written (hashlib releases the GIL)
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             hashes = {}
-            for key, arr in arrays.items():
+
+            def save(key: str, arr: np.ndarray) -> None:
                 f = tmp / f"{key}.npy"
                 np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
                 hashes[f.name] = pool.submit(sha256, f)
                 _swap_point("writing")
+
+            offsets, n_ratings = fill(tmp, save)
+            save("genre_indptr", np.asarray(genre_indptr, np.int64))
+            save("genre_indices", np.asarray(genre_indices, np.int32))
+            for key in RATING_FILES:  # the ones fill wrote itself
+                f = tmp / f"{key}.npy"
+                if f.name not in hashes:
+                    if not f.is_file():
+                        raise DataError(f"{f} was not written: the dataset writer left out {key}.npy")
+                    hashes[f.name] = pool.submit(sha256, f)
             movies.write_parquet(tmp / "movies.parquet")
             users.write_parquet(tmp / "users.parquet")
             for f in (tmp / "movies.parquet", tmp / "users.parquet"):
@@ -415,7 +463,7 @@ def write_dataset(
             "counts": {
                 "users": int(n_users),
                 "movies": int(n_movies),
-                "ratings": int(len(rating)),
+                "ratings": int(n_ratings),
                 **{name: stop - start for name, (start, stop) in offsets.items()},
                 **json_safe(manifest.get("counts", {})),
             },

@@ -77,9 +77,11 @@ def run_request(
     exclude: str = DEFAULTS.exclude,
     min_ratings: int = DEFAULTS.min_ratings,
     dislikes: str = DEFAULTS.dislikes,
+    lower_bound: float = 0.0,
 ):
     """One recommendation request (exactly one of: rate/like, user, users, similar) -> Result.
-    ``dislikes`` ranks a made-up user's list (``Recommender.made_up_scores``)."""
+    ``dislikes`` ranks a made-up user's list (``Recommender.made_up_scores``); ``lower_bound`` z > 0 ranks
+    a bayes run's made-up or existing user by predicted rating - z x posterior sd."""
     filters = _filters(genre, years, min_ratings)
     like = list(like or ())
     if isinstance(users, str):
@@ -92,6 +94,9 @@ def run_request(
         raise DataError(f"give only one of {', '.join(modes)} per request")
     if not modes:
         raise DataError("nothing to recommend for: give --like/--rate (a made-up user), --user ID, --users ID,ID or --similar TITLE")
+    from mfrec.inference.recommend import check_lower_bound
+
+    bound = {"lower_bound": check_lower_bound(rec, lower_bound)} if lower_bound else {}
     if similar is not None:
         result = rec.similar(similar, n=top, filters=filters)
         result.notes[:0] = match_notes(rec, [similar])
@@ -99,8 +104,9 @@ def run_request(
     if users:
         return rec.recommend_group(list(users), n=top, filters=filters, exclude=exclude)
     if user is not None:
-        return rec.recommend_user(user, n=top, filters=filters, explain=explain, exclude=exclude)
-    result = rec.recommend(profile(rec, rate, like), n=top, filters=filters, explain=explain, dislikes=dislikes)
+        return rec.recommend_user(user, n=top, filters=filters, explain=explain, exclude=exclude, **bound)
+    result = rec.recommend(profile(rec, rate, like), n=top, filters=filters, explain=explain, dislikes=dislikes,
+                           **bound)
     result.notes[:0] = match_notes(rec, _title_queries(rate, like))
     return result
 

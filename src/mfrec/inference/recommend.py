@@ -177,17 +177,20 @@ class Recommender:
                     "so a few ratings stay near a typical user)")
         return "the model's per-row ALS step"
 
-    def _spread(self, pred: np.ndarray, spread: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-        """(ranking scores, per-movie posterior sd or None, notes): with kept samples and ``lower_bound``,
-        the list is ranked by predicted rating - lower_bound x sd."""
+    def _spread(self, pred: np.ndarray, spread: tuple[np.ndarray, np.ndarray] | None, lower_bound: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        """(ranking scores, per-movie posterior sd or None, notes): with kept samples and a lower bound z
+        (``lower_bound``, else the recommender's own ``lower_bound``), the list is ranked by predicted
+        rating - z x sd."""
         if spread is None:
             return pred, None, []
+        z = self.lower_bound if lower_bound is None else float(lower_bound)
         sd = spread[1]
         notes = [f"rating ± the posterior predictive standard deviation over {len(self.samples)} kept samples "
                  "(noise included)"]
-        if self.lower_bound:
-            notes.append(f"ranked by the lower bound: predicted rating - {self.lower_bound:g} x sd")
-            return (pred - np.float32(self.lower_bound) * sd).astype(np.float32), sd, notes
+        if z:
+            notes.append(f"ranked by the lower bound: predicted rating - {z:g} x sd")
+            return (pred - np.float32(z) * sd).astype(np.float32), sd, notes
         return pred, sd, notes
 
     def _init_tables(self, dataset) -> None:
@@ -478,16 +481,18 @@ class Recommender:
         filters: Filters | None = None,
         explain: bool = False,
         dislikes: str = DEFAULTS.dislikes,
+        lower_bound: float | None = None,
     ) -> Result:
         """Top-n for a made-up user given (movie index, rating) pairs; the rated movies never come back.
-        ``dislikes``: see ``made_up_scores`` (the score column always holds the model's score)."""
+        ``dislikes``: see ``made_up_scores`` (the score column always holds the model's score);
+        ``lower_bound``: see ``_spread`` (a bayes run with kept samples)."""
         n = _check_n(n)
         vec, pred, rank_by = self.made_up_scores(ratings, dislikes)
         spread = None
         if self.samples is not None and ratings:
             h = self.model.fold_in_settings
             spread = self.samples.fold_in_spread([m for m, _ in ratings], [r for _, r in ratings], h.reg, h.reg_bias)
-        rank_by, sd, spread_notes = self._spread(rank_by, spread)
+        rank_by, sd, spread_notes = self._spread(rank_by, spread, lower_bound)
         mask = self.filter_mask(filters)
         recs, _ = self._top(rank_by, n, np.array([m for m, _ in ratings], np.int32), mask)
         scores = pred[recs]
@@ -571,6 +576,7 @@ class Recommender:
         filters: Filters | None = None,
         explain: bool = False,
         exclude: str = DEFAULTS.exclude,
+        lower_bound: float | None = None,
     ) -> Result:
         """Top-n for an existing user (original id) from their trained vector; their seen movies excluded.
 
@@ -581,7 +587,8 @@ class Recommender:
         u = self.user(user_id)
         vec = UserVector(float(self.model.user_bias[u]), self.model.user_factors[u])
         pred = self.model.score_movies(vec.bias, vec.vector)
-        ranking, sd, spread_notes = self._spread(pred, None if self.samples is None else self.samples.user_spread(u))
+        ranking, sd, spread_notes = self._spread(pred, None if self.samples is None else self.samples.user_spread(u),
+                                                 lower_bound)
         train = self._train_row(u)
         seen, counts = self._seen(u, exclude)
         recs, _ = self._top(ranking, n, seen, self.filter_mask(filters))
@@ -737,6 +744,19 @@ def why_text(items: Sequence[tuple[str, float, bool, float, float]]) -> str:
     up = [it for it in items if it[3] > 0][:WHY_TOP]
     named = up or list(items[:1])
     return ", ".join(f"{_reason(above, c)} {title} [{r:g}] {100 * share:+.0f}%" for title, r, above, c, share in named)
+
+
+def check_lower_bound(rec, z: float) -> float:
+    """``z`` if ``rec`` (any recommender) can rank by predicted rating - z x sd (a bayes run with kept
+    samples and a positive, finite z), else a one-sentence ``DataError``; 0 means no lower bound."""
+    z = float(z)
+    if z == 0:
+        return 0.0
+    if getattr(rec, "samples", None) is None:
+        raise DataError(f"--lower-bound needs a bayes run with kept samples; run {rec.run_name} has none")
+    if not (z > 0) or z == float("inf"):
+        raise DataError(f"--lower-bound {z:g} must be a positive number of standard deviations")
+    return z
 
 
 def _a(word: str) -> str:

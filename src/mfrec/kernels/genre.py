@@ -243,7 +243,9 @@ def pcg(matvec, diag, y: np.ndarray, r: np.ndarray, goal: float, cap: int) -> in
     """Jacobi-preconditioned conjugate gradient on the genre system, in place: ``y`` the start,
     ``r`` its residual (rhs - M y), ``diag`` M's diagonal, ``matvec(v)`` = M v; stops when the
     residual's norm is at most ``goal`` or after ``cap`` iterations, and returns how many ran.
-    Shared by ``solve_genre_factors`` and the Dask engine's genre step (which forms M)."""
+    Shared by ``solve_genre_factors`` and the Dask engine's genre step (which forms M); raises
+    ``SolveError`` when M is not positive definite along a search direction or ``y`` ends with NaN
+    or inf (both callers' one check)."""
     z = r / diag
     p = z.copy()
     rz = r @ z
@@ -260,6 +262,8 @@ def pcg(matvec, diag, y: np.ndarray, r: np.ndarray, goal: float, cap: int) -> in
         rz, rz_old = r @ z, rz
         p = z + (rz / rz_old) * p
         it += 1
+    if not np.all(np.isfinite(y)):
+        raise SolveError("the genre-factor solve gave NaN or inf; raise --reg")
     return it
 
 
@@ -347,8 +351,6 @@ def solve_genre_factors(index: GenreIndex, user_csr, mu: float, user_bias, movie
     goal = tol * max(np.linalg.norm(rhs) if rhs is not None else r0, 1e-300)
     cap = n_g * k if max_iter is None else max(1, min(int(max_iter), n_g * k))
     it = pcg(matvec, diag, y, r, goal, cap)
-    if not np.all(np.isfinite(y)):
-        raise SolveError("the genre-factor solve gave NaN or inf; raise --reg")
     if stats is not None:
         if rhs is not None:
             stats.update(cg_iterations=it, relative_residual=float(np.linalg.norm(r) / max(np.linalg.norm(rhs), 1e-300)))

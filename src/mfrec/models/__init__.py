@@ -26,6 +26,7 @@ from mfrec.models.als import (
 )
 from mfrec.models.config import MODEL_DEFAULTS, MODELS, ALSConfig
 from mfrec.models.factor import FORMAT_VERSION, NPZ_KEYS, FactorModel, FoldInSettings
+from mfrec.models import ials  # the ials loop, public as mfrec.models.ials.fit beside als.fit (light: no kernels at import)
 
 
 def load_model(path: str | os.PathLike) -> FactorModel:
@@ -71,9 +72,7 @@ def train(dataset, config: ALSConfig | dict[str, Any] | str = "mf",
     """
     config = make_config(config)
     if config.model == "ials":  # implicit feedback: its own loop (mfrec.models.ials)
-        from mfrec.models.ials import fit as fit_ials
-
-        return fit_ials(dataset, config, callback=callback, log=log)
+        return ials.fit(dataset, config, callback=callback, log=log)
     return fit(dataset, config, callback=callback, log=log)
 
 

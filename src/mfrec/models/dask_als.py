@@ -244,9 +244,7 @@ def solve_genre_system(sets: list[tuple[int, ...]], S: np.ndarray, h: np.ndarray
         y = np.zeros(n_genres * k) if y0 is None else np.asarray(y0, np.float64).reshape(-1).copy()
         r = rhs - M @ y
         pcg(lambda v: M @ v, np.diag(M).copy(), y, r, tol * max(float(np.linalg.norm(r)), 1e-300),
-            max(1, min(int(max_iter), n_genres * k)))
-        if not np.all(np.isfinite(y)):
-            raise SolveError("the genre-factor solve gave NaN or inf; raise --reg")
+            max(1, min(int(max_iter), n_genres * k)))  # raises SolveError on NaN/inf
         return y.reshape(n_genres, k).astype(np.float32)
     try:
         y = scipy.linalg.solve(M, rhs, assume_a="pos")

@@ -49,9 +49,10 @@ Evaluation = Callable[[EpochState], dict[str, Any]]
 
 
 def train_metrics_on(config, dataset) -> bool:
-    """Whether a fit records a training metric every epoch: ``config.train_metrics``, or when that is
-    None, whether the dataset lacks a validation split."""
-    flag = getattr(config, "train_metrics", None)
+    """Whether a fit records a training metric every epoch: ``config.train_metrics`` (a key of a
+    dict config, the neural models' options), or when that is None, whether the dataset lacks a
+    validation split."""
+    flag = config.get("train_metrics") if isinstance(config, dict) else getattr(config, "train_metrics", None)
     if flag is not None:
         return bool(flag)
     val = getattr(dataset, "val", None)

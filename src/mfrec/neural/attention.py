@@ -16,7 +16,9 @@ and dropout -> a scalar, plus μ + (b_a + b_b)/2 + b_movie. Symmetric in the two
 
 Training: for every training rating (a, t) per epoch, a partner b is drawn among the users who rated
 t in training (b = a with probability ``self_pair``, and when a is t's only rater); the target is the
-pair's mean rating of t, each user in the context before their own rating of t. MSE, Adam.
+pair's mean rating of t, each user in the context before their own rating of t. MSE, Adam. Each
+epoch is evaluated on the validation split (training RMSE on a fixed sample of 20,000 self-pairs
+only with ``train_metrics``, or without a validation split); the test split once, on the kept weights.
 
 A single user's rating is the pair (u, u): test RMSE/MAE predict each test rating from the user's
 latest training window, and ``score_users`` ranks with it; ``score_pairs(a, b)`` scores every movie
@@ -36,7 +38,8 @@ from torch import nn
 from mfrec.callbacks import Step, emit
 from mfrec.errors import MfrecError, ModelError
 from mfrec.neural.common import (
-    BestEpoch, Timer, end_epoch, fmt, optimizer_step, load_state, save_checkpoint, save_weights,
+    BestEpoch, Timer, end_epoch, epoch_note, optimizer_step, load_state, save_checkpoint, save_weights,
+    train_metrics_on,
 )
 
 NAME = "attention"
@@ -54,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "weight_decay": 1e-5,
     "device": "cpu",
     "seed": 42,
+    "train_metrics": None,  # training RMSE every epoch: --train-metrics; null = only without a validation split
 }
 AGE_GROUPS = np.array([1, 18, 25, 35, 45, 50, 56])  # ML-1M's age groups; ml-100k ages are bucketed into them
 N_RATING_TOKENS = 11  # 0 = none/padding, round(2 * rating) for 0.5..5
@@ -334,6 +338,12 @@ def _split_rmse(model: PairModel, split) -> tuple[float | None, float | None]:
     return float(np.sqrt(np.mean(err * err))), float(np.mean(np.abs(err)))
 
 
+def _sample_rmse(model: PairModel, users, movies, ratings) -> float:
+    """RMSE of the self-pair predictions (each user's latest window) of the given training ratings."""
+    pred = model.predict(users, movies).astype(np.float64)
+    return float(np.sqrt(np.mean((pred - ratings) ** 2)))
+
+
 def fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen, callback=None) -> dict[str, Any]:
     """Train attention into ``run`` (driven by ``mfrec.training``); returns the summary facts."""
     rng = np.random.default_rng(int(opts["seed"]))
@@ -365,7 +375,12 @@ def fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen,
     bs = int(opts["batch_size"])
     epochs = int(opts["epochs"])
     n_batches = math.ceil(n / bs)
-    train_rmse: dict[int, float] = {}
+    train_rmse: dict[int, float | None] = {}
+    val_rmse: dict[int, float | None] = {}
+    with_train = train_metrics_on(opts, dataset)
+    # the training RMSE's ratings (self-pairs, latest window): one fixed sample, drawn apart from the
+    # training's own random numbers, so measuring it or not trains the same weights
+    sub = np.random.default_rng([int(opts["seed"]), 1]).choice(n, size=min(n, 20000), replace=False)
     best = BestEpoch(opts.get("patience"))
     timer = Timer()
     to = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
@@ -392,31 +407,29 @@ def fit(dataset, opts: dict[str, Any], config: dict[str, Any], run, device, gen,
             emit(callback, Step(1, epochs * n_batches, NAME, " batches"))
         train_loss = total / n
         module.eval()
-        sub = rng.choice(n, size=min(n, 20000), replace=False)
-        pred = model.predict(U[sub], M[sub]).astype(np.float64)
-        tr_rmse = float(np.sqrt(np.mean((pred - R[sub]) ** 2)))  # self-pairs, latest window
+        tr_rmse = _sample_rmse(model, U[sub], M[sub], R[sub]) if with_train else None
         va, _ = _split_rmse(model, dataset.val)
-        tst, _ = _split_rmse(model, dataset.test)
         secs = te()
         save_checkpoint(run, module, epoch)
-        train_rmse[epoch] = tr_rmse
-        note = (f"pair MSE {train_loss:.4f} train_rmse {fmt(tr_rmse)} val_rmse {fmt(va)} test_rmse {fmt(tst)} "
-                f"({secs:.1f}s)")
+        train_rmse[epoch], val_rmse[epoch] = tr_rmse, va
+        note = epoch_note(f"pair MSE {train_loss:.4f}", secs, train_rmse=tr_rmse, val_rmse=va)
         if end_epoch(callback, best, module, epoch, va if va is not None else train_loss, va is not None, note,
-                     tr_rmse, va, tst, secs, train_loss=train_loss, val_loss=None if va is None else va ** 2):
+                     tr_rmse, va, secs, train_loss=train_loss, val_loss=None if va is None else va ** 2):
             run.log(f"stopping: no better validation RMSE for {best.patience} epochs")
             epochs = epoch
             break
     best.restore(module)
     module.eval()
     seconds = timer()
-    va, _ = _split_rmse(model, dataset.val)
-    tst, tmae = _split_rmse(model, dataset.test)
+    tr_rmse, va = train_rmse[best.epoch], val_rmse[best.epoch]
+    if tr_rmse is None:  # not measured per epoch: once, on the kept weights, for the summary
+        tr_rmse = _sample_rmse(model, U[sub], M[sub], R[sub])
+    tst, tmae = _split_rmse(model, dataset.test)  # the test split, once, on the kept weights
     save_weights(run, module, {"model": NAME, "arch": arch, "config": config, "n_users": dataset.n_users,
                                "n_movies": dataset.n_movies, "rating_scale": list(dataset.rating_scale),
                                "dataset": dataset.name, "data_path": config["data_path"],
                                "best_epoch": best.epoch, "user_features": used, "imdb_features": feats["imdb"]})
-    facts = {"epochs_run": epochs, "best_epoch": best.epoch, "train_rmse": train_rmse[best.epoch],
+    facts = {"epochs_run": epochs, "best_epoch": best.epoch, "train_rmse": tr_rmse,
              "val_rmse": va, "test_rmse": tst, "test_mae": tmae, "train_seconds": seconds,
              "seconds_per_epoch": seconds / max(epochs, 1), "user_features": used, "imdb_features": feats["imdb"]}
     return facts

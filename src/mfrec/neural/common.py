@@ -92,6 +92,9 @@ def resolve_options(options: dict[str, Any], defaults: dict[str, Any], model_nam
     for key, rule in OPTION_RULES.items():
         if out.get(key) is not None and not rule.accepts(out[key]):
             raise MfrecError(f"{model_name}: {option_name(key)} must be {rule.text}, got {out[key]!r}")
+    if out.get("train_metrics") is not None and not isinstance(out["train_metrics"], bool):
+        raise MfrecError(f"{model_name}: train_metrics must be true, false or null (--train-metrics, "
+                         f"--no-train-metrics), got {out['train_metrics']!r}")
     out["device"] = str(out.get("device") or "cpu")
     if out.get("threads"):
         torch.set_num_threads(int(out["threads"]))
@@ -222,14 +225,31 @@ class BestEpoch(EarlyStopping):
         module.load_state_dict(self.state)
 
 
+def train_metrics_on(opts: dict[str, Any], dataset) -> bool:
+    """Whether a rating model measures its training RMSE every epoch: the ALS models' rule
+    (``mfrec.models.epoch_eval.train_metrics_on``): the ``train_metrics`` option (``--train-metrics``),
+    or when it is None, only without a validation split. The per-epoch evaluation never reads the
+    test split: the fit measures it once, on the kept weights, after the last epoch."""
+    from mfrec.models.epoch_eval import train_metrics_on as rule
+
+    return rule(opts, dataset)
+
+
+def epoch_note(train_loss_text: str, seconds: float, **rmse: float | None) -> str:
+    """An epoch's log line: the loss, then each RMSE that was measured (``train_rmse``, ``val_rmse``)."""
+    measured = " ".join(f"{k} {fmt(v)}" for k, v in rmse.items() if v is not None)
+    return f"{train_loss_text}{' ' + measured if measured else ''} ({seconds:.1f}s)"
+
+
 def end_epoch(callback, best: BestEpoch, module, epoch: int, score: float, validated: bool, note: str,
-              train_rmse=None, val_rmse=None, test_rmse=None, seconds=None, **metrics) -> bool:
+              train_rmse=None, val_rmse=None, seconds=None, **metrics) -> bool:
     """What every neural loop does after an epoch: keep the weights if ``score`` is the best so far,
     report the epoch to ``callback`` (metrics.csv, log and progress bar are written from it), and
-    return whether early stopping ends the fit."""
+    return whether early stopping ends the fit. An epoch never reports a test RMSE: the fit measures
+    the test split once, on the kept weights."""
     best.keep(score, epoch, module)
     stop = best.should_stop(epoch, validated)
-    emit(callback, EpochReport(epoch, train_rmse, val_rmse, test_rmse, seconds, best.epoch, stop, metrics,
+    emit(callback, EpochReport(epoch, train_rmse, val_rmse, None, seconds, best.epoch, stop, metrics,
                                f"epoch {epoch}: {note}"))
     return stop
 

@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "negatives": 4,  # sampled negative genres per positive pair
     "device": "cpu",
     "seed": 42,
+    "train_metrics": None,  # training RMSE every epoch: --train-metrics; null = only without a validation split
 }
 
 

@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "init_std": 0.1,
     "device": "cpu",
     "seed": 42,
+    "train_metrics": None,  # training RMSE every epoch: --train-metrics; null = only without a validation split
 }
 
 

@@ -2,8 +2,10 @@
 
 ``fit_rating`` trains any module with ``forward(user, movie) -> rating`` on the train split with MSE
 and Adam, reports every epoch to ``callback``, writes one checkpoint per epoch, and keeps the epoch
-with the lowest validation RMSE (training RMSE when there is no validation split). Predictions are clipped to the
-dataset's rating scale when evaluated.
+with the lowest validation RMSE (training loss when there is no validation split). Each epoch is
+evaluated as the ALS models' are (``mfrec.models.epoch_eval``): validation, training RMSE only with
+``train_metrics`` (or without a validation split), never the test split, which is measured once on
+the kept weights. Predictions are clipped to the dataset's rating scale when evaluated.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import torch
 
 from mfrec.callbacks import Step, emit
 from mfrec.neural.common import (
-    BestEpoch, Timer, batches, end_epoch, fmt, optimizer_step, load_state, save_checkpoint, split_tensors,
+    BestEpoch, Timer, batches, end_epoch, epoch_note, fmt, optimizer_step, load_state, save_checkpoint, split_tensors,
+    train_metrics_on,
 )
 
 
@@ -42,11 +45,16 @@ def rmse_mae(module, data, lo, hi) -> tuple[float | None, float | None]:
 def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, generator: torch.Generator,
                device: torch.device, model_name: str, extra: dict[str, Any] | None = None,
                callback=None) -> dict[str, Any]:
-    """Train ``module`` on ratings; returns the facts for summary.json (and leaves the best weights loaded)."""
+    """Train ``module`` on ratings; returns the facts for summary.json (and leaves the best weights loaded).
+
+    Every epoch is evaluated on the validation split, and on the training ratings only when
+    ``train_metrics_on(opts, dataset)``; the kept epoch is the best by validation RMSE, or without
+    a validation split by training loss (so measuring never changes which weights are kept). The
+    test split is read once, after the last epoch, on the kept weights."""
     lo, hi = dataset.rating_scale
     train = split_tensors(dataset.train, device)
     val = split_tensors(dataset.val, device)
-    test = split_tensors(dataset.test, device)
+    with_train = train_metrics_on(opts, dataset)
     optim = torch.optim.Adam(module.parameters(), lr=opts["lr"])
     reg = float(opts.get("reg", 0.0))
     n = len(train[0])
@@ -54,6 +62,7 @@ def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, gene
     best = BestEpoch(opts.get("patience"))
     timer = Timer()
     n_batches = math.ceil(n / bs)
+    measured: dict[int, tuple[float | None, float | None]] = {}
     for epoch in range(1, epochs + 1):
         t_ep = Timer()
         module.train()
@@ -67,23 +76,23 @@ def fit_rating(module: torch.nn.Module, dataset, opts: dict[str, Any], run, gene
             total += optimizer_step(optim, loss, model_name, epoch, full) * len(idx)
             emit(callback, Step(1, epochs * n_batches, model_name, " batches"))
         train_loss = total / n
-        tr, _ = rmse_mae(module, train, lo, hi)
+        tr = rmse_mae(module, train, lo, hi)[0] if with_train else None
         va, _ = rmse_mae(module, val, lo, hi)
-        te, _ = rmse_mae(module, test, lo, hi)
+        measured[epoch] = (tr, va)
         val_loss = va ** 2 if va is not None else None
         secs = t_ep()
         save_checkpoint(run, module, epoch)
-        note = (f"train_loss {train_loss:.4f} train_rmse {fmt(tr)} val_rmse {fmt(va)} test_rmse {fmt(te)} "
-                f"({secs:.1f}s)")
-        if end_epoch(callback, best, module, epoch, va if va is not None else tr, va is not None, note,
-                     tr, va, te, secs, train_loss=train_loss, val_loss=val_loss, **(extra or {})):
+        note = epoch_note(f"train_loss {train_loss:.4f}", secs, train_rmse=tr, val_rmse=va)
+        if end_epoch(callback, best, module, epoch, va if va is not None else train_loss, va is not None, note,
+                     tr, va, secs, train_loss=train_loss, val_loss=val_loss, **(extra or {})):
             run.log(f"stopping: no better validation RMSE for {best.patience} epochs")
             epochs = epoch
             break
     best.restore(module)
-    tr, _ = rmse_mae(module, train, lo, hi)
-    va, _ = rmse_mae(module, val, lo, hi)
-    te, tmae = rmse_mae(module, test, lo, hi)
+    tr, va = measured[best.epoch]
+    if tr is None:  # not measured per epoch: one pass, on the kept weights, for the summary
+        tr, _ = rmse_mae(module, train, lo, hi)
+    te, tmae = rmse_mae(module, split_tensors(dataset.test, device), lo, hi)  # the test split, once
     seconds = timer()
     run.log(f"best epoch {best.epoch}: train_rmse {fmt(tr)} val_rmse {fmt(va)} test_rmse {fmt(te)} test_mae {fmt(tmae)}")
     return {

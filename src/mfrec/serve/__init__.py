@@ -13,9 +13,13 @@ core never imports this package; ``mfrec serve`` without the extra says which co
 - Concurrency: scoring is CPU-bound NumPy/Numba. Each scoring request runs on a worker thread
   (``anyio.to_thread``) behind a ``CapacityLimiter`` of ``workers`` tokens, so the event loop keeps
   accepting and parsing requests while at most ``workers`` requests score at once; the others wait
-  their turn in arrival order. The Numba kernels hold the GIL, so for parallel scoring
-  ``mfrec serve --processes N`` runs N processes on one port (``app.app_from_environment``), each
-  with the run loaded; ``tcp.NoDelayProtocol`` sets TCP_NODELAY on every connection.
+  their turn in arrival order. About three quarters of a request's CPU holds the GIL (only the score
+  and top-k kernels release it), so for parallel scoring ``mfrec serve --processes N`` runs N server
+  processes (``app.app_from_environment``), each with the run loaded, behind ``balance.Dispatcher``,
+  which hands each new connection to the process holding the fewest; ``tcp.NoDelayProtocol`` sets
+  TCP_NODELAY on every connection.
+- ``service.load_ranker``: the run that ranks lists under a request's ``rank_by`` (Inference.py's
+  ``--rank-by``), chosen and loaded once at start; a request never names a run to load.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import html
 import gc
 import json
 import logging
+import os
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Literal, Optional
@@ -36,8 +37,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mfrec.errors import DataError, MfrecError, ModelError, UnknownIdError
 from mfrec.inference.defaults import DEFAULTS
-from mfrec.serve.schemas import ErrorBody, Health, MadeUpUserRequest, ModelInfo, RecommendationList, SearchResult
-from mfrec.serve.service import Caps, RequestError, Service
+from mfrec.serve.schemas import (LOWER_BOUND_HELP, RANK_BY_HELP, ErrorBody, Health, MadeUpUserRequest, ModelInfo,
+                                 RecommendationList, SearchResult)
+from mfrec.serve.service import Caps, RequestError, Service, load_ranker
 
 API = "/api/v1"
 log = logging.getLogger("mfrec.serve")
@@ -110,13 +112,14 @@ SETTINGS_ENV = "MFREC_SERVE_SETTINGS"
 
 def app_from_environment() -> FastAPI:
     """The app of one of several server processes (``mfrec serve --processes N``): each loads the run
-    named by the JSON in ``$MFREC_SERVE_SETTINGS`` ({"run": folder, "caps": {...}}) for itself."""
-    import os
-
+    named by the JSON in ``$MFREC_SERVE_SETTINGS`` ({"run": folder, "caps": {...}, "rank_by": the ranking
+    run's folder or "none", "runs_root": folder}) for itself."""
     from mfrec.inference.api import load_experiment
 
     settings = json.loads(os.environ[SETTINGS_ENV])
-    return create_app(Service(load_experiment(settings["run"]), Caps(**settings["caps"])))
+    exp = load_experiment(settings["run"])
+    ranker, note, _ = load_ranker(exp, settings.get("rank_by", "none"), settings.get("runs_root", "Experiments_"))
+    return create_app(Service(exp, Caps(**settings["caps"]), ranker, note))
 
 
 def _read_static() -> dict[str, tuple[bytes, str]]:
@@ -186,7 +189,7 @@ def _meta_router() -> APIRouter:
 
     @r.get("/health", response_model=Health, summary="Is the server up, and which run it serves")
     async def health(service: Service = Depends(get_service)):
-        return {"status": "ok", "run": service.exp.name}
+        return {"status": "ok", "run": service.exp.name, "process": os.getpid()}
 
     @r.get("/model", response_model=ModelInfo, summary="The run: model, dataset, metrics, genres, caps")
     async def model(service: Service = Depends(get_service)):
@@ -227,16 +230,20 @@ def _recommendations_router() -> APIRouter:
     @r.post("/recommendations", response_model=RecommendationList, summary="Recommend for a made-up user's ratings")
     async def made_up_user(request: Request, body: MadeUpUserRequest, service: Service = Depends(get_service)):
         return await scored(request, service.recommend, [(x.movie, x.rating) for x in body.ratings], body.top,
-                            body.genres, body.years, body.min_ratings, body.explain, body.dislikes)
+                            body.genres, body.years, body.min_ratings, body.explain, body.dislikes, body.rank_by,
+                            body.lower_bound)
 
     @r.get("/users/{user_id}/recommendations", response_model=RecommendationList,
            summary="Recommend for an existing user (original userId)")
     async def user(request: Request, user_id: str, top: int = _top(), genre: Optional[list[str]] = _genre(),
                    years: Optional[str] = _years(), min_ratings: int = _min_ratings(),
                    explain: bool = Query(False, description="Add each movie's per-rating contribution lines (details)."),
-                   exclude: Literal["all", "train"] = _exclude(), service: Service = Depends(get_service)):
+                   exclude: Literal["all", "train"] = _exclude(),
+                   rank_by: str = Query("auto", max_length=200, description=RANK_BY_HELP),
+                   lower_bound: float = Query(0.0, description=LOWER_BOUND_HELP),
+                   service: Service = Depends(get_service)):
         return await scored(request, service.recommend_user, user_id, top, _genres(genre), years, min_ratings,
-                            explain, exclude)
+                            explain, exclude, rank_by, lower_bound)
 
     @r.get("/groups/recommendations", response_model=RecommendationList,
            summary="One list for a pair or group of existing users (least misery)")

@@ -9,6 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from mfrec.inference.defaults import DEFAULTS
 
 
+RANK_BY_HELP = ("Which run ranks the list (Inference.py --rank-by): auto (default) lets the server's ranking run "
+                "(an ials or ease run on the same dataset, chosen when the server started; see /model's ranker) rank "
+                "a rating model's list unless the request explains it, re-ranks dislikes or asks a lower bound; none: "
+                "the served run ranks its own list; the ranking run's model kind or run name: that run, or 404 when "
+                "the server has no such run. predicted_rating always comes from the served run.")
+LOWER_BOUND_HELP = ("bayes runs with kept samples (Inference.py --lower-bound): rank by predicted rating - z x its "
+                    "posterior sd, so sure bets come first; 0 (default) ranks by the predicted rating. Other runs: 400.")
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -30,6 +39,8 @@ class MadeUpUserRequest(Strict):
     dislikes: Literal["score", "down-only"] = Field(
         DEFAULTS.dislikes, description="Rank by the model's score (a film unlike a disliked one is lifted), or take "
                                        "that lift off so dislikes only pull films down (Inference.py --dislikes).")
+    rank_by: str = Field("auto", max_length=200, description=RANK_BY_HELP)
+    lower_bound: float = Field(0.0, description=LOWER_BOUND_HELP, examples=[1.0])
 
 
 class Movie(BaseModel):
@@ -53,21 +64,31 @@ class Item(BaseModel):
     genres: list[str]
     predicted_rating: Optional[float] = Field(None, description="Clipped to the rating scale; absent for similar movies "
                                                                "and for models that predict no rating.")
+    sd: Optional[float] = Field(None, description="bayes runs with kept samples: the posterior predictive standard "
+                                                  "deviation of predicted_rating (shown as 4.3 ± 0.4).")
     score: float = Field(description="The value the list is ranked by (see ranked_by).")
     why: str = Field(description="Why the movie is listed: the rated movies that contributed most, with shares.")
     details: list[str] = Field(default_factory=list, description="With explain: per-rating contribution lines.")
+
+
+class Ranker(BaseModel):
+    run: str
+    kind: str = Field(description="Its model kind: ials, ease, popularity, or another factor run's.")
+    describe: str = Field(description="What its scores are.")
 
 
 class RecommendationList(BaseModel):
     run: str
     model: str
     kind: str = Field(description="recommend, similar or popular.")
-    ranked_by: str = Field(description="score, cosine, logit or training_ratings.")
+    ranked_by: str = Field(description="score, cosine, logit, training_ratings, ease_score or rank_score.")
     ranked_by_means: str
     notes: list[str] = Field(description="What the list is: how the user was placed, what was excluded, filters.")
     items: list[Item]
     rated: Optional[list[RatedMovie]] = Field(None, description="A made-up user's ratings as matched.")
     movie: Optional[Movie] = Field(None, description="Similar movies: the movie they are similar to.")
+    ranker: Optional[Ranker] = Field(None, description="When another run ranked the list (rank_by): that run; "
+                                                       "the scores are then its own (ranked_by rank_score).")
 
 
 class SearchResult(BaseModel):
@@ -90,6 +111,10 @@ class ModelInfo(BaseModel):
     years: Optional[list[int]] = None
     metrics: dict[str, float] = Field(description="The run's summary figures (train/val/test RMSE, MAE, ...).")
     supports: list[str] = Field(description="The requests this kind of run answers: like, user, users, similar, explain...")
+    ranker: Optional[Ranker] = Field(None, description="The run that ranks made-up and existing users' lists under "
+                                                       "rank_by auto (chosen at start), or null.")
+    posterior_sd: bool = Field(False, description="Whether lists carry each predicted rating's posterior sd "
+                                                  "(bayes runs with kept samples; lower_bound works).")
     defaults: dict[str, Union[int, str]]
     caps: dict[str, int] = Field(description="What one request may ask for.")
 
@@ -97,6 +122,7 @@ class ModelInfo(BaseModel):
 class Health(BaseModel):
     status: str
     run: str
+    process: int = Field(description="The id of the server process that answered (mfrec serve --processes N).")
 
 
 class ErrorBody(BaseModel):

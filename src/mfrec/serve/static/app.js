@@ -126,8 +126,10 @@ function card(item, withSimilar) {
   titles.append(el("span", "title", item.title), meta(item));
   head.append(titles);
   if (item.predicted_rating !== null && item.predicted_rating !== undefined) {
-    const p = el("span", "predicted", `★ ${item.predicted_rating.toFixed(1)}`);
-    p.title = "predicted rating";
+    // bayes runs: the posterior sd of the prediction, "4.3 ± 0.4"
+    const sd = item.sd !== null && item.sd !== undefined ? ` ± ${item.sd.toFixed(1)}` : "";
+    const p = el("span", "predicted", `★ ${item.predicted_rating.toFixed(1)}${sd}`);
+    p.title = sd ? "predicted rating ± its posterior standard deviation" : "predicted rating";
     head.append(p);
   } else if (item.score !== undefined) {
     head.append(el("span", "predicted muted", item.score.toFixed(2)));
@@ -190,7 +192,10 @@ async function refresh() {
     }
     if (seq !== state.seq) return; // a newer request is on its way
     showError("");
-    $("recs-note").textContent = data.notes.filter((n) => n.startsWith("filter")).join("; ");
+    const notes = data.notes.filter((n) => n.startsWith("filter"));
+    // another run ranked the list (rank_by): say which; the stars stay the served run's predictions
+    if (data.ranker) notes.unshift(`ranked by ${data.ranker.kind} run ${data.ranker.run}; ★ is ${data.run}'s predicted rating`);
+    $("recs-note").textContent = notes.join("; ");
     $("recs").replaceChildren(...data.items.map((it) => card(it, true)));
     if (!data.items.length) $("recs").append(el("li", "empty", "No film passes these filters."));
   } catch (e) {
