@@ -99,6 +99,18 @@ def test_beats_mf_and_the_running_mean_converges(noisy_dataset):
     assert np.all(sd >= bayes.config["noise_sd"] * 0.999)
 
 
+def test_the_first_samples_at_a_rank_far_above_the_datas_do_not_overfit(noisy_dataset):
+    # k = 32 on rank-3 data with 2,495 training ratings: the first sweep's prior is drawn from the
+    # initial factors (sd 0.1), so the first samples stay near the data's scale; with a fixed starting
+    # precision of 1 their test RMSE was about 2x that of predicting the training mean (1.7-2.0)
+    ds = noisy_dataset
+    model = fit(ds, BayesConfig(factors=32, samples=3, burn_in=2, implicit_user=False, implicit_movie=False,
+                                time_bias=False))
+    mean_only = float(np.sqrt(np.mean((ds.test.rating - np.mean(ds.train.rating)) ** 2)))
+    first = [r.test_rmse for r in model.history]
+    assert max(first) < 1.1 * mean_only, (first, mean_only)
+
+
 def test_time_biases_find_a_planted_user_day_effect(tmp_path):
     """Each (user, day) shifts all of that day's ratings; the time-bias group learns the shift from
     the day's training ratings, and a test rating on a day without training ratings gets no term."""

@@ -10,7 +10,9 @@ myFM's best ML-100k setting uses, built from the training ratings only (its "str
 
 **Priors.** Every group (user biases, user factors, movie biases, movie factors, z, w) has a
 Gaussian prior with one mean and one precision per dimension, and those get a Normal–Gamma
-hyperprior (mean ~ N(0, 1/λ), λ ~ Gamma(1, 1)), as in libFM and myFM. Why Normal–Gamma rather than
+hyperprior (mean ~ N(0, 1/λ), λ ~ Gamma(1, 1)), as in libFM and myFM, drawn every sweep and once
+more from the initial state before the first (so the first sweep meets a prior as strong as the
+initial factors, not a fixed precision of 1 under which the first sweeps overfit at large k). Why Normal–Gamma rather than
 BPMF's Normal–Wishart: a diagonal prior keeps each row's conditional precision "ALS Gram +
 diagonal", the ALS half-step's own shape (``mfrec.kernels.als``), its hyperparameters are drawn in
 O(k) per group, and it is what reaches myFM's accuracy; a full Wishart couples the dimensions for
